@@ -1,0 +1,203 @@
+/**
+ * Every frame of wire protocol v1 (DESIGN.md section 6) as a discriminated union on `t`.
+ * Ids of chats and messages are opaque strings; user and device ids match ID_PATTERN.
+ */
+import type { ErrorCode } from './errors';
+
+export interface AttachmentRef {
+  readonly key: string;
+  readonly mime: string;
+  readonly size: number;
+}
+
+// ---- client -> server: requests (carry `id`, answered by ok or err) ----
+
+export interface CreateChatRequest {
+  t: 'createChat';
+  id: number;
+  members: string[];
+  name?: string;
+}
+export interface AddMembersRequest {
+  t: 'addMembers';
+  id: number;
+  chatId: string;
+  members: string[];
+}
+export interface RemoveMembersRequest {
+  t: 'removeMembers';
+  id: number;
+  chatId: string;
+  members: string[];
+}
+export interface ListChatsRequest {
+  t: 'listChats';
+  id: number;
+}
+export interface SendRequest {
+  t: 'send';
+  id: number;
+  chatId: string;
+  clientMsgId: string;
+  body?: string;
+  attachments?: AttachmentRef[];
+}
+export interface SyncRequest {
+  t: 'sync';
+  id: number;
+  after: number;
+  limit?: number;
+}
+export interface ReadRequest {
+  t: 'read';
+  id: number;
+  chatId: string;
+  messageId: string;
+}
+export interface LastSeenRequest {
+  t: 'lastSeen';
+  id: number;
+  user: string;
+}
+export interface UploadTargetRequest {
+  t: 'uploadTarget';
+  id: number;
+  mime: string;
+  size: number;
+}
+export interface DownloadUrlRequest {
+  t: 'downloadUrl';
+  id: number;
+  key: string;
+}
+
+export type ClientRequest =
+  | CreateChatRequest
+  | AddMembersRequest
+  | RemoveMembersRequest
+  | ListChatsRequest
+  | SendRequest
+  | SyncRequest
+  | ReadRequest
+  | LastSeenRequest
+  | UploadTargetRequest
+  | DownloadUrlRequest;
+
+export type RequestType = ClientRequest['t'];
+
+// ---- client -> server: fire-and-forget ----
+
+/** Cumulative: every event with seq <= `seq` is acknowledged by this device. */
+export interface AckFrame {
+  t: 'ack';
+  seq: number;
+}
+export interface TypingFrame {
+  t: 'typing';
+  chatId: string;
+}
+export interface PongFrame {
+  t: 'pong';
+  seq: number;
+}
+
+export type ClientNotice = AckFrame | TypingFrame | PongFrame;
+export type ClientFrame = ClientRequest | ClientNotice;
+
+// ---- server -> client ----
+
+export interface WelcomeFrame {
+  t: 'welcome';
+  user: string;
+  device: string;
+  node: string;
+  epoch: number;
+  /** The user's latest sequence number; 0 when the user has no events yet. */
+  seq: number;
+  heartbeatMs: number;
+}
+
+export interface ChatSummary {
+  chatId: string;
+  name: string | null;
+  members: string[];
+}
+
+/** The fields of each request's `ok` reply, beside `t` and `id`. */
+export interface OkFields {
+  createChat: { chatId: string };
+  addMembers: Record<string, never>;
+  removeMembers: Record<string, never>;
+  listChats: { chats: ChatSummary[] };
+  send: { messageId: string; ts: number; dup?: boolean };
+  sync: { seq: number; more: boolean };
+  read: Record<string, never>;
+  lastSeen: { online: boolean; lastSeen: number | null };
+  uploadTarget: { key: string; url: string; fields?: Record<string, string>; expiresAt: number };
+  downloadUrl: { url: string; expiresAt: number };
+}
+
+export type OkFrame<T extends RequestType = RequestType> = { t: 'ok'; id: number } & OkFields[T];
+
+export interface ErrFrame {
+  t: 'err';
+  /** Absent when the failing frame had no readable id. */
+  id?: number;
+  code: ErrorCode;
+  message: string;
+}
+
+export interface MessageEvent {
+  t: 'evt';
+  seq: number;
+  kind: 'message';
+  chatId: string;
+  messageId: string;
+  from: string;
+  body: string | null;
+  attachments: AttachmentRef[];
+  ts: number;
+}
+export interface ChatEvent {
+  t: 'evt';
+  seq: number;
+  kind: 'chat';
+  chatId: string;
+  change: 'created' | 'membersAdded' | 'membersRemoved';
+  members: string[];
+  by: string;
+  ts: number;
+}
+export interface ReceiptEvent {
+  t: 'evt';
+  seq: number;
+  kind: 'receipt';
+  chatId: string;
+  messageId: string;
+  user: string;
+  status: 'delivered' | 'read';
+  ts: number;
+}
+export type EventFrame = MessageEvent | ChatEvent | ReceiptEvent;
+
+/** An event as stored in a user's inbox, before it gets its frame type. */
+export type InboxEvent = Omit<MessageEvent, 't'> | Omit<ChatEvent, 't'> | Omit<ReceiptEvent, 't'>;
+
+export interface TypingNotice {
+  t: 'typing';
+  chatId: string;
+  user: string;
+}
+export interface PingFrame {
+  t: 'ping';
+  seq: number;
+}
+export interface MovedFrame {
+  t: 'moved';
+  node: string;
+  url: string;
+  epoch: number;
+}
+
+export type ServerFrame =
+  WelcomeFrame | OkFrame | ErrFrame | EventFrame | TypingNotice | PingFrame | MovedFrame;

@@ -1,0 +1,18 @@
+export { ErrorCodes, CloseCode, ChatError, isChatError, httpStatusOf } from './errors';
+export type { ErrorCode } from './errors';
+export { defaultLimits, ID_PATTERN, isValidId } from './limits';
+export type { Limits } from './limits';
+export { validateClientFrame, requestIdOf } from './validate';
+export {
+  jsonCodec,
+  msgpackCodec,
+  codecs,
+  codecFor,
+  decodeClientFrame,
+  JSON_SUBPROTOCOL,
+  MSGPACK_SUBPROTOCOL,
+} from './codec';
+export type { Codec, Subprotocol, WireData } from './codec';
+export { signToken, verifyToken } from './token';
+export type { TokenClaims } from './token';
+export type * from './frames';

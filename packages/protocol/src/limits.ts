@@ -1,0 +1,34 @@
+/** Input bounds enforced by validation and by the node. Every field is configurable. */
+export interface Limits {
+  /** Largest frame answered with TOO_LARGE instead of being processed, in bytes. */
+  readonly maxFrameBytes: number;
+  /** Longest message body, in characters (UTF-16 code units). */
+  readonly maxBodyChars: number;
+  /** Most members in one chat, the creator included. */
+  readonly maxMembersPerChat: number;
+  /** Most simultaneously connected devices of one user. */
+  readonly maxDevicesPerUser: number;
+  /** Longest chat name, in characters. */
+  readonly maxChatNameChars: number;
+  /** Most events returned by one sync page. */
+  readonly maxSyncLimit: number;
+  /** Most attachments on one message. */
+  readonly maxAttachments: number;
+}
+
+export const defaultLimits: Limits = Object.freeze({
+  maxFrameBytes: 64 * 1024,
+  maxBodyChars: 4096,
+  maxMembersPerChat: 100,
+  maxDevicesPerUser: 3,
+  maxChatNameChars: 128,
+  maxSyncLimit: 500,
+  maxAttachments: 10,
+});
+
+/** User and device ids: 1 to 64 characters of `[A-Za-z0-9._-]`. */
+export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function isValidId(value: unknown): value is string {
+  return typeof value === 'string' && ID_PATTERN.test(value);
+}

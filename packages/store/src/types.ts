@@ -1,0 +1,105 @@
+/**
+ * The store's contract with the chat node. Every method runs against Postgres; a failure to
+ * reach it surfaces as ChatError('UNAVAILABLE'), a rule violation as the matching ChatError
+ * (NOT_FOUND, NOT_MEMBER, LIMIT, BAD_REQUEST), anything unexpected as ChatError('INTERNAL').
+ */
+import type { AttachmentRef, ChatSummary, InboxEvent } from '@chat/protocol';
+
+/** One inbox event that was just committed for one user: the node pushes it to their devices. */
+export interface Delivery {
+  readonly userId: string;
+  readonly event: InboxEvent;
+}
+
+export interface DeviceState {
+  /** The user's latest sequence number (0 when the user has no events yet). */
+  readonly latestSeq: number;
+  /** Highest seq this device has acked (0 for a new device). */
+  readonly ackedSeq: number;
+  /** True when this call created the device row. */
+  readonly created: boolean;
+}
+
+export interface SendInput {
+  readonly senderId: string;
+  readonly chatId: string;
+  readonly clientMsgId: string;
+  readonly body: string | null;
+  readonly attachments: readonly AttachmentRef[];
+  /** Server receive time, ms since the epoch: becomes the message's ts. */
+  readonly now: number;
+}
+
+export interface SendResult {
+  readonly messageId: string;
+  readonly ts: number;
+  /** True when (senderId, clientMsgId) was stored before: nothing new was written. */
+  readonly dup: boolean;
+  /** The committed inbox events, one per member (sender included); empty when dup. */
+  readonly deliveries: readonly Delivery[];
+}
+
+export interface MembershipResult {
+  readonly chatId: string;
+  /** The `chat` events committed for every member (and, on removal, every removed member). */
+  readonly deliveries: readonly Delivery[];
+}
+
+export interface SyncPage {
+  /** Events with seq > after, ascending, at most `limit`. */
+  readonly events: readonly InboxEvent[];
+  /** The user's latest sequence number. */
+  readonly latestSeq: number;
+  /** True when events after the last returned one remain. */
+  readonly more: boolean;
+}
+
+export interface ChatStore {
+  /**
+   * Makes sure the user and the device exist (users are implicit) and returns the device's
+   * cursor. Updates the device's last_active.
+   */
+  connectDevice(userId: string, deviceId: string, now: number): Promise<DeviceState>;
+  /**
+   * Moves the device's cursor forward to `seq` (never backwards, never past the user's latest
+   * seq) and deletes the user's inbox events that every device of the user has acked.
+   */
+  ack(userId: string, deviceId: string, seq: number): Promise<void>;
+  /** The user's latest sequence number, 0 when none. */
+  latestSeq(userId: string): Promise<number>;
+
+  /** Creates a chat of creator + members (deduplicated); LIMIT past maxMembersPerChat. */
+  createChat(
+    creatorId: string,
+    members: readonly string[],
+    name: string | null,
+    now: number,
+  ): Promise<MembershipResult>;
+  /** NOT_FOUND for an unknown chat, NOT_MEMBER when `by` is not a member, LIMIT past the cap. */
+  addMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    now: number,
+  ): Promise<MembershipResult>;
+  /** As addMembers; removed members get the event too. */
+  removeMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    now: number,
+  ): Promise<MembershipResult>;
+  listChats(userId: string): Promise<ChatSummary[]>;
+
+  /**
+   * Stores a message and one inbox event per member, in a transaction shared with other
+   * concurrent sends (group commit). Resolves only after the commit. NOT_FOUND for an unknown
+   * chat, NOT_MEMBER when the sender is not a member (nothing written in either case).
+   */
+  send(input: SendInput): Promise<SendResult>;
+
+  sync(userId: string, after: number, limit: number): Promise<SyncPage>;
+
+  /** Waits for in-flight batches, then closes the pool. */
+  close(): Promise<void>;
+}
