@@ -3,6 +3,7 @@
  * frames, one JSON object each) and `chat.v1.msgpack` (binary frames, one msgpack map each).
  */
 import { Packr } from 'msgpackr';
+import type { Options } from 'msgpackr';
 import { ChatError } from './errors';
 import type { ClientFrame } from './frames';
 import type { Limits } from './limits';
@@ -44,7 +45,16 @@ export const jsonCodec: Codec = Object.freeze({
 });
 
 // Plain maps, no msgpackr records or extensions: clients in other languages must read these.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+// By default msgpackr writes `undefined` as extension type 0; instead drop undefined properties
+// and write undefined array items as nil, as JSON.stringify does. (`skipValues` is documented in
+// msgpackr's README but missing from its typings, hence the assertion.)
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+  encodeUndefinedAsNil: true,
+  skipValues: [undefined],
+} as Options);
 
 export const msgpackCodec: Codec = Object.freeze({
   subprotocol: MSGPACK_SUBPROTOCOL,

@@ -123,15 +123,18 @@ export interface ChatSummary {
   members: string[];
 }
 
+/** An `ok` reply with no fields beside `t` and `id`. */
+export type NoFields = Record<never, never>;
+
 /** The fields of each request's `ok` reply, beside `t` and `id`. */
 export interface OkFields {
   createChat: { chatId: string };
-  addMembers: Record<string, never>;
-  removeMembers: Record<string, never>;
+  addMembers: NoFields;
+  removeMembers: NoFields;
   listChats: { chats: ChatSummary[] };
   send: { messageId: string; ts: number; dup?: boolean };
   sync: { seq: number; more: boolean };
-  read: Record<string, never>;
+  read: NoFields;
   lastSeen: { online: boolean; lastSeen: number | null };
   uploadTarget: { key: string; url: string; fields?: Record<string, string>; expiresAt: number };
   downloadUrl: { url: string; expiresAt: number };

@@ -1,0 +1,259 @@
+/**
+ * The chat node's behaviour, independent of the socket library: admission of authenticated
+ * devices, frame handling, delivery to connected devices, heartbeats and ack timeouts.
+ * `server.ts` binds it to uWebSockets.js.
+ */
+import type { ClientFrame, ClientRequest, Codec, ErrorCode, TokenClaims, WireData } from '@chat/protocol';
+import { ChatError, CloseCode, decodeClientFrame, isChatError, requestIdOf, verifyToken } from '@chat/protocol';
+import type { ChatStore, Delivery, SyncPage } from '@chat/store';
+import type { Logger } from 'pino';
+import { AckWriter } from './ack-writer';
+import type { Clock } from './clock';
+import type { NodeConfig } from './config';
+import type { RequestContext } from './requests';
+import { handleRequest } from './requests';
+import type { DeliveryFabric, LocalDeliverer, Ownership } from './routing';
+import { localFabric, singleNodeOwnership } from './routing';
+import type { SocketPort } from './session';
+import { Session } from './session';
+import { SessionRegistry } from './sessions';
+
+export interface ChatNodeDeps {
+  readonly config: NodeConfig;
+  readonly store: ChatStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly ownership?: Ownership;
+  /** Builds the delivery fabric around this node's local delivery; local-only by default. */
+  readonly fabric?: (local: LocalDeliverer) => DeliveryFabric;
+}
+
+/** Close code for "try again later" when the node cannot reach its store at connect time. */
+const TRY_AGAIN_LATER = 1013;
+/** Frames a device may send before its welcome; more means a broken client. */
+const MAX_FRAMES_BEFORE_READY = 64;
+
+export class ChatNode {
+  readonly sessions: SessionRegistry;
+  private readonly config: NodeConfig;
+  private readonly store: ChatStore;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly ownership: Ownership;
+  private readonly fabric: DeliveryFabric;
+  private readonly acks: AckWriter;
+  private readonly requestContext: RequestContext;
+  private readonly notReady = new Map<Session, ClientFrame[]>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(deps: ChatNodeDeps) {
+    this.config = deps.config;
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.log = deps.log;
+    this.ownership = deps.ownership ?? singleNodeOwnership;
+    this.sessions = new SessionRegistry(this.config.limits.maxDevicesPerUser);
+    const local: LocalDeliverer = (deliveries) => this.deliverLocally(deliveries);
+    this.fabric = (deps.fabric ?? localFabric)(local);
+    this.acks = new AckWriter(this.store, this.config.ackFlushMs, this.log.child({ component: 'acks' }));
+    this.requestContext = {
+      store: this.store,
+      now: () => this.clock.now(),
+      syncPageSize: this.config.syncPageSize,
+      deliver: (deliveries) => this.fabric.deliver(deliveries),
+      sendEvents: (session, page) => this.sendSyncPage(session, page),
+    };
+  }
+
+  start(): void {
+    this.sweeper = setInterval(() => this.sweep(), this.config.sweepIntervalMs);
+    this.sweeper.unref();
+  }
+
+  /** Checks a device token; throws ChatError UNAUTHORIZED. */
+  authenticate(token: string | undefined): TokenClaims {
+    if (token === undefined || token === '') throw new ChatError('UNAUTHORIZED', 'missing token');
+    return verifyToken(token, this.config.authSecret, this.clock.now());
+  }
+
+  /** True when a browser Origin may connect (clients that send none are not browsers). */
+  isOriginAllowed(origin: string): boolean {
+    return origin === '' || this.config.allowedOrigins.length === 0 || this.config.allowedOrigins.includes(origin);
+  }
+
+  /** A socket opened for an authenticated device. Returns its session. */
+  open(claims: TokenClaims, codec: Codec, socket: SocketPort): Session {
+    const session = new Session(claims.sub, claims.dev, codec, socket, this.config, this.clock.now());
+    const moved = this.ownership.redirectFor(claims.sub);
+    if (moved !== undefined) {
+      session.send(moved);
+      session.close(CloseCode.MOVED, 'moved');
+      return session;
+    }
+    const added = this.sessions.add(session);
+    if (!added.ok) {
+      session.send({ t: 'err', code: 'LIMIT', message: `at most ${this.config.limits.maxDevicesPerUser} devices per user` });
+      session.close(CloseCode.DEVICE_LIMIT, 'device limit reached');
+      return session;
+    }
+    this.notReady.set(session, []);
+    void this.welcome(session);
+    return session;
+  }
+
+  private async welcome(session: Session): Promise<void> {
+    try {
+      const state = await this.store.connectDevice(session.user, session.device, this.clock.now());
+      this.sessions.noteSeq(session.user, state.latestSeq);
+    } catch (err) {
+      this.log.warn({ err, user: session.user }, 'cannot register device');
+      this.notReady.delete(session);
+      session.send({ t: 'err', code: 'UNAVAILABLE', message: 'storage is unavailable, try again later' });
+      session.close(TRY_AGAIN_LATER, 'storage unavailable');
+      return;
+    }
+    if (session.isClosed) return;
+    session.send({
+      t: 'welcome',
+      user: session.user,
+      device: session.device,
+      node: this.config.nodeId,
+      epoch: this.ownership.epoch(),
+      seq: this.sessions.latestSeq(session.user),
+      heartbeatMs: this.config.heartbeatMs,
+    });
+    session.ready = true;
+    const early = this.notReady.get(session) ?? [];
+    this.notReady.delete(session);
+    for (const frame of early) this.dispatch(session, frame);
+  }
+
+  /** One inbound WebSocket message. */
+  onMessage(session: Session, data: ArrayBuffer, isBinary: boolean): void {
+    if (session.isClosed) return;
+    if (isBinary !== session.codec.binary) {
+      session.send({ t: 'err', code: 'BAD_REQUEST', message: `${session.codec.subprotocol} uses ${session.codec.binary ? 'binary' : 'text'} frames` });
+      session.close(CloseCode.PROTOCOL_ERROR, 'wrong frame kind');
+      return;
+    }
+    let frame: ClientFrame;
+    try {
+      frame = decodeClientFrame(session.codec, data, this.config.limits);
+    } catch (err) {
+      this.replyError(session, err, undefined);
+      return;
+    }
+    const admitted = session.admit(this.clock.now());
+    if (admitted !== 'ok') {
+      if (admitted === 'close') {
+        session.close(CloseCode.RATE_LIMITED, 'rate limited');
+      } else if ('id' in frame) {
+        this.replyError(session, new ChatError('RATE_LIMITED', 'too many frames, slow down'), frame.id);
+      }
+      return;
+    }
+    const early = this.notReady.get(session);
+    if (early !== undefined) {
+      if (early.length >= MAX_FRAMES_BEFORE_READY) session.close(CloseCode.PROTOCOL_ERROR, 'too many frames before welcome');
+      else early.push(frame);
+      return;
+    }
+    this.dispatch(session, frame);
+  }
+
+  private dispatch(session: Session, frame: ClientFrame): void {
+    switch (frame.t) {
+      case 'ack':
+        if (session.onAck(frame.seq)) session.ping(this.sessions.latestSeq(session.user));
+        this.acks.note(session.user, session.device, frame.seq);
+        return;
+      case 'pong':
+        session.onPong();
+        return;
+      case 'typing':
+        // Typing indicators arrive with the presence work; until then they are dropped.
+        return;
+      default:
+        void this.request(session, frame);
+    }
+  }
+
+  private async request(session: Session, req: ClientRequest): Promise<void> {
+    try {
+      const fields = await handleRequest(this.requestContext, session, req);
+      session.send({ t: 'ok', id: req.id, ...fields });
+    } catch (err) {
+      this.replyError(session, err, req.id);
+    }
+  }
+
+  private replyError(session: Session, err: unknown, id: number | undefined): void {
+    let code: ErrorCode = 'INTERNAL';
+    let message = 'internal error';
+    let replyId = id;
+    if (isChatError(err)) {
+      code = err.code;
+      message = err.message;
+      replyId ??= requestIdOf(err.context);
+    } else {
+      this.log.error({ err, user: session.user }, 'request failed');
+    }
+    session.send(replyId === undefined ? { t: 'err', code, message } : { t: 'err', id: replyId, code, message });
+  }
+
+  private sendSyncPage(session: Session, page: SyncPage): void {
+    for (const event of page.events) session.send({ t: 'evt', ...event });
+    this.sessions.noteSeq(session.user, page.latestSeq);
+  }
+
+  /** Pushes committed events to this node's connected devices, encoding once per codec. */
+  private deliverLocally(deliveries: readonly Delivery[]): void {
+    const now = this.clock.now();
+    for (const { userId, event } of deliveries) {
+      this.sessions.noteSeq(userId, event.seq);
+      let encoded: Map<Codec, WireData> | undefined;
+      for (const session of this.sessions.devicesOf(userId)) {
+        encoded ??= new Map();
+        let data = encoded.get(session.codec);
+        if (data === undefined) {
+          data = session.codec.encode({ t: 'evt', ...event });
+          encoded.set(session.codec, data);
+        }
+        session.push(event.seq, data, now);
+      }
+    }
+  }
+
+  onDrain(session: Session): void {
+    if (session.onDrain()) session.ping(this.sessions.latestSeq(session.user));
+  }
+
+  onClose(session: Session): void {
+    session.markClosed();
+    this.notReady.delete(session);
+    this.sessions.remove(session);
+  }
+
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const session of this.sessions.all()) session.tick(now, this.sessions.latestSeq(session.user));
+  }
+
+  /** Closes every connection with 1001, writes pending acks and stops the fabric. */
+  async stop(): Promise<void> {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    for (const session of [...this.sessions.all()]) session.close(CloseCode.GOING_AWAY, 'node shutting down');
+    await this.acks.close();
+    await this.fabric.close();
+  }
+
+  stats(): { connections: number; users: number; maxBufferedBytes: number; pendingPushes: number } {
+    let maxBufferedBytes = 0;
+    let pendingPushes = 0;
+    for (const session of this.sessions.all()) {
+      maxBufferedBytes = Math.max(maxBufferedBytes, session.bufferedBytes);
+      pendingPushes += session.pendingCount;
+    }
+    return { connections: this.sessions.connectionCount, users: this.sessions.userCount, maxBufferedBytes, pendingPushes };
+  }
+}

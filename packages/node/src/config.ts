@@ -1,0 +1,129 @@
+/**
+ * The chat node's options: a documented interface with defaults, read from the environment by
+ * `nodeConfigFromEnv`. Every field is listed in the README's configuration table.
+ */
+import type { Limits } from '@chat/protocol';
+import { defaultLimits, isValidId } from '@chat/protocol';
+import type { Env } from './env';
+import { ConfigError, EnvReader } from './env';
+
+export interface NodeConfig {
+  /** This node's id, used in `welcome` and in the cluster. */
+  readonly nodeId: string;
+  /** Interface the WebSocket server binds to. */
+  readonly host: string;
+  /** Port of the WebSocket server; 0 picks a free one. */
+  readonly port: number;
+  /** URL clients are told to use for this node; derived from host and port when unset. */
+  readonly publicUrl: string | undefined;
+  /** HS256 secret that device tokens are signed with. */
+  readonly authSecret: string;
+  /** Browser Origins allowed to connect; empty allows any. Clients without Origin are allowed. */
+  readonly allowedOrigins: readonly string[];
+  /** Interval between heartbeat pings. */
+  readonly heartbeatMs: number;
+  /** How long a ping may stay unanswered before the connection is closed with 4002. */
+  readonly heartbeatTimeoutMs: number;
+  /** How long a pushed event may stay unacked before it is pushed again. */
+  readonly ackTimeoutMs: number;
+  /** Pushes of the same event before the connection is closed with 4002. */
+  readonly maxPushTries: number;
+  /** How often timers (heartbeats, ack timeouts) are checked. */
+  readonly sweepIntervalMs: number;
+  /** How often device cursors (acks) are written to Postgres, coalesced. */
+  readonly ackFlushMs: number;
+  /** Frames a connection may send per second (token bucket refill). */
+  readonly ratePerSec: number;
+  /** Token bucket size. */
+  readonly rateBurst: number;
+  /** Frames refused in a row before the connection is closed with 4029. */
+  readonly rateStrikes: number;
+  /** Bytes buffered for one connection past which pushes to it stop until it drains. */
+  readonly maxBufferedBytes: number;
+  /** Unacked pushes kept per connection; past it the device catches up by sync. */
+  readonly maxPendingPushes: number;
+  /** Default and maximum sync page. */
+  readonly syncPageSize: number;
+  readonly limits: Limits;
+  readonly databaseUrl: string;
+  readonly pgPoolMax: number;
+  readonly batchMaxSize: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const DEV_SECRET = 'dev-secret';
+
+export const defaultNodeConfig = Object.freeze({
+  nodeId: 'node-1',
+  host: '127.0.0.1',
+  port: 0,
+  allowedOrigins: [] as readonly string[],
+  heartbeatMs: 25_000,
+  heartbeatTimeoutMs: 10_000,
+  ackTimeoutMs: 10_000,
+  maxPushTries: 3,
+  sweepIntervalMs: 500,
+  ackFlushMs: 50,
+  ratePerSec: 50,
+  rateBurst: 100,
+  rateStrikes: 50,
+  maxBufferedBytes: 256 * 1024,
+  maxPendingPushes: 1000,
+  syncPageSize: 200,
+  limits: defaultLimits,
+  pgPoolMax: 10,
+  batchMaxSize: 256,
+  logLevel: 'info' as NodeConfig['logLevel'],
+});
+
+export interface LoadedConfig {
+  readonly config: NodeConfig;
+  /** True when CHAT_AUTH_SECRET was unset and the dev secret is in use. */
+  readonly usingDevSecret: boolean;
+}
+
+/** Reads and validates every CHAT_* variable and DATABASE_URL; throws ConfigError naming the variable. */
+export function nodeConfigFromEnv(env: Env): LoadedConfig {
+  const r = new EnvReader(env);
+  const d = defaultNodeConfig;
+  const nodeId = r.string('CHAT_NODE_ID', d.nodeId);
+  if (!isValidId(nodeId)) throw new ConfigError('CHAT_NODE_ID must be 1-64 characters of [A-Za-z0-9._-]');
+  const production = r.string('NODE_ENV', 'development') === 'production';
+  const secret = r.optionalString('CHAT_AUTH_SECRET');
+  if (secret === undefined && production) {
+    throw new ConfigError('CHAT_AUTH_SECRET is required when NODE_ENV=production');
+  }
+  const limits: Limits = Object.freeze({
+    ...defaultLimits,
+    maxFrameBytes: r.int('CHAT_MAX_FRAME_BYTES', defaultLimits.maxFrameBytes, 1024, 16 * 1024 * 1024),
+    maxBodyChars: r.int('CHAT_MAX_BODY_CHARS', defaultLimits.maxBodyChars, 1, 1_000_000),
+    maxMembersPerChat: r.int('CHAT_MAX_MEMBERS', defaultLimits.maxMembersPerChat, 2, 100_000),
+    maxDevicesPerUser: r.int('CHAT_MAX_DEVICES', defaultLimits.maxDevicesPerUser, 1, 100),
+  });
+  const config: NodeConfig = {
+    nodeId,
+    host: r.string('CHAT_HOST', d.host),
+    port: r.int('CHAT_PORT', d.port, 0, 65535),
+    publicUrl: r.optionalString('CHAT_PUBLIC_URL'),
+    authSecret: secret ?? DEV_SECRET,
+    allowedOrigins: Object.freeze(r.list('CHAT_ALLOWED_ORIGINS')),
+    heartbeatMs: r.int('CHAT_HEARTBEAT_MS', d.heartbeatMs, 100, 3_600_000),
+    heartbeatTimeoutMs: r.int('CHAT_HEARTBEAT_TIMEOUT_MS', d.heartbeatTimeoutMs, 100, 3_600_000),
+    ackTimeoutMs: r.int('CHAT_ACK_TIMEOUT_MS', d.ackTimeoutMs, 100, 3_600_000),
+    maxPushTries: r.int('CHAT_PUSH_TRIES', d.maxPushTries, 1, 100),
+    sweepIntervalMs: r.int('CHAT_SWEEP_MS', d.sweepIntervalMs, 10, 60_000),
+    ackFlushMs: r.int('CHAT_ACK_FLUSH_MS', d.ackFlushMs, 1, 60_000),
+    ratePerSec: r.int('CHAT_RATE_PER_SEC', d.ratePerSec, 1, 1_000_000),
+    rateBurst: r.int('CHAT_RATE_BURST', d.rateBurst, 1, 1_000_000),
+    rateStrikes: r.int('CHAT_RATE_STRIKES', d.rateStrikes, 1, 1_000_000),
+    maxBufferedBytes: r.int('CHAT_MAX_BUFFERED_BYTES', d.maxBufferedBytes, 4096, 1 << 30),
+    maxPendingPushes: r.int('CHAT_MAX_PENDING_PUSHES', d.maxPendingPushes, 1, 1_000_000),
+    syncPageSize: r.int('CHAT_SYNC_PAGE', d.syncPageSize, 1, limits.maxSyncLimit),
+    limits,
+    databaseUrl: r.requiredString('DATABASE_URL', 'a postgres:// URL of the chat database'),
+    pgPoolMax: r.int('CHAT_PG_POOL_MAX', d.pgPoolMax, 1, 1000),
+    batchMaxSize: r.int('CHAT_BATCH_MAX', d.batchMaxSize, 1, 10_000),
+    logLevel: r.oneOf('CHAT_LOG_LEVEL', d.logLevel, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  };
+  return { config: Object.freeze(config), usingDevSecret: secret === undefined };
+}

@@ -1,0 +1,13 @@
+export { ChatNode } from './chat-node';
+export type { ChatNodeDeps } from './chat-node';
+export { startServer } from './server';
+export type { RunningServer, ServerOptions } from './server';
+export { nodeConfigFromEnv, defaultNodeConfig, DEV_SECRET } from './config';
+export type { NodeConfig, LoadedConfig } from './config';
+export { ConfigError, EnvReader } from './env';
+export type { Env } from './env';
+export { systemClock } from './clock';
+export type { Clock } from './clock';
+export { singleNodeOwnership, localFabric } from './routing';
+export type { Ownership, DeliveryFabric, LocalDeliverer } from './routing';
+export { loadNativeUws } from './uws';

@@ -1,0 +1,61 @@
+/**
+ * The events pushed to one device and not yet acked, in seq order. Acks are cumulative. Pure:
+ * the session decides what to do with `due()` (push again, or give up and close).
+ */
+import type { WireData } from '@chat/protocol';
+
+export interface PendingPush {
+  readonly seq: number;
+  readonly data: WireData;
+  sentAt: number;
+  tries: number;
+}
+
+export class PendingPushes {
+  private readonly items: PendingPush[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  add(seq: number, data: WireData, now: number): void {
+    // Pushes nearly always come in seq order; walk back from the end for the rare exception.
+    let i = this.items.length;
+    while (i > 0 && this.items[i - 1]!.seq > seq) i--;
+    if (i > 0 && this.items[i - 1]!.seq === seq) return;
+    this.items.splice(i, 0, { seq, data, sentAt: now, tries: 1 });
+  }
+
+  /** Forgets every push with seq <= `seq`. */
+  ackUpTo(seq: number): void {
+    let n = 0;
+    while (n < this.items.length && this.items[n]!.seq <= seq) n++;
+    if (n > 0) this.items.splice(0, n);
+  }
+
+  /** True when the oldest unacked push has waited longer than `timeoutMs`. */
+  isOverdue(now: number, timeoutMs: number): boolean {
+    const oldest = this.items[0];
+    return oldest !== undefined && now - oldest.sentAt >= timeoutMs;
+  }
+
+  /** Highest number of pushes any pending event has had. */
+  maxTries(): number {
+    let max = 0;
+    for (const item of this.items) max = Math.max(max, item.tries);
+    return max;
+  }
+
+  /** Marks every pending push as sent again now and returns them for re-sending. */
+  retryAll(now: number): readonly PendingPush[] {
+    for (const item of this.items) {
+      item.sentAt = now;
+      item.tries += 1;
+    }
+    return this.items;
+  }
+
+  clear(): void {
+    this.items.length = 0;
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The seams the cluster plugs into. A single node owns everyone and delivers locally; the
+ * cluster implementation answers ownership from the ring and forwards deliveries over RPC.
+ */
+import type { MovedFrame } from '@chat/protocol';
+import type { Delivery } from '@chat/store';
+
+export interface Ownership {
+  /** Undefined when this node owns the user; otherwise where the user belongs. */
+  redirectFor(user: string): MovedFrame | undefined;
+  /** The ring epoch this node routes by (0 for a single node). */
+  epoch(): number;
+}
+
+/** Pushes committed inbox events to the devices of their users, wherever they are connected. */
+export interface DeliveryFabric {
+  /** Fire-and-forget: the inbox is the truth, so a failed push is repaired by sync. */
+  deliver(deliveries: readonly Delivery[]): void;
+  close(): Promise<void>;
+}
+
+/** Delivery to devices connected to this node. */
+export type LocalDeliverer = (deliveries: readonly Delivery[]) => void;
+
+export const singleNodeOwnership: Ownership = Object.freeze({
+  redirectFor: () => undefined,
+  epoch: () => 0,
+});
+
+export function localFabric(local: LocalDeliverer): DeliveryFabric {
+  return {
+    deliver: local,
+    close: async () => undefined,
+  };
+}

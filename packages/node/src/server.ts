@@ -1,0 +1,159 @@
+/**
+ * Binds a ChatNode to uWebSockets.js: the upgrade (token, Origin, subprotocol), socket events,
+ * and a few HTTP routes (`/healthz`, `/v1/stats`).
+ */
+import type { Codec, TokenClaims, WireData } from '@chat/protocol';
+import { codecFor, httpStatusOf, isChatError, jsonCodec } from '@chat/protocol';
+import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import type { ChatNode } from './chat-node';
+import type { Session, SocketPort } from './session';
+import { loadNativeUws } from './uws';
+
+interface ConnData {
+  claims: TokenClaims;
+  codec: Codec;
+  port: UwsPort;
+  session: Session | undefined;
+}
+
+/** SocketPort over a uWS WebSocket that is never touched after it closed. */
+class UwsPort implements SocketPort {
+  ws: WebSocket<ConnData> | undefined;
+  closed = false;
+
+  send(data: WireData, binary: boolean): void {
+    const ws = this.ws;
+    if (this.closed || ws === undefined) return;
+    ws.cork(() => ws.send(data, binary));
+  }
+
+  bufferedAmount(): number {
+    return this.closed || this.ws === undefined ? 0 : this.ws.getBufferedAmount();
+  }
+
+  end(code: number, reason: string): void {
+    const ws = this.ws;
+    if (this.closed || ws === undefined) return;
+    this.closed = true;
+    ws.cork(() => ws.end(code, reason));
+  }
+}
+
+export interface ServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly maxFrameBytes: number;
+  readonly maxBufferedBytes: number;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  close(): void;
+}
+
+function refuse(res: HttpResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  res.cork(() => {
+    res.writeStatus(`${status} ${text}`);
+    for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+    res.end(JSON.stringify({ error: text }));
+  });
+}
+
+function pickCodec(header: string): Codec | undefined {
+  if (header === '') return jsonCodec;
+  for (const name of header.split(',')) {
+    const codec = codecFor(name.trim());
+    if (codec !== undefined) return codec;
+  }
+  return undefined;
+}
+
+function tokenFrom(query: string, authorization: string): string | undefined {
+  const fromQuery = new URLSearchParams(query).get('token');
+  if (fromQuery !== null) return fromQuery;
+  const bearer = /^Bearer\s+(.+)$/i.exec(authorization);
+  return bearer?.[1];
+}
+
+export function startServer(node: ChatNode, options: ServerOptions, log: Logger): Promise<RunningServer> {
+  const uws = loadNativeUws();
+  const app: TemplatedApp = uws.App();
+
+  app.ws<ConnData>('/ws', {
+    compression: uws.DISABLED,
+    // Frames up to 4x the protocol limit reach the decoder, which answers TOO_LARGE; beyond
+    // that uWS closes the connection itself.
+    maxPayloadLength: options.maxFrameBytes * 4,
+    // Pushes stop at maxBufferedBytes (Session); only a client that ignores that and keeps
+    // requesting without reading ever reaches this hard bound, and is disconnected.
+    maxBackpressure: options.maxBufferedBytes * 4,
+    closeOnBackpressureLimit: 1,
+    // Heartbeats are the node's own ping/pong frames, carrying the latest seq.
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
+
+    upgrade(res, req, context) {
+      const origin = req.getHeader('origin');
+      const protocolHeader = req.getHeader('sec-websocket-protocol');
+      const token = tokenFrom(req.getQuery() ?? '', req.getHeader('authorization'));
+      const key = req.getHeader('sec-websocket-key');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      if (!node.isOriginAllowed(origin)) return refuse(res, 403, 'Forbidden');
+      const codec = pickCodec(protocolHeader);
+      if (codec === undefined) return refuse(res, 400, 'Bad Request');
+      let claims: TokenClaims;
+      try {
+        claims = node.authenticate(token);
+      } catch (err) {
+        const code = isChatError(err) ? err.code : 'UNAUTHORIZED';
+        return refuse(res, httpStatusOf[code], 'Unauthorized');
+      }
+      const data: ConnData = { claims, codec, port: new UwsPort(), session: undefined };
+      res.upgrade(data, key, protocolHeader === '' ? '' : codec.subprotocol, extensions, context);
+    },
+    open(ws) {
+      const data = ws.getUserData();
+      data.port.ws = ws;
+      data.session = node.open(data.claims, data.codec, data.port);
+    },
+    message(ws, message, isBinary) {
+      const { session } = ws.getUserData();
+      if (session !== undefined) node.onMessage(session, message, isBinary);
+    },
+    drain(ws) {
+      const { session } = ws.getUserData();
+      if (session !== undefined) node.onDrain(session);
+    },
+    close(ws) {
+      const data = ws.getUserData();
+      data.port.closed = true;
+      data.port.ws = undefined;
+      if (data.session !== undefined) node.onClose(data.session);
+    },
+  });
+
+  app.get('/healthz', (res) => {
+    res.cork(() => res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
+  });
+  app.get('/v1/stats', (res) => {
+    const body = JSON.stringify({ ...node.stats(), rssBytes: process.memoryUsage.rss() });
+    res.cork(() => res.writeHeader('content-type', 'application/json').end(body));
+  });
+  app.any('/*', (res) => refuse(res, 404, 'Not Found'));
+
+  return new Promise((resolve, reject) => {
+    app.listen(options.host, options.port, (listenSocket: us_listen_socket | false) => {
+      if (listenSocket === false) {
+        reject(new Error(`cannot listen on ${options.host}:${options.port}`));
+        return;
+      }
+      const port = uws.us_socket_local_port(listenSocket);
+      log.debug({ port }, 'websocket server listening');
+      resolve({
+        port,
+        close: () => uws.us_listen_socket_close(listenSocket),
+      });
+    });
+  });
+}

@@ -1,0 +1,171 @@
+/**
+ * One connected device: its socket, the pushes it has not acked, its heartbeat and its rate
+ * limit. The socket is reached through `SocketPort` so this logic runs without uWS in tests.
+ */
+import type { Codec, WireData } from '@chat/protocol';
+import { CloseCode } from '@chat/protocol';
+import { PendingPushes } from './pending-pushes';
+import { TokenBucket } from './token-bucket';
+
+/** What a session needs of its socket. Never called after `end`. */
+export interface SocketPort {
+  send(data: WireData, binary: boolean): void;
+  bufferedAmount(): number;
+  end(code: number, reason: string): void;
+}
+
+export interface SessionPolicy {
+  readonly heartbeatMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly ackTimeoutMs: number;
+  readonly maxPushTries: number;
+  readonly ratePerSec: number;
+  readonly rateBurst: number;
+  readonly rateStrikes: number;
+  readonly maxBufferedBytes: number;
+  readonly maxPendingPushes: number;
+}
+
+export type AdmitResult = 'ok' | 'refuse' | 'close';
+
+export class Session {
+  /** Set once the device row exists and `welcome` went out; requests wait for it. */
+  ready = false;
+  private closed = false;
+  /** Pushes are paused while the socket is over its buffer bound or the pending list is full. */
+  private lagging = false;
+  private readonly pending = new PendingPushes();
+  private readonly bucket: TokenBucket;
+  private strikes = 0;
+  private nextPingAt: number;
+  /** When the outstanding ping must have been answered by; 0 when none is outstanding. */
+  private pongDeadline = 0;
+
+  constructor(
+    readonly user: string,
+    readonly device: string,
+    readonly codec: Codec,
+    private readonly socket: SocketPort,
+    private readonly policy: SessionPolicy,
+    now: number,
+  ) {
+    this.bucket = new TokenBucket(policy.ratePerSec, policy.rateBurst, now);
+    this.nextPingAt = now + policy.heartbeatMs;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  get bufferedBytes(): number {
+    return this.closed ? 0 : this.socket.bufferedAmount();
+  }
+
+  send(frame: object): void {
+    this.sendData(this.codec.encode(frame));
+  }
+
+  sendData(data: WireData): void {
+    if (!this.closed) this.socket.send(data, this.codec.binary);
+  }
+
+  /**
+   * Pushes one already-encoded event. Skipped (the device will sync) while the socket is
+   * lagging, so a slow reader never makes the node buffer more than the bound.
+   */
+  push(seq: number, data: WireData, now: number): void {
+    if (this.closed || !this.ready) return;
+    if (this.lagging || this.isBackedUp()) {
+      this.lagging = true;
+      return;
+    }
+    this.pending.add(seq, data, now);
+    this.sendData(data);
+  }
+
+  /** Returns true when pushes resume (see `onDrain`). */
+  onAck(seq: number): boolean {
+    this.pending.ackUpTo(seq);
+    return this.resumeIfClear();
+  }
+
+  onPong(): void {
+    this.pongDeadline = 0;
+  }
+
+  /**
+   * Called when the socket drained. Returns true when pushes resume, so the caller can send a
+   * ping with the latest seq and the device syncs what it missed.
+   */
+  onDrain(): boolean {
+    return this.resumeIfClear();
+  }
+
+  private resumeIfClear(): boolean {
+    if (!this.lagging || this.closed || this.isBackedUp()) return false;
+    this.lagging = false;
+    return true;
+  }
+
+  /** Rate limit for one inbound frame. */
+  admit(now: number): AdmitResult {
+    if (this.bucket.take(now)) {
+      this.strikes = 0;
+      return 'ok';
+    }
+    this.strikes += 1;
+    return this.strikes > this.policy.rateStrikes ? 'close' : 'refuse';
+  }
+
+  /**
+   * Heartbeat and ack timeouts. Sends a ping carrying `latestSeq` when one is due, pushes
+   * overdue events again, and closes with 4002 when a pong or an ack never came.
+   */
+  tick(now: number, latestSeq: number): void {
+    if (this.closed || !this.ready) return;
+    if (this.pongDeadline !== 0 && now >= this.pongDeadline) {
+      this.close(CloseCode.TIMEOUT, 'heartbeat timeout');
+      return;
+    }
+    if (this.pending.isOverdue(now, this.policy.ackTimeoutMs) && !this.isBackedUp()) {
+      if (this.pending.maxTries() >= this.policy.maxPushTries) {
+        this.close(CloseCode.TIMEOUT, 'ack timeout');
+        return;
+      }
+      for (const item of this.pending.retryAll(now)) this.sendData(item.data);
+    }
+    if (now >= this.nextPingAt) {
+      this.ping(latestSeq);
+      this.nextPingAt = now + this.policy.heartbeatMs;
+      if (this.pongDeadline === 0) this.pongDeadline = now + this.policy.heartbeatTimeoutMs;
+    }
+  }
+
+  ping(latestSeq: number): void {
+    this.send({ t: 'ping', seq: latestSeq });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending.clear();
+    this.socket.end(code, reason);
+  }
+
+  /** The socket closed from the other side or by uWS: never touch it again. */
+  markClosed(): void {
+    this.closed = true;
+    this.pending.clear();
+  }
+
+  private isBackedUp(): boolean {
+    return (
+      this.socket.bufferedAmount() > this.policy.maxBufferedBytes ||
+      this.pending.size >= this.policy.maxPendingPushes
+    );
+  }
+}

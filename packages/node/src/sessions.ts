@@ -1,0 +1,80 @@
+/**
+ * The node's map of connected users to their devices, with each user's latest known sequence
+ * number (for heartbeats). Enforces one connection per device and the per-user device limit.
+ */
+import { CloseCode } from '@chat/protocol';
+import type { Session } from './session';
+
+interface UserEntry {
+  readonly devices: Map<string, Session>;
+  latestSeq: number;
+}
+
+export type AddResult = { ok: true; replaced: Session | undefined } | { ok: false; reason: 'LIMIT' };
+
+export class SessionRegistry {
+  private readonly users = new Map<string, UserEntry>();
+  private connections = 0;
+
+  constructor(private readonly maxDevicesPerUser: number) {}
+
+  get connectionCount(): number {
+    return this.connections;
+  }
+
+  get userCount(): number {
+    return this.users.size;
+  }
+
+  /**
+   * Adds a session. A session of the same device is replaced (and closed with 4008 by this
+   * call); a device beyond the limit is refused and the caller closes it with 4009.
+   */
+  add(session: Session): AddResult {
+    let entry = this.users.get(session.user);
+    if (entry === undefined) {
+      entry = { devices: new Map(), latestSeq: 0 };
+      this.users.set(session.user, entry);
+    }
+    const previous = entry.devices.get(session.device);
+    if (previous === undefined && entry.devices.size >= this.maxDevicesPerUser) {
+      if (entry.devices.size === 0) this.users.delete(session.user);
+      return { ok: false, reason: 'LIMIT' };
+    }
+    entry.devices.set(session.device, session);
+    if (previous === undefined) this.connections += 1;
+    else previous.close(CloseCode.REPLACED, 'replaced by a newer connection');
+    return { ok: true, replaced: previous };
+  }
+
+  /** Removes the session if it is still the registered one for its device. */
+  remove(session: Session): void {
+    const entry = this.users.get(session.user);
+    if (entry === undefined || entry.devices.get(session.device) !== session) return;
+    entry.devices.delete(session.device);
+    this.connections -= 1;
+    if (entry.devices.size === 0) this.users.delete(session.user);
+  }
+
+  devicesOf(user: string): Iterable<Session> {
+    return this.users.get(user)?.devices.values() ?? [];
+  }
+
+  isOnline(user: string): boolean {
+    return this.users.has(user);
+  }
+
+  latestSeq(user: string): number {
+    return this.users.get(user)?.latestSeq ?? 0;
+  }
+
+  /** Raises the user's latest known seq (never lowers it); no-op for users not connected. */
+  noteSeq(user: string, seq: number): void {
+    const entry = this.users.get(user);
+    if (entry !== undefined && seq > entry.latestSeq) entry.latestSeq = seq;
+  }
+
+  *all(): Iterable<Session> {
+    for (const entry of this.users.values()) yield* entry.devices.values();
+  }
+}

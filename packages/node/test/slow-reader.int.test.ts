@@ -1,0 +1,90 @@
+/**
+ * A device reading at ~1 KB/s while others flood its chats: the node's buffer for it stays
+ * within the bound, its memory stays flat, a fast member keeps its latency, and the slow device
+ * gets everything by sync in the end.
+ */
+import { jsonCodec } from '@chat/protocol';
+import type { SingleNode } from '@chat/testkit';
+import { RawClient, openSlowSocket, startSingleNode, testToken, waitFor } from '@chat/testkit';
+
+const BOUND = 256 * 1024;
+const MESSAGES = 3000;
+const BODY = 'x'.repeat(4000);
+
+let h: SingleNode;
+beforeAll(async () => {
+  h = await startSingleNode({ env: { CHAT_MAX_BUFFERED_BYTES: String(BOUND), CHAT_RATE_PER_SEC: '100000', CHAT_RATE_BURST: '100000' } });
+});
+afterAll(async () => {
+  await h.close();
+});
+
+interface Stats {
+  maxBufferedBytes: number;
+  rssBytes: number;
+}
+const stats = async (): Promise<Stats> => (await (await fetch(`${h.node.httpUrl}/v1/stats`)).json()) as Stats;
+
+it('bounds the buffer of a slow reader without hurting anyone else', async () => {
+  const sender = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'flooder', autoAck: true });
+  const fast = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'fast', autoAck: true });
+  const chatId = (await sender.ok({ t: 'createChat', members: ['slow', 'fast'] })).chatId as string;
+  const slow = await openSlowSocket(h.node.port, `/ws?token=${testToken('slow', 'phone')}`, jsonCodec.subprotocol, 1024);
+
+  // Warm up, then take the memory baseline.
+  for (let i = 0; i < 50; i++) await sender.ok({ t: 'send', chatId, clientMsgId: `warm-${i}`, body: BODY });
+  const before = await stats();
+
+  let maxBuffered = 0;
+  let maxRss = before.rssBytes;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const s = await stats();
+      maxBuffered = Math.max(maxBuffered, s.maxBufferedBytes);
+      maxRss = Math.max(maxRss, s.rssBytes);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+
+  const latencies: number[] = [];
+  const window = 64;
+  const inflight: Array<Promise<void>> = [];
+  for (let i = 0; i < MESSAGES; i++) {
+    const started = Date.now();
+    const clientMsgId = `flood-${i}`;
+    inflight.push(
+      sender.ok({ t: 'send', chatId, clientMsgId, body: BODY }, 60_000).then(async (ok) => {
+        await fast.next((f) => f.t === 'evt' && f.kind === 'message' && f.messageId === ok.messageId, 60_000);
+        latencies.push(Date.now() - started);
+      }),
+    );
+    if (inflight.length >= window) await inflight.shift();
+  }
+  await Promise.all(inflight);
+  sampling = false;
+  await sampler;
+
+  // Everything that was sent is well past the bound, so only the bound can explain a small buffer.
+  expect(MESSAGES * BODY.length).toBeGreaterThan(40 * BOUND);
+  expect(maxBuffered).toBeLessThanOrEqual(BOUND + 64 * 1024);
+  expect(maxRss - before.rssBytes).toBeLessThan(64 * 1024 * 1024);
+  latencies.sort((a, b) => a - b);
+  const median = latencies[Math.floor(latencies.length / 2)]!;
+  expect(median).toBeLessThan(500);
+  expect(slow.bytesRead()).toBeLessThan(MESSAGES * BODY.length);
+
+  // The slow device comes back on a good link and syncs everything its inbox holds.
+  slow.destroy();
+  await slow.closed;
+  const back = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'slow', device: 'phone' });
+  let more = true;
+  while (more) {
+    const after = Math.max(0, ...back.events().map((e) => e.seq));
+    more = (await back.ok({ t: 'sync', after, limit: 500 })).more as boolean;
+  }
+  await waitFor(() => expect(back.events().filter((e) => e.kind === 'message')).toHaveLength(MESSAGES + 50));
+  const seqs = back.events().map((e) => e.seq);
+  expect(seqs).toEqual(Array.from({ length: MESSAGES + 51 }, (_, i) => i + 1));
+  await Promise.all([sender.close(), fast.close(), back.close()]);
+}, 180_000);

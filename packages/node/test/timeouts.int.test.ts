@@ -1,0 +1,73 @@
+/** Heartbeats, ack timeouts and the per-connection rate limit, with short configured intervals. */
+import { jsonCodec } from '@chat/protocol';
+import type { SingleNode } from '@chat/testkit';
+import { RawClient, startSingleNode, waitFor } from '@chat/testkit';
+
+const HEARTBEAT_MS = 400;
+const HEARTBEAT_TIMEOUT_MS = 400;
+const ACK_TIMEOUT_MS = 300;
+const PUSH_TRIES = 3;
+
+let h: SingleNode;
+beforeAll(async () => {
+  h = await startSingleNode({
+    env: {
+      CHAT_HEARTBEAT_MS: String(HEARTBEAT_MS),
+      CHAT_HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_TIMEOUT_MS),
+      CHAT_ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
+      CHAT_PUSH_TRIES: String(PUSH_TRIES),
+      CHAT_SWEEP_MS: '50',
+      CHAT_RATE_PER_SEC: '20',
+      CHAT_RATE_BURST: '20',
+      CHAT_RATE_STRIKES: '30',
+    },
+  });
+});
+afterAll(async () => {
+  await h.close();
+});
+
+it('pings with the latest seq and closes a client that stops answering with 4002', async () => {
+  const c = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'quiet', autoPong: false });
+  const openedAt = Date.now();
+  expect(await c.next((f) => f.t === 'ping')).toEqual({ t: 'ping', seq: 0 });
+  const closed = await c.closed;
+  const elapsed = Date.now() - openedAt;
+  expect(closed.code).toBe(4002);
+  // Within heartbeat + timeout, plus sweep granularity and scheduling slack.
+  expect(elapsed).toBeGreaterThanOrEqual(HEARTBEAT_MS + HEARTBEAT_TIMEOUT_MS - 50);
+  expect(elapsed).toBeLessThan(HEARTBEAT_MS + HEARTBEAT_TIMEOUT_MS + 1500);
+});
+
+it('keeps a client that answers pings', async () => {
+  const c = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'chatty' });
+  await c.next((f) => f.t === 'ping');
+  const pings = (): number => c.frames.filter((f) => f.t === 'ping').length;
+  // Three heartbeats is more than one heartbeat + timeout: a missed pong would have closed it.
+  await waitFor(() => expect(pings()).toBeGreaterThanOrEqual(3), 4 * (HEARTBEAT_MS + HEARTBEAT_TIMEOUT_MS));
+  expect(c.ws.readyState).toBe(c.ws.OPEN);
+  await c.close();
+});
+
+it('pushes an unacked event again, then closes with 4002', async () => {
+  const sender = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'pusher' });
+  const lazy = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'lazy' });
+  const chatId = (await sender.ok({ t: 'createChat', members: ['lazy'] })).chatId as string;
+  sender.sendFrame({ t: 'ack', seq: 1 });
+  const sent = await sender.ok({ t: 'send', chatId, clientMsgId: 'm', body: 'ack me' });
+  const closed = await lazy.closed;
+  expect(closed.code).toBe(4002);
+  const copies = lazy.events().filter((e) => e.kind === 'message' && e.messageId === sent.messageId);
+  expect(copies.length).toBe(PUSH_TRIES);
+  await sender.close();
+});
+
+it('answers RATE_LIMITED past the rate, then closes with 4029 if it keeps on', async () => {
+  const c = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'flood' });
+  for (let i = 0; i < 100; i++) c.sendFrame({ t: 'listChats', id: 1000 + i });
+  const closed = await c.closed;
+  expect(closed.code).toBe(4029);
+  const limited = c.frames.filter((f) => f.t === 'err' && f.code === 'RATE_LIMITED');
+  expect(limited.length).toBeGreaterThanOrEqual(20);
+  expect(c.frames.filter((f) => f.t === 'ok').length).toBeGreaterThanOrEqual(19);
+});

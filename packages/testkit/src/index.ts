@@ -1,0 +1,13 @@
+export { waitFor } from './wait';
+export { startNodeProcess, REPO_ROOT, TEST_SECRET } from './node-process';
+export type { NodeProcess, NodeProcessOptions } from './node-process';
+export { RawClient, UpgradeRefused, testToken } from './raw-client';
+export type { RawClientOptions, CloseInfo } from './raw-client';
+export { startSingleNode, countRows } from './single-node';
+export type { SingleNode } from './single-node';
+export { createTestDatabase } from './db';
+export type { TestDatabase } from './db';
+export { startPostgres } from './postgres';
+export type { PostgresHandle, PostgresOptions } from './postgres';
+export { openSlowSocket } from './slow-socket';
+export type { SlowSocket } from './slow-socket';
