@@ -22,7 +22,14 @@ export default tseslint.config(
   },
   {
     // Tests, the harness and command-line entry points may print.
-    files: ['packages/*/test/**/*.ts', 'packages/testkit/**/*.ts', 'packages/*/src/main.ts', 'packages/*/src/cli.ts', 'packages/bench/**/*.ts', 'scripts/**'],
+    files: [
+      'packages/*/test/**/*.ts',
+      'packages/testkit/**/*.ts',
+      'packages/*/src/main.ts',
+      'packages/*/src/cli.ts',
+      'packages/bench/**/*.ts',
+      'scripts/**',
+    ],
     rules: { 'no-console': 'off' },
   },
   { files: ['**/*.mjs', '**/*.js'], languageOptions: { globals: { ...globals.node } } },

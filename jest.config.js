@@ -3,6 +3,8 @@ const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 const moduleNameMapper = { '^@chat/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts' };
 
 module.exports = {
+  // Cluster tests start real processes; their hooks need more than jest's default 5 s.
+  testTimeout: 120000,
   projects: [
     {
       displayName: 'unit',
@@ -17,7 +19,6 @@ module.exports = {
       moduleNameMapper,
       globalSetup: '<rootDir>/packages/testkit/src/jest-global-setup.ts',
       globalTeardown: '<rootDir>/packages/testkit/src/jest-global-teardown.ts',
-      testTimeout: 120000,
     },
   ],
 };

@@ -3,8 +3,22 @@
  * devices, frame handling, delivery to connected devices, heartbeats and ack timeouts.
  * `server.ts` binds it to uWebSockets.js.
  */
-import type { ClientFrame, ClientRequest, Codec, ErrorCode, TokenClaims, WireData } from '@chat/protocol';
-import { ChatError, CloseCode, decodeClientFrame, isChatError, requestIdOf, verifyToken } from '@chat/protocol';
+import type {
+  ClientFrame,
+  ClientRequest,
+  Codec,
+  ErrorCode,
+  TokenClaims,
+  WireData,
+} from '@chat/protocol';
+import {
+  ChatError,
+  CloseCode,
+  decodeClientFrame,
+  isChatError,
+  requestIdOf,
+  verifyToken,
+} from '@chat/protocol';
 import type { ChatStore, Delivery, SyncPage } from '@chat/store';
 import type { Logger } from 'pino';
 import { AckWriter } from './ack-writer';
@@ -55,7 +69,11 @@ export class ChatNode {
     this.sessions = new SessionRegistry(this.config.limits.maxDevicesPerUser);
     const local: LocalDeliverer = (deliveries) => this.deliverLocally(deliveries);
     this.fabric = (deps.fabric ?? localFabric)(local);
-    this.acks = new AckWriter(this.store, this.config.ackFlushMs, this.log.child({ component: 'acks' }));
+    this.acks = new AckWriter(
+      this.store,
+      this.config.ackFlushMs,
+      this.log.child({ component: 'acks' }),
+    );
     this.requestContext = {
       store: this.store,
       now: () => this.clock.now(),
@@ -78,12 +96,23 @@ export class ChatNode {
 
   /** True when a browser Origin may connect (clients that send none are not browsers). */
   isOriginAllowed(origin: string): boolean {
-    return origin === '' || this.config.allowedOrigins.length === 0 || this.config.allowedOrigins.includes(origin);
+    return (
+      origin === '' ||
+      this.config.allowedOrigins.length === 0 ||
+      this.config.allowedOrigins.includes(origin)
+    );
   }
 
   /** A socket opened for an authenticated device. Returns its session. */
   open(claims: TokenClaims, codec: Codec, socket: SocketPort): Session {
-    const session = new Session(claims.sub, claims.dev, codec, socket, this.config, this.clock.now());
+    const session = new Session(
+      claims.sub,
+      claims.dev,
+      codec,
+      socket,
+      this.config,
+      this.clock.now(),
+    );
     const moved = this.ownership.redirectFor(claims.sub);
     if (moved !== undefined) {
       session.send(moved);
@@ -92,7 +121,11 @@ export class ChatNode {
     }
     const added = this.sessions.add(session);
     if (!added.ok) {
-      session.send({ t: 'err', code: 'LIMIT', message: `at most ${this.config.limits.maxDevicesPerUser} devices per user` });
+      session.send({
+        t: 'err',
+        code: 'LIMIT',
+        message: `at most ${this.config.limits.maxDevicesPerUser} devices per user`,
+      });
       session.close(CloseCode.DEVICE_LIMIT, 'device limit reached');
       return session;
     }
@@ -108,7 +141,11 @@ export class ChatNode {
     } catch (err) {
       this.log.warn({ err, user: session.user }, 'cannot register device');
       this.notReady.delete(session);
-      session.send({ t: 'err', code: 'UNAVAILABLE', message: 'storage is unavailable, try again later' });
+      session.send({
+        t: 'err',
+        code: 'UNAVAILABLE',
+        message: 'storage is unavailable, try again later',
+      });
       session.close(TRY_AGAIN_LATER, 'storage unavailable');
       return;
     }
@@ -132,7 +169,11 @@ export class ChatNode {
   onMessage(session: Session, data: ArrayBuffer, isBinary: boolean): void {
     if (session.isClosed) return;
     if (isBinary !== session.codec.binary) {
-      session.send({ t: 'err', code: 'BAD_REQUEST', message: `${session.codec.subprotocol} uses ${session.codec.binary ? 'binary' : 'text'} frames` });
+      session.send({
+        t: 'err',
+        code: 'BAD_REQUEST',
+        message: `${session.codec.subprotocol} uses ${session.codec.binary ? 'binary' : 'text'} frames`,
+      });
       session.close(CloseCode.PROTOCOL_ERROR, 'wrong frame kind');
       return;
     }
@@ -148,13 +189,18 @@ export class ChatNode {
       if (admitted === 'close') {
         session.close(CloseCode.RATE_LIMITED, 'rate limited');
       } else if ('id' in frame) {
-        this.replyError(session, new ChatError('RATE_LIMITED', 'too many frames, slow down'), frame.id);
+        this.replyError(
+          session,
+          new ChatError('RATE_LIMITED', 'too many frames, slow down'),
+          frame.id,
+        );
       }
       return;
     }
     const early = this.notReady.get(session);
     if (early !== undefined) {
-      if (early.length >= MAX_FRAMES_BEFORE_READY) session.close(CloseCode.PROTOCOL_ERROR, 'too many frames before welcome');
+      if (early.length >= MAX_FRAMES_BEFORE_READY)
+        session.close(CloseCode.PROTOCOL_ERROR, 'too many frames before welcome');
       else early.push(frame);
       return;
     }
@@ -198,7 +244,11 @@ export class ChatNode {
     } else {
       this.log.error({ err, user: session.user }, 'request failed');
     }
-    session.send(replyId === undefined ? { t: 'err', code, message } : { t: 'err', id: replyId, code, message });
+    session.send(
+      replyId === undefined
+        ? { t: 'err', code, message }
+        : { t: 'err', id: replyId, code, message },
+    );
   }
 
   private sendSyncPage(session: Session, page: SyncPage): void {
@@ -236,13 +286,15 @@ export class ChatNode {
 
   private sweep(): void {
     const now = this.clock.now();
-    for (const session of this.sessions.all()) session.tick(now, this.sessions.latestSeq(session.user));
+    for (const session of this.sessions.all())
+      session.tick(now, this.sessions.latestSeq(session.user));
   }
 
   /** Closes every connection with 1001, writes pending acks and stops the fabric. */
   async stop(): Promise<void> {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
-    for (const session of [...this.sessions.all()]) session.close(CloseCode.GOING_AWAY, 'node shutting down');
+    for (const session of [...this.sessions.all()])
+      session.close(CloseCode.GOING_AWAY, 'node shutting down');
     await this.acks.close();
     await this.fabric.close();
   }
@@ -254,6 +306,11 @@ export class ChatNode {
       maxBufferedBytes = Math.max(maxBufferedBytes, session.bufferedBytes);
       pendingPushes += session.pendingCount;
     }
-    return { connections: this.sessions.connectionCount, users: this.sessions.userCount, maxBufferedBytes, pendingPushes };
+    return {
+      connections: this.sessions.connectionCount,
+      users: this.sessions.userCount,
+      maxBufferedBytes,
+      pendingPushes,
+    };
   }
 }

@@ -87,7 +87,8 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
   const r = new EnvReader(env);
   const d = defaultNodeConfig;
   const nodeId = r.string('CHAT_NODE_ID', d.nodeId);
-  if (!isValidId(nodeId)) throw new ConfigError('CHAT_NODE_ID must be 1-64 characters of [A-Za-z0-9._-]');
+  if (!isValidId(nodeId))
+    throw new ConfigError('CHAT_NODE_ID must be 1-64 characters of [A-Za-z0-9._-]');
   const production = r.string('NODE_ENV', 'development') === 'production';
   const secret = r.optionalString('CHAT_AUTH_SECRET');
   if (secret === undefined && production) {
@@ -95,7 +96,12 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
   }
   const limits: Limits = Object.freeze({
     ...defaultLimits,
-    maxFrameBytes: r.int('CHAT_MAX_FRAME_BYTES', defaultLimits.maxFrameBytes, 1024, 16 * 1024 * 1024),
+    maxFrameBytes: r.int(
+      'CHAT_MAX_FRAME_BYTES',
+      defaultLimits.maxFrameBytes,
+      1024,
+      16 * 1024 * 1024,
+    ),
     maxBodyChars: r.int('CHAT_MAX_BODY_CHARS', defaultLimits.maxBodyChars, 1, 1_000_000),
     maxMembersPerChat: r.int('CHAT_MAX_MEMBERS', defaultLimits.maxMembersPerChat, 2, 100_000),
     maxDevicesPerUser: r.int('CHAT_MAX_DEVICES', defaultLimits.maxDevicesPerUser, 1, 100),
@@ -123,7 +129,15 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     databaseUrl: r.requiredString('DATABASE_URL', 'a postgres:// URL of the chat database'),
     pgPoolMax: r.int('CHAT_PG_POOL_MAX', d.pgPoolMax, 1, 1000),
     batchMaxSize: r.int('CHAT_BATCH_MAX', d.batchMaxSize, 1, 10_000),
-    logLevel: r.oneOf('CHAT_LOG_LEVEL', d.logLevel, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    logLevel: r.oneOf('CHAT_LOG_LEVEL', d.logLevel, [
+      'fatal',
+      'error',
+      'warn',
+      'info',
+      'debug',
+      'trace',
+      'silent',
+    ]),
   };
   return { config: Object.freeze(config), usingDevSecret: secret === undefined };
 }

@@ -32,7 +32,9 @@ export class EnvReader {
     if (raw === undefined || raw === '') return fallback;
     const value = Number(raw);
     if (!Number.isSafeInteger(value) || value < min || value > max) {
-      throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+      throw new ConfigError(
+        `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`,
+      );
     }
     return value;
   }
@@ -50,7 +52,9 @@ export class EnvReader {
     const raw = this.optionalString(name);
     if (raw === undefined) return fallback;
     if (!(allowed as readonly string[]).includes(raw)) {
-      throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+      throw new ConfigError(
+        `${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`,
+      );
     }
     return raw as T;
   }

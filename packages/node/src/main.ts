@@ -25,21 +25,37 @@ async function main(): Promise<void> {
   const { config } = loaded;
   const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
   if (loaded.usingDevSecret) {
-    log.warn('CHAT_AUTH_SECRET is not set: using the INSECURE development secret "dev-secret". Never do this in production.');
+    log.warn(
+      'CHAT_AUTH_SECRET is not set: using the INSECURE development secret "dev-secret". Never do this in production.',
+    );
   }
 
-  const db = createDatabase(config.databaseUrl, { max: config.pgPoolMax, logger: log.child({ component: 'pg' }) });
+  const db = createDatabase(config.databaseUrl, {
+    maxConnections: config.pgPoolMax,
+    logger: log.child({ component: 'pg' }),
+  });
   await migrate(db);
   const store = new PgChatStore(db, {
     maxMembersPerChat: config.limits.maxMembersPerChat,
     maxBatchSize: config.batchMaxSize,
     logger: log.child({ component: 'store' }),
   });
-  const node = new ChatNode({ config, store, clock: systemClock, log: log.child({ component: 'node' }) });
+  const node = new ChatNode({
+    config,
+    store,
+    clock: systemClock,
+    log: log.child({ component: 'node' }),
+  });
   node.start();
   const server = await startServer(
     node,
-    { host: config.host, port: config.port, maxFrameBytes: config.limits.maxFrameBytes, maxBufferedBytes: config.maxBufferedBytes },
+    {
+      host: config.host,
+      port: config.port,
+      maxFrameBytes: config.limits.maxFrameBytes,
+      maxBufferedBytes: config.maxBufferedBytes,
+      listenRetryMs: 60_000,
+    },
     log,
   );
   const url = config.publicUrl ?? `ws://${config.host}:${server.port}/ws`;

@@ -32,7 +32,12 @@ function notYet(what: string): never {
 
 const handlers: HandlerTable = {
   async createChat(ctx, session, req) {
-    const result = await ctx.store.createChat(session.user, req.members, req.name ?? null, ctx.now());
+    const result = await ctx.store.createChat(
+      session.user,
+      req.members,
+      req.name ?? null,
+      ctx.now(),
+    );
     ctx.deliver(result.deliveries);
     return { chatId: result.chatId };
   },
@@ -62,7 +67,9 @@ const handlers: HandlerTable = {
       now: ctx.now(),
     });
     ctx.deliver(result.deliveries);
-    return result.dup ? { messageId: result.messageId, ts: result.ts, dup: true } : { messageId: result.messageId, ts: result.ts };
+    return result.dup
+      ? { messageId: result.messageId, ts: result.ts, dup: true }
+      : { messageId: result.messageId, ts: result.ts };
   },
   async sync(ctx, session, req) {
     const page = await ctx.store.sync(session.user, req.after, req.limit ?? ctx.syncPageSize);

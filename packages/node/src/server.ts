@@ -45,6 +45,8 @@ export interface ServerOptions {
   readonly port: number;
   readonly maxFrameBytes: number;
   readonly maxBufferedBytes: number;
+  /** How long to keep retrying a busy port at start. */
+  readonly listenRetryMs: number;
 }
 
 export interface RunningServer {
@@ -52,7 +54,12 @@ export interface RunningServer {
   close(): void;
 }
 
-function refuse(res: HttpResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+function refuse(
+  res: HttpResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
   res.cork(() => {
     res.writeStatus(`${status} ${text}`);
     for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
@@ -76,7 +83,11 @@ function tokenFrom(query: string, authorization: string): string | undefined {
   return bearer?.[1];
 }
 
-export function startServer(node: ChatNode, options: ServerOptions, log: Logger): Promise<RunningServer> {
+export function startServer(
+  node: ChatNode,
+  options: ServerOptions,
+  log: Logger,
+): Promise<RunningServer> {
   const uws = loadNativeUws();
   const app: TemplatedApp = uws.App();
 
@@ -142,18 +153,33 @@ export function startServer(node: ChatNode, options: ServerOptions, log: Logger)
   });
   app.any('/*', (res) => refuse(res, 404, 'Not Found'));
 
-  return new Promise((resolve, reject) => {
-    app.listen(options.host, options.port, (listenSocket: us_listen_socket | false) => {
-      if (listenSocket === false) {
-        reject(new Error(`cannot listen on ${options.host}:${options.port}`));
-        return;
-      }
+  return listenWithRetry(uws, app, options, log);
+}
+
+/**
+ * Binds the port, retrying for a while: after a crash, connections the old process left
+ * half-closed (FIN-WAIT-2) keep the port busy until the kernel reaps them, and uWS does not
+ * expose SO_REUSEADDR. A supervisor restarting the node on the same port should not fail then.
+ */
+async function listenWithRetry(
+  uws: ReturnType<typeof loadNativeUws>,
+  app: TemplatedApp,
+  options: ServerOptions,
+  log: Logger,
+): Promise<RunningServer> {
+  const deadline = Date.now() + options.listenRetryMs;
+  for (let attempt = 1; ; attempt++) {
+    const listenSocket = await new Promise<us_listen_socket | false>((resolve) =>
+      app.listen(options.host, options.port, resolve),
+    );
+    if (listenSocket !== false) {
       const port = uws.us_socket_local_port(listenSocket);
-      log.debug({ port }, 'websocket server listening');
-      resolve({
-        port,
-        close: () => uws.us_listen_socket_close(listenSocket),
-      });
-    });
-  });
+      return { port, close: () => uws.us_listen_socket_close(listenSocket) };
+    }
+    if (options.port === 0 || Date.now() >= deadline) {
+      throw new Error(`cannot listen on ${options.host}:${options.port}`);
+    }
+    if (attempt === 1) log.warn({ host: options.host, port: options.port }, 'port busy; retrying');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }

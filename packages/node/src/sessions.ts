@@ -10,7 +10,8 @@ interface UserEntry {
   latestSeq: number;
 }
 
-export type AddResult = { ok: true; replaced: Session | undefined } | { ok: false; reason: 'LIMIT' };
+export type AddResult =
+  { ok: true; replaced: Session | undefined } | { ok: false; reason: 'LIMIT' };
 
 export class SessionRegistry {
   private readonly users = new Map<string, UserEntry>();

@@ -7,7 +7,9 @@ import uws from 'uWebSockets.js';
 
 export function loadNativeUws(): typeof uws {
   // Only the native binding exports the compressor constants and getParts.
-  const native = typeof (uws as unknown as Record<string, unknown>).getParts === 'function' && 'SHARED_COMPRESSOR' in uws;
+  const native =
+    typeof (uws as unknown as Record<string, unknown>).getParts === 'function' &&
+    'SHARED_COMPRESSOR' in uws;
   if (!native) {
     throw new Error(
       `uWebSockets.js native binding did not load for Node ${process.version} (ABI ${process.versions.modules}, ${process.platform}-${process.arch}); refusing to run on the JavaScript fallback`,

@@ -2,7 +2,14 @@
 import { createHmac } from 'node:crypto';
 import { jsonCodec, signToken } from '@chat/protocol';
 import type { SingleNode } from '@chat/testkit';
-import { RawClient, TEST_SECRET, UpgradeRefused, countRows, startSingleNode, testToken } from '@chat/testkit';
+import {
+  RawClient,
+  TEST_SECRET,
+  UpgradeRefused,
+  countRows,
+  startSingleNode,
+  testToken,
+} from '@chat/testkit';
 
 let h: SingleNode;
 
@@ -13,13 +20,19 @@ afterAll(async () => {
   await h.close();
 });
 
-const b64 = (v: object | string): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+const b64 = (v: object | string): string =>
+  Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 const exp = (): number => Math.floor(Date.now() / 1000) + 3600;
 
 /** The HTTP status of the upgrade: 101 when it was accepted. */
 async function upgradeStatus(token: string, origin?: string): Promise<number> {
   try {
-    const c = await RawClient.connect({ url: h.node.url, codec: jsonCodec, token, ...(origin ? { origin } : {}) });
+    const c = await RawClient.connect({
+      url: h.node.url,
+      codec: jsonCodec,
+      token,
+      ...(origin ? { origin } : {}),
+    });
     await c.close();
     return 101;
   } catch (err) {
@@ -34,7 +47,10 @@ describe('token checks at upgrade', () => {
     ['malformed', 'not-a-jwt'],
     ['two parts', 'a.b'],
     ['wrong secret', signToken({ sub: 'eve', dev: 'd', exp: exp() }, 'wrong-secret')],
-    ['alg none', `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'eve', dev: 'd', exp: exp() })}.`],
+    [
+      'alg none',
+      `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'eve', dev: 'd', exp: exp() })}.`,
+    ],
     [
       'alg HS512 with a real HS512 signature',
       (() => {
@@ -43,10 +59,13 @@ describe('token checks at upgrade', () => {
       })(),
     ],
     ['expired', testToken('eve', 'd', -10)],
-    ['bad user id', signToken({ sub: 'ok', dev: 'd', exp: exp() }, TEST_SECRET).replace(/^[^.]+\.[^.]+/, (m) => {
-      const [header] = m.split('.');
-      return `${header}.${b64({ sub: 'bad id!', dev: 'd', exp: exp() })}`;
-    })],
+    [
+      'bad user id',
+      signToken({ sub: 'ok', dev: 'd', exp: exp() }, TEST_SECRET).replace(/^[^.]+\.[^.]+/, (m) => {
+        const [header] = m.split('.');
+        return `${header}.${b64({ sub: 'bad id!', dev: 'd', exp: exp() })}`;
+      }),
+    ],
   ])('refuses a %s token with 401', async (_label, token) => {
     expect(await upgradeStatus(token)).toBe(401);
   });
@@ -66,12 +85,29 @@ describe('identity', () => {
     const x = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'xavier' });
     const y = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'yolanda' });
     // Frames carry no sender field; extra fields claiming another user are ignored.
-    const chatId = (await x.ok({ t: 'createChat', members: ['zed'], user: 'yolanda', from: 'yolanda' })).chatId as string;
-    const sent = await x.ok({ t: 'send', chatId, clientMsgId: 'c', body: 'hi', from: 'yolanda', sub: 'yolanda' });
+    const chatId = (
+      await x.ok({ t: 'createChat', members: ['zed'], user: 'yolanda', from: 'yolanda' })
+    ).chatId as string;
+    const sent = await x.ok({
+      t: 'send',
+      chatId,
+      clientMsgId: 'c',
+      body: 'hi',
+      from: 'yolanda',
+      sub: 'yolanda',
+    });
     const row = await h.sql.query('SELECT sender_id FROM messages WHERE id = $1', [sent.messageId]);
     expect(row.rows[0]).toEqual({ sender_id: 'xavier' });
-    expect(await y.request({ t: 'send', chatId, clientMsgId: 'c2', body: 'intrude' })).toMatchObject({ code: 'NOT_MEMBER' });
-    expect(await countRows(h.sql, 'SELECT count(*) AS n FROM chat_members WHERE chat_id = $1 AND user_id = $2', [chatId, 'yolanda'])).toBe(0);
+    expect(
+      await y.request({ t: 'send', chatId, clientMsgId: 'c2', body: 'intrude' }),
+    ).toMatchObject({ code: 'NOT_MEMBER' });
+    expect(
+      await countRows(
+        h.sql,
+        'SELECT count(*) AS n FROM chat_members WHERE chat_id = $1 AND user_id = $2',
+        [chatId, 'yolanda'],
+      ),
+    ).toBe(0);
     await x.close();
     await y.close();
   });

@@ -48,10 +48,12 @@ function mutate(bytes: Uint8Array, rnd: () => number): Uint8Array {
   const kind = Math.floor(rnd() * 4);
   if (kind === 0) return out.slice(0, Math.floor(rnd() * out.length));
   if (kind === 1) {
-    for (let i = 0; i < 1 + rnd() * 4; i++) out[Math.floor(rnd() * out.length)] = Math.floor(rnd() * 256);
+    for (let i = 0; i < 1 + rnd() * 4; i++)
+      out[Math.floor(rnd() * out.length)] = Math.floor(rnd() * 256);
     return out;
   }
-  if (kind === 2) return Uint8Array.from({ length: Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256));
+  if (kind === 2)
+    return Uint8Array.from({ length: Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256));
   const junk = new TextEncoder().encode(JSON.stringify([[[[{ t: 'send' }]]]]));
   return new Uint8Array([...out.slice(0, Math.floor(rnd() * out.length)), ...junk]);
 }
@@ -65,18 +67,32 @@ describe.each<[string, Codec]>([
     open.push(c);
     return c;
   };
-  const raw = (text: string): string | Uint8Array => (codec.binary ? new TextEncoder().encode(text) : text);
 
   it.each([
     ['unknown type', { t: 'explode', id: 7 }, 'BAD_REQUEST', 7],
     ['missing chatId', { t: 'send', id: 8, clientMsgId: 'x', body: 'b' }, 'BAD_REQUEST', 8],
-    ['wrong-typed body', { t: 'send', id: 9, chatId: 'c', clientMsgId: 'x', body: 42 }, 'BAD_REQUEST', 9],
+    [
+      'wrong-typed body',
+      { t: 'send', id: 9, chatId: 'c', clientMsgId: 'x', body: 42 },
+      'BAD_REQUEST',
+      9,
+    ],
     ['wrong-typed after', { t: 'sync', id: 10, after: '0' }, 'BAD_REQUEST', 10],
     ['negative after', { t: 'sync', id: 11, after: -1 }, 'BAD_REQUEST', 11],
     ['members not an array', { t: 'createChat', id: 12, members: 'bob' }, 'BAD_REQUEST', 12],
     ['bad member id', { t: 'createChat', id: 13, members: ['bad id'] }, 'BAD_REQUEST', 13],
-    ['too many members', { t: 'createChat', id: 14, members: Array.from({ length: 101 }, (_, i) => `m${i}`) }, 'LIMIT', 14],
-    ['body too long', { t: 'send', id: 15, chatId: 'c', clientMsgId: 'x', body: 'x'.repeat(4097) }, 'TOO_LARGE', 15],
+    [
+      'too many members',
+      { t: 'createChat', id: 14, members: Array.from({ length: 101 }, (_, i) => `m${i}`) },
+      'LIMIT',
+      14,
+    ],
+    [
+      'body too long',
+      { t: 'send', id: 15, chatId: 'c', clientMsgId: 'x', body: 'x'.repeat(4097) },
+      'TOO_LARGE',
+      15,
+    ],
     ['request without id', { t: 'listChats' }, 'BAD_REQUEST', undefined],
   ])('answers %s with its code', async (_label, frame, code, id) => {
     const c = await connect('v');
@@ -90,7 +106,9 @@ describe.each<[string, Codec]>([
     const c = await connect('garbage');
     c.sendBytes(codec.binary ? new Uint8Array([0xc1, 0xff, 0x00]) : '{"t":"send",');
     c.sendBytes(codec.binary ? codec.encode([1, 2, 3]) : '[1,2,3]');
-    await waitFor(() => expect(c.frames.filter((f) => f.t === 'err' && f.code === 'BAD_REQUEST')).toHaveLength(2));
+    await waitFor(() =>
+      expect(c.frames.filter((f) => f.t === 'err' && f.code === 'BAD_REQUEST')).toHaveLength(2),
+    );
   });
 
   it('answers a frame over 64 KiB with TOO_LARGE and stays usable', async () => {
@@ -127,23 +145,44 @@ describe.each<[string, Codec]>([
       try {
         const frame = validateClientFrame(codec.decode(wire), defaultLimits);
         // Valid requests answer err too here: the fuzzer is in no chat and the rest are not yet supported.
-        invalid = frame.t === 'send' || frame.t === 'read' || frame.t === 'lastSeen' || frame.t === 'uploadTarget' || frame.t === 'downloadUrl';
+        invalid =
+          frame.t === 'send' ||
+          frame.t === 'read' ||
+          frame.t === 'lastSeen' ||
+          frame.t === 'uploadTarget' ||
+          frame.t === 'downloadUrl';
       } catch {
         invalid = true;
       }
       if (invalid) expectedErrors++;
       fuzzer.sendBytes(wire);
       if (i % 1000 === 0) {
-        const ok = await alice.ok({ t: 'send', chatId, clientMsgId: `during-${i}`, body: `at ${i}` });
-        await bob.next((f) => f.t === 'evt' && f.kind === 'message' && f.messageId === ok.messageId);
+        const ok = await alice.ok({
+          t: 'send',
+          chatId,
+          clientMsgId: `during-${i}`,
+          body: `at ${i}`,
+        });
+        await bob.next(
+          (f) => f.t === 'evt' && f.kind === 'message' && f.messageId === ok.messageId,
+        );
       }
     }
     const isErr = (f: ServerFrame): boolean => f.t === 'err';
-    await waitFor(() => expect(fuzzer.frames.filter(isErr).length).toBeGreaterThanOrEqual(expectedErrors), 30_000);
-    expect(fuzzer.frames.every((f) => ['welcome', 'ok', 'err', 'evt', 'ping'].includes(f.t))).toBe(true);
+    await waitFor(
+      () => expect(fuzzer.frames.filter(isErr).length).toBeGreaterThanOrEqual(expectedErrors),
+      30_000,
+    );
+    expect(fuzzer.frames.every((f) => ['welcome', 'ok', 'err', 'evt', 'ping'].includes(f.t))).toBe(
+      true,
+    );
     expect(await fetch(`${h.node.httpUrl}/healthz`).then((r) => r.status)).toBe(200);
     expect(await countRows(h.sql, 'SELECT count(*) AS n FROM messages')).toBe(messagesBefore + 10);
     // createChat frames produced by mutation may legitimately create chats for the fuzzer only.
-    expect(await countRows(h.sql, "SELECT count(*) AS n FROM chats WHERE created_by <> $1", [`${name}-fuzzer`])).toBe(chatsBefore);
+    expect(
+      await countRows(h.sql, 'SELECT count(*) AS n FROM chats WHERE created_by <> $1', [
+        `${name}-fuzzer`,
+      ]),
+    ).toBe(chatsBefore);
   }, 120_000);
 });

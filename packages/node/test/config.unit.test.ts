@@ -13,14 +13,20 @@ describe('nodeConfigFromEnv', () => {
   });
 
   it('names the variable in errors', () => {
-    expect(() => nodeConfigFromEnv({ ...base, CHAT_PORT: 'http' })).toThrow(/CHAT_PORT must be an integer/);
+    expect(() => nodeConfigFromEnv({ ...base, CHAT_PORT: 'http' })).toThrow(
+      /CHAT_PORT must be an integer/,
+    );
     expect(() => nodeConfigFromEnv({})).toThrow(/DATABASE_URL is required/);
     expect(() => nodeConfigFromEnv({ ...base, CHAT_NODE_ID: 'bad id!' })).toThrow(ConfigError);
-    expect(() => nodeConfigFromEnv({ ...base, CHAT_LOG_LEVEL: 'loud' })).toThrow(/CHAT_LOG_LEVEL must be one of/);
+    expect(() => nodeConfigFromEnv({ ...base, CHAT_LOG_LEVEL: 'loud' })).toThrow(
+      /CHAT_LOG_LEVEL must be one of/,
+    );
   });
 
   it('refuses to run without a secret in production', () => {
-    expect(() => nodeConfigFromEnv({ ...base, NODE_ENV: 'production' })).toThrow(/CHAT_AUTH_SECRET is required/);
+    expect(() => nodeConfigFromEnv({ ...base, NODE_ENV: 'production' })).toThrow(
+      /CHAT_AUTH_SECRET is required/,
+    );
   });
 
   it('reads limits and lists', () => {

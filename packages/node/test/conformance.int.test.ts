@@ -32,13 +32,22 @@ describe.each<[string, Codec]>([
     open.push(c);
     return c;
   };
-  const createChat = async (c: RawClient, members: string[], chatName?: string): Promise<string> => {
+  const createChat = async (
+    c: RawClient,
+    members: string[],
+    chatName?: string,
+  ): Promise<string> => {
     const reply = await c.ok({ t: 'createChat', members, ...(chatName ? { name: chatName } : {}) });
     return reply.chatId as string;
   };
 
   it('welcomes a new user with seq 0 and the heartbeat interval', async () => {
-    const c = await RawClient.connect({ url: h.node.url, codec, user: u('newbie'), device: 'phone' });
+    const c = await RawClient.connect({
+      url: h.node.url,
+      codec,
+      user: u('newbie'),
+      device: 'phone',
+    });
     open.push(c);
     const welcome = await c.next((f) => f.t === 'welcome');
     expect(welcome).toEqual({
@@ -60,11 +69,25 @@ describe.each<[string, Codec]>([
     const b2 = await connect(b, 'd2');
     const chatId = await createChat(a1, [b]);
     const sent = await a1.ok({ t: 'send', chatId, clientMsgId: 'm1', body: 'hello' });
-    expect(sent).toEqual({ t: 'ok', id: expect.any(Number), messageId: expect.any(String), ts: expect.any(Number) });
+    expect(sent).toEqual({
+      t: 'ok',
+      id: expect.any(Number),
+      messageId: expect.any(String),
+      ts: expect.any(Number),
+    });
 
     for (const c of [a1, a2, b1, b2]) {
       const created = await c.next<Evt>((f) => f.t === 'evt' && f.kind === 'chat');
-      expect(created).toEqual({ t: 'evt', seq: 1, kind: 'chat', chatId, change: 'created', members: expect.arrayContaining([a, b]), by: a, ts: expect.any(Number) });
+      expect(created).toEqual({
+        t: 'evt',
+        seq: 1,
+        kind: 'chat',
+        chatId,
+        change: 'created',
+        members: expect.arrayContaining([a, b]),
+        by: a,
+        ts: expect.any(Number),
+      });
       const msg = await c.next<Evt>((f) => f.t === 'evt' && f.kind === 'message');
       expect(msg).toEqual({
         t: 'evt',
@@ -87,7 +110,8 @@ describe.each<[string, Codec]>([
     const [a, b] = [u('a2'), u('b2')];
     const a1 = await connect(a);
     const chatId = await createChat(a1, [b]);
-    for (let i = 0; i < 50; i++) await a1.ok({ t: 'send', chatId, clientMsgId: `off-${i}`, body: `n${i}` });
+    for (let i = 0; i < 50; i++)
+      await a1.ok({ t: 'send', chatId, clientMsgId: `off-${i}`, body: `n${i}` });
 
     const b1 = await connect(b);
     const welcome = b1.frames.find((f) => f.t === 'welcome') as ServerFrame & { t: 'welcome' };
@@ -96,18 +120,27 @@ describe.each<[string, Codec]>([
     expect(reply).toMatchObject({ seq: 51, more: false });
     const events = b1.events();
     expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 51 }, (_, i) => i + 1));
-    expect(events.slice(1).map((e) => (e.kind === 'message' ? e.body : null))).toEqual(Array.from({ length: 50 }, (_, i) => `n${i}`));
+    expect(events.slice(1).map((e) => (e.kind === 'message' ? e.body : null))).toEqual(
+      Array.from({ length: 50 }, (_, i) => `n${i}`),
+    );
 
-    expect(await countRows(h.sql, 'SELECT count(*) AS n FROM inbox WHERE user_id = $1', [b])).toBe(51);
+    expect(await countRows(h.sql, 'SELECT count(*) AS n FROM inbox WHERE user_id = $1', [b])).toBe(
+      51,
+    );
     b1.sendFrame({ t: 'ack', seq: 51 });
-    await waitFor(async () => expect(await countRows(h.sql, 'SELECT count(*) AS n FROM inbox WHERE user_id = $1', [b])).toBe(0));
+    await waitFor(async () =>
+      expect(
+        await countRows(h.sql, 'SELECT count(*) AS n FROM inbox WHERE user_id = $1', [b]),
+      ).toBe(0),
+    );
   });
 
   it('pages a sync with `more`', async () => {
     const [a, b] = [u('a3'), u('b3')];
     const a1 = await connect(a);
     const chatId = await createChat(a1, [b]);
-    for (let i = 0; i < 5; i++) await a1.ok({ t: 'send', chatId, clientMsgId: `p-${i}`, body: 'x' });
+    for (let i = 0; i < 5; i++)
+      await a1.ok({ t: 'send', chatId, clientMsgId: `p-${i}`, body: 'x' });
     const b1 = await connect(b);
     expect(await b1.ok({ t: 'sync', after: 0, limit: 4 })).toMatchObject({ seq: 6, more: true });
     expect(await b1.ok({ t: 'sync', after: 4, limit: 4 })).toMatchObject({ seq: 6, more: false });
@@ -120,19 +153,30 @@ describe.each<[string, Codec]>([
     const chatId = await createChat(clients[0]!, members.slice(1), 'big');
     const sent = await clients[0]!.ok({ t: 'send', chatId, clientMsgId: 'g-1', body: 'to all' });
     await Promise.all(
-      clients.map((c) => c.next((f) => f.t === 'evt' && f.kind === 'message' && f.messageId === sent.messageId)),
+      clients.map((c) =>
+        c.next((f) => f.t === 'evt' && f.kind === 'message' && f.messageId === sent.messageId),
+      ),
     );
 
     const limit = await clients[0]!.request({ t: 'addMembers', chatId, members: [u('g100')] });
     expect(limit).toMatchObject({ t: 'err', code: 'LIMIT' });
-    expect(await countRows(h.sql, 'SELECT count(*) AS n FROM chat_members WHERE chat_id = $1', [chatId])).toBe(100);
+    expect(
+      await countRows(h.sql, 'SELECT count(*) AS n FROM chat_members WHERE chat_id = $1', [chatId]),
+    ).toBe(100);
 
     const outsider = await connect(u('outsider'));
     const before = await countRows(h.sql, 'SELECT count(*) AS n FROM messages');
-    const refused = await outsider.request({ t: 'send', chatId, clientMsgId: 'x', body: 'let me in' });
+    const refused = await outsider.request({
+      t: 'send',
+      chatId,
+      clientMsgId: 'x',
+      body: 'let me in',
+    });
     expect(refused).toMatchObject({ t: 'err', code: 'NOT_MEMBER' });
     expect(await countRows(h.sql, 'SELECT count(*) AS n FROM messages')).toBe(before);
-    expect(await countRows(h.sql, 'SELECT count(*) AS n FROM inbox WHERE user_id = $1', [u('outsider')])).toBe(0);
+    expect(
+      await countRows(h.sql, 'SELECT count(*) AS n FROM inbox WHERE user_id = $1', [u('outsider')]),
+    ).toBe(0);
   });
 
   it('answers a repeated clientMsgId with the same messageId, also across a reconnect', async () => {
@@ -146,9 +190,23 @@ describe.each<[string, Codec]>([
     a1 = await connect(a);
     const third = await a1.ok({ t: 'send', chatId, clientMsgId: 'same', body: 'once' });
     expect(third).toMatchObject({ messageId: first.messageId, dup: true });
-    expect(await countRows(h.sql, 'SELECT count(*) AS n FROM messages WHERE sender_id = $1', [a])).toBe(1);
-    expect(await countRows(h.sql, "SELECT count(*) AS n FROM inbox WHERE user_id = $1 AND kind = 'message'", [b])).toBe(1);
-    expect(await countRows(h.sql, "SELECT count(*) AS n FROM inbox WHERE user_id = $1 AND kind = 'message'", [a])).toBe(1);
+    expect(
+      await countRows(h.sql, 'SELECT count(*) AS n FROM messages WHERE sender_id = $1', [a]),
+    ).toBe(1);
+    expect(
+      await countRows(
+        h.sql,
+        "SELECT count(*) AS n FROM inbox WHERE user_id = $1 AND kind = 'message'",
+        [b],
+      ),
+    ).toBe(1);
+    expect(
+      await countRows(
+        h.sql,
+        "SELECT count(*) AS n FROM inbox WHERE user_id = $1 AND kind = 'message'",
+        [a],
+      ),
+    ).toBe(1);
   });
 
   it('lists the chats of a user', async () => {
@@ -158,7 +216,9 @@ describe.each<[string, Codec]>([
     const two = await createChat(a1, [b, c], 'two');
     const b1 = await connect(b);
     const reply = await b1.ok({ t: 'listChats' });
-    const chats = (reply.chats as Array<{ chatId: string; name: string; members: string[] }>).map((x) => ({ ...x, members: [...x.members].sort() }));
+    const chats = (reply.chats as Array<{ chatId: string; name: string; members: string[] }>).map(
+      (x) => ({ ...x, members: [...x.members].sort() }),
+    );
     expect(chats).toEqual(
       expect.arrayContaining([
         { chatId: one, name: 'one', members: [a, b].sort() },
@@ -176,10 +236,17 @@ describe.each<[string, Codec]>([
     await a1.ok({ t: 'addMembers', chatId, members: [c] });
     await c1.next((f) => f.t === 'evt' && f.kind === 'chat' && f.change === 'membersAdded');
     await a1.ok({ t: 'removeMembers', chatId, members: [c] });
-    const removed = await c1.next<Evt>((f) => f.t === 'evt' && f.kind === 'chat' && f.change === 'membersRemoved');
+    const removed = await c1.next<Evt>(
+      (f) => f.t === 'evt' && f.kind === 'chat' && f.change === 'membersRemoved',
+    );
     expect(removed).toMatchObject({ chatId, members: [c], by: a });
-    expect(await c1.request({ t: 'send', chatId, clientMsgId: 'late', body: 'hi' })).toMatchObject({ t: 'err', code: 'NOT_MEMBER' });
-    expect(await a1.request({ t: 'addMembers', chatId: 'no-such-chat', members: [c] })).toMatchObject({ t: 'err', code: 'NOT_FOUND' });
+    expect(await c1.request({ t: 'send', chatId, clientMsgId: 'late', body: 'hi' })).toMatchObject({
+      t: 'err',
+      code: 'NOT_MEMBER',
+    });
+    expect(
+      await a1.request({ t: 'addMembers', chatId: 'no-such-chat', members: [c] }),
+    ).toMatchObject({ t: 'err', code: 'NOT_FOUND' });
   });
 
   it('refuses a fourth device with LIMIT and 4009, and replaces a reconnecting device with 4008', async () => {

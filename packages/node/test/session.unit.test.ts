@@ -37,7 +37,10 @@ const policy: SessionPolicy = {
   maxPendingPushes: 4,
 };
 
-function readySession(socket = new FakeSocket(), now = 0): { session: Session; socket: FakeSocket } {
+function readySession(
+  socket = new FakeSocket(),
+  now = 0,
+): { session: Session; socket: FakeSocket } {
   const session = new Session('alice', 'd1', jsonCodec, socket, policy, now);
   session.ready = true;
   return { session, socket };

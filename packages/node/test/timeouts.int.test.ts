@@ -28,7 +28,12 @@ afterAll(async () => {
 });
 
 it('pings with the latest seq and closes a client that stops answering with 4002', async () => {
-  const c = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'quiet', autoPong: false });
+  const c = await RawClient.ready({
+    url: h.node.url,
+    codec: jsonCodec,
+    user: 'quiet',
+    autoPong: false,
+  });
   const openedAt = Date.now();
   expect(await c.next((f) => f.t === 'ping')).toEqual({ t: 'ping', seq: 0 });
   const closed = await c.closed;
@@ -44,7 +49,10 @@ it('keeps a client that answers pings', async () => {
   await c.next((f) => f.t === 'ping');
   const pings = (): number => c.frames.filter((f) => f.t === 'ping').length;
   // Three heartbeats is more than one heartbeat + timeout: a missed pong would have closed it.
-  await waitFor(() => expect(pings()).toBeGreaterThanOrEqual(3), 4 * (HEARTBEAT_MS + HEARTBEAT_TIMEOUT_MS));
+  await waitFor(
+    () => expect(pings()).toBeGreaterThanOrEqual(3),
+    4 * (HEARTBEAT_MS + HEARTBEAT_TIMEOUT_MS),
+  );
   expect(c.ws.readyState).toBe(c.ws.OPEN);
   await c.close();
 });
@@ -57,17 +65,23 @@ it('pushes an unacked event again, then closes with 4002', async () => {
   const sent = await sender.ok({ t: 'send', chatId, clientMsgId: 'm', body: 'ack me' });
   const closed = await lazy.closed;
   expect(closed.code).toBe(4002);
-  const copies = lazy.events().filter((e) => e.kind === 'message' && e.messageId === sent.messageId);
+  const copies = lazy
+    .events()
+    .filter((e) => e.kind === 'message' && e.messageId === sent.messageId);
   expect(copies.length).toBe(PUSH_TRIES);
   await sender.close();
 });
 
 it('answers RATE_LIMITED past the rate, then closes with 4029 if it keeps on', async () => {
   const c = await RawClient.ready({ url: h.node.url, codec: jsonCodec, user: 'flood' });
-  for (let i = 0; i < 100; i++) c.sendFrame({ t: 'listChats', id: 1000 + i });
+  // The burst is served...
+  for (let i = 0; i < 20; i++) c.sendFrame({ t: 'listChats', id: 1000 + i });
+  await waitFor(() => expect(c.frames.filter((f) => f.t === 'ok')).toHaveLength(20));
+  // ...what comes faster than the rate is refused, and a client that keeps on is cut off.
+  for (let i = 0; i < 100; i++) c.sendFrame({ t: 'listChats', id: 2000 + i });
   const closed = await c.closed;
   expect(closed.code).toBe(4029);
   const limited = c.frames.filter((f) => f.t === 'err' && f.code === 'RATE_LIMITED');
-  expect(limited.length).toBeGreaterThanOrEqual(20);
-  expect(c.frames.filter((f) => f.t === 'ok').length).toBeGreaterThanOrEqual(19);
+  expect(limited.length).toBeGreaterThanOrEqual(25);
+  expect(limited.length).toBeLessThanOrEqual(31);
 });

@@ -4,7 +4,7 @@ export type { NodeProcess, NodeProcessOptions } from './node-process';
 export { RawClient, UpgradeRefused, testToken } from './raw-client';
 export type { RawClientOptions, CloseInfo } from './raw-client';
 export { startSingleNode, countRows } from './single-node';
-export type { SingleNode } from './single-node';
+export type { SingleNode, SingleNodeOptions } from './single-node';
 export { createTestDatabase } from './db';
 export type { TestDatabase } from './db';
 export { startPostgres } from './postgres';

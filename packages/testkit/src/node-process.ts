@@ -49,21 +49,25 @@ process.on('exit', () => {
 export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
   const nodeId = options.nodeId ?? 'node-1';
   const logFile = join(logDir, `${nodeId}-${Date.now()}.log`);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'packages/node/src/main.ts')], {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/root',
-      DATABASE_URL: options.databaseUrl,
-      CHAT_NODE_ID: nodeId,
-      CHAT_HOST: '127.0.0.1',
-      CHAT_PORT: String(options.port ?? 0),
-      CHAT_AUTH_SECRET: TEST_SECRET,
-      CHAT_LOG_LEVEL: 'info',
-      ...options.env,
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'packages/node/src/main.ts')],
+    {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/root',
+        DATABASE_URL: options.databaseUrl,
+        CHAT_NODE_ID: nodeId,
+        CHAT_HOST: '127.0.0.1',
+        CHAT_PORT: String(options.port ?? 0),
+        CHAT_AUTH_SECRET: TEST_SECRET,
+        CHAT_LOG_LEVEL: 'info',
+        ...options.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   running.add(child);
   const log = createWriteStream(logFile);
   child.stderr?.pipe(log);
@@ -76,7 +80,12 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
 
   const port = await new Promise<number>((resolvePort, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`${nodeId} did not start within ${options.startTimeoutMs ?? 30_000} ms; log: ${logFile}`)),
+      () =>
+        reject(
+          new Error(
+            `${nodeId} did not start within ${options.startTimeoutMs ?? 30_000} ms; log: ${logFile}`,
+          ),
+        ),
       options.startTimeoutMs ?? 30_000,
     );
     const lines = createInterface({ input: child.stdout! });

@@ -26,7 +26,12 @@ export interface CloseInfo {
   readonly reason: string;
 }
 
-export function testToken(user: string, device: string, ttlSec = 3600, secret = TEST_SECRET): string {
+export function testToken(
+  user: string,
+  device: string,
+  ttlSec = 3600,
+  secret = TEST_SECRET,
+): string {
   return signToken({ sub: user, dev: device, exp: Math.floor(Date.now() / 1000) + ttlSec }, secret);
 }
 
@@ -43,7 +48,9 @@ export class RawClient {
     autoAck: boolean,
   ) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      const frame = codec.decode(isBinary ? new Uint8Array(data) : data.toString('utf8')) as ServerFrame;
+      const frame = codec.decode(
+        isBinary ? new Uint8Array(data) : data.toString('utf8'),
+      ) as ServerFrame;
       this.frames.push(frame);
       if (autoPong && frame.t === 'ping') this.sendFrame({ t: 'pong', seq: frame.seq });
       if (autoAck && frame.t === 'evt') this.sendFrame({ t: 'ack', seq: frame.seq });
@@ -62,11 +69,22 @@ export class RawClient {
     const token = options.token ?? testToken(options.user ?? 'alice', options.device ?? 'd1');
     const headers: Record<string, string> = {};
     if (options.origin !== undefined) headers.origin = options.origin;
-    const ws = new WebSocket(`${options.url}?token=${encodeURIComponent(token)}`, options.codec.subprotocol, { headers });
-    const client = new RawClient(ws, options.codec, options.autoPong ?? true, options.autoAck ?? false);
+    const ws = new WebSocket(
+      `${options.url}?token=${encodeURIComponent(token)}`,
+      options.codec.subprotocol,
+      { headers },
+    );
+    const client = new RawClient(
+      ws,
+      options.codec,
+      options.autoPong ?? true,
+      options.autoAck ?? false,
+    );
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));
-      ws.once('unexpected-response', (_req, res) => reject(new UpgradeRefused(res.statusCode ?? 0, res.headers)));
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new UpgradeRefused(res.statusCode ?? 0, res.headers)),
+      );
       ws.once('error', reject);
     });
   }
@@ -87,10 +105,16 @@ export class RawClient {
   }
 
   /** Sends a request with a fresh id and resolves with its ok or err reply. */
-  async request(frame: Record<string, unknown>, timeoutMs = 10_000): Promise<ServerFrame & { t: 'ok' | 'err' }> {
+  async request(
+    frame: Record<string, unknown>,
+    timeoutMs = 10_000,
+  ): Promise<ServerFrame & { t: 'ok' | 'err' }> {
     const id = this.nextId++;
     this.sendFrame({ ...frame, id });
-    return (await this.next((f) => (f.t === 'ok' || f.t === 'err') && f.id === id, timeoutMs)) as ServerFrame & {
+    return (await this.next(
+      (f) => (f.t === 'ok' || f.t === 'err') && f.id === id,
+      timeoutMs,
+    )) as ServerFrame & {
       t: 'ok' | 'err';
     };
   }
@@ -98,18 +122,25 @@ export class RawClient {
   /** Like request, but throws unless the reply is ok. */
   async ok(frame: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>> {
     const reply = await this.request(frame, timeoutMs);
-    if (reply.t !== 'ok') throw new Error(`expected ok for ${JSON.stringify(frame)}, got ${JSON.stringify(reply)}`);
+    if (reply.t !== 'ok')
+      throw new Error(`expected ok for ${JSON.stringify(frame)}, got ${JSON.stringify(reply)}`);
     return reply as unknown as Record<string, unknown>;
   }
 
   /** Waits for the first recorded frame (old or new) matching the predicate. */
-  async next<F extends ServerFrame>(match: (f: ServerFrame) => boolean, timeoutMs = 10_000): Promise<F> {
+  async next<F extends ServerFrame>(
+    match: (f: ServerFrame) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<F> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.frames.find(match);
       if (found !== undefined) return found as F;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`);
+      if (left <= 0)
+        throw new Error(
+          `no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -126,7 +157,8 @@ export class RawClient {
   }
 
   close(): Promise<CloseInfo> {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
+      this.ws.close(1000);
     return this.closed;
   }
 

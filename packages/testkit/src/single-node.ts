@@ -12,16 +12,19 @@ export interface SingleNode {
   node: NodeProcess;
   readonly db: TestDatabase;
   readonly sql: Pool;
-  /** Starts the node again (after a kill) on the same port, so clients find it where it was. */
+  /** Starts the node again (after a kill) on a fresh port. */
   restart(): Promise<NodeProcess>;
   close(): Promise<void>;
 }
 
-export async function startSingleNode(
-  options: Omit<NodeProcessOptions, 'databaseUrl'> & { databaseUrl?: string } = {},
-): Promise<SingleNode> {
-  const db = await createTestDatabase(options.nodeId ?? 'node');
-  const databaseUrl = options.databaseUrl ?? db.url;
+export interface SingleNodeOptions extends Omit<NodeProcessOptions, 'databaseUrl'> {
+  /** Superuser URL of the Postgres server to create the database on; the shared test server by default. */
+  readonly adminUrl?: string;
+}
+
+export async function startSingleNode(options: SingleNodeOptions = {}): Promise<SingleNode> {
+  const db = await createTestDatabase(options.nodeId ?? 'node', options.adminUrl);
+  const databaseUrl = db.url;
   const sql = new Pool({ connectionString: db.url, max: 2 });
   sql.on('error', () => undefined);
   const harness: SingleNode = {
@@ -30,7 +33,7 @@ export async function startSingleNode(
     sql,
     async restart() {
       await harness.node.stop();
-      harness.node = await startNodeProcess({ ...options, databaseUrl, port: harness.node.port });
+      harness.node = await startNodeProcess({ ...options, databaseUrl });
       return harness.node;
     },
     async close() {

@@ -14,7 +14,12 @@ export interface SlowSocket {
   destroy(): void;
 }
 
-export function openSlowSocket(port: number, path: string, subprotocol: string, bytesPerSecond: number): Promise<SlowSocket> {
+export function openSlowSocket(
+  port: number,
+  path: string,
+  subprotocol: string,
+  bytesPerSecond: number,
+): Promise<SlowSocket> {
   const socket: Socket = connect({ host: '127.0.0.1', port });
   return new Promise((resolve, reject) => {
     socket.once('error', reject);
@@ -49,7 +54,9 @@ export function openSlowSocket(port: number, path: string, subprotocol: string, 
       const timer = setInterval(() => {
         let budget = perTick;
         while (budget > 0) {
-          const chunk = socket.read(Math.min(budget, socket.readableLength || budget)) as Buffer | null;
+          const chunk = socket.read(
+            Math.min(budget, socket.readableLength || budget),
+          ) as Buffer | null;
           if (chunk === null) break;
           read += chunk.length;
           budget -= chunk.length;

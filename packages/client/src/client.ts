@@ -1,0 +1,743 @@
+/**
+ * ChatClient: the socket glue around the pure parts (Backoff, SeqTracker, AckCoalescer,
+ * Outbox). One `Session` per WebSocket attempt; events of a session that is no longer current
+ * are ignored, so a late close or message of an abandoned socket cannot disturb the next one.
+ */
+import { ChatError, CloseCode, jsonCodec, msgpackCodec } from '@chat/protocol';
+import type {
+  AttachmentRef,
+  ChatSummary,
+  ClientFrame,
+  ClientRequest,
+  Codec,
+  ErrFrame,
+  ErrorCode,
+  EventFrame,
+  MovedFrame,
+  OkFields,
+  RequestType,
+  ServerFrame,
+  TypingNotice,
+  WelcomeFrame,
+} from '@chat/protocol';
+import { AckCoalescer } from './ack-coalescer';
+import { Backoff } from './backoff';
+import { ConnectionError } from './errors';
+import { randomId } from './ids';
+import type { ChatClientOptions, ResolvedOptions, TimerHandle } from './options';
+import { connectUrl, resolveOptions } from './options';
+import type { SendResult } from './outbox';
+import { Outbox } from './outbox';
+import { lookupRoute } from './route';
+import { parseServerFrame } from './server-frames';
+import type { SyncPage } from './seq-tracker';
+import { SeqTracker } from './seq-tracker';
+import type { Disposer, Listener } from './typed-events';
+import { TypedEvents } from './typed-events';
+import type { Socket, SocketClose } from './transport';
+import { openSocket } from './transport';
+
+export type ConnectionStatus = 'connecting' | 'syncing' | 'ready' | 'reconnecting' | 'closed';
+
+export interface ConnectionState {
+  readonly status: ConnectionStatus;
+  /** Id of the node of the current session (from `welcome`), null while not connected. */
+  readonly node: string | null;
+}
+
+/** Everything `client.on()` can listen to. */
+export interface ChatClientEvents {
+  /** An inbox event, delivered once and strictly in seq order. */
+  event: EventFrame;
+  typing: TypingNotice;
+  state: ConnectionState;
+  /** Auth failures (ChatError UNAUTHORIZED), terminal stops, id-less `err` frames. */
+  error: ChatError | Error;
+  welcome: WelcomeFrame;
+  moved: MovedFrame;
+}
+
+export interface SendOptions {
+  /** Idempotency key, at most 64 characters; generated when absent. */
+  readonly clientMsgId?: string;
+  readonly attachments?: readonly AttachmentRef[];
+}
+
+type RequestBody<T extends RequestType> = Omit<Extract<ClientRequest, { t: T }>, 'id'>;
+type RequestFields<T extends RequestType> = Omit<RequestBody<T>, 't'>;
+type Reply = Record<string, unknown>;
+
+interface PendingRequest {
+  readonly body: RequestBody<RequestType>;
+  readonly resolve: (reply: Reply) => void;
+  readonly reject: (err: Error) => void;
+  timer: TimerHandle;
+  /** Request id of the attempt on the wire. */
+  id: number | undefined;
+}
+
+/** Requests that are safe to send again after the connection dropped before the reply. */
+const RESENDABLE: ReadonlySet<RequestType> = new Set<RequestType>([
+  'listChats',
+  'read',
+  'lastSeen',
+  'uploadTarget',
+  'downloadUrl',
+]);
+
+interface Session {
+  socket: Socket;
+  welcomed: boolean;
+  node: string | null;
+  moved: MovedFrame | undefined;
+  /** An id-less `err` (LIMIT precedes close 4009). */
+  lastError: ErrFrame | undefined;
+  heartbeatMs: number;
+  liveness: TimerHandle | undefined;
+  sync: { id: number; page: SyncPage; timer: TimerHandle } | undefined;
+}
+
+/**
+ * A chat connection for one device, with reconnect, resume and exactly-once, in-order delivery
+ * of inbox events to the app.
+ *
+ * @example
+ * const client = new ChatClient({ registryUrl, user: 'alice', token: getToken, lastSeq: saved });
+ * client.on('event', (evt) => { render(evt); persist(client.lastSeq); });
+ * await client.connect();
+ * const { messageId } = await client.send(chatId, 'hello');
+ */
+export class ChatClient {
+  private readonly opts: ResolvedOptions;
+  private readonly codec: Codec;
+  private readonly events: TypedEvents<ChatClientEvents>;
+  private readonly seqs: SeqTracker;
+  private readonly acks: AckCoalescer;
+  private readonly outbox: Outbox;
+  private readonly backoff: Backoff;
+
+  private current: ConnectionState = { status: 'closed', node: null };
+  private session: Session | undefined;
+  private started = false;
+  private stopped = false;
+  private everReady = false;
+  private attemptGen = 0;
+  private nextId = 1;
+  private movedTarget: string | undefined;
+  private movedHops = 0;
+  private readyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+
+  private readonly requests = new Map<number, PendingRequest>();
+  private waiting: PendingRequest[] = [];
+  private readonly sendTimers = new Map<number, TimerHandle>();
+  private reconnectTimer: TimerHandle | undefined;
+  private ackTimer: TimerHandle | undefined;
+  private outboxTimer: TimerHandle | undefined;
+
+  constructor(options: ChatClientOptions) {
+    this.opts = resolveOptions(options);
+    this.codec = this.opts.codec === 'msgpack' ? msgpackCodec : jsonCodec;
+    this.events = new TypedEvents((err, event) =>
+      this.opts.logger.error({ err, event }, 'chat client listener threw'),
+    );
+    this.seqs = new SeqTracker(this.opts.lastSeq);
+    this.acks = new AckCoalescer(
+      { maxDelayMs: this.opts.ackDelayMs, maxEvents: this.opts.ackEveryEvents },
+      this.opts.lastSeq,
+    );
+    const backoffSettings = { baseMs: this.opts.backoffBaseMs, maxMs: this.opts.backoffMaxMs };
+    this.outbox = new Outbox(backoffSettings, this.opts.random);
+    this.backoff = new Backoff(backoffSettings, this.opts.random);
+  }
+
+  /** Last contiguous seq handed to the app: persist it and pass it as `lastSeq` next time. */
+  get lastSeq(): number {
+    return this.seqs.lastContiguous;
+  }
+
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /**
+   * Subscribes to an event; returns a function that unsubscribes.
+   *
+   * @example
+   * const off = client.on('state', (s) => console.log(s.status, s.node));
+   */
+  on<K extends keyof ChatClientEvents>(
+    event: K,
+    listener: Listener<ChatClientEvents[K]>,
+  ): Disposer {
+    return this.events.on(event, listener);
+  }
+
+  /**
+   * Starts connecting (once) and resolves when the client is first ready (welcome and sync
+   * done). Transient failures are retried; it rejects only when the client stops for good
+   * (fixed token refused, device limit, replaced, `close()`).
+   */
+  connect(): Promise<void> {
+    if (this.stopped) return Promise.reject(new ConnectionError('client is closed'));
+    const ready = this.everReady
+      ? Promise.resolve()
+      : new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    if (!this.started) {
+      this.started = true;
+      void this.attempt();
+    }
+    return ready;
+  }
+
+  /** Closes for good: no reconnect; pending requests and sends reject. */
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    const session = this.session;
+    this.shutdown(new ConnectionError('client closed', 1000), false);
+    if (session === undefined) return;
+    await new Promise<void>((resolve) => {
+      const timer = this.opts.clock.setTimeout(() => {
+        session.socket.terminate();
+        resolve();
+      }, 1000);
+      this.closeWaiter = () => {
+        this.opts.clock.clearTimeout(timer);
+        resolve();
+      };
+      session.socket.close(1000, 'client closed');
+    });
+  }
+
+  private closeWaiter: (() => void) | undefined;
+
+  // ---- requests ----
+
+  /** Creates a chat with the given members (the caller is added by the node). */
+  async createChat(members: string[], name?: string): Promise<{ chatId: string }> {
+    const reply = await this.request(
+      'createChat',
+      name === undefined ? { members } : { members, name },
+    );
+    return { chatId: reply.chatId };
+  }
+
+  async addMembers(chatId: string, members: string[]): Promise<void> {
+    await this.request('addMembers', { chatId, members });
+  }
+
+  async removeMembers(chatId: string, members: string[]): Promise<void> {
+    await this.request('removeMembers', { chatId, members });
+  }
+
+  async listChats(): Promise<ChatSummary[]> {
+    return (await this.request('listChats', {})).chats;
+  }
+
+  /** Marks a message read (the sender gets a receipt event). */
+  async read(chatId: string, messageId: string): Promise<void> {
+    await this.request('read', { chatId, messageId });
+  }
+
+  async lastSeen(user: string): Promise<{ online: boolean; lastSeen: number | null }> {
+    const reply = await this.request('lastSeen', { user });
+    return { online: reply.online, lastSeen: reply.lastSeen };
+  }
+
+  async uploadTarget(mime: string, size: number): Promise<OkFields['uploadTarget']> {
+    const { key, url, fields, expiresAt } = await this.request('uploadTarget', { mime, size });
+    return fields === undefined ? { key, url, expiresAt } : { key, url, fields, expiresAt };
+  }
+
+  async downloadUrl(key: string): Promise<OkFields['downloadUrl']> {
+    const { url, expiresAt } = await this.request('downloadUrl', { key });
+    return { url, expiresAt };
+  }
+
+  /** Fire-and-forget typing notice; dropped while not connected. */
+  typing(chatId: string): void {
+    this.sendFrame({ t: 'typing', chatId });
+  }
+
+  /**
+   * Sends a message. Kept in an outbox until the node's `ok`: resent with the same clientMsgId
+   * after a reconnect, retried with backoff on UNAVAILABLE, RATE_LIMITED, INTERNAL and
+   * timeouts, until `sendDeadlineMs`. Other errors reject at once.
+   *
+   * @example
+   * const { messageId, ts } = await client.send(chatId, 'hi', { clientMsgId: draft.id });
+   */
+  send(chatId: string, body: string | undefined, opts: SendOptions = {}): Promise<SendResult> {
+    if (this.stopped) return Promise.reject(new ConnectionError('client is closed'));
+    const clientMsgId = opts.clientMsgId ?? randomId(this.opts.random);
+    if (clientMsgId.length === 0 || clientMsgId.length > 64) {
+      return Promise.reject(new ChatError('BAD_REQUEST', 'clientMsgId must be 1-64 characters'));
+    }
+    const frame: RequestBody<'send'> = { t: 'send', chatId, clientMsgId };
+    if (body !== undefined) frame.body = body;
+    if (opts.attachments !== undefined) frame.attachments = opts.attachments.map((a) => ({ ...a }));
+    const now = this.opts.clock.now();
+    const result = new Promise<SendResult>((resolve, reject) => {
+      this.outbox.add(frame, now + this.opts.sendDeadlineMs, now, { resolve, reject });
+    });
+    this.pumpOutbox();
+    return result;
+  }
+
+  private request<T extends RequestType>(t: T, fields: RequestFields<T>): Promise<OkFields[T]> {
+    if (this.stopped) return Promise.reject(new ConnectionError('client is closed'));
+    const body = { ...fields, t } as unknown as RequestBody<RequestType>;
+    return new Promise<OkFields[T]>((resolve, reject) => {
+      const pending: PendingRequest = {
+        body,
+        resolve: resolve as (reply: Reply) => void,
+        reject,
+        id: undefined,
+        timer: this.opts.clock.setTimeout(() => {
+          this.forgetRequest(pending);
+          reject(new ChatError('UNAVAILABLE', `${body.t} timed out`));
+        }, this.opts.requestTimeoutMs),
+      };
+      if (this.session?.welcomed === true) this.dispatch(pending);
+      else this.waiting.push(pending);
+    });
+  }
+
+  private dispatch(pending: PendingRequest): void {
+    const id = this.nextId++;
+    pending.id = id;
+    this.requests.set(id, pending);
+    this.sendFrame({ ...pending.body, id } as ClientFrame);
+  }
+
+  private forgetRequest(pending: PendingRequest): void {
+    if (pending.id !== undefined) this.requests.delete(pending.id);
+    this.waiting = this.waiting.filter((p) => p !== pending);
+  }
+
+  private pumpOutbox(): void {
+    if (this.stopped) return;
+    const { clock } = this.opts;
+    if (this.outboxTimer !== undefined) clock.clearTimeout(this.outboxTimer);
+    this.outboxTimer = undefined;
+    this.outbox.expire(clock.now());
+    if (this.session?.welcomed === true) {
+      for (const frame of this.outbox.due(clock.now())) {
+        const id = this.nextId++;
+        this.outbox.markSent(frame.clientMsgId, id);
+        this.sendFrame({ ...frame, id });
+        this.sendTimers.set(
+          id,
+          clock.setTimeout(() => {
+            this.sendTimers.delete(id);
+            this.outbox.timedOut(id, clock.now());
+            this.pumpOutbox();
+          }, this.opts.requestTimeoutMs),
+        );
+      }
+    }
+    const wake = this.outbox.nextWakeup();
+    if (wake !== undefined) {
+      this.outboxTimer = clock.setTimeout(
+        () => {
+          this.outboxTimer = undefined;
+          this.pumpOutbox();
+        },
+        Math.max(0, wake - clock.now()),
+      );
+    }
+  }
+
+  // ---- connection lifecycle ----
+
+  private async attempt(): Promise<void> {
+    const gen = ++this.attemptGen;
+    this.setState(this.everReady ? 'reconnecting' : 'connecting', null);
+    let base: string;
+    let token: string;
+    try {
+      base = await this.resolveBaseUrl();
+    } catch (err) {
+      if (gen !== this.attemptGen || this.stopped) return;
+      this.opts.logger.warn({ err }, 'registry lookup failed');
+      this.scheduleReconnect(0);
+      return;
+    }
+    try {
+      token = typeof this.opts.token === 'string' ? this.opts.token : await this.opts.token();
+    } catch (err) {
+      if (gen !== this.attemptGen || this.stopped) return;
+      this.opts.logger.warn({ err }, 'token function failed');
+      this.events.emit('error', asError(err));
+      this.scheduleReconnect(0);
+      return;
+    }
+    if (gen !== this.attemptGen || this.stopped) return;
+    let url: string;
+    try {
+      url = connectUrl(base, token);
+    } catch {
+      this.shutdown(new ConnectionError(`invalid node url ${base}`), true);
+      return;
+    }
+    this.opts.logger.debug({ url: base }, 'chat client connecting');
+    const session: Session = {
+      socket: undefined as unknown as Socket,
+      welcomed: false,
+      node: null,
+      moved: undefined,
+      lastError: undefined,
+      heartbeatMs: 0,
+      liveness: undefined,
+      sync: undefined,
+    };
+    this.session = session;
+    try {
+      session.socket = openSocket(
+        this.opts.WebSocket,
+        url,
+        this.codec.subprotocol,
+        {
+          open: () => this.armLiveness(session, this.opts.requestTimeoutMs),
+          message: (data) => this.onMessage(session, data),
+          close: (info) => this.onClose(session, info),
+        },
+        () => this.opts.clock.now(),
+      );
+    } catch (err) {
+      this.session = undefined;
+      this.shutdown(asError(err), true);
+      return;
+    }
+    // Covers a connect that neither opens nor fails (black-holed SYN, stuck upgrade).
+    this.armLiveness(session, this.opts.requestTimeoutMs);
+  }
+
+  private async resolveBaseUrl(): Promise<string> {
+    const moved = this.movedTarget;
+    this.movedTarget = undefined;
+    if (moved !== undefined) return moved;
+    if (this.opts.url !== undefined) return this.opts.url;
+    const { fetch, registryUrl, user } = this.opts;
+    if (fetch === undefined) throw new TypeError('no fetch available: pass options.fetch');
+    const route = await lookupRoute(fetch, registryUrl as string, user as string);
+    this.opts.logger.debug({ node: route.node, epoch: route.epoch }, 'registry route');
+    return route.url;
+  }
+
+  private scheduleReconnect(minDelayMs: number): void {
+    if (this.stopped) return;
+    const delay = Math.max(this.backoff.next(), minDelayMs);
+    this.setState('reconnecting', null);
+    this.opts.logger.debug({ delay, attempt: this.backoff.attempts }, 'chat client reconnect');
+    this.clearTimer('reconnectTimer');
+    this.reconnectTimer = this.opts.clock.setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.attempt();
+    }, delay);
+  }
+
+  private armLiveness(session: Session, ms: number): void {
+    if (session.liveness !== undefined) this.opts.clock.clearTimeout(session.liveness);
+    session.liveness = this.opts.clock.setTimeout(() => {
+      this.opts.logger.warn({ node: session.node }, 'chat connection silent, dropping it');
+      session.socket.terminate();
+      // Do not wait for the close event of a dead connection: it may take minutes.
+      this.onClose(session, { code: 1006, reason: 'liveness timeout' });
+    }, ms);
+  }
+
+  private onMessage(session: Session, data: unknown): void {
+    if (session !== this.session) return;
+    let frame: ServerFrame | undefined;
+    try {
+      frame = parseServerFrame(this.codec.decode(data as string | Uint8Array | ArrayBuffer));
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'undecodable frame from node');
+      return;
+    }
+    if (frame === undefined) {
+      this.opts.logger.debug({}, 'ignoring unknown or malformed frame');
+      return;
+    }
+    if (session.welcomed) {
+      this.armLiveness(session, session.heartbeatMs * this.opts.heartbeatTimeoutFactor);
+    }
+    switch (frame.t) {
+      case 'welcome':
+        return this.onWelcome(session, frame);
+      case 'evt':
+        this.deliver(this.seqs.offer(frame));
+        if (this.seqs.hasGap) this.startSync(session);
+        return;
+      case 'ping':
+        this.sendFrame({ t: 'pong', seq: frame.seq });
+        if (this.seqs.observe(frame.seq)) this.startSync(session);
+        return;
+      case 'ok':
+        return this.onReply(session, frame.id, frame as unknown as Reply, undefined);
+      case 'err':
+        if (frame.id === undefined) {
+          session.lastError = frame;
+          if (frame.code !== 'LIMIT') {
+            this.events.emit('error', new ChatError(frame.code, frame.message));
+          }
+          return;
+        }
+        return this.onReply(session, frame.id, undefined, frame);
+      case 'typing':
+        this.events.emit('typing', frame);
+        return;
+      case 'moved':
+        session.moved = frame;
+        this.events.emit('moved', frame);
+        return;
+    }
+  }
+
+  private onWelcome(session: Session, welcome: WelcomeFrame): void {
+    session.welcomed = true;
+    session.node = welcome.node;
+    session.heartbeatMs = welcome.heartbeatMs > 0 ? welcome.heartbeatMs : 30_000;
+    this.armLiveness(session, session.heartbeatMs * this.opts.heartbeatTimeoutFactor);
+    this.acks.resetConnection();
+    this.seqs.observe(welcome.seq);
+    this.events.emit('welcome', welcome);
+    this.setState('syncing', welcome.node);
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const pending of waiting) this.dispatch(pending);
+    this.pumpOutbox();
+    this.startSync(session);
+  }
+
+  private startSync(session: Session): void {
+    if (session.sync !== undefined || !session.welcomed) return;
+    const page = this.seqs.beginPage();
+    const id = this.nextId++;
+    const timer = this.opts.clock.setTimeout(() => {
+      this.opts.logger.warn({ node: session.node }, 'sync timed out, reconnecting');
+      session.socket.terminate();
+      this.onClose(session, { code: 1006, reason: 'sync timeout' });
+    }, this.opts.requestTimeoutMs);
+    session.sync = { id, page, timer };
+    const frame: ClientRequest = { t: 'sync', id, after: page.after };
+    if (this.opts.syncLimit !== undefined) frame.limit = this.opts.syncLimit;
+    this.sendFrame(frame);
+  }
+
+  private onSyncReply(session: Session, reply: Reply | undefined, err: ErrFrame | undefined) {
+    const sync = session.sync as NonNullable<Session['sync']>;
+    this.opts.clock.clearTimeout(sync.timer);
+    session.sync = undefined;
+    if (err !== undefined || reply === undefined) {
+      // The node cannot serve the inbox (UNAVAILABLE): back off and reconnect, then sync again.
+      this.opts.logger.warn({ code: err?.code }, 'sync failed, reconnecting');
+      session.socket.close(1000, 'sync failed');
+      this.onClose(session, { code: 1006, reason: 'sync failed' });
+      return;
+    }
+    const seq = typeof reply.seq === 'number' ? reply.seq : 0;
+    const more = reply.more === true;
+    this.deliver(this.seqs.endPage(sync.page, { seq, more }), false);
+    this.flushAck(true);
+    if (more || this.seqs.hasGap) {
+      this.startSync(session);
+      return;
+    }
+    if (this.current.status !== 'ready') {
+      this.backoff.reset();
+      this.movedHops = 0;
+      this.everReady = true;
+      this.setState('ready', session.node);
+      const waiters = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of waiters) w.resolve();
+    }
+  }
+
+  private onReply(
+    session: Session,
+    id: number,
+    reply: Reply | undefined,
+    err: ErrFrame | undefined,
+  ): void {
+    if (session.sync?.id === id) return this.onSyncReply(session, reply, err);
+    const now = this.opts.clock.now();
+    if (this.outbox.owns(id)) {
+      const timer = this.sendTimers.get(id);
+      if (timer !== undefined) this.opts.clock.clearTimeout(timer);
+      this.sendTimers.delete(id);
+      if (reply !== undefined) {
+        this.outbox.succeeded(id, reply as unknown as SendResult);
+      } else if (err !== undefined) {
+        this.outbox.failed(id, toChatError(err), now);
+      }
+      this.pumpOutbox();
+      return;
+    }
+    const pending = this.requests.get(id);
+    if (pending === undefined) return;
+    this.requests.delete(id);
+    this.opts.clock.clearTimeout(pending.timer);
+    if (err !== undefined) pending.reject(toChatError(err));
+    else pending.resolve(reply as Reply);
+  }
+
+  private onClose(session: Session, info: SocketClose): void {
+    if (session !== this.session) return;
+    this.session = undefined;
+    this.dropSession(session);
+    if (this.closeWaiter !== undefined) {
+      this.closeWaiter();
+      this.closeWaiter = undefined;
+    }
+    if (this.stopped) return;
+    this.opts.logger.info(
+      { code: info.code, reason: info.reason, httpStatus: info.httpStatus, node: session.node },
+      'chat connection closed',
+    );
+
+    if (info.code === CloseCode.MOVED && session.moved !== undefined) {
+      if (this.movedHops < this.opts.maxMovedHops) {
+        this.movedHops += 1;
+        this.movedTarget = session.moved.url;
+        this.clearTimer('reconnectTimer');
+        void this.attempt();
+        return;
+      }
+      this.opts.logger.warn({ hops: this.movedHops }, 'too many moved hops, backing off');
+      this.movedHops = 0;
+      return this.scheduleReconnect(0);
+    }
+    if (info.code === CloseCode.UNAUTHORIZED || info.httpStatus === 401) {
+      const err = new ChatError('UNAUTHORIZED', 'the node refused the token', {
+        closeCode: info.code,
+        httpStatus: info.httpStatus,
+      });
+      if (typeof this.opts.token === 'string') return this.shutdown(err, true);
+      this.events.emit('error', err);
+      return this.scheduleReconnect(0);
+    }
+    if (info.code === CloseCode.DEVICE_LIMIT) {
+      const message = session.lastError?.message ?? 'device limit reached';
+      return this.shutdown(new ChatError('LIMIT', message, { closeCode: info.code }), true);
+    }
+    if (info.code === CloseCode.REPLACED) {
+      return this.shutdown(
+        new ConnectionError('replaced by a newer connection of this device', info.code),
+        true,
+      );
+    }
+    if (info.httpStatus === 403) {
+      return this.shutdown(
+        new ConnectionError('the node refused the upgrade (403)', info.code, 403),
+        true,
+      );
+    }
+    this.scheduleReconnect(info.retryAfterMs ?? 0);
+  }
+
+  /** Releases everything tied to a session; requests wait for the next one or reject. */
+  private dropSession(session: Session): void {
+    const { clock } = this.opts;
+    if (session.liveness !== undefined) clock.clearTimeout(session.liveness);
+    if (session.sync !== undefined) clock.clearTimeout(session.sync.timer);
+    session.sync = undefined;
+    this.clearTimer('ackTimer');
+    this.acks.resetConnection();
+    for (const timer of this.sendTimers.values()) clock.clearTimeout(timer);
+    this.sendTimers.clear();
+    this.outbox.connectionLost();
+    for (const [id, pending] of this.requests) {
+      this.requests.delete(id);
+      pending.id = undefined;
+      if (RESENDABLE.has(pending.body.t)) {
+        this.waiting.push(pending);
+      } else {
+        clock.clearTimeout(pending.timer);
+        pending.reject(
+          new ChatError('UNAVAILABLE', `connection lost before the reply to ${pending.body.t}`),
+        );
+      }
+    }
+  }
+
+  /** Stops for good: no reconnect, everything pending rejects with `err`. */
+  private shutdown(err: Error, emit: boolean): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.attemptGen += 1;
+    for (const name of ['reconnectTimer', 'ackTimer', 'outboxTimer'] as const)
+      this.clearTimer(name);
+    const session = this.session;
+    if (session !== undefined) {
+      this.dropSession(session);
+      session.socket.close(1000, 'client closed');
+    }
+    for (const pending of this.waiting) {
+      this.opts.clock.clearTimeout(pending.timer);
+      pending.reject(err);
+    }
+    this.waiting = [];
+    this.outbox.rejectAll(err);
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    if (emit) {
+      this.opts.logger.warn({ err }, 'chat client stopped');
+      this.events.emit('error', err);
+    }
+    this.setState('closed', null);
+  }
+
+  // ---- delivery and acks ----
+
+  private deliver(events: EventFrame[], scheduleAck = true): void {
+    if (events.length === 0) return;
+    for (const evt of events) this.events.emit('event', evt);
+    if (!scheduleAck) return;
+    const decision = this.acks.delivered(events.length);
+    if (decision === 'now') this.flushAck(false);
+    else if (decision === 'arm-timer') {
+      this.ackTimer = this.opts.clock.setTimeout(() => {
+        this.ackTimer = undefined;
+        this.acks.timerFired();
+        this.flushAck(false);
+      }, this.opts.ackDelayMs);
+    }
+  }
+
+  private flushAck(force: boolean): void {
+    if (this.session?.welcomed !== true) return;
+    const seq = this.acks.take(this.seqs.lastContiguous, force);
+    if (seq !== undefined) this.sendFrame({ t: 'ack', seq });
+  }
+
+  // ---- plumbing ----
+
+  private sendFrame(frame: ClientFrame): void {
+    const session = this.session;
+    if (session === undefined || !session.socket.isOpen) return;
+    session.socket.send(this.codec.encode(frame));
+  }
+
+  private setState(status: ConnectionStatus, node: string | null): void {
+    if (this.current.status === status && this.current.node === node) return;
+    this.current = Object.freeze({ status, node });
+    this.events.emit('state', this.current);
+  }
+
+  private clearTimer(name: 'reconnectTimer' | 'ackTimer' | 'outboxTimer'): void {
+    const handle = this[name];
+    if (handle !== undefined) this.opts.clock.clearTimeout(handle);
+    this[name] = undefined;
+  }
+}
+
+function toChatError(err: ErrFrame): ChatError {
+  return new ChatError(err.code as ErrorCode, err.message ?? err.code);
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,10 @@
+export { ChatClient } from './client';
+export type { ChatClientEvents, ConnectionState, ConnectionStatus, SendOptions } from './client';
+export type { ChatClientOptions, Clock, Logger, TimerHandle, TokenSource } from './options';
+export type { SendResult } from './outbox';
+export type { Disposer, Listener } from './typed-events';
+export type { WebSocketConstructor, WebSocketLike } from './transport';
+export type { FetchLike, Route } from './route';
+export { ConnectionError } from './errors';
+export { backoffDelay, backoffCeiling } from './backoff';
+export type { BackoffSettings, RandomSource } from './backoff';

@@ -1,0 +1,163 @@
+/** Options of ChatClient: the documented interface, its defaults, and resolution (copy + freeze). */
+import type { RandomSource } from './backoff';
+import type { FetchLike } from './route';
+import type { WebSocketConstructor } from './transport';
+import { defaultWebSocket } from './transport';
+
+/** A device token, or a function returning a fresh one (called before every connect). */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export type TimerHandle = unknown;
+
+/** Time and timers, injectable so that tests can control them. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** A pino-compatible logger subset. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface ChatClientOptions {
+  /** WebSocket URL of a node, e.g. `ws://host:port/ws`. A bare origin gets `/ws`. */
+  readonly url?: string;
+  /** Registry base URL; the node is found with `GET /v1/route?user=` before every connect. */
+  readonly registryUrl?: string;
+  /** The user id, required with `registryUrl`. */
+  readonly user?: string;
+  /** Token string, or a function returning a fresh token, called on every connect. */
+  readonly token: TokenSource;
+  /** Wire codec (subprotocol chat.v1.json or chat.v1.msgpack). Default 'json'. */
+  readonly codec?: 'json' | 'msgpack';
+  /** Last contiguous seq the app persisted; events up to it are not delivered again. Default 0. */
+  readonly lastSeq?: number;
+  /** Backoff ceiling of the first retry, ms. Default 250. */
+  readonly backoffBaseMs?: number;
+  /** Highest backoff ceiling, ms. Default 10 000. */
+  readonly backoffMaxMs?: number;
+  /** Time a request may wait for connection plus reply, and for `welcome`, ms. Default 10 000. */
+  readonly requestTimeoutMs?: number;
+  /** Overall time `send()` keeps retrying before it rejects, ms. Default 60 000. */
+  readonly sendDeadlineMs?: number;
+  /** Longest delay of a coalesced ack, ms. Default 20. */
+  readonly ackDelayMs?: number;
+  /** Ack at once after this many delivered events. Default 50. */
+  readonly ackEveryEvents?: number;
+  /** `limit` of each sync page; undefined lets the node choose. */
+  readonly syncLimit?: number;
+  /** Consecutive `moved` redirects followed without backoff before falling back. Default 3. */
+  readonly maxMovedHops?: number;
+  /**
+   * The connection is considered dead after this many heartbeat intervals (`welcome.heartbeatMs`)
+   * without any frame. Default 2.5.
+   */
+  readonly heartbeatTimeoutFactor?: number;
+  /** WebSocket implementation. Default `globalThis.WebSocket`, else the `ws` package. */
+  readonly WebSocket?: WebSocketConstructor;
+  /** fetch for the registry. Default `globalThis.fetch`. */
+  readonly fetch?: FetchLike;
+  /** Default: Date.now and the global timers. */
+  readonly clock?: Clock;
+  /** Random source for backoff jitter and ids. Default Math.random. */
+  readonly random?: RandomSource;
+  /** Default: no logging. */
+  readonly logger?: Logger;
+}
+
+export interface ResolvedOptions {
+  readonly url: string | undefined;
+  readonly registryUrl: string | undefined;
+  readonly user: string | undefined;
+  readonly token: TokenSource;
+  readonly codec: 'json' | 'msgpack';
+  readonly lastSeq: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  readonly requestTimeoutMs: number;
+  readonly sendDeadlineMs: number;
+  readonly ackDelayMs: number;
+  readonly ackEveryEvents: number;
+  readonly syncLimit: number | undefined;
+  readonly maxMovedHops: number;
+  readonly heartbeatTimeoutFactor: number;
+  readonly WebSocket: WebSocketConstructor;
+  readonly fetch: FetchLike | undefined;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  readonly logger: Logger;
+}
+
+const noop = (): void => undefined;
+const silentLogger: Logger = Object.freeze({ debug: noop, info: noop, warn: noop, error: noop });
+
+const systemClock: Clock = Object.freeze({
+  now: () => Date.now(),
+  setTimeout: (fn: () => void, ms: number): TimerHandle => globalThis.setTimeout(fn, ms),
+  clearTimeout: (handle: TimerHandle): void =>
+    globalThis.clearTimeout(handle as Parameters<typeof globalThis.clearTimeout>[0]),
+});
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be > 0`);
+  return value;
+}
+
+/** Applies defaults, validates, and returns a frozen copy; the caller's object is not touched. */
+export function resolveOptions(options: ChatClientOptions): ResolvedOptions {
+  const { url, registryUrl, user } = options;
+  if ((url === undefined) === (registryUrl === undefined)) {
+    throw new TypeError('exactly one of url and registryUrl must be given');
+  }
+  if (registryUrl !== undefined && (user === undefined || user === '')) {
+    throw new TypeError('user is required with registryUrl');
+  }
+  if (typeof options.token !== 'string' && typeof options.token !== 'function') {
+    throw new TypeError('token must be a string or a function');
+  }
+  const codec = options.codec ?? 'json';
+  if (codec !== 'json' && codec !== 'msgpack')
+    throw new TypeError("codec must be 'json' or 'msgpack'");
+  const lastSeq = options.lastSeq ?? 0;
+  if (!Number.isSafeInteger(lastSeq) || lastSeq < 0) {
+    throw new TypeError('lastSeq must be a non-negative integer');
+  }
+  const globalFetch = (globalThis as { fetch?: FetchLike }).fetch;
+  return Object.freeze({
+    url,
+    registryUrl,
+    user,
+    token: options.token,
+    codec,
+    lastSeq,
+    backoffBaseMs: positive('backoffBaseMs', options.backoffBaseMs, 250),
+    backoffMaxMs: positive('backoffMaxMs', options.backoffMaxMs, 10_000),
+    requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs, 10_000),
+    sendDeadlineMs: positive('sendDeadlineMs', options.sendDeadlineMs, 60_000),
+    ackDelayMs: positive('ackDelayMs', options.ackDelayMs, 20),
+    ackEveryEvents: positive('ackEveryEvents', options.ackEveryEvents, 50),
+    syncLimit:
+      options.syncLimit === undefined ? undefined : positive('syncLimit', options.syncLimit, 1),
+    maxMovedHops: options.maxMovedHops ?? 3,
+    heartbeatTimeoutFactor: positive('heartbeatTimeoutFactor', options.heartbeatTimeoutFactor, 2.5),
+    WebSocket: options.WebSocket ?? defaultWebSocket(),
+    fetch: options.fetch ?? (globalFetch === undefined ? undefined : globalFetch.bind(globalThis)),
+    clock: options.clock ?? systemClock,
+    random: options.random ?? Math.random,
+    logger: options.logger ?? silentLogger,
+  });
+}
+
+/** The URL of one connect attempt: `/ws` for a bare origin, and the token as a query param. */
+export function connectUrl(base: string, token: string): string {
+  const u = new URL(base);
+  if (u.pathname === '' || u.pathname === '/') u.pathname = '/ws';
+  u.searchParams.set('token', token);
+  return u.toString();
+}

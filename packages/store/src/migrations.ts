@@ -1,0 +1,135 @@
+/**
+ * Schema migrations, shipped in code (no migration folder to locate at run time), applied with
+ * kysely's Migrator. Never edit a migration that has shipped; add a new one.
+ */
+import { Migrator, sql } from 'kysely';
+import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'kysely';
+import type { Database } from './schema';
+
+const initial: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('users')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('next_seq', 'bigint', (c) => c.notNull().defaultTo(1))
+      .addColumn('last_seen', 'bigint')
+      .execute();
+
+    await db.schema
+      .createTable('devices')
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('device_id', 'text', (c) => c.notNull())
+      .addColumn('acked_seq', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_seq', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('last_active', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('devices_pk', ['user_id', 'device_id'])
+      .execute();
+
+    await db.schema
+      .createTable('chats')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text')
+      .addColumn('created_by', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('chat_members')
+      .addColumn('chat_id', 'text', (c) => c.notNull().references('chats.id').onDelete('cascade'))
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('joined_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('chat_members_pk', ['chat_id', 'user_id'])
+      .execute();
+    await db.schema
+      .createIndex('chat_members_user_idx')
+      .on('chat_members')
+      .columns(['user_id', 'chat_id'])
+      .execute();
+
+    await db.schema
+      .createTable('messages')
+      .addColumn('id', 'bigint', (c) => c.primaryKey().generatedAlwaysAsIdentity())
+      .addColumn('chat_id', 'text', (c) => c.notNull().references('chats.id').onDelete('cascade'))
+      .addColumn('sender_id', 'text', (c) => c.notNull())
+      .addColumn('client_msg_id', 'text', (c) => c.notNull())
+      .addColumn('body', 'text')
+      .addColumn('attachments', 'jsonb', (c) => c.notNull().defaultTo(sql`'[]'::jsonb`))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addUniqueConstraint('messages_sender_client_msg_uq', ['sender_id', 'client_msg_id'])
+      .execute();
+
+    await db.schema
+      .createTable('inbox')
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) =>
+        c.notNull().check(sql`kind in ('message', 'chat', 'receipt')`),
+      )
+      .addColumn('chat_id', 'text', (c) => c.notNull())
+      .addColumn('message_id', 'bigint', (c) => c.references('messages.id').onDelete('cascade'))
+      .addColumn('payload', 'jsonb')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('inbox_pk', ['user_id', 'seq'])
+      .execute();
+    // For the FK cascade and for "has every recipient got this message" checks.
+    await db.schema.createIndex('inbox_message_idx').on('inbox').column('message_id').execute();
+
+    await db.schema
+      .createTable('receipts')
+      .addColumn('message_id', 'bigint', (c) =>
+        c.notNull().references('messages.id').onDelete('cascade'),
+      )
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('delivered_at', 'bigint')
+      .addColumn('read_at', 'bigint')
+      .addPrimaryKeyConstraint('receipts_pk', ['message_id', 'user_id'])
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    for (const table of [
+      'receipts',
+      'inbox',
+      'messages',
+      'chat_members',
+      'chats',
+      'devices',
+      'users',
+    ]) {
+      await db.schema.dropTable(table).ifExists().execute();
+    }
+  },
+};
+
+/** Every migration, by name; names sort in application order. */
+export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001_initial': initial,
+});
+
+const provider: MigrationProvider = {
+  getMigrations: () => Promise.resolve({ ...migrations }),
+};
+
+/** Arbitrary constant: the advisory lock that serializes migrate() across processes. */
+const MIGRATE_LOCK_ID = 7_310_442_901;
+
+/**
+ * Brings the schema up to date. Safe to run from several nodes at once: a session-level
+ * advisory lock, taken before kysely creates its own bookkeeping tables, lets one run at a
+ * time, and the others find nothing left to do.
+ *
+ * @example
+ * const db = createDatabase(process.env.DATABASE_URL);
+ * await migrate(db);
+ */
+export async function migrate(db: Kysely<Database>): Promise<MigrationResultSet> {
+  return db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(${MIGRATE_LOCK_ID})`.execute(conn);
+    try {
+      const result = await new Migrator({ db: conn, provider }).migrateToLatest();
+      if (result.error !== undefined) throw result.error;
+      return result;
+    } finally {
+      await sql`select pg_advisory_unlock(${MIGRATE_LOCK_ID})`.execute(conn);
+    }
+  });
+}

@@ -1,0 +1,705 @@
+/**
+ * The Postgres implementation of ChatStore (DESIGN.md sections 3 and 8).
+ *
+ * Lock order, the same in every transaction so that concurrent transactions, also from other
+ * node processes, cannot deadlock: chat rows first (sorted by id), then user rows (sorted by id;
+ * missing users are inserted in that order first). A user's row lock guards their next_seq, so
+ * each user's inbox gets contiguous sequence numbers in commit order.
+ */
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import { ChatError } from '@chat/protocol';
+import type { AttachmentRef, ChatSummary, InboxEvent } from '@chat/protocol';
+import { toChatError } from './errors';
+import { silentLogger } from './pool';
+import type { StoreLogger } from './pool';
+import type { Database, InboxKind } from './schema';
+import type {
+  ChatStore,
+  Delivery,
+  DeviceState,
+  MembershipResult,
+  SendInput,
+  SendResult,
+  SyncPage,
+} from './types';
+
+export interface PgChatStoreOptions {
+  /** Most members of one chat, the creator included (protocol default 100). */
+  readonly maxMembersPerChat: number;
+  /** Most sends committed in one transaction (default 256). */
+  readonly maxBatchSize?: number;
+  /** Most send transactions in flight at once (default 2). */
+  readonly maxConcurrentBatches?: number;
+  readonly logger?: StoreLogger;
+}
+
+/** Counters of the send batcher, for tests and metrics. */
+export interface SendStats {
+  /** send() calls that reached the batcher. */
+  readonly sends: number;
+  /** Send transactions started (retries of a split batch included). */
+  readonly transactions: number;
+  /** Send transactions that committed. */
+  readonly commits: number;
+  /** Most sends in one transaction so far. */
+  readonly largestBatch: number;
+}
+
+interface PendingSend {
+  readonly input: SendInput;
+  readonly resolve: (result: SendResult) => void;
+  readonly reject: (err: ChatError) => void;
+}
+
+type Outcome = { readonly ok: SendResult } | { readonly err: ChatError };
+
+/** One inbox row to append, with the event it carries. */
+interface NewEvent {
+  readonly userId: string;
+  readonly event: InboxEvent;
+  readonly messageId: string | null;
+  readonly payload: string | null;
+}
+
+interface SyncRow {
+  seq: string;
+  kind: InboxKind;
+  chat_id: string;
+  message_id: string | null;
+  payload: Record<string, unknown> | null;
+  created_at: string;
+  sender_id: string | null;
+  body: string | null;
+  attachments: AttachmentRef[] | null;
+}
+
+/**
+ * @example
+ * const store = new PgChatStore(createDatabase(url), { maxMembersPerChat: 100 });
+ * const { chatId } = await store.createChat('alice', ['bob'], null, Date.now());
+ * const sent = await store.send({ senderId: 'alice', chatId, clientMsgId: 'c1', body: 'hi',
+ *   attachments: [], now: Date.now() });
+ */
+export class PgChatStore implements ChatStore {
+  private readonly options: Readonly<Required<PgChatStoreOptions>>;
+  private readonly queue: PendingSend[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private counters = { sends: 0, transactions: 0, commits: 0, largestBatch: 0 };
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    options: PgChatStoreOptions,
+  ) {
+    this.options = Object.freeze({
+      maxMembersPerChat: options.maxMembersPerChat,
+      maxBatchSize: options.maxBatchSize ?? 256,
+      maxConcurrentBatches: options.maxConcurrentBatches ?? 2,
+      logger: options.logger ?? silentLogger,
+    });
+    if (!(this.options.maxBatchSize >= 1 && this.options.maxConcurrentBatches >= 1)) {
+      throw new RangeError('maxBatchSize and maxConcurrentBatches must be at least 1');
+    }
+  }
+
+  /** A snapshot of the send batcher's counters. */
+  get stats(): SendStats {
+    return { ...this.counters };
+  }
+
+  // ---- devices and cursors ----
+
+  async connectDevice(userId: string, deviceId: string, now: number): Promise<DeviceState> {
+    try {
+      await sql`insert into users (id) values (${userId}) on conflict (id) do nothing`.execute(
+        this.db,
+      );
+      // One statement, one snapshot: created_seq and latestSeq agree.
+      const { rows } = await sql<{ acked_seq: string; latest: string; created: boolean }>`
+        with usr as (select next_seq - 1 as latest from users where id = ${userId}),
+        dev as (
+          insert into devices (user_id, device_id, acked_seq, created_seq, last_active)
+          select ${userId}, ${deviceId}, 0, latest, ${now} from usr
+          on conflict (user_id, device_id) do update set last_active = excluded.last_active
+          returning acked_seq, (xmax = 0) as created
+        )
+        select dev.acked_seq, usr.latest, dev.created from dev, usr`.execute(this.db);
+      const row = rows[0];
+      if (!row) throw new Error('device upsert returned no row');
+      return {
+        latestSeq: Number(row.latest),
+        ackedSeq: Number(row.acked_seq),
+        created: row.created,
+      };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  async ack(userId: string, deviceId: string, seq: number): Promise<void> {
+    try {
+      // The cursor moves forward only, and never past the user's latest seq. Then the events
+      // every device of the user has acked are deleted (the CTE's update is invisible to the
+      // rest of the statement, hence the LEAST of this device's new cursor and the others').
+      await sql`
+        with cur as (
+          update devices d
+          set acked_seq = greatest(d.acked_seq, least(${seq}::int8, u.next_seq - 1))
+          from users u
+          where u.id = d.user_id and d.user_id = ${userId} and d.device_id = ${deviceId}
+          returning d.acked_seq
+        ),
+        floor as (
+          select least(
+            (select acked_seq from cur),
+            (select min(acked_seq) from devices where user_id = ${userId} and device_id <> ${deviceId})
+          ) as seq
+        )
+        delete from inbox
+        where user_id = ${userId} and seq <= (select seq from floor) and exists (select 1 from cur)`.execute(
+        this.db,
+      );
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  async latestSeq(userId: string): Promise<number> {
+    try {
+      const row = await this.db
+        .selectFrom('users')
+        .select('next_seq')
+        .where('id', '=', userId)
+        .executeTakeFirst();
+      return row ? Number(row.next_seq) - 1 : 0;
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  // ---- chats ----
+
+  async createChat(
+    creatorId: string,
+    members: readonly string[],
+    name: string | null,
+    now: number,
+  ): Promise<MembershipResult> {
+    const all = unique([creatorId, ...members]);
+    if (all.length > this.options.maxMembersPerChat) {
+      throw new ChatError('LIMIT', `a chat has at most ${this.options.maxMembersPerChat} members`, {
+        members: all.length,
+      });
+    }
+    const chatId = randomUUID();
+    try {
+      const deliveries = await this.db.transaction().execute(async (tx) => {
+        await tx
+          .insertInto('chats')
+          .values({ id: chatId, name, created_by: creatorId, created_at: now })
+          .execute();
+        const nextSeq = await lockUsers(tx, all);
+        await sql`
+          insert into chat_members (chat_id, user_id, joined_at)
+          select ${chatId}, unnest(${all}::text[]), ${now}`.execute(tx);
+        return appendEvents(
+          tx,
+          nextSeq,
+          chatEvents(all, chatId, { change: 'created', members: all, by: creatorId }, now),
+        );
+      });
+      return { chatId, deliveries };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  async addMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    now: number,
+  ): Promise<MembershipResult> {
+    try {
+      const deliveries = await this.db.transaction().execute(async (tx) => {
+        const current = await lockChat(tx, chatId, by);
+        const added = unique(members).filter((m) => !current.has(m));
+        if (current.size + added.length > this.options.maxMembersPerChat) {
+          throw new ChatError(
+            'LIMIT',
+            `a chat has at most ${this.options.maxMembersPerChat} members`,
+            {
+              chatId,
+              members: current.size + added.length,
+            },
+          );
+        }
+        if (added.length === 0) return [];
+        const recipients = [...current, ...added];
+        const nextSeq = await lockUsers(tx, recipients);
+        await sql`
+          insert into chat_members (chat_id, user_id, joined_at)
+          select ${chatId}, unnest(${added}::text[]), ${now}`.execute(tx);
+        return appendEvents(
+          tx,
+          nextSeq,
+          chatEvents(recipients, chatId, { change: 'membersAdded', members: added, by }, now),
+        );
+      });
+      return { chatId, deliveries };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  async removeMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    now: number,
+  ): Promise<MembershipResult> {
+    try {
+      const deliveries = await this.db.transaction().execute(async (tx) => {
+        const current = await lockChat(tx, chatId, by);
+        const removed = unique(members).filter((m) => current.has(m));
+        if (removed.length === 0) return [];
+        // The removed members get the event too: everyone who was a member before.
+        const recipients = [...current];
+        const nextSeq = await lockUsers(tx, recipients);
+        await tx
+          .deleteFrom('chat_members')
+          .where('chat_id', '=', chatId)
+          .where('user_id', 'in', removed)
+          .execute();
+        return appendEvents(
+          tx,
+          nextSeq,
+          chatEvents(recipients, chatId, { change: 'membersRemoved', members: removed, by }, now),
+        );
+      });
+      return { chatId, deliveries };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  async listChats(userId: string): Promise<ChatSummary[]> {
+    try {
+      const { rows } = await sql<{ id: string; name: string | null; members: string[] }>`
+        select c.id, c.name,
+          array(select m2.user_id from chat_members m2 where m2.chat_id = c.id
+                order by m2.joined_at, m2.user_id) as members
+        from chat_members m join chats c on c.id = m.chat_id
+        where m.user_id = ${userId}
+        order by c.created_at, c.id`.execute(this.db);
+      return rows.map((r) => ({ chatId: r.id, name: r.name, members: r.members }));
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  // ---- messages ----
+
+  send(input: SendInput): Promise<SendResult> {
+    if (this.closed) return Promise.reject(new ChatError('UNAVAILABLE', 'store is closed'));
+    return new Promise<SendResult>((resolve, reject) => {
+      this.queue.push({ input, resolve, reject });
+      this.counters.sends++;
+      // Sends issued in the same tick go into the same batch.
+      if (!this.scheduled) {
+        this.scheduled = true;
+        queueMicrotask(() => {
+          this.scheduled = false;
+          this.pump();
+        });
+      }
+    });
+  }
+
+  async sync(userId: string, after: number, limit: number): Promise<SyncPage> {
+    try {
+      const { rows } = await sql<SyncRow>`
+        select i.seq, i.kind, i.chat_id, i.message_id, i.payload, i.created_at,
+               m.sender_id, m.body, m.attachments
+        from inbox i left join messages m on m.id = i.message_id
+        where i.user_id = ${userId} and i.seq > ${after}
+        order by i.seq
+        limit ${Math.max(0, Math.floor(limit)) + 1}`.execute(this.db);
+      // Read after the events, so latestSeq is never below the last returned seq.
+      const latestSeq = await this.latestSeq(userId);
+      const more = rows.length > limit;
+      const events: InboxEvent[] = [];
+      for (const row of more ? rows.slice(0, limit) : rows) {
+        const event = toEvent(row);
+        if (event) events.push(event);
+        else this.options.logger.warn({ userId, seq: row.seq }, 'inbox event without its message');
+      }
+      return { events, latestSeq, more };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.closing ??= (async () => {
+      if (this.inFlight > 0 || this.queue.length > 0) {
+        await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      }
+      await this.db.destroy();
+    })();
+    return this.closing;
+  }
+
+  // ---- group commit ----
+
+  private pump(): void {
+    const { maxBatchSize, maxConcurrentBatches } = this.options;
+    while (this.inFlight < maxConcurrentBatches && this.queue.length > 0) {
+      const batch = this.queue.splice(0, maxBatchSize);
+      this.inFlight++;
+      void this.runBatch(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+        if (this.inFlight === 0 && this.queue.length === 0) {
+          for (const wake of this.idleWaiters.splice(0)) wake();
+        }
+      });
+    }
+  }
+
+  /** Commits a batch and settles its promises; never rejects. */
+  private async runBatch(batch: readonly PendingSend[]): Promise<void> {
+    this.counters.transactions++;
+    this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
+    let outcomes: Map<PendingSend, Outcome>;
+    try {
+      outcomes = await this.db.transaction().execute((tx) => sendBatch(tx, batch));
+      this.counters.commits++;
+    } catch (err) {
+      const error = toChatError(err);
+      if (error.code === 'INTERNAL' && batch.length > 1) {
+        // One bad send (say, a body Postgres refuses) must not fail the others: bisect.
+        this.options.logger.warn({ err, sends: batch.length }, 'send batch failed, splitting it');
+        const half = Math.ceil(batch.length / 2);
+        await this.runBatch(batch.slice(0, half));
+        await this.runBatch(batch.slice(half));
+        return;
+      }
+      if (error.code === 'INTERNAL') this.options.logger.error({ err }, 'send failed');
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    for (const pending of batch) {
+      const outcome = outcomes.get(pending);
+      if (!outcome) pending.reject(new ChatError('INTERNAL', 'send lost in its batch'));
+      else if ('ok' in outcome) pending.resolve(outcome.ok);
+      else pending.reject(outcome.err);
+    }
+  }
+}
+
+/** The body of one group-commit transaction. */
+async function sendBatch(
+  tx: Transaction<Database>,
+  batch: readonly PendingSend[],
+): Promise<Map<PendingSend, Outcome>> {
+  const outcomes = new Map<PendingSend, Outcome>();
+
+  // Chats and their members in one query. FOR KEY SHARE (what the messages.chat_id foreign key
+  // takes anyway): membership stays as read until commit, because membership changes lock the
+  // chat FOR UPDATE, while concurrent sends to the same chat do not wait for each other.
+  const chatIds = unique(batch.map((p) => p.input.chatId));
+  const { rows: chatRows } = await sql<{ id: string; members: string[] }>`
+    select c.id, array(select m.user_id from chat_members m where m.chat_id = c.id) as members
+    from chats c where c.id = any(${chatIds}::text[])
+    order by c.id
+    for key share`.execute(tx);
+  const membersOf = new Map(chatRows.map((r) => [r.id, r.members]));
+
+  // Rule checks, then (sender, clientMsgId) dedupe among the valid sends.
+  const primaries = new Map<string, PendingSend>();
+  const followers: [PendingSend, PendingSend][] = [];
+  for (const pending of batch) {
+    const { chatId, senderId, clientMsgId } = pending.input;
+    const members = membersOf.get(chatId);
+    if (!members) {
+      outcomes.set(pending, { err: new ChatError('NOT_FOUND', 'no such chat', { chatId }) });
+    } else if (!members.includes(senderId)) {
+      outcomes.set(pending, {
+        err: new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId }),
+      });
+    } else {
+      const key = JSON.stringify([senderId, clientMsgId]);
+      const first = primaries.get(key);
+      if (first) followers.push([pending, first]);
+      else primaries.set(key, pending);
+    }
+  }
+  if (primaries.size === 0) return outcomes;
+  const sends = [...primaries.values()];
+
+  const recipients = unique(sends.flatMap((p) => membersOf.get(p.input.chatId) ?? []));
+  const nextSeq = await lockUsers(tx, recipients);
+
+  // Idempotency: a (sender, clientMsgId) stored before, or by a concurrent transaction that
+  // committed first, is skipped here and read back below.
+  const { rows: inserted } = await sql<{ id: string; sender_id: string; client_msg_id: string }>`
+    insert into messages (chat_id, sender_id, client_msg_id, body, attachments, created_at)
+    select chat_id, sender_id, client_msg_id, body, attachments::jsonb, created_at
+    from unnest(
+      ${sends.map((p) => p.input.chatId)}::text[],
+      ${sends.map((p) => p.input.senderId)}::text[],
+      ${sends.map((p) => p.input.clientMsgId)}::text[],
+      ${sends.map((p) => p.input.body)}::text[],
+      ${sends.map((p) => JSON.stringify(p.input.attachments))}::text[],
+      ${sends.map((p) => p.input.now)}::int8[]
+    ) as t(chat_id, sender_id, client_msg_id, body, attachments, created_at)
+    on conflict (sender_id, client_msg_id) do nothing
+    returning id, sender_id, client_msg_id`.execute(tx);
+  const newIds = new Map(
+    inserted.map((r) => [JSON.stringify([r.sender_id, r.client_msg_id]), r.id]),
+  );
+
+  const dupSends = sends.filter(
+    (p) => !newIds.has(JSON.stringify([p.input.senderId, p.input.clientMsgId])),
+  );
+  const existing = new Map<string, { id: string; ts: number }>();
+  if (dupSends.length > 0) {
+    const { rows } = await sql<{
+      id: string;
+      sender_id: string;
+      client_msg_id: string;
+      created_at: string;
+    }>`
+      select id, sender_id, client_msg_id, created_at from messages
+      where (sender_id, client_msg_id) in (
+        select * from unnest(
+          ${dupSends.map((p) => p.input.senderId)}::text[],
+          ${dupSends.map((p) => p.input.clientMsgId)}::text[]))`.execute(tx);
+    for (const r of rows) {
+      existing.set(JSON.stringify([r.sender_id, r.client_msg_id]), {
+        id: r.id,
+        ts: Number(r.created_at),
+      });
+    }
+  }
+
+  // One event per member (sender included) per new message, in batch order.
+  const events: NewEvent[] = [];
+  const results = new Map<string, SendResult>();
+  const pendingResults: [string, SendInput, string, number][] = [];
+  for (const [key, pending] of primaries) {
+    const { input } = pending;
+    const messageId = newIds.get(key);
+    if (messageId === undefined) {
+      const found = existing.get(key);
+      if (!found) throw new Error(`message ${key} neither inserted nor found`);
+      results.set(key, { messageId: found.id, ts: found.ts, dup: true, deliveries: [] });
+      continue;
+    }
+    const start = events.length;
+    const attachments = [...input.attachments];
+    for (const userId of membersOf.get(input.chatId) ?? []) {
+      events.push({
+        userId,
+        messageId,
+        payload: null,
+        event: {
+          seq: 0, // numbered by appendEvents
+          kind: 'message',
+          chatId: input.chatId,
+          messageId,
+          from: input.senderId,
+          body: input.body,
+          attachments,
+          ts: input.now,
+        },
+      });
+    }
+    pendingResults.push([key, input, messageId, start]);
+  }
+  const deliveries = await appendEvents(tx, nextSeq, events);
+  for (let i = 0; i < pendingResults.length; i++) {
+    const [key, input, messageId, start] = pendingResults[i]!;
+    const end = pendingResults[i + 1]?.[3] ?? deliveries.length;
+    results.set(key, {
+      messageId,
+      ts: input.now,
+      dup: false,
+      deliveries: deliveries.slice(start, end),
+    });
+  }
+
+  for (const [key, pending] of primaries) outcomes.set(pending, { ok: results.get(key)! });
+  for (const [pending, first] of followers) {
+    const original = results.get(JSON.stringify([first.input.senderId, first.input.clientMsgId]))!;
+    outcomes.set(pending, {
+      ok: { messageId: original.messageId, ts: original.ts, dup: true, deliveries: [] },
+    });
+  }
+  return outcomes;
+}
+
+/**
+ * Locks the chat row against concurrent membership changes and returns its members.
+ * NOT_FOUND for an unknown chat, NOT_MEMBER when `by` is not a member.
+ */
+async function lockChat(
+  tx: Transaction<Database>,
+  chatId: string,
+  by: string,
+): Promise<Set<string>> {
+  const { rows } = await sql<{ members: string[] }>`
+    select array(select m.user_id from chat_members m where m.chat_id = c.id order by m.joined_at, m.user_id)
+      as members
+    from chats c where c.id = ${chatId}
+    for update`.execute(tx);
+  const row = rows[0];
+  if (!row) throw new ChatError('NOT_FOUND', 'no such chat', { chatId });
+  const members = new Set(row.members);
+  if (!members.has(by)) throw new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId });
+  return members;
+}
+
+/**
+ * Creates missing users and locks every user row, both in id order, and returns each user's
+ * next_seq. Must come after any chat row locks of the transaction.
+ */
+async function lockUsers(
+  tx: Transaction<Database>,
+  userIds: readonly string[],
+): Promise<Map<string, number>> {
+  await sql`
+    insert into users (id)
+    select id from unnest(${userIds}::text[]) as t(id) order by id
+    on conflict (id) do nothing`.execute(tx);
+  const { rows } = await sql<{ id: string; next_seq: string }>`
+    select id, next_seq from users where id = any(${userIds}::text[])
+    order by id
+    for update`.execute(tx);
+  return new Map(rows.map((r) => [r.id, Number(r.next_seq)]));
+}
+
+/**
+ * Numbers the events with each user's next seqs (in array order), inserts them and moves
+ * next_seq on, in one statement. The users must be locked by lockUsers.
+ */
+async function appendEvents(
+  tx: Transaction<Database>,
+  nextSeq: Map<string, number>,
+  events: readonly NewEvent[],
+): Promise<Delivery[]> {
+  if (events.length === 0) return [];
+  const next = new Map(nextSeq);
+  const deliveries: Delivery[] = [];
+  const cols = {
+    user: [] as string[],
+    seq: [] as number[],
+    kind: [] as string[],
+    chat: [] as string[],
+    message: [] as (string | null)[],
+    payload: [] as (string | null)[],
+    ts: [] as number[],
+  };
+  for (const e of events) {
+    const seq = next.get(e.userId);
+    if (seq === undefined) throw new Error(`user ${e.userId} is not locked`);
+    next.set(e.userId, seq + 1);
+    const event = { ...e.event, seq };
+    deliveries.push({ userId: e.userId, event });
+    cols.user.push(e.userId);
+    cols.seq.push(seq);
+    cols.kind.push(event.kind);
+    cols.chat.push(event.chatId);
+    cols.message.push(e.messageId);
+    cols.payload.push(e.payload);
+    cols.ts.push(event.ts);
+  }
+  const bumped = [...next].filter(([id, seq]) => seq !== nextSeq.get(id));
+  await sql`
+    with bump as (
+      update users u set next_seq = v.next_seq
+      from unnest(${bumped.map(([id]) => id)}::text[], ${bumped.map(([, seq]) => seq)}::int8[])
+        as v(id, next_seq)
+      where u.id = v.id
+    )
+    insert into inbox (user_id, seq, kind, chat_id, message_id, payload, created_at)
+    select * from unnest(
+      ${cols.user}::text[], ${cols.seq}::int8[], ${cols.kind}::text[], ${cols.chat}::text[],
+      ${cols.message}::int8[], ${cols.payload}::jsonb[], ${cols.ts}::int8[])`.execute(tx);
+  return deliveries;
+}
+
+/** One `chat` event per recipient; the fields beside chatId and ts go to the payload. */
+function chatEvents(
+  recipients: readonly string[],
+  chatId: string,
+  fields: { change: 'created' | 'membersAdded' | 'membersRemoved'; members: string[]; by: string },
+  now: number,
+): NewEvent[] {
+  const payload = JSON.stringify(fields);
+  return [...recipients].sort().map((userId) => ({
+    userId,
+    messageId: null,
+    payload,
+    event: {
+      seq: 0,
+      kind: 'chat',
+      chatId,
+      change: fields.change,
+      members: fields.members,
+      by: fields.by,
+      ts: now,
+    },
+  }));
+}
+
+function toEvent(row: SyncRow): InboxEvent | null {
+  const seq = Number(row.seq);
+  const ts = Number(row.created_at);
+  const payload = row.payload ?? {};
+  switch (row.kind) {
+    case 'message':
+      if (row.message_id === null || row.sender_id === null) return null;
+      return {
+        seq,
+        kind: 'message',
+        chatId: row.chat_id,
+        messageId: row.message_id,
+        from: row.sender_id,
+        body: row.body,
+        attachments: row.attachments ?? [],
+        ts,
+      };
+    case 'chat':
+      return {
+        seq,
+        kind: 'chat',
+        chatId: row.chat_id,
+        change: payload['change'] as 'created' | 'membersAdded' | 'membersRemoved',
+        members: payload['members'] as string[],
+        by: payload['by'] as string,
+        ts,
+      };
+    case 'receipt':
+      return {
+        seq,
+        kind: 'receipt',
+        chatId: row.chat_id,
+        messageId: String(row.message_id ?? payload['messageId']),
+        user: payload['user'] as string,
+        status: payload['status'] as 'delivered' | 'read',
+        ts,
+      };
+  }
+}
+
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}

@@ -1,0 +1,102 @@
+/**
+ * A Kysely instance over a pg Pool, configured so that a dead or paused Postgres produces
+ * errors quickly instead of hung requests, and idle-connection errors never crash the process.
+ */
+import { Kysely, PostgresDialect } from 'kysely';
+import type { PostgresPool, PostgresPoolClient } from 'kysely';
+import { Pool } from 'pg';
+import { ConnectionBrokenError, isConnectionError } from './errors';
+import type { Database } from './schema';
+
+/** The subset of a pino logger the store uses; a pino logger (or child) fits. */
+export interface StoreLogger {
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLogger: StoreLogger = Object.freeze({
+  warn: () => undefined,
+  error: () => undefined,
+});
+
+export interface DatabaseOptions {
+  /** Most open connections (default 10). */
+  readonly maxConnections?: number;
+  /** Deadline to get a connection, from the pool or by connecting (default 5000 ms). */
+  readonly connectionTimeoutMillis?: number;
+  /** Client-side deadline of one query (default 10 000 ms). */
+  readonly queryTimeoutMillis?: number;
+  /** Server-side statement_timeout (default: queryTimeoutMillis). */
+  readonly statementTimeoutMillis?: number;
+  /** A session idle inside a transaction this long is ended by the server (default 60 000 ms). */
+  readonly idleInTransactionTimeoutMillis?: number;
+  /** Idle connections are closed after this long (default 30 000 ms). */
+  readonly idleTimeoutMillis?: number;
+  /** `application_name` shown in pg_stat_activity (default `chat`). */
+  readonly applicationName?: string;
+  readonly logger?: StoreLogger;
+}
+
+/**
+ * Creates the Kysely instance the store runs on. `db.destroy()` closes the pool.
+ *
+ * @example
+ * const db = createDatabase(process.env.DATABASE_URL!, { maxConnections: 20, logger });
+ * const store = new PgChatStore(db, { maxMembersPerChat: 100 });
+ */
+export function createDatabase(url: string, options: DatabaseOptions = {}): Kysely<Database> {
+  const queryTimeout = options.queryTimeoutMillis ?? 10_000;
+  const logger = options.logger ?? silentLogger;
+  const pool = new Pool({
+    connectionString: url,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
+    query_timeout: queryTimeout,
+    statement_timeout: options.statementTimeoutMillis ?? queryTimeout,
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMillis ?? 60_000,
+    idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
+    application_name: options.applicationName ?? 'chat',
+    keepAlive: true,
+  });
+  // An idle client losing its connection (Postgres restarted, network cut) emits `error` on the
+  // pool; without a listener that would be an uncaught exception.
+  pool.on('error', (err) => logger.warn({ err }, 'idle postgres connection failed'));
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new GuardedPool(pool) }) });
+}
+
+/**
+ * Hands out clients that are thrown away instead of reused once a query on them failed with a
+ * connection error or timeout: after a client-side query timeout the connection may still be
+ * busy with the abandoned query, and every later query on it (ROLLBACK included) would wait.
+ */
+class GuardedPool implements PostgresPool {
+  constructor(private readonly pool: Pool) {}
+
+  get options(): object {
+    return this.pool.options;
+  }
+
+  async connect(): Promise<PostgresPoolClient> {
+    const client = await this.pool.connect();
+    let broken = false;
+    const guarded: PostgresPoolClient = {
+      query: ((...args: Parameters<PostgresPoolClient['query']>) => {
+        if (broken) return Promise.reject(new ConnectionBrokenError('connection already failed'));
+        const result = (client.query as (...a: unknown[]) => unknown)(...args);
+        if (result instanceof Promise) {
+          return result.catch((err: unknown) => {
+            if (isConnectionError(err)) broken = true;
+            throw err;
+          });
+        }
+        return result; // a cursor
+      }) as PostgresPoolClient['query'],
+      release: (destroy?: boolean) => client.release(destroy === true || broken),
+    };
+    return guarded;
+  }
+
+  end(): Promise<void> {
+    return this.pool.end();
+  }
+}

