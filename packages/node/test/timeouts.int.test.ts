@@ -1,7 +1,9 @@
 /** Heartbeats, ack timeouts and the per-connection rate limit, with short configured intervals. */
+import { ChatClient } from '@chat/client';
+import type { EventFrame } from '@chat/protocol';
 import { jsonCodec } from '@chat/protocol';
 import type { SingleNode } from '@chat/testkit';
-import { RawClient, startSingleNode, waitFor } from '@chat/testkit';
+import { RawClient, startSingleNode, testToken, waitFor } from '@chat/testkit';
 
 const HEARTBEAT_MS = 400;
 const HEARTBEAT_TIMEOUT_MS = 400;
@@ -84,4 +86,44 @@ it('answers RATE_LIMITED past the rate, then closes with 4029 if it keeps on', a
   const limited = c.frames.filter((f) => f.t === 'err' && f.code === 'RATE_LIMITED');
   expect(limited.length).toBeGreaterThanOrEqual(25);
   expect(limited.length).toBeLessThanOrEqual(31);
+});
+
+it('the SDK recovers from an ack-timeout close: it reconnects, syncs, and the app sees each event once', async () => {
+  const sender = await RawClient.ready({
+    url: h.node.url,
+    codec: jsonCodec,
+    user: 'sdk-sender',
+    autoAck: true,
+  });
+  // An SDK that acks far too late, so the node's ack timeout fires on it.
+  const client = new ChatClient({
+    url: h.node.url,
+    user: 'sdk-late',
+    token: () => testToken('sdk-late', 'd1'),
+    ackDelayMs: 60_000,
+    ackEveryEvents: 1_000,
+    backoffBaseMs: 20,
+    backoffMaxMs: 200,
+  });
+  const seen: EventFrame[] = [];
+  const states: string[] = [];
+  client.on('event', (e) => seen.push(e));
+  client.on('state', (s) => states.push(s.status));
+  await client.connect();
+  const chatId = (await sender.ok({ t: 'createChat', members: ['sdk-late'] })).chatId as string;
+  const sent = await sender.ok({ t: 'send', chatId, clientMsgId: 'once', body: 'exactly once' });
+
+  // Closed with 4002 after the retries, reconnected, synced, and ready again.
+  await waitFor(
+    () => expect(states.filter((s) => s === 'ready').length).toBeGreaterThanOrEqual(2),
+    10_000,
+  );
+  expect(states).toContain('reconnecting');
+  await waitFor(() => expect(client.state.status).toBe('ready'));
+  expect(seen.filter((e) => e.kind === 'message' && e.messageId === sent.messageId)).toHaveLength(
+    1,
+  );
+  expect(seen.map((e) => e.seq)).toEqual([1, 2]);
+  await client.close();
+  await sender.close();
 });

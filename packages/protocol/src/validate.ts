@@ -35,6 +35,12 @@ class FieldReader {
     private readonly id: number | undefined,
   ) {}
 
+  /** Optional fields may be missing or null: msgpack clients in many languages send nil for "absent". */
+  private isAbsent(name: string): boolean {
+    const v = this.raw[name];
+    return v === undefined || v === null;
+  }
+
   userId(name: string): string {
     const v = this.raw[name];
     if (!isValidId(v)) throw bad(`${name} must be 1-64 characters of [A-Za-z0-9._-]`, this.id);
@@ -59,7 +65,7 @@ class FieldReader {
   }
 
   optionalCount(name: string): number | undefined {
-    return this.raw[name] === undefined ? undefined : this.count(name);
+    return this.isAbsent(name) ? undefined : this.count(name);
   }
 
   string(name: string, maxChars: number, tooLarge = false): string {
@@ -77,7 +83,7 @@ class FieldReader {
   }
 
   optionalString(name: string, maxChars: number, tooLarge = false): string | undefined {
-    return this.raw[name] === undefined ? undefined : this.string(name, maxChars, tooLarge);
+    return this.isAbsent(name) ? undefined : this.string(name, maxChars, tooLarge);
   }
 
   userIds(name: string, maxCount: number): string[] {
@@ -97,7 +103,7 @@ class FieldReader {
 
   attachments(name: string, maxCount: number): AttachmentRef[] | undefined {
     const v = this.raw[name];
-    if (v === undefined) return undefined;
+    if (this.isAbsent(name)) return undefined;
     if (!Array.isArray(v)) throw bad(`${name} must be an array`, this.id);
     if (v.length > maxCount) {
       throw new ChatError('TOO_LARGE', `at most ${maxCount} attachments per message`, {

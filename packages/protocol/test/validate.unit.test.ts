@@ -155,6 +155,33 @@ describe('validateClientFrame: requests', () => {
     }
   });
 
+  it('treats null in an optional field as absent, as msgpack clients send nil', () => {
+    expect(validate({ t: 'createChat', id: 1, members: ['bob'], name: null })).toEqual({
+      t: 'createChat',
+      id: 1,
+      members: ['bob'],
+    });
+    expect(validate({ t: 'sync', id: 2, after: 3, limit: null })).toEqual({
+      t: 'sync',
+      id: 2,
+      after: 3,
+    });
+    expect(
+      validate({ t: 'send', id: 3, chatId: 'c', clientMsgId: 'm', body: 'b', attachments: null }),
+    ).toEqual({
+      t: 'send',
+      id: 3,
+      chatId: 'c',
+      clientMsgId: 'm',
+      body: 'b',
+    });
+    expect(
+      chatErrorOf(() => validate({ t: 'send', id: 4, chatId: 'c', clientMsgId: 'm', body: null }))
+        .code,
+    ).toBe('BAD_REQUEST');
+    expect(chatErrorOf(() => validate({ t: 'sync', id: 5, after: null })).code).toBe('BAD_REQUEST');
+  });
+
   it('clamps a sync limit above the maximum to the maximum', () => {
     expect(validate({ t: 'sync', id: 1, after: 0, limit: 10_000 })).toStrictEqual({
       t: 'sync',

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# `npm start`: installs what is missing, then runs the local cluster on embedded defaults.
+# Arguments go to the launcher, e.g. `npm start -- --nodes 4 --members 3`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/ensure-deps.sh
+exec node --import tsx packages/testkit/src/local-cluster.ts "$@"
