@@ -31,6 +31,7 @@ import { localFabric, singleNodeOwnership } from './routing';
 import type { SocketPort } from './session';
 import { Session } from './session';
 import { SessionRegistry } from './sessions';
+import { TokenBucket } from './token-bucket';
 
 export interface ChatNodeDeps {
   readonly config: NodeConfig;
@@ -59,6 +60,7 @@ export class ChatNode {
   private readonly requestContext: RequestContext;
   private readonly notReady = new Map<Session, ClientFrame[]>();
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly admission: TokenBucket;
 
   constructor(deps: ChatNodeDeps) {
     this.config = deps.config;
@@ -67,7 +69,12 @@ export class ChatNode {
     this.log = deps.log;
     this.ownership = deps.ownership ?? singleNodeOwnership;
     this.sessions = new SessionRegistry(this.config.limits.maxDevicesPerUser);
-    const local: LocalDeliverer = (deliveries) => this.deliverLocally(deliveries);
+    this.admission = new TokenBucket(
+      this.config.admitRatePerSec,
+      this.config.admitBurst,
+      this.clock.now(),
+    );
+    const local: LocalDeliverer = (deliveries) => this.pushToLocalDevices(deliveries);
     this.fabric = (deps.fabric ?? localFabric)(local);
     this.acks = new AckWriter(
       this.store,
@@ -257,7 +264,8 @@ export class ChatNode {
   }
 
   /** Pushes committed events to this node's connected devices, encoding once per codec. */
-  private deliverLocally(deliveries: readonly Delivery[]): void {
+  pushToLocalDevices(deliveries: readonly Delivery[]): number {
+    let pushed = 0;
     const now = this.clock.now();
     for (const { userId, event } of deliveries) {
       this.sessions.noteSeq(userId, event.seq);
@@ -270,8 +278,47 @@ export class ChatNode {
           encoded.set(session.codec, data);
         }
         session.push(event.seq, data, now);
+        pushed += 1;
       }
     }
+    return pushed;
+  }
+
+  /**
+   * Tells every device of a user that the user now belongs to another node (`moved`, close
+   * 4001). Returns false when the user has no device here or this node owns them again.
+   */
+  moveUser(user: string): boolean {
+    const moved = this.ownership.redirectFor(user);
+    const sessions = [...this.sessions.devicesOf(user)];
+    if (moved === undefined || sessions.length === 0) return false;
+    for (const session of sessions) {
+      session.send(moved);
+      session.close(CloseCode.MOVED, 'moved');
+    }
+    return true;
+  }
+
+  /** Owners of users as this node sees them, for checking that the cluster agrees. */
+  owners(users: readonly string[]): { epoch: number; owners: Record<string, string | null> } {
+    const owners: Record<string, string | null> = {};
+    for (const user of users) owners[user] = this.ownership.ownerOf(user) ?? null;
+    return { epoch: this.ownership.epoch(), owners };
+  }
+
+  /** Connected user ids, for the mover. */
+  connectedUsers(): Iterable<string> {
+    return this.sessions.users();
+  }
+
+  /**
+   * Admission control for new connections: a token bucket over upgrades, so a mass reconnect
+   * is smoothed. Returns 0 when admitted, otherwise the seconds to wait (for Retry-After).
+   */
+  admit(): number {
+    const now = this.clock.now();
+    if (this.admission.take(now)) return 0;
+    return Math.max(1, Math.ceil(this.admission.waitMs(now) / 1000));
   }
 
   onDrain(session: Session): void {

@@ -44,6 +44,9 @@ export interface NodeConfig {
   readonly maxPendingPushes: number;
   /** Default and maximum sync page. */
   readonly syncPageSize: number;
+  /** New connections admitted per second (token bucket); over it the upgrade gets 503 + Retry-After. */
+  readonly admitRatePerSec: number;
+  readonly admitBurst: number;
   readonly limits: Limits;
   readonly databaseUrl: string;
   readonly pgPoolMax: number;
@@ -70,6 +73,8 @@ export const defaultNodeConfig = Object.freeze({
   maxBufferedBytes: 256 * 1024,
   maxPendingPushes: 1000,
   syncPageSize: 200,
+  admitRatePerSec: 500,
+  admitBurst: 1000,
   limits: defaultLimits,
   pgPoolMax: 10,
   batchMaxSize: 256,
@@ -125,6 +130,8 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     maxBufferedBytes: r.int('CHAT_MAX_BUFFERED_BYTES', d.maxBufferedBytes, 4096, 1 << 30),
     maxPendingPushes: r.int('CHAT_MAX_PENDING_PUSHES', d.maxPendingPushes, 1, 1_000_000),
     syncPageSize: r.int('CHAT_SYNC_PAGE', d.syncPageSize, 1, limits.maxSyncLimit),
+    admitRatePerSec: r.int('CHAT_ADMIT_RATE', d.admitRatePerSec, 1, 1_000_000),
+    admitBurst: r.int('CHAT_ADMIT_BURST', d.admitBurst, 1, 1_000_000),
     limits,
     databaseUrl: r.requiredString('DATABASE_URL', 'a postgres:// URL of the chat database'),
     pgPoolMax: r.int('CHAT_PG_POOL_MAX', d.pgPoolMax, 1, 1000),

@@ -1,20 +1,24 @@
 /**
  * Entry point of a chat node process: configuration from the environment, migrations, store,
- * WebSocket server. SIGTERM and SIGINT shut it down cleanly (connections closed with 1001,
- * acks written, pool closed).
+ * cluster membership (when CHAT_ETCD_ENDPOINTS is set), WebSocket server. SIGTERM and SIGINT
+ * shut it down cleanly: leave the ring, close connections with 1001, write acks, close pools.
  */
 import pino from 'pino';
 import { PgChatStore, createDatabase, migrate } from '@chat/store';
 import { ChatNode } from './chat-node';
 import { systemClock } from './clock';
+import { clusterConfigFromEnv } from './cluster/cluster-config';
+import type { LoadedClusterConfig } from './cluster/cluster-config';
+import { ClusterRuntime } from './cluster/cluster-runtime';
+import type { LoadedConfig } from './config';
 import { nodeConfigFromEnv } from './config';
 import { ConfigError } from './env';
 import { startServer } from './server';
 
-async function main(): Promise<void> {
-  let loaded;
+function loadConfig(): { node: LoadedConfig; cluster: LoadedClusterConfig | undefined } {
   try {
-    loaded = nodeConfigFromEnv(process.env);
+    const node = nodeConfigFromEnv(process.env);
+    return { node, cluster: clusterConfigFromEnv(process.env, node.config.host) };
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`configuration error: ${err.message}`);
@@ -22,11 +26,20 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const { config } = loaded;
+}
+
+async function main(): Promise<void> {
+  const loaded = loadConfig();
+  const { config } = loaded.node;
   const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
-  if (loaded.usingDevSecret) {
+  if (loaded.node.usingDevSecret) {
     log.warn(
       'CHAT_AUTH_SECRET is not set: using the INSECURE development secret "dev-secret". Never do this in production.',
+    );
+  }
+  if (loaded.cluster?.usingDevSecret) {
+    log.warn(
+      'CHAT_CLUSTER_SECRET is not set: using the INSECURE development cluster secret. Never do this in production.',
     );
   }
 
@@ -40,11 +53,15 @@ async function main(): Promise<void> {
     maxBatchSize: config.batchMaxSize,
     logger: log.child({ component: 'store' }),
   });
+  const cluster = loaded.cluster
+    ? await ClusterRuntime.connect(loaded.cluster.config, config.nodeId, systemClock, log)
+    : undefined;
   const node = new ChatNode({
     config,
     store,
     clock: systemClock,
     log: log.child({ component: 'node' }),
+    ...(cluster ? { ownership: cluster.ownership, fabric: cluster.fabric } : {}),
   });
   node.start();
   const server = await startServer(
@@ -59,15 +76,18 @@ async function main(): Promise<void> {
     log,
   );
   const url = config.publicUrl ?? `ws://${config.host}:${server.port}/ws`;
-  log.info({ port: server.port, url }, 'listening');
+  await cluster?.start(node, url);
+  log.info({ port: server.port, url, rpcAddress: cluster?.rpcAddress }, 'listening');
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    await cluster?.leave();
     server.close();
     await node.stop();
+    await cluster?.close();
     await store.close();
     log.info('stopped');
     process.exit(0);

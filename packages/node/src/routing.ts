@@ -10,6 +10,8 @@ export interface Ownership {
   redirectFor(user: string): MovedFrame | undefined;
   /** The ring epoch this node routes by (0 for a single node). */
   epoch(): number;
+  /** The owner's node id as this node sees it; undefined when there is no ring (serve here). */
+  ownerOf(user: string): string | undefined;
 }
 
 /** Pushes committed inbox events to the devices of their users, wherever they are connected. */
@@ -25,6 +27,7 @@ export type LocalDeliverer = (deliveries: readonly Delivery[]) => void;
 export const singleNodeOwnership: Ownership = Object.freeze({
   redirectFor: () => undefined,
   epoch: () => 0,
+  ownerOf: () => undefined,
 });
 
 export function localFabric(local: LocalDeliverer): DeliveryFabric {

@@ -54,6 +54,9 @@ export interface RunningServer {
   close(): void;
 }
 
+/** Most user ids one `/v1/owners` request may ask about. */
+const MAX_OWNER_QUERY = 1000;
+
 function refuse(
   res: HttpResponse,
   status: number,
@@ -120,6 +123,11 @@ export function startServer(
         const code = isChatError(err) ? err.code : 'UNAUTHORIZED';
         return refuse(res, httpStatusOf[code], 'Unauthorized');
       }
+      // Admission after authentication, so anonymous junk cannot use up the budget.
+      const retryAfterSec = node.admit();
+      if (retryAfterSec > 0) {
+        return refuse(res, 503, 'Service Unavailable', { 'Retry-After': String(retryAfterSec) });
+      }
       const data: ConnData = { claims, codec, port: new UwsPort(), session: undefined };
       res.upgrade(data, key, protocolHeader === '' ? '' : codec.subprotocol, extensions, context);
     },
@@ -149,6 +157,14 @@ export function startServer(
   });
   app.get('/v1/stats', (res) => {
     const body = JSON.stringify({ ...node.stats(), rssBytes: process.memoryUsage.rss() });
+    res.cork(() => res.writeHeader('content-type', 'application/json').end(body));
+  });
+  app.get('/v1/owners', (res, req) => {
+    const users = (new URLSearchParams(req.getQuery() ?? '').get('users') ?? '')
+      .split(',')
+      .filter((u) => u !== '')
+      .slice(0, MAX_OWNER_QUERY);
+    const body = JSON.stringify(node.owners(users));
     res.cork(() => res.writeHeader('content-type', 'application/json').end(body));
   });
   app.any('/*', (res) => refuse(res, 404, 'Not Found'));

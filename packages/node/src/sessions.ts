@@ -14,7 +14,7 @@ export type AddResult =
   { ok: true; replaced: Session | undefined } | { ok: false; reason: 'LIMIT' };
 
 export class SessionRegistry {
-  private readonly users = new Map<string, UserEntry>();
+  private readonly byUser = new Map<string, UserEntry>();
   private connections = 0;
 
   constructor(private readonly maxDevicesPerUser: number) {}
@@ -24,7 +24,7 @@ export class SessionRegistry {
   }
 
   get userCount(): number {
-    return this.users.size;
+    return this.byUser.size;
   }
 
   /**
@@ -32,14 +32,14 @@ export class SessionRegistry {
    * call); a device beyond the limit is refused and the caller closes it with 4009.
    */
   add(session: Session): AddResult {
-    let entry = this.users.get(session.user);
+    let entry = this.byUser.get(session.user);
     if (entry === undefined) {
       entry = { devices: new Map(), latestSeq: 0 };
-      this.users.set(session.user, entry);
+      this.byUser.set(session.user, entry);
     }
     const previous = entry.devices.get(session.device);
     if (previous === undefined && entry.devices.size >= this.maxDevicesPerUser) {
-      if (entry.devices.size === 0) this.users.delete(session.user);
+      if (entry.devices.size === 0) this.byUser.delete(session.user);
       return { ok: false, reason: 'LIMIT' };
     }
     entry.devices.set(session.device, session);
@@ -50,32 +50,36 @@ export class SessionRegistry {
 
   /** Removes the session if it is still the registered one for its device. */
   remove(session: Session): void {
-    const entry = this.users.get(session.user);
+    const entry = this.byUser.get(session.user);
     if (entry === undefined || entry.devices.get(session.device) !== session) return;
     entry.devices.delete(session.device);
     this.connections -= 1;
-    if (entry.devices.size === 0) this.users.delete(session.user);
+    if (entry.devices.size === 0) this.byUser.delete(session.user);
   }
 
   devicesOf(user: string): Iterable<Session> {
-    return this.users.get(user)?.devices.values() ?? [];
+    return this.byUser.get(user)?.devices.values() ?? [];
   }
 
   isOnline(user: string): boolean {
-    return this.users.has(user);
+    return this.byUser.has(user);
   }
 
   latestSeq(user: string): number {
-    return this.users.get(user)?.latestSeq ?? 0;
+    return this.byUser.get(user)?.latestSeq ?? 0;
   }
 
   /** Raises the user's latest known seq (never lowers it); no-op for users not connected. */
   noteSeq(user: string, seq: number): void {
-    const entry = this.users.get(user);
+    const entry = this.byUser.get(user);
     if (entry !== undefined && seq > entry.latestSeq) entry.latestSeq = seq;
   }
 
+  users(): Iterable<string> {
+    return this.byUser.keys();
+  }
+
   *all(): Iterable<Session> {
-    for (const entry of this.users.values()) yield* entry.devices.values();
+    for (const entry of this.byUser.values()) yield* entry.devices.values();
   }
 }

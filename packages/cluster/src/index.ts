@@ -1,0 +1,30 @@
+export { createEtcdClient } from './client';
+export type { EtcdClientOptions } from './client';
+export { toClusterError } from './errors';
+export { silentLogger } from './logger';
+export type { ClusterLogger } from './logger';
+export {
+  clusterKeys,
+  InvalidClusterData,
+  liveMembers,
+  parseNodeInfo,
+  parseRingConfig,
+} from './model';
+export type {
+  ClusterKeys,
+  NodeInfo,
+  RingConfig,
+  RingMember,
+  RingTransition,
+  VersionedRing,
+} from './model';
+export type { Disposer } from './signal';
+export { register, NodeRegistration } from './registration';
+export type { Registered, RegistrationOptions } from './registration';
+export { watchCluster, ClusterView } from './view';
+export type { ClusterChange, ClusterSnapshot, ClusterViewOptions } from './view';
+export { RingConfigStore } from './ring-store';
+export type { CasResult, RingConfigStoreOptions } from './ring-store';
+export { startElection, Election } from './election';
+export type { ElectionOptions } from './election';
+export { RouteTable } from './route-table';

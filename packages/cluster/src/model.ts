@@ -1,0 +1,187 @@
+/**
+ * What the cluster keeps in etcd, its key layout, and strict decoding of it. Pure: no I/O.
+ *
+ * Layout under a prefix P (e.g. `/chat`):
+ * - `P/nodes/<nodeId>`: {@link NodeInfo} as JSON, under the node's lease;
+ * - `P/ring`: {@link RingConfig} as JSON, written only by compare-and-swap on its mod revision;
+ * - `P/drain/<nodeId>`: drain progress of a node;
+ * - `P/election/<name>/...`: election candidates.
+ */
+import { isValidId } from '@chat/protocol';
+
+/** What a chat node publishes about itself while it is alive. */
+export interface NodeInfo {
+  readonly nodeId: string;
+  /** Where clients connect, e.g. `ws://10.0.0.5:7001/ws`. */
+  readonly wsUrl: string;
+  /** `host:port` of the node's RPC server for its peers. */
+  readonly rpcAddress: string;
+  /** Relative share of users once the node is a ring member (positive). */
+  readonly weight: number;
+  /** When the node process started, ms since the epoch. */
+  readonly startedAt: number;
+}
+
+export interface RingMember {
+  readonly id: string;
+  readonly weight: number;
+}
+
+/** Set while a rebalance is in progress: the ring users are moving away from. */
+export interface RingTransition {
+  readonly fromEpoch: number;
+  readonly fromMembers: readonly RingMember[];
+  /** When the transition began, ms since the epoch. */
+  readonly startedAt: number;
+}
+
+/** The configured ring: which nodes are members, with weights. */
+export interface RingConfig {
+  /** 1 for the first configuration, +1 per write. */
+  readonly epoch: number;
+  readonly members: readonly RingMember[];
+  readonly transition?: RingTransition;
+}
+
+/** A ring configuration together with the mod revision of its key (for compare-and-swap). */
+export interface VersionedRing {
+  readonly config: RingConfig;
+  readonly modRevision: number;
+}
+
+/** Keys of one cluster, derived from its prefix. */
+export interface ClusterKeys {
+  /** The prefix without a trailing slash, e.g. `/chat`. */
+  readonly prefix: string;
+  /** Prefix of everything in the cluster, with the trailing slash: `/chat/`. */
+  readonly root: string;
+  readonly nodesPrefix: string;
+  readonly ring: string;
+  readonly drainPrefix: string;
+  readonly electionPrefix: string;
+  node(nodeId: string): string;
+  drain(nodeId: string): string;
+}
+
+/** Key layout under `prefix`; `'/chat'` and `'/chat/'` are the same cluster. */
+export function clusterKeys(prefix: string): ClusterKeys {
+  const clean = prefix.replace(/\/+$/, '');
+  if (clean.length === 0) throw new RangeError('cluster prefix must not be empty or "/"');
+  const root = `${clean}/`;
+  return Object.freeze({
+    prefix: clean,
+    root,
+    nodesPrefix: `${root}nodes/`,
+    ring: `${root}ring`,
+    drainPrefix: `${root}drain/`,
+    electionPrefix: `${root}election/`,
+    node: (nodeId: string) => `${root}nodes/${nodeId}`,
+    drain: (nodeId: string) => `${root}drain/${nodeId}`,
+  });
+}
+
+/** Thrown by the decoders; says which field was wrong. */
+export class InvalidClusterData extends Error {
+  override readonly name = 'InvalidClusterData';
+}
+
+type Json = Record<string, unknown>;
+
+function object(value: unknown, what: string): Json {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidClusterData(`${what}: not an object`);
+  }
+  return value as Json;
+}
+
+function id(value: unknown, what: string): string {
+  if (!isValidId(value)) throw new InvalidClusterData(`${what}: not a valid id`);
+  return value;
+}
+
+function nonEmptyString(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 1024) {
+    throw new InvalidClusterData(`${what}: not a non-empty string`);
+  }
+  return value;
+}
+
+function positive(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidClusterData(`${what}: not a positive number`);
+  }
+  return value;
+}
+
+function nonNegativeInt(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidClusterData(`${what}: not a non-negative integer`);
+  }
+  return value;
+}
+
+/** Validates a NodeInfo (as parsed JSON or as given by a caller) and returns a clean copy. */
+export function parseNodeInfo(value: unknown): NodeInfo {
+  const o = object(value, 'node');
+  return Object.freeze({
+    nodeId: id(o['nodeId'], 'node.nodeId'),
+    wsUrl: nonEmptyString(o['wsUrl'], 'node.wsUrl'),
+    rpcAddress: nonEmptyString(o['rpcAddress'], 'node.rpcAddress'),
+    weight: positive(o['weight'], 'node.weight'),
+    startedAt: nonNegativeInt(o['startedAt'], 'node.startedAt'),
+  });
+}
+
+function parseMembers(value: unknown, what: string): readonly RingMember[] {
+  if (!Array.isArray(value)) throw new InvalidClusterData(`${what}: not an array`);
+  const seen = new Set<string>();
+  const members = value.map((raw, i) => {
+    const m = object(raw, `${what}[${i}]`);
+    const member = Object.freeze({
+      id: id(m['id'], `${what}[${i}].id`),
+      weight: positive(m['weight'], `${what}[${i}].weight`),
+    });
+    if (seen.has(member.id)) throw new InvalidClusterData(`${what}: duplicate id ${member.id}`);
+    seen.add(member.id);
+    return member;
+  });
+  return Object.freeze(members);
+}
+
+/** Validates a RingConfig (as parsed JSON or as given by a caller) and returns a clean copy. */
+export function parseRingConfig(value: unknown): RingConfig {
+  const o = object(value, 'ring');
+  const epoch = nonNegativeInt(o['epoch'], 'ring.epoch');
+  const members = parseMembers(o['members'], 'ring.members');
+  if (o['transition'] === undefined) return Object.freeze({ epoch, members });
+  const t = object(o['transition'], 'ring.transition');
+  const transition: RingTransition = Object.freeze({
+    fromEpoch: nonNegativeInt(t['fromEpoch'], 'ring.transition.fromEpoch'),
+    fromMembers: parseMembers(t['fromMembers'], 'ring.transition.fromMembers'),
+    startedAt: nonNegativeInt(t['startedAt'], 'ring.transition.startedAt'),
+  });
+  return Object.freeze({ epoch, members, transition });
+}
+
+/** Parses the JSON text of a key; throws InvalidClusterData on bad JSON or bad shape. */
+export function decodeJson<T>(text: string, parse: (value: unknown) => T): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InvalidClusterData('not JSON');
+  }
+  return parse(value);
+}
+
+/**
+ * Ring members that are also registered (alive) nodes, in ring order: the set everyone builds
+ * the hash ring from (DESIGN.md section 4).
+ */
+export function liveMembers(
+  ring: RingConfig | undefined,
+  nodes: ReadonlyMap<string, NodeInfo>,
+): readonly RingMember[] {
+  if (!ring) return [];
+  return ring.members.filter((member) => nodes.has(member.id));
+}

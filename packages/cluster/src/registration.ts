@@ -1,0 +1,196 @@
+import { ChatError } from '@chat/protocol';
+import type { Lease, Namespace } from 'etcd3';
+import { backoffDelay, Sleeper } from './backoff';
+import { toClusterError } from './errors';
+import { silentLogger } from './logger';
+import type { ClusterLogger } from './logger';
+import { clusterKeys, parseNodeInfo } from './model';
+import type { NodeInfo } from './model';
+import { Signal } from './signal';
+import type { Disposer } from './signal';
+
+export interface RegistrationOptions {
+  /** An etcd3 client (or namespace of one); the registration does not close it. */
+  readonly etcd: Namespace;
+  /** Cluster key prefix, e.g. `/chat`. */
+  readonly prefix: string;
+  readonly node: NodeInfo;
+  /** Lease TTL in whole seconds (default 10, at least 1). */
+  readonly ttlSec?: number;
+  /**
+   * How long `register()` waits for the first registration before it gives up, ms
+   * (default 30 000). Later re-registrations retry until close().
+   */
+  readonly registerTimeoutMs?: number;
+  /** Deadline of each grant / put call, ms (default 5000). */
+  readonly callTimeoutMs?: number;
+  readonly logger?: ClusterLogger;
+}
+
+/** Passed to `onRegistered` listeners. */
+export interface Registered {
+  /** The lease holding the node key, as etcd's decimal string. */
+  readonly leaseId: string;
+  /** Revision of the put that wrote the node key. */
+  readonly revision: number;
+  /** 1 for the first registration, +1 for each re-registration after a lost lease. */
+  readonly generation: number;
+}
+
+/**
+ * Keeps `P/nodes/<nodeId>` alive under a lease. When the lease is lost (etcd unreachable for
+ * longer than the TTL, or the lease revoked) it says so and registers again with a new lease as
+ * soon as etcd answers. `close()` revokes the lease: the node leaves the cluster at once.
+ *
+ * @example
+ * const reg = await register({ etcd, prefix: '/chat', node: { nodeId: 'node-1', wsUrl, rpcAddress, weight: 1, startedAt: Date.now() }, logger });
+ * const off = reg.onLost((err) => log.warn({ err }, 'not registered in etcd'));
+ * // ... on shutdown:
+ * off();
+ * await reg.close();
+ */
+export async function register(options: RegistrationOptions): Promise<NodeRegistration> {
+  const registration = new NodeRegistration(options);
+  await registration.started;
+  return registration;
+}
+
+export class NodeRegistration {
+  readonly node: NodeInfo;
+  readonly key: string;
+  /** Resolves after the first registration; rejects if it did not happen in time. */
+  readonly started: Promise<void>;
+
+  private readonly etcd: Namespace;
+  private readonly ttlSec: number;
+  private readonly callTimeoutMs: number;
+  private readonly log: ClusterLogger;
+  private readonly lostSignal: Signal<ChatError>;
+  private readonly registeredSignal: Signal<Registered>;
+  private readonly sleeper = new Sleeper();
+  private lease: Lease | undefined;
+  private generation = 0;
+  private closed = false;
+  private acquiring: Promise<void> | undefined;
+
+  /** Prefer {@link register}, which waits for the first registration. */
+  constructor(options: RegistrationOptions) {
+    this.node = parseNodeInfo(options.node);
+    this.etcd = options.etcd;
+    this.key = clusterKeys(options.prefix).node(this.node.nodeId);
+    this.ttlSec = options.ttlSec ?? 10;
+    if (!Number.isInteger(this.ttlSec) || this.ttlSec < 1) {
+      throw new RangeError(`ttlSec must be a whole number >= 1, got ${this.ttlSec}`);
+    }
+    this.callTimeoutMs = options.callTimeoutMs ?? 5_000;
+    this.log = options.logger ?? silentLogger;
+    this.lostSignal = new Signal('lost', this.log);
+    this.registeredSignal = new Signal('registered', this.log);
+
+    const timeoutMs = options.registerTimeoutMs ?? 30_000;
+    this.started = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(
+          new ChatError('UNAVAILABLE', `could not register in etcd within ${timeoutMs} ms`, {
+            key: this.key,
+          }),
+        );
+        void this.close().catch(() => undefined);
+      }, timeoutMs);
+      const off = this.registeredSignal.add(() => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      });
+    });
+    this.started.catch(() => undefined); // the caller of register() sees it
+    this.startAcquiring();
+  }
+
+  /** Whether the key is currently held under a live lease (as far as this client knows). */
+  get isRegistered(): boolean {
+    return this.lease !== undefined;
+  }
+
+  /** Called when the lease is lost; re-registration starts right away. */
+  onLost(listener: (err: ChatError) => void): Disposer {
+    return this.lostSignal.add(listener);
+  }
+
+  /** Called after each (re-)registration. */
+  onRegistered(listener: (event: Registered) => void): Disposer {
+    return this.registeredSignal.add(listener);
+  }
+
+  /** Revokes the lease (the key disappears now) and stops re-registering. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.sleeper.wake();
+    await this.acquiring;
+    const lease = this.lease;
+    this.lease = undefined;
+    this.lostSignal.clear();
+    this.registeredSignal.clear();
+    if (!lease) return;
+    try {
+      await lease.revoke({ deadline: Date.now() + this.callTimeoutMs });
+    } catch (err) {
+      // The lease will expire by itself within the TTL.
+      this.log.warn({ err, key: this.key }, 'could not revoke the node lease; it will expire');
+    }
+  }
+
+  private startAcquiring(): void {
+    this.acquiring ??= this.acquire().finally(() => {
+      this.acquiring = undefined;
+    });
+  }
+
+  private async acquire(): Promise<void> {
+    for (let attempt = 0; !this.closed; attempt++) {
+      const lease = this.etcd.lease(this.ttlSec, { deadline: Date.now() + this.callTimeoutMs });
+      lease.on('lost', (err) => this.handleLost(lease, err));
+      try {
+        const leaseId = await lease.grant();
+        const put = await lease
+          .put(this.key)
+          .value(JSON.stringify(this.node))
+          .options({ deadline: Date.now() + this.callTimeoutMs });
+        if (this.closed) {
+          await lease.revoke().catch(() => undefined);
+          return;
+        }
+        if (lease.revoked()) throw new Error('lease lost while registering');
+        this.lease = lease;
+        this.generation += 1;
+        const event: Registered = {
+          leaseId,
+          revision: Number(put.header.revision),
+          generation: this.generation,
+        };
+        this.log.info({ key: this.key, ...event }, 'registered in etcd');
+        this.registeredSignal.emit(event);
+        return;
+      } catch (err) {
+        lease.release();
+        const delay = backoffDelay(attempt);
+        this.log.warn(
+          { err: toClusterError(err, 'register', { key: this.key }), attempt, delay },
+          'registration failed; retrying',
+        );
+        await this.sleeper.sleep(delay);
+      }
+    }
+  }
+
+  private handleLost(lease: Lease, err: Error): void {
+    if (this.closed || lease !== this.lease) return; // not the live lease: acquire() handles it
+    this.lease = undefined;
+    const error = toClusterError(err, 'keepalive', { key: this.key });
+    this.log.warn({ err: error, key: this.key }, 'node lease lost; registering again');
+    this.lostSignal.emit(error);
+    this.startAcquiring();
+  }
+}

@@ -1,0 +1,104 @@
+import type { Etcd3 } from 'etcd3';
+import { register } from '../src';
+import type { Registered } from '../src';
+import type { ChatError } from '@chat/protocol';
+import { client, nodeInfo, RecordingLogger, startEtcd, waitFor } from './helpers';
+import type { EtcdHandle } from './helpers';
+
+const PREFIX = '/t-reg';
+let etcd: EtcdHandle;
+let observer: Etcd3;
+const opened: Etcd3[] = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  observer = client(etcd.endpoint, opened);
+});
+
+afterAll(async () => {
+  for (const c of opened) c.close();
+  await etcd?.close();
+});
+
+async function nodeKey(nodeId: string): Promise<{ value: string; lease: string } | undefined> {
+  const res = await observer.get(`${PREFIX}/nodes/${nodeId}`).exec();
+  const kv = res.kvs[0];
+  return kv && { value: kv.value.toString(), lease: kv.lease };
+}
+
+test('the node key appears, and disappears once its lease expires without keepalives', async () => {
+  const regClient = client(etcd.endpoint, opened);
+  const reg = await register({ etcd: regClient, prefix: PREFIX, node: nodeInfo('a'), ttlSec: 2 });
+  const stored = await nodeKey('a');
+  expect(stored && JSON.parse(stored.value)).toEqual(nodeInfo('a'));
+  expect(reg.isRegistered).toBe(true);
+
+  // The process "dies": no revoke, no more keepalives.
+  const died = Date.now();
+  regClient.close();
+  await waitFor(async () => expect(await nodeKey('a')).toBeUndefined(), 10_000, 100);
+  const elapsed = Date.now() - died;
+  expect(elapsed).toBeGreaterThan(500); // it was the lease, not a delete
+  expect(elapsed).toBeLessThan(5_000);
+  await reg.close(); // stops the re-registration attempts on the closed client
+});
+
+test('close() revokes the lease: the key is gone at once', async () => {
+  const reg = await register({
+    etcd: client(etcd.endpoint, opened),
+    prefix: PREFIX,
+    node: nodeInfo('b'),
+    ttlSec: 10,
+  });
+  expect(await nodeKey('b')).toBeDefined();
+  await reg.close();
+  expect(await nodeKey('b')).toBeUndefined();
+});
+
+test('rejects a node with an invalid id', async () => {
+  await expect(
+    register({ etcd: observer, prefix: PREFIX, node: { ...nodeInfo('x'), nodeId: 'no spaces' } }),
+  ).rejects.toThrow('nodeId');
+});
+
+// Last in the file: it stops and restarts etcd.
+test('after etcd was down for longer than the TTL, the node registers again with a new lease', async () => {
+  const logger = new RecordingLogger();
+  const reg = await register({
+    etcd: client(etcd.endpoint, opened),
+    prefix: PREFIX,
+    node: nodeInfo('c'),
+    ttlSec: 2,
+    logger,
+  });
+  const registered: Registered[] = [];
+  const lost: ChatError[] = [];
+  reg.onRegistered((event) => registered.push(event));
+  reg.onLost((err) => lost.push(err));
+  const first = await nodeKey('c');
+  expect(first).toBeDefined();
+
+  await etcd.stop();
+  await waitFor(() => expect(lost).toHaveLength(1), 15_000, 50);
+  expect(lost[0]?.code).toBe('UNAVAILABLE');
+  expect(reg.isRegistered).toBe(false);
+
+  await etcd.start();
+  await waitFor(() => expect(registered).toHaveLength(1), 15_000, 50);
+  expect(registered[0]?.generation).toBe(2);
+  expect(reg.isRegistered).toBe(true);
+  const again = await waitFor(
+    async () => {
+      const kv = await nodeKey('c');
+      expect(kv?.lease).toBe(registered[0]?.leaseId);
+      return kv;
+    },
+    10_000,
+    100,
+  );
+  expect(again?.lease).not.toBe(first?.lease);
+  expect(logger.has('node lease lost')).toBe(true);
+
+  await reg.close();
+  expect(await nodeKey('c')).toBeUndefined();
+});

@@ -1,0 +1,60 @@
+/** Cluster settings of a chat node; absent CHAT_ETCD_ENDPOINTS means a single node without etcd. */
+import type { Env } from '../env';
+import { ConfigError, EnvReader } from '../env';
+
+export interface ClusterConfig {
+  readonly etcdEndpoints: readonly string[];
+  /** Key prefix of this cluster in etcd. */
+  readonly prefix: string;
+  /** Lease TTL of the node's registration; a dead node leaves the ring this long after it died. */
+  readonly leaseTtlSec: number;
+  readonly rpcHost: string;
+  /** 0 picks a free port. */
+  readonly rpcPort: number;
+  /** `host:port` peers should dial, when it differs from rpcHost:rpcPort (NAT, containers). */
+  readonly rpcAdvertise: string | undefined;
+  /** Shared secret that RPC peers prove they know. */
+  readonly clusterSecret: string;
+  /** This node's relative share once it is a ring member. */
+  readonly weight: number;
+  /** Users per second this node disconnects with `moved` when the ring gives them to another node. */
+  readonly moveRatePerSec: number;
+}
+
+export const DEV_CLUSTER_SECRET = 'dev-cluster-secret';
+
+export interface LoadedClusterConfig {
+  readonly config: ClusterConfig;
+  readonly usingDevSecret: boolean;
+}
+
+export function clusterConfigFromEnv(
+  env: Env,
+  defaultHost: string,
+): LoadedClusterConfig | undefined {
+  const r = new EnvReader(env);
+  const endpoints = r.list('CHAT_ETCD_ENDPOINTS');
+  if (endpoints.length === 0) return undefined;
+  const secret = r.optionalString('CHAT_CLUSTER_SECRET');
+  if (secret === undefined && r.string('NODE_ENV', 'development') === 'production') {
+    throw new ConfigError('CHAT_CLUSTER_SECRET is required when NODE_ENV=production');
+  }
+  const prefix = r.string('CHAT_ETCD_PREFIX', '/chat');
+  if (!prefix.startsWith('/') || prefix.replace(/\/+$/, '') === '') {
+    throw new ConfigError(
+      `CHAT_ETCD_PREFIX must start with / and name something, got ${JSON.stringify(prefix)}`,
+    );
+  }
+  const config: ClusterConfig = {
+    etcdEndpoints: Object.freeze(endpoints),
+    prefix,
+    leaseTtlSec: r.int('CHAT_LEASE_TTL_SEC', 10, 2, 3600),
+    rpcHost: r.string('CHAT_RPC_HOST', defaultHost),
+    rpcPort: r.int('CHAT_RPC_PORT', 0, 0, 65535),
+    rpcAdvertise: r.optionalString('CHAT_RPC_ADVERTISE'),
+    clusterSecret: secret ?? DEV_CLUSTER_SECRET,
+    weight: r.int('CHAT_WEIGHT', 1, 1, 100),
+    moveRatePerSec: r.int('CHAT_MOVE_RATE', 50, 1, 100_000),
+  };
+  return { config: Object.freeze(config), usingDevSecret: secret === undefined };
+}

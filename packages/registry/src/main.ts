@@ -1,0 +1,53 @@
+/**
+ * Entry point of a registry process. Reads CHAT_ETCD_ENDPOINTS, CHAT_ETCD_PREFIX,
+ * CHAT_REGISTRY_HOST, CHAT_REGISTRY_PORT, CHAT_DEV_TOKENS (1 to enable the dev token endpoint,
+ * signed with CHAT_AUTH_SECRET or the dev secret), CHAT_LOG_LEVEL.
+ */
+import { createEtcdClient, watchCluster } from '@chat/cluster';
+import pino from 'pino';
+import { registryConfigFromEnv } from './config';
+import { startRegistry } from './server';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = registryConfigFromEnv(process.env);
+  } catch (err) {
+    console.error(`configuration error: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const log = pino({ level: config.logLevel, base: { component: 'registry' } });
+  if (config.devTokenSecret !== undefined) {
+    log.warn(
+      'CHAT_DEV_TOKENS is on: anyone who can reach the registry can mint device tokens. Local runs only.',
+    );
+  }
+  const etcd = createEtcdClient({ endpoints: config.etcdEndpoints });
+  const view = watchCluster({
+    etcd,
+    prefix: config.prefix,
+    logger: log.child({ component: 'cluster-view' }),
+  });
+  await view.ready();
+  const registry = await startRegistry({
+    view,
+    host: config.host,
+    port: config.port,
+    log,
+    ...(config.devTokenSecret ? { devTokenSecret: config.devTokenSecret } : {}),
+  });
+  log.info({ port: registry.port, url: registry.url }, 'listening');
+  const shutdown = async (): Promise<void> => {
+    await registry.close();
+    await view.close();
+    etcd.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown());
+  process.on('SIGINT', () => void shutdown());
+}
+
+main().catch((err: unknown) => {
+  console.error('registry failed to start:', err);
+  process.exit(1);
+});

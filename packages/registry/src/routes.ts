@@ -1,0 +1,61 @@
+/**
+ * The registry's answers, as pure functions of a RouteTable: the HTTP layer only parses the
+ * request and writes what these return.
+ */
+import type { RouteTable } from '@chat/cluster';
+import { isValidId } from '@chat/protocol';
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** `GET /v1/route?user=U` -> `{user, node, url, epoch}`, 503 `{error:"NO_NODES"}` when none is alive. */
+export function routeAnswer(table: RouteTable, user: string | null): HttpAnswer {
+  if (user === null || !isValidId(user)) {
+    return {
+      status: 400,
+      body: { error: 'BAD_REQUEST', message: 'user must be 1-64 characters of [A-Za-z0-9._-]' },
+    };
+  }
+  const owner = table.owner(user);
+  if (owner === undefined) {
+    return {
+      status: 503,
+      body: { error: 'NO_NODES', message: 'no chat node is alive' },
+      headers: { 'Retry-After': '1' },
+    };
+  }
+  return { status: 200, body: { user, node: owner.nodeId, url: owner.wsUrl, epoch: table.epoch } };
+}
+
+export interface RingNode {
+  readonly id: string;
+  readonly url: string | null;
+  readonly weight: number;
+  /** Registered in etcd right now. */
+  readonly live: boolean;
+  /** In the configured ring. */
+  readonly member: boolean;
+}
+
+/** `GET /v1/ring` -> every registered or configured node, sorted by id. */
+export function ringAnswer(
+  table: RouteTable,
+  configured: readonly { id: string; weight: number }[],
+): HttpAnswer {
+  const ids = new Set([...table.nodes.keys(), ...configured.map((m) => m.id)]);
+  const nodes: RingNode[] = [...ids].sort().map((id) => {
+    const info = table.nodes.get(id);
+    const member = configured.find((m) => m.id === id);
+    return {
+      id,
+      url: info?.wsUrl ?? null,
+      weight: member?.weight ?? info?.weight ?? 1,
+      live: info !== undefined,
+      member: member !== undefined,
+    };
+  });
+  return { status: 200, body: { epoch: table.epoch, nodes } };
+}

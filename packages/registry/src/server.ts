@@ -1,0 +1,118 @@
+/**
+ * The route service: answers from memory, kept current by an etcd watch. Stateless, so any
+ * number of replicas can run behind a load balancer. It never proxies chat traffic.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ClusterView } from '@chat/cluster';
+import { RouteTable } from '@chat/cluster';
+import { signToken } from '@chat/protocol';
+import type { Logger } from 'pino';
+import type { HttpAnswer } from './routes';
+import { ringAnswer, routeAnswer } from './routes';
+
+export interface RegistryOptions {
+  readonly view: ClusterView;
+  readonly host: string;
+  readonly port: number;
+  readonly log: Logger;
+  /** When set, `GET /v1/dev/token?user=&device=` mints device tokens: local runs only. */
+  readonly devTokenSecret?: string;
+}
+
+export interface RunningRegistry {
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const DEV_TOKEN_TTL_SEC = 24 * 3600;
+
+export async function startRegistry(options: RegistryOptions): Promise<RunningRegistry> {
+  let table = RouteTable.from(options.view.snapshot);
+  const dispose = options.view.onChange(({ snapshot }) => {
+    table = RouteTable.from(snapshot);
+  });
+
+  const answer = (req: IncomingMessage): HttpAnswer => {
+    const url = new URL(req.url ?? '/', 'http://registry');
+    if (req.method !== 'GET')
+      return { status: 405, body: { error: 'BAD_REQUEST', message: 'only GET' } };
+    switch (url.pathname) {
+      case '/v1/route':
+        return routeAnswer(table, url.searchParams.get('user'));
+      case '/v1/ring':
+        return ringAnswer(table, options.view.snapshot.ring?.config.members ?? []);
+      case '/healthz':
+        return { status: 200, body: { ok: true, revision: options.view.snapshot.revision } };
+      case '/v1/dev/token':
+        return devToken(
+          options.devTokenSecret,
+          url.searchParams.get('user'),
+          url.searchParams.get('device'),
+        );
+      default:
+        return { status: 404, body: { error: 'NOT_FOUND', message: `no route ${url.pathname}` } };
+    }
+  };
+
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let reply: HttpAnswer;
+    try {
+      reply = answer(req);
+    } catch (err) {
+      options.log.error({ err }, 'request failed');
+      reply = { status: 500, body: { error: 'INTERNAL', message: 'internal error' } };
+    }
+    res.writeHead(reply.status, {
+      'content-type': 'application/json',
+      // Browser clients ask the registry from their own origin.
+      'access-control-allow-origin': '*',
+      'cache-control': 'no-store',
+      ...reply.headers,
+    });
+    res.end(JSON.stringify(reply.body));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://${options.host}:${port}`,
+    close: async () => {
+      dispose();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function devToken(
+  secret: string | undefined,
+  user: string | null,
+  device: string | null,
+): HttpAnswer {
+  if (secret === undefined)
+    return { status: 404, body: { error: 'NOT_FOUND', message: 'dev tokens are off' } };
+  try {
+    const token = signToken(
+      {
+        sub: user ?? '',
+        dev: device ?? '',
+        exp: Math.floor(Date.now() / 1000) + DEV_TOKEN_TTL_SEC,
+      },
+      secret,
+    );
+    return { status: 200, body: { token } };
+  } catch {
+    return {
+      status: 400,
+      body: {
+        error: 'BAD_REQUEST',
+        message: 'user and device must be 1-64 characters of [A-Za-z0-9._-]',
+      },
+    };
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * A whole cluster as real processes on free loopback ports: etcd, a database on the test
+ * Postgres, the registry and N chat nodes. Tests can kill, pause, stop and add nodes, change
+ * the ring, and stop or pause etcd.
+ */
+import { RingConfigStore, createEtcdClient } from '@chat/cluster';
+import type { RingMember } from '@chat/cluster';
+import { Pool } from 'pg';
+import type { TestDatabase } from './db';
+import { createTestDatabase } from './db';
+import type { EtcdHandle } from './etcd';
+import { startEtcd } from './etcd';
+import type { NodeProcess } from './node-process';
+import { TEST_SECRET, startNodeProcess } from './node-process';
+import type { ServiceProcess } from './service-process';
+import { startServiceProcess } from './service-process';
+
+export const TEST_CLUSTER_SECRET = 'test-cluster-secret';
+
+export interface ClusterOptions {
+  /** Nodes started, named node-1..node-N (default 3). */
+  readonly nodes?: number;
+  /** The first M of them are ring members (default all). */
+  readonly members?: number;
+  /** Lease TTL of node registrations, seconds (default 3, short so failover tests are quick). */
+  readonly leaseTtlSec?: number;
+  /** Extra environment for every node. */
+  readonly nodeEnv?: Readonly<Record<string, string>>;
+  /** Postgres server to create the database on (default: the shared test server). */
+  readonly adminUrl?: string;
+  readonly prefix?: string;
+  /** Secret that device tokens are signed with (default the test secret). */
+  readonly authSecret?: string;
+  /** Turn on the registry's dev token endpoint. */
+  readonly devTokens?: boolean;
+}
+
+export interface RouteAnswer {
+  readonly user: string;
+  readonly node: string;
+  readonly url: string;
+  readonly epoch: number;
+}
+
+export class TestCluster {
+  readonly nodes = new Map<string, NodeProcess>();
+  private readonly ringStore: RingConfigStore;
+
+  private constructor(
+    readonly etcd: EtcdHandle,
+    private readonly etcdClient: ReturnType<typeof createEtcdClient>,
+    readonly db: TestDatabase,
+    readonly sql: Pool,
+    readonly prefix: string,
+    public registry: ServiceProcess,
+    private readonly options: ClusterOptions,
+  ) {
+    this.ringStore = new RingConfigStore({ etcd: etcdClient, prefix });
+  }
+
+  static async start(options: ClusterOptions = {}): Promise<TestCluster> {
+    const count = options.nodes ?? 3;
+    const members = options.members ?? count;
+    const prefix = options.prefix ?? '/chat';
+    const etcd = await startEtcd();
+    const etcdClient = createEtcdClient({ endpoints: etcd.endpoint });
+    const db = await createTestDatabase('cluster', options.adminUrl);
+    const sql = new Pool({ connectionString: db.url, max: 2 });
+    sql.on('error', () => undefined);
+    const registry = await startRegistryProcess(etcd.endpoint, prefix, options);
+    const cluster = new TestCluster(etcd, etcdClient, db, sql, prefix, registry, options);
+    await cluster.setMembers(Array.from({ length: members }, (_, i) => `node-${i + 1}`));
+    await Promise.all(Array.from({ length: count }, (_, i) => cluster.startNode(`node-${i + 1}`)));
+    return cluster;
+  }
+
+  get registryUrl(): string {
+    return `http://127.0.0.1:${this.registry.port}`;
+  }
+
+  node(nodeId: string): NodeProcess {
+    const node = this.nodes.get(nodeId);
+    if (node === undefined) throw new Error(`no node ${nodeId} in this cluster`);
+    return node;
+  }
+
+  /** Starts (or restarts) a node process; it registers itself but is a member only if configured. */
+  async startNode(
+    nodeId: string,
+    env: Readonly<Record<string, string>> = {},
+  ): Promise<NodeProcess> {
+    const node = await startNodeProcess({
+      databaseUrl: this.db.url,
+      nodeId,
+      env: {
+        CHAT_ETCD_ENDPOINTS: this.etcd.endpoint,
+        CHAT_ETCD_PREFIX: this.prefix,
+        CHAT_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+        CHAT_LEASE_TTL_SEC: String(this.options.leaseTtlSec ?? 3),
+        CHAT_AUTH_SECRET: this.options.authSecret ?? TEST_SECRET,
+        ...this.options.nodeEnv,
+        ...env,
+      },
+    });
+    this.nodes.set(nodeId, node);
+    return node;
+  }
+
+  /** Writes the ring configuration (compare-and-swap, retried on a lost race). */
+  async setMembers(
+    ids: readonly string[],
+    weights: Readonly<Record<string, number>> = {},
+  ): Promise<number> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const current = await this.ringStore.readRing();
+      const members: RingMember[] = ids.map((id) => ({ id, weight: weights[id] ?? 1 }));
+      const epoch = (current?.config.epoch ?? 0) + 1;
+      const result = await this.ringStore.casRing(current?.modRevision ?? 0, { epoch, members });
+      if (result.ok) return epoch;
+    }
+    throw new Error('could not write the ring configuration: lost the compare-and-swap 10 times');
+  }
+
+  /** Asks the registry where a user belongs. */
+  async route(user: string): Promise<RouteAnswer> {
+    const res = await fetch(`${this.registryUrl}/v1/route?user=${encodeURIComponent(user)}`);
+    if (res.status !== 200)
+      throw new Error(`registry answered ${res.status} for ${user}: ${await res.text()}`);
+    return (await res.json()) as RouteAnswer;
+  }
+
+  async restartRegistry(): Promise<void> {
+    await this.registry.stop();
+    this.registry = await startRegistryProcess(this.etcd.endpoint, this.prefix, this.options);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.nodes.values()].map((n) => n.stop()));
+    await this.registry.stop();
+    this.etcdClient.close();
+    await this.etcd.close();
+    await this.sql.end();
+    await this.db.drop();
+  }
+}
+
+function startRegistryProcess(
+  endpoint: string,
+  prefix: string,
+  options: ClusterOptions,
+): Promise<ServiceProcess> {
+  return startServiceProcess({
+    name: 'registry',
+    script: 'packages/registry/src/main.ts',
+    env: {
+      CHAT_ETCD_ENDPOINTS: endpoint,
+      CHAT_ETCD_PREFIX: prefix,
+      CHAT_REGISTRY_HOST: '127.0.0.1',
+      CHAT_REGISTRY_PORT: '0',
+      ...(options.devTokens
+        ? { CHAT_DEV_TOKENS: '1', CHAT_AUTH_SECRET: options.authSecret ?? TEST_SECRET }
+        : {}),
+    },
+  });
+}

@@ -1,0 +1,218 @@
+/**
+ * Starts a private single-member etcd (the real `etcd` binary, Debian's `etcd-server` package)
+ * on free loopback ports and controls it for fault injection: stop and start it again on the
+ * same ports and data, pause it with SIGSTOP, close it for good.
+ *
+ * @example
+ * const etcd = await startEtcd();
+ * const client = new Etcd3({ hosts: etcd.endpoint });
+ * await etcd.stop();   // calls now fail
+ * await etcd.start();  // same data, same endpoint
+ * await etcd.pause();  // connections stay open but nothing answers
+ * await etcd.resume();
+ * await etcd.close();  // kills it and deletes its data
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface EtcdHandle {
+  /** Client URL, e.g. `http://127.0.0.1:23791`. */
+  readonly endpoint: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** Temporary directory holding `data/` and `etcd.log`. */
+  readonly dir: string;
+  readonly logFile: string;
+  /** Stops etcd (SIGTERM, then SIGKILL after the deadline), keeping its data. */
+  stop(): Promise<void>;
+  /** Starts a stopped etcd again on the same ports and data, and waits until it is healthy. */
+  start(): Promise<void>;
+  /** Freezes the process with SIGSTOP: connections stay open, nothing is answered. */
+  pause(): Promise<void>;
+  /** Undoes pause() with SIGCONT. */
+  resume(): Promise<void>;
+  /** Kills etcd and deletes its directory. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+export interface EtcdOptions {
+  /** Path of the etcd binary (default `etcd`, from PATH). */
+  readonly binary?: string;
+  /** Deadline for a start to become healthy, ms (default 30 000). */
+  readonly startTimeoutMs?: number;
+  /** Extra command-line flags, e.g. `['--auto-compaction-retention=1']`. */
+  readonly extraArgs?: readonly string[];
+}
+
+const LOG_TAIL_CHARS = 4_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** Starts a fresh etcd on free loopback ports; resolves once it answers `/health`. */
+export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdHandle> {
+  const binary = options.binary ?? 'etcd';
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+  const [clientPort = 0, peerPort = 0] = await freePorts(2);
+  const dir = mkdtempSync(join(tmpdir(), 'chat-etcd-'));
+  const logFile = join(dir, 'etcd.log');
+  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const args = [
+    '--name=t',
+    `--data-dir=${join(dir, 'data')}`,
+    `--listen-client-urls=${endpoint}`,
+    `--advertise-client-urls=${endpoint}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=t=${peerUrl}`,
+    '--initial-cluster-state=new',
+    // A single member elects itself after one election timeout: keep it short for fast starts.
+    '--heartbeat-interval=20',
+    '--election-timeout=200',
+    '--logger=zap',
+    '--log-outputs=stderr',
+    '--log-level=warn',
+    ...(options.extraArgs ?? []),
+  ];
+
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let closed = false;
+  const killOnExit = (): void => {
+    child?.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+
+  const logTail = (): string => {
+    try {
+      return readFileSync(logFile, 'utf8').slice(-LOG_TAIL_CHARS);
+    } catch {
+      return '';
+    }
+  };
+
+  const spawnEtcd = async (): Promise<void> => {
+    if (closed) throw new Error('etcd: already closed');
+    if (child) throw new Error('etcd: already running');
+    const log = openSync(logFile, 'a');
+    let proc: ChildProcess;
+    try {
+      proc = spawn(binary, args, { stdio: ['ignore', log, log] });
+    } finally {
+      closeSync(log);
+    }
+    child = proc;
+    let exitError: Error | undefined;
+    exited = new Promise<void>((resolve) => {
+      proc.once('error', (err) => {
+        exitError = err;
+        if (child === proc) child = undefined;
+        resolve();
+      });
+      proc.once('exit', (code, signal) => {
+        exitError ??= new Error(`etcd exited (code ${code}, signal ${signal})`);
+        if (child === proc) child = undefined;
+        resolve();
+      });
+    });
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (exitError) {
+        throw new Error(
+          `etcd failed to start: ${exitError.message}\n--- etcd log ---\n${logTail()}`,
+        );
+      }
+      if (await healthy(endpoint)) return;
+      if (Date.now() >= deadline) {
+        proc.kill('SIGKILL');
+        throw new Error(
+          `etcd not healthy within ${startTimeoutMs} ms\n--- etcd log ---\n${logTail()}`,
+        );
+      }
+      await delay(50);
+    }
+  };
+
+  const stopEtcd = async (signal: NodeJS.Signals): Promise<void> => {
+    const proc = child;
+    if (!proc) return;
+    proc.kill('SIGCONT'); // a paused process would never act on SIGTERM
+    proc.kill(signal);
+    const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const signal = async (name: NodeJS.Signals): Promise<void> => {
+    if (!child) throw new Error(`etcd: not running, cannot send ${name}`);
+    child.kill(name);
+  };
+
+  try {
+    await spawnEtcd();
+  } catch (err) {
+    process.removeListener('exit', killOnExit);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  return {
+    endpoint,
+    clientPort,
+    peerPort,
+    dir,
+    logFile,
+    stop: () => stopEtcd('SIGTERM'),
+    start: spawnEtcd,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await stopEtcd('SIGKILL');
+      process.removeListener('exit', killOnExit);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function healthy(endpoint: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1_000) });
+    const body = (await res.json()) as { health?: unknown };
+    return res.ok && body.health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+/** Distinct free loopback ports, found by binding port 0 (held together so they differ). */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => {
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    return address.port;
+  });
+  await Promise.all(
+    servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+  );
+  return ports;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
