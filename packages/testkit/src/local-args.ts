@@ -8,7 +8,7 @@ export const DEV_SECRET_NOTICE =
   '!!! INSECURE LOCAL RUN: tokens are signed with the development secret "dev-secret". Set CHAT_AUTH_SECRET in any real deployment. !!!';
 
 export function parseLocalArgs(argv: readonly string[]): LocalArgs {
-  let nodes = 1;
+  let nodes = 3;
   let members: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];

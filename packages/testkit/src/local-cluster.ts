@@ -1,11 +1,10 @@
 /**
- * `npm start`: the whole system on this machine on embedded defaults, on free loopback ports.
- * Ctrl-C (or SIGTERM) stops everything it started.
+ * `npm start`: the whole system on this machine on embedded defaults (etcd, Postgres, the
+ * registry and N chat nodes) on free loopback ports. Prints the READY line of DESIGN.md
+ * section 7 when everything is up. Ctrl-C (or SIGTERM) stops everything it started.
  */
 import { DEV_SECRET_NOTICE, parseLocalArgs } from './local-args';
-import { createTestDatabase } from './db';
-import type { NodeProcess } from './node-process';
-import { startNodeProcess } from './node-process';
+import { TestCluster } from './cluster';
 import { startPostgres } from './postgres';
 import { testToken } from './raw-client';
 
@@ -15,53 +14,63 @@ async function main(): Promise<void> {
   const args = parseLocalArgs(process.argv.slice(2));
   console.log('starting Postgres (embedded)...');
   const pg = await startPostgres({ durable: true });
-  const db = await createTestDatabase('chat', pg.url);
-  const nodes: NodeProcess[] = [];
+  console.log(
+    `starting etcd, the registry and ${args.nodes} node(s), ${args.members} of them ring members...`,
+  );
+  let cluster: TestCluster;
+  try {
+    cluster = await TestCluster.start({
+      nodes: args.nodes,
+      members: args.members,
+      adminUrl: pg.url,
+      leaseTtlSec: 10,
+      // Empty: nodes fall back to the dev secret and warn about it; the registry mints dev tokens.
+      authSecret: '',
+      devTokens: true,
+    });
+  } catch (err) {
+    await pg.close();
+    throw err;
+  }
+
   let stopping = false;
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     console.log('\nstopping...');
-    await Promise.allSettled(nodes.map((n) => n.stop()));
+    await cluster.close();
     await pg.close();
     console.log('stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void stopAll());
   process.on('SIGTERM', () => void stopAll());
-
-  for (let i = 1; i <= args.nodes; i++) {
-    const nodeId = `node-${i}`;
-    console.log(`starting ${nodeId}...`);
-    // An empty CHAT_AUTH_SECRET makes the node fall back to the dev secret and warn about it.
-    const node = await startNodeProcess({
-      databaseUrl: db.url,
-      nodeId,
-      env: { CHAT_AUTH_SECRET: '' },
-    });
-    nodes.push(node);
+  for (const node of cluster.nodes.values()) {
     node.exited.then(
       (code) => {
-        if (!stopping)
-          console.error(`${nodeId} exited unexpectedly (${code}); its log: ${node.logFile}`);
+        if (!stopping) console.error(`${node.nodeId} exited (${code}); its log: ${node.logFile}`);
       },
       () => undefined,
     );
   }
 
-  const first = nodes[0]!;
   const alice = testToken('alice', 'laptop', 24 * 3600, DEV_SECRET);
-  const bob = testToken('bob', 'phone', 24 * 3600, DEV_SECRET);
+  const aliceNode = await cluster.route('alice');
   console.log(DEV_SECRET_NOTICE);
-  console.log(`node:     ${first.url}   (logs: ${first.logFile})`);
-  console.log(`postgres: ${db.url}`);
-  console.log('dev tokens (24 h):');
-  console.log(`  alice/laptop ${alice}`);
-  console.log(`  bob/phone    ${bob}`);
-  console.log('try it:');
-  console.log(`  npx wscat -s chat.v1.json -c '${first.url}?token=${alice}'`);
-  console.log(`  then send {"t":"createChat","id":1,"members":["bob"]}`);
-  console.log(`READY node=${first.url} postgres=${db.url}`);
+  console.log(
+    `registry: ${cluster.registryUrl}   (GET /v1/route?user=alice, /v1/ring, /v1/dev/token?user=&device=)`,
+  );
+  for (const node of cluster.nodes.values())
+    console.log(`${node.nodeId}:   ${node.url}   (log: ${node.logFile})`);
+  console.log(`postgres: ${cluster.db.url}`);
+  console.log(
+    `operator: export CHAT_ETCD_ENDPOINTS=${cluster.etcd.endpoint} CHAT_ETCD_PREFIX=${cluster.prefix}`,
+  );
+  console.log(`try it:   npx wscat -s chat.v1.json -c '${aliceNode.url}?token=${alice}'`);
+  console.log(`          then send {"t":"createChat","id":1,"members":["bob"]}`);
+  console.log(
+    `READY registry=${cluster.registryUrl} etcd=${cluster.etcd.endpoint} prefix=${cluster.prefix}`,
+  );
 }
 
 main().catch((err: unknown) => {
