@@ -602,7 +602,12 @@ export class ChatClient {
         this.movedHops += 1;
         this.movedTarget = session.moved.url;
         this.clearTimer('reconnectTimer');
-        void this.attempt();
+        // A short random delay spreads the users a drain moves at the same moment.
+        const delay = Math.floor(this.opts.random() * this.opts.movedJitterMs);
+        this.reconnectTimer = this.opts.clock.setTimeout(() => {
+          this.reconnectTimer = undefined;
+          void this.attempt();
+        }, delay);
         return;
       }
       this.opts.logger.warn({ hops: this.movedHops }, 'too many moved hops, backing off');

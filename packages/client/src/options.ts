@@ -53,6 +53,8 @@ export interface ChatClientOptions {
   readonly syncLimit?: number;
   /** Consecutive `moved` redirects followed without backoff before falling back. Default 3. */
   readonly maxMovedHops?: number;
+  /** On `moved`, wait a random 0..movedJitterMs before connecting to the new node (default 250). */
+  readonly movedJitterMs?: number;
   /**
    * The connection is considered dead after this many heartbeat intervals (`welcome.heartbeatMs`)
    * without any frame. Default 2.5.
@@ -85,6 +87,7 @@ export interface ResolvedOptions {
   readonly ackEveryEvents: number;
   readonly syncLimit: number | undefined;
   readonly maxMovedHops: number;
+  readonly movedJitterMs: number;
   readonly heartbeatTimeoutFactor: number;
   readonly WebSocket: WebSocketConstructor;
   readonly fetch: FetchLike | undefined;
@@ -145,6 +148,7 @@ export function resolveOptions(options: ChatClientOptions): ResolvedOptions {
     syncLimit:
       options.syncLimit === undefined ? undefined : positive('syncLimit', options.syncLimit, 1),
     maxMovedHops: options.maxMovedHops ?? 3,
+    movedJitterMs: options.movedJitterMs ?? 250,
     heartbeatTimeoutFactor: positive('heartbeatTimeoutFactor', options.heartbeatTimeoutFactor, 2.5),
     WebSocket: options.WebSocket ?? defaultWebSocket(),
     fetch: options.fetch ?? (globalFetch === undefined ? undefined : globalFetch.bind(globalThis)),

@@ -7,11 +7,14 @@ export {
   clusterKeys,
   InvalidClusterData,
   liveMembers,
+  previousLiveMembers,
+  parseDrainProgress,
   parseNodeInfo,
   parseRingConfig,
 } from './model';
 export type {
   ClusterKeys,
+  DrainProgress,
   NodeInfo,
   RingConfig,
   RingMember,

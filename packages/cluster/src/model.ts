@@ -20,6 +20,11 @@ export interface NodeInfo {
   readonly weight: number;
   /** When the node process started, ms since the epoch. */
   readonly startedAt: number;
+  /**
+   * Set by a node shutting down: it stays reachable (so it can still be delivered to while its
+   * users move) but is no longer part of the ring.
+   */
+  readonly leaving?: boolean;
 }
 
 export interface RingMember {
@@ -33,6 +38,8 @@ export interface RingTransition {
   readonly fromMembers: readonly RingMember[];
   /** When the transition began, ms since the epoch. */
   readonly startedAt: number;
+  /** Reconnects per second each node may cause while draining; absent: the node's own default. */
+  readonly ratePerSec?: number;
 }
 
 /** The configured ring: which nodes are members, with weights. */
@@ -123,13 +130,14 @@ function nonNegativeInt(value: unknown, what: string): number {
 /** Validates a NodeInfo (as parsed JSON or as given by a caller) and returns a clean copy. */
 export function parseNodeInfo(value: unknown): NodeInfo {
   const o = object(value, 'node');
-  return Object.freeze({
+  const node: NodeInfo = {
     nodeId: id(o['nodeId'], 'node.nodeId'),
     wsUrl: nonEmptyString(o['wsUrl'], 'node.wsUrl'),
     rpcAddress: nonEmptyString(o['rpcAddress'], 'node.rpcAddress'),
     weight: positive(o['weight'], 'node.weight'),
     startedAt: nonNegativeInt(o['startedAt'], 'node.startedAt'),
-  });
+  };
+  return Object.freeze(o['leaving'] === true ? { ...node, leaving: true } : node);
 }
 
 function parseMembers(value: unknown, what: string): readonly RingMember[] {
@@ -155,11 +163,16 @@ export function parseRingConfig(value: unknown): RingConfig {
   const members = parseMembers(o['members'], 'ring.members');
   if (o['transition'] === undefined) return Object.freeze({ epoch, members });
   const t = object(o['transition'], 'ring.transition');
-  const transition: RingTransition = Object.freeze({
+  const base: RingTransition = {
     fromEpoch: nonNegativeInt(t['fromEpoch'], 'ring.transition.fromEpoch'),
     fromMembers: parseMembers(t['fromMembers'], 'ring.transition.fromMembers'),
     startedAt: nonNegativeInt(t['startedAt'], 'ring.transition.startedAt'),
-  });
+  };
+  const transition: RingTransition = Object.freeze(
+    t['ratePerSec'] === undefined
+      ? base
+      : { ...base, ratePerSec: positive(t['ratePerSec'], 'ring.transition.ratePerSec') },
+  );
   return Object.freeze({ epoch, members, transition });
 }
 
@@ -175,13 +188,67 @@ export function decodeJson<T>(text: string, parse: (value: unknown) => T): T {
 }
 
 /**
- * Ring members that are also registered (alive) nodes, in ring order: the set everyone builds
- * the hash ring from (DESIGN.md section 4).
+ * Ring members that are also registered (alive) nodes and not leaving, in ring order: the set
+ * everyone builds the hash ring from (DESIGN.md section 4).
  */
 export function liveMembers(
   ring: RingConfig | undefined,
   nodes: ReadonlyMap<string, NodeInfo>,
 ): readonly RingMember[] {
-  if (!ring) return [];
-  return ring.members.filter((member) => nodes.has(member.id));
+  return liveOf(ring?.members, nodes);
+}
+
+/** The members of a transition's previous ring that are still alive (for dual delivery). */
+export function previousLiveMembers(
+  ring: RingConfig | undefined,
+  nodes: ReadonlyMap<string, NodeInfo>,
+): readonly RingMember[] {
+  return liveOf(ring?.transition?.fromMembers, nodes);
+}
+
+function liveOf(
+  members: readonly RingMember[] | undefined,
+  nodes: ReadonlyMap<string, NodeInfo>,
+): readonly RingMember[] {
+  if (!members) return [];
+  return members.filter((member) => {
+    const node = nodes.get(member.id);
+    return node !== undefined && node.leaving !== true;
+  });
+}
+
+/** What a draining node publishes under `P/drain/<nodeId>` (under its lease). */
+export interface DrainProgress {
+  readonly nodeId: string;
+  /** The ring epoch this drain works towards. */
+  readonly epoch: number;
+  /** Users connected here that belong elsewhere, when the drain (re)started. */
+  readonly total: number;
+  /** Users moved away so far in this drain. */
+  readonly moved: number;
+  /** Users still to move. */
+  readonly remaining: number;
+  /** The rate the node drains at, users per second. */
+  readonly ratePerSec: number;
+  /** Highest number of users moved within one second during this drain. */
+  readonly peakPerSec: number;
+  readonly done: boolean;
+  readonly startedAt: number;
+  readonly updatedAt: number;
+}
+
+export function parseDrainProgress(value: unknown): DrainProgress {
+  const o = object(value, 'drain');
+  return Object.freeze({
+    nodeId: id(o['nodeId'], 'drain.nodeId'),
+    epoch: nonNegativeInt(o['epoch'], 'drain.epoch'),
+    total: nonNegativeInt(o['total'], 'drain.total'),
+    moved: nonNegativeInt(o['moved'], 'drain.moved'),
+    remaining: nonNegativeInt(o['remaining'], 'drain.remaining'),
+    ratePerSec: positive(o['ratePerSec'], 'drain.ratePerSec'),
+    peakPerSec: nonNegativeInt(o['peakPerSec'], 'drain.peakPerSec'),
+    done: o['done'] === true,
+    startedAt: nonNegativeInt(o['startedAt'], 'drain.startedAt'),
+    updatedAt: nonNegativeInt(o['updatedAt'], 'drain.updatedAt'),
+  });
 }

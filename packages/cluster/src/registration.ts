@@ -56,7 +56,6 @@ export async function register(options: RegistrationOptions): Promise<NodeRegist
 }
 
 export class NodeRegistration {
-  readonly node: NodeInfo;
   readonly key: string;
   /** Resolves after the first registration; rejects if it did not happen in time. */
   readonly started: Promise<void>;
@@ -69,15 +68,16 @@ export class NodeRegistration {
   private readonly registeredSignal: Signal<Registered>;
   private readonly sleeper = new Sleeper();
   private lease: Lease | undefined;
+  private current: NodeInfo;
   private generation = 0;
   private closed = false;
   private acquiring: Promise<void> | undefined;
 
   /** Prefer {@link register}, which waits for the first registration. */
   constructor(options: RegistrationOptions) {
-    this.node = parseNodeInfo(options.node);
+    this.current = parseNodeInfo(options.node);
     this.etcd = options.etcd;
-    this.key = clusterKeys(options.prefix).node(this.node.nodeId);
+    this.key = clusterKeys(options.prefix).node(this.current.nodeId);
     this.ttlSec = options.ttlSec ?? 10;
     if (!Number.isInteger(this.ttlSec) || this.ttlSec < 1) {
       throw new RangeError(`ttlSec must be a whole number >= 1, got ${this.ttlSec}`);
@@ -123,6 +123,38 @@ export class NodeRegistration {
     return this.registeredSignal.add(listener);
   }
 
+  /** What this node publishes about itself now. */
+  get node(): NodeInfo {
+    return this.current;
+  }
+
+  /**
+   * Changes what the node publishes (e.g. `leaving: true` at shutdown); written now if
+   * registered, and by every later re-registration.
+   */
+  async update(patch: Partial<Omit<NodeInfo, 'nodeId'>>): Promise<void> {
+    this.current = parseNodeInfo({ ...this.current, ...patch });
+    await this.putUnderLease(this.key, JSON.stringify(this.current));
+  }
+
+  /**
+   * Writes a key under the node's lease, so it disappears with the node (drain progress).
+   * Returns false when not registered right now (nothing written).
+   */
+  async putUnderLease(key: string, value: string): Promise<boolean> {
+    const lease = this.lease;
+    if (lease === undefined) return false;
+    try {
+      await lease
+        .put(key)
+        .value(value)
+        .options({ deadline: Date.now() + this.callTimeoutMs });
+      return true;
+    } catch (err) {
+      throw toClusterError(err, 'put', { key });
+    }
+  }
+
   /** Revokes the lease (the key disappears now) and stops re-registering. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -156,7 +188,7 @@ export class NodeRegistration {
         const leaseId = await lease.grant();
         const put = await lease
           .put(this.key)
-          .value(JSON.stringify(this.node))
+          .value(JSON.stringify(this.current))
           .options({ deadline: Date.now() + this.callTimeoutMs });
         if (this.closed) {
           await lease.revoke().catch(() => undefined);

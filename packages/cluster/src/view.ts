@@ -3,8 +3,15 @@ import { backoffDelay, Sleeper } from './backoff';
 import { toClusterError } from './errors';
 import { silentLogger } from './logger';
 import type { ClusterLogger } from './logger';
-import { clusterKeys, decodeJson, liveMembers, parseNodeInfo, parseRingConfig } from './model';
-import type { ClusterKeys, NodeInfo, RingMember, VersionedRing } from './model';
+import {
+  clusterKeys,
+  decodeJson,
+  liveMembers,
+  parseDrainProgress,
+  parseNodeInfo,
+  parseRingConfig,
+} from './model';
+import type { ClusterKeys, DrainProgress, NodeInfo, RingMember, VersionedRing } from './model';
 import { Signal } from './signal';
 import type { Disposer } from './signal';
 
@@ -14,6 +21,8 @@ export interface ClusterSnapshot {
   readonly nodes: ReadonlyMap<string, NodeInfo>;
   /** The configured ring, or undefined if none was ever written. */
   readonly ring: VersionedRing | undefined;
+  /** Drain progress published by nodes, by node id. */
+  readonly drains: ReadonlyMap<string, DrainProgress>;
   /** The etcd revision this snapshot reflects (0 before the first read). */
   readonly revision: number;
 }
@@ -36,7 +45,12 @@ export interface ClusterViewOptions {
   readonly logger?: ClusterLogger;
 }
 
-const EMPTY: ClusterSnapshot = Object.freeze({ nodes: new Map(), ring: undefined, revision: 0 });
+const EMPTY: ClusterSnapshot = Object.freeze({
+  nodes: new Map(),
+  ring: undefined,
+  drains: new Map(),
+  revision: 0,
+});
 
 /**
  * Starts watching a cluster: a full read of the prefix, then a watch from the next revision.
@@ -149,12 +163,16 @@ export class ClusterView {
     const res = await this.etcd.getAll().prefix(this.keys.root).exec();
     if (this.closed) return;
     const nodes = new Map<string, NodeInfo>();
+    const drains = new Map<string, DrainProgress>();
     let ring: VersionedRing | undefined;
     for (const kv of res.kvs) {
       const key = kv.key.toString('utf8');
       if (key.startsWith(this.keys.nodesPrefix)) {
         const node = this.decodeNode(key, kv);
         if (node) nodes.set(node.nodeId, node);
+      } else if (key.startsWith(this.keys.drainPrefix)) {
+        const drain = this.decodeDrain(key, kv);
+        if (drain) drains.set(drain.nodeId, drain);
       } else if (key === this.keys.ring) {
         ring = this.decodeRing(kv) ?? this.state.ring;
       }
@@ -162,7 +180,7 @@ export class ClusterView {
     const first = this.resolveReady !== undefined;
     const previous = this.state;
     const revision = Number(res.header.revision);
-    this.state = Object.freeze({ nodes, ring, revision });
+    this.state = Object.freeze({ nodes, ring, drains, revision });
     this.log.debug({ revision, nodes: nodes.size, first }, 'cluster full read');
     if (first) {
       const resolve = this.resolveReady;
@@ -242,6 +260,7 @@ export class ClusterView {
       const revision = Number(first.kv.mod_revision);
       const previous = this.state;
       let nodes: Map<string, NodeInfo> | undefined;
+      let drains: Map<string, DrainProgress> | undefined;
       let ring = previous.ring;
       let changed = false;
       for (; i < res.events.length; i++) {
@@ -255,13 +274,25 @@ export class ClusterView {
           if (node) nodes.set(nodeId, node);
           else nodes.delete(nodeId);
           changed = true;
+        } else if (key.startsWith(this.keys.drainPrefix)) {
+          drains ??= new Map(previous.drains);
+          const nodeId = key.slice(this.keys.drainPrefix.length);
+          const drain = event.type === 'Put' ? this.decodeDrain(key, event.kv) : undefined;
+          if (drain) drains.set(nodeId, drain);
+          else drains.delete(nodeId);
+          changed = true;
         } else if (key === this.keys.ring) {
           ring = event.type === 'Put' ? (this.decodeRing(event.kv) ?? ring) : undefined;
           changed = true;
         }
       }
       if (revision <= previous.revision) continue; // already in the snapshot (defensive)
-      this.state = Object.freeze({ nodes: nodes ?? previous.nodes, ring, revision });
+      this.state = Object.freeze({
+        nodes: nodes ?? previous.nodes,
+        ring,
+        drains: drains ?? previous.drains,
+        revision,
+      });
       if (changed) this.changeSignal.emit({ snapshot: this.state, previous, reason: 'watch' });
     }
   }
@@ -273,6 +304,17 @@ export class ClusterView {
       return node;
     } catch (err) {
       this.log.warn({ err, key }, 'ignoring an invalid node registration');
+      return undefined;
+    }
+  }
+
+  private decodeDrain(key: string, kv: IKeyValue): DrainProgress | undefined {
+    try {
+      const drain = decodeJson(kv.value.toString('utf8'), parseDrainProgress);
+      if (this.keys.drain(drain.nodeId) !== key) throw new Error('nodeId does not match the key');
+      return drain;
+    } catch (err) {
+      this.log.warn({ err, key }, 'ignoring invalid drain progress');
       return undefined;
     }
   }
@@ -294,6 +336,10 @@ export class ClusterView {
 
 function sameContent(a: ClusterSnapshot, b: ClusterSnapshot): boolean {
   if (a.ring?.modRevision !== b.ring?.modRevision || a.nodes.size !== b.nodes.size) return false;
+  if (a.drains.size !== b.drains.size) return false;
+  for (const [id, drain] of a.drains) {
+    if (JSON.stringify(b.drains.get(id)) !== JSON.stringify(drain)) return false;
+  }
   for (const [id, node] of a.nodes) {
     const other = b.nodes.get(id);
     if (!other || JSON.stringify(other) !== JSON.stringify(node)) return false;

@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import { register } from '../src';
 import type { Registered } from '../src';
 import type { ChatError } from '@chat/protocol';
-import { client, nodeInfo, RecordingLogger, startEtcd, waitFor } from './helpers';
+import { client, nodeInfo, RecordingLogger, startEtcd, startEtcdProxy, waitFor } from './helpers';
 import type { EtcdHandle } from './helpers';
 
 const PREFIX = '/t-reg';
@@ -13,12 +13,12 @@ const opened: Etcd3[] = [];
 beforeAll(async () => {
   etcd = await startEtcd();
   observer = client(etcd.endpoint, opened);
-});
+}, 30_000);
 
 afterAll(async () => {
   for (const c of opened) c.close();
   await etcd?.close();
-});
+}, 30_000);
 
 async function nodeKey(nodeId: string): Promise<{ value: string; lease: string } | undefined> {
   const res = await observer.get(`${PREFIX}/nodes/${nodeId}`).exec();
@@ -27,21 +27,29 @@ async function nodeKey(nodeId: string): Promise<{ value: string; lease: string }
 }
 
 test('the node key appears, and disappears once its lease expires without keepalives', async () => {
-  const regClient = client(etcd.endpoint, opened);
-  const reg = await register({ etcd: regClient, prefix: PREFIX, node: nodeInfo('a'), ttlSec: 2 });
+  // The registering client talks through a proxy so that its keepalives can be cut off for
+  // real (closing an etcd3 client leaves already-open keepalive streams running).
+  const proxy = await startEtcdProxy(etcd.endpoint);
+  const reg = await register({
+    etcd: client(proxy.endpoint, opened),
+    prefix: PREFIX,
+    node: nodeInfo('a'),
+    ttlSec: 2,
+  });
   const stored = await nodeKey('a');
   expect(stored && JSON.parse(stored.value)).toEqual(nodeInfo('a'));
   expect(reg.isRegistered).toBe(true);
 
-  // The process "dies": no revoke, no more keepalives.
+  // The node "dies": no revoke, no more keepalives.
   const died = Date.now();
-  regClient.close();
+  proxy.cut();
   await waitFor(async () => expect(await nodeKey('a')).toBeUndefined(), 10_000, 100);
   const elapsed = Date.now() - died;
   expect(elapsed).toBeGreaterThan(500); // it was the lease, not a delete
   expect(elapsed).toBeLessThan(5_000);
-  await reg.close(); // stops the re-registration attempts on the closed client
-});
+  await reg.close(); // stops the re-registration attempts
+  await proxy.close();
+}, 30_000);
 
 test('close() revokes the lease: the key is gone at once', async () => {
   const reg = await register({
@@ -53,13 +61,13 @@ test('close() revokes the lease: the key is gone at once', async () => {
   expect(await nodeKey('b')).toBeDefined();
   await reg.close();
   expect(await nodeKey('b')).toBeUndefined();
-});
+}, 30_000);
 
 test('rejects a node with an invalid id', async () => {
   await expect(
     register({ etcd: observer, prefix: PREFIX, node: { ...nodeInfo('x'), nodeId: 'no spaces' } }),
   ).rejects.toThrow('nodeId');
-});
+}, 30_000);
 
 // Last in the file: it stops and restarts etcd.
 test('after etcd was down for longer than the TTL, the node registers again with a new lease', async () => {
@@ -101,4 +109,4 @@ test('after etcd was down for longer than the TTL, the node registers again with
 
   await reg.close();
   expect(await nodeKey('c')).toBeUndefined();
-});
+}, 30_000);

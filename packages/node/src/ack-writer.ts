@@ -28,20 +28,19 @@ export class AckWriter {
     }, this.flushMs);
   }
 
-  /** Writes everything noted so far; resolves when done (failures are kept and logged). */
+  /** Writes everything noted so far in one statement; a failed write is kept for the next flush. */
   async flush(): Promise<void> {
     const batch = [...this.dirty.values()];
     this.dirty.clear();
-    await Promise.all(
-      batch.map(async ({ user, device, seq }) => {
-        try {
-          await this.store.ack(user, device, seq);
-        } catch (err) {
-          this.log.warn({ err, user, device }, 'ack write failed; will retry');
-          this.note(user, device, seq);
-        }
-      }),
-    );
+    if (batch.length === 0) return;
+    try {
+      await this.store.ackMany(
+        batch.map(({ user, device, seq }) => ({ userId: user, deviceId: device, seq })),
+      );
+    } catch (err) {
+      this.log.warn({ err, devices: batch.length }, 'ack write failed; will retry');
+      for (const { user, device, seq } of batch) this.note(user, device, seq);
+    }
   }
 
   async close(): Promise<void> {

@@ -84,7 +84,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    await cluster?.leave();
+    // Leave the ring first and move our users to their new owners, then stop.
+    await cluster?.drainAndLeave();
     server.close();
     await node.stop();
     await cluster?.close();

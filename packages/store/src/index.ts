@@ -8,6 +8,7 @@ export type { Database } from './schema';
 export type {
   ChatStore,
   Delivery,
+  DeviceCursor,
   DeviceState,
   MembershipResult,
   SendInput,

@@ -18,6 +18,7 @@ import type { Database, InboxKind } from './schema';
 import type {
   ChatStore,
   Delivery,
+  DeviceCursor,
   DeviceState,
   MembershipResult,
   SendInput,
@@ -142,28 +143,53 @@ export class PgChatStore implements ChatStore {
   }
 
   async ack(userId: string, deviceId: string, seq: number): Promise<void> {
+    await this.ackMany([{ userId, deviceId, seq }]);
+  }
+
+  async ackMany(cursors: readonly DeviceCursor[]): Promise<void> {
+    // One statement per flush, whatever the number of devices: acks are the most frequent
+    // write, and a transaction per device would cost a commit (an fsync) each.
+    const latest = new Map<string, DeviceCursor>();
+    for (const c of cursors) {
+      const key = `${c.userId}\u0000${c.deviceId}`;
+      const seen = latest.get(key);
+      if (seen === undefined || c.seq > seen.seq) latest.set(key, c);
+    }
+    const rows = [...latest.values()].sort((a, b) =>
+      a.userId === b.userId ? (a.deviceId < b.deviceId ? -1 : 1) : a.userId < b.userId ? -1 : 1,
+    );
+    if (rows.length === 0) return;
     try {
-      // The cursor moves forward only, and never past the user's latest seq. Then the events
-      // every device of the user has acked are deleted (the CTE's update is invisible to the
-      // rest of the statement, hence the LEAST of this device's new cursor and the others').
+      // Cursors move forward only and never past the user's latest seq. Then each user's events
+      // that every device has acked are deleted. A CTE's update is invisible to the rest of the
+      // statement, so the floor takes the new cursors from `cur` and the others from `devices`.
       await sql`
-        with cur as (
-          update devices d
-          set acked_seq = greatest(d.acked_seq, least(${seq}::int8, u.next_seq - 1))
-          from users u
-          where u.id = d.user_id and d.user_id = ${userId} and d.device_id = ${deviceId}
-          returning d.acked_seq
+        with input as (
+          select * from unnest(
+            ${rows.map((r) => r.userId)}::text[],
+            ${rows.map((r) => r.deviceId)}::text[],
+            ${rows.map((r) => r.seq)}::int8[]
+          ) as t(user_id, device_id, seq)
         ),
-        floor as (
-          select least(
-            (select acked_seq from cur),
-            (select min(acked_seq) from devices where user_id = ${userId} and device_id <> ${deviceId})
+        cur as (
+          update devices d
+          set acked_seq = greatest(d.acked_seq, least(i.seq, u.next_seq - 1))
+          from input i, users u
+          where d.user_id = i.user_id and d.device_id = i.device_id and u.id = i.user_id
+          returning d.user_id, d.device_id, d.acked_seq
+        ),
+        floors as (
+          select c.user_id, least(
+            min(c.acked_seq),
+            (select min(o.acked_seq) from devices o
+              where o.user_id = c.user_id
+                and o.device_id <> all(array(select c2.device_id from cur c2 where c2.user_id = c.user_id)))
           ) as seq
+          from cur c
+          group by c.user_id
         )
-        delete from inbox
-        where user_id = ${userId} and seq <= (select seq from floor) and exists (select 1 from cur)`.execute(
-        this.db,
-      );
+        delete from inbox i using floors f
+        where i.user_id = f.user_id and i.seq <= f.seq`.execute(this.db);
     } catch (err) {
       throw toChatError(err);
     }

@@ -20,6 +20,13 @@ export interface DeviceState {
   readonly created: boolean;
 }
 
+/** A device's ack: every event up to `seq` has reached it. */
+export interface DeviceCursor {
+  readonly userId: string;
+  readonly deviceId: string;
+  readonly seq: number;
+}
+
 export interface SendInput {
   readonly senderId: string;
   readonly chatId: string;
@@ -65,6 +72,8 @@ export interface ChatStore {
    * seq) and deletes the user's inbox events that every device of the user has acked.
    */
   ack(userId: string, deviceId: string, seq: number): Promise<void>;
+  /** `ack` for many devices in one statement (the node flushes coalesced acks with it). */
+  ackMany(cursors: readonly DeviceCursor[]): Promise<void>;
   /** The user's latest sequence number, 0 when none. */
   latestSeq(userId: string): Promise<number>;
 

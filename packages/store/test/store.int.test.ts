@@ -207,6 +207,46 @@ describe('send, sync, ack', () => {
   });
 });
 
+describe('ackMany', () => {
+  it('moves many cursors in one call and deletes what every device of each user acked', async () => {
+    const { chatId } = await store.createChat('many-a', ['many-b', 'many-c'], null, 1);
+    await store.connectDevice('many-b', 'phone', 1);
+    await store.connectDevice('many-b', 'laptop', 1);
+    await store.connectDevice('many-c', 'phone', 1);
+    for (let i = 0; i < 3; i++) await store.send(sendInput('many-a', chatId));
+    const seqs = async (user: string): Promise<number[]> =>
+      (
+        await fx.db
+          .selectFrom('inbox')
+          .select('seq')
+          .where('user_id', '=', user)
+          .orderBy('seq')
+          .execute()
+      ).map((r) => Number(r.seq));
+    await store.ackMany([
+      { userId: 'many-b', deviceId: 'phone', seq: 4 },
+      { userId: 'many-b', deviceId: 'laptop', seq: 2 },
+      { userId: 'many-c', deviceId: 'phone', seq: 3 },
+      // A stale duplicate of a cursor in the same call must not move it backwards.
+      { userId: 'many-c', deviceId: 'phone', seq: 1 },
+      // Past the latest seq is clamped; an unknown device is ignored.
+      { userId: 'many-b', deviceId: 'ghost', seq: 99 },
+    ]);
+    expect(await seqs('many-b')).toEqual([3, 4]);
+    expect(await seqs('many-c')).toEqual([4]);
+    await store.ackMany([{ userId: 'many-b', deviceId: 'laptop', seq: 1_000 }]);
+    expect(await seqs('many-b')).toEqual([]);
+    const cursor = await fx.db
+      .selectFrom('devices')
+      .select('acked_seq')
+      .where('user_id', '=', 'many-b')
+      .where('device_id', '=', 'laptop')
+      .executeTakeFirstOrThrow();
+    expect(Number(cursor.acked_seq)).toBe(4);
+    await store.ackMany([]);
+  });
+});
+
 describe('rules', () => {
   it('rejects unknown chats and non-members without writing anything', async () => {
     const { chatId } = await store.createChat('rule-a', ['rule-b'], null, 1);

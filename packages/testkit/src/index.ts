@@ -17,3 +17,7 @@ export { TestCluster, TEST_CLUSTER_SECRET } from './cluster';
 export type { ClusterOptions, RouteAnswer } from './cluster';
 export { startEtcd } from './etcd';
 export type { EtcdHandle, EtcdOptions } from './etcd';
+export * from './fault-proxy';
+export * from './traffic';
+export { startEtcdProxy } from './etcd-proxy';
+export type { EtcdProxy } from './etcd-proxy';

@@ -17,8 +17,17 @@ export interface ClusterConfig {
   readonly clusterSecret: string;
   /** This node's relative share once it is a ring member. */
   readonly weight: number;
-  /** Users per second this node disconnects with `moved` when the ring gives them to another node. */
-  readonly moveRatePerSec: number;
+  /** Users per second this node moves away when the ring gives them to another node and no
+   *  transition says otherwise (`chatctl scale-out --rate` sets it per transition). */
+  readonly drainRatePerSec: number;
+  /** Users per second a node moves away when it shuts down (SIGTERM). */
+  readonly shutdownDrainRatePerSec: number;
+  /** Longest a shutdown waits for its users to move before closing what is left. */
+  readonly shutdownTimeoutMs: number;
+  /** Wait after every drain reports done before the transition is closed. */
+  readonly transitionGraceMs: number;
+  /** How long deliveries also go to the previous owner after an unplanned ring change. */
+  readonly dualDeliveryGraceMs: number;
 }
 
 export const DEV_CLUSTER_SECRET = 'dev-cluster-secret';
@@ -54,7 +63,11 @@ export function clusterConfigFromEnv(
     rpcAdvertise: r.optionalString('CHAT_RPC_ADVERTISE'),
     clusterSecret: secret ?? DEV_CLUSTER_SECRET,
     weight: r.int('CHAT_WEIGHT', 1, 1, 100),
-    moveRatePerSec: r.int('CHAT_MOVE_RATE', 50, 1, 100_000),
+    drainRatePerSec: r.int('CHAT_DRAIN_RATE', 50, 1, 100_000),
+    shutdownDrainRatePerSec: r.int('CHAT_SHUTDOWN_DRAIN_RATE', 500, 1, 100_000),
+    shutdownTimeoutMs: r.int('CHAT_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
+    transitionGraceMs: r.int('CHAT_TRANSITION_GRACE_MS', 5_000, 0, 3_600_000),
+    dualDeliveryGraceMs: r.int('CHAT_DUAL_DELIVERY_GRACE_MS', 30_000, 0, 3_600_000),
   };
   return { config: Object.freeze(config), usingDevSecret: secret === undefined };
 }

@@ -1,7 +1,7 @@
 /**
  * Delivery across the cluster: every event is pushed to devices connected here (a user being
  * moved may still be connected to this node), and forwarded by RPC to the owner node when that
- * is another node, batched per peer within a tick. Forwarding is the fast path only: a lost
+ * is another node, and to the previous owner while users are moving, batched per peer per tick. Forwarding is the fast path only: a lost
  * push is repaired by the device's sync, so failures are logged, not retried.
  */
 import type { PeerPool } from '@chat/rpc';
@@ -38,9 +38,14 @@ export function clusterFabric(deps: ClusterFabricDeps): (local: LocalDeliverer) 
     return {
       deliver(deliveries) {
         local(deliveries);
+        const self = deps.ownership.selfId;
         for (const delivery of deliveries) {
           const owner = deps.ownership.ownerOf(delivery.userId);
-          if (owner !== undefined && owner !== deps.ownership.selfId) batcher.add(owner, delivery);
+          if (owner !== undefined && owner !== self) batcher.add(owner, delivery);
+          // Dual delivery during a transition: the user may still be connected to the old owner.
+          const previous = deps.ownership.previousOwnerOf(delivery.userId);
+          if (previous !== undefined && previous !== owner && previous !== self)
+            batcher.add(previous, delivery);
         }
       },
       close: () => batcher.drain(),

@@ -1,28 +1,42 @@
 /**
  * A chat node's membership in the cluster: etcd registration under a lease, the watched ring,
- * the RPC server and peer pool, forwarding of deliveries, and moving users whose owner changed.
+ * the RPC server and peer pool, forwarding of deliveries, draining users whose owner changed,
+ * closing finished transitions (when elected), and leaving cleanly at shutdown.
  */
-import type { ClusterView, NodeRegistration } from '@chat/cluster';
-import { createEtcdClient, register, watchCluster } from '@chat/cluster';
+import type { ClusterView, DrainProgress, NodeRegistration } from '@chat/cluster';
+import {
+  RingConfigStore,
+  clusterKeys,
+  createEtcdClient,
+  register,
+  startElection,
+  watchCluster,
+} from '@chat/cluster';
 import { PeerPool, RpcServer } from '@chat/rpc';
 import type { Logger } from 'pino';
 import type { ChatNode } from '../chat-node';
 import type { Clock } from '../clock';
 import type { DeliveryFabric, LocalDeliverer } from '../routing';
 import type { ClusterConfig } from './cluster-config';
-
-type EtcdClient = ReturnType<typeof createEtcdClient>;
 import { clusterFabric } from './cluster-fabric';
+import { DrainController } from './drain-controller';
 import { RingOwnership } from './ring-ownership';
 import { Deliver } from './rpc-methods';
-import { UserMover } from './user-mover';
+import { TransitionCloser } from './transition-closer';
+
+type EtcdClient = ReturnType<typeof createEtcdClient>;
+
+/** How often the elected node checks whether the open transition can be closed. */
+const CLOSER_CHECK_MS = 500;
 
 export class ClusterRuntime {
   readonly ownership: RingOwnership;
   readonly fabric: (local: LocalDeliverer) => DeliveryFabric;
   private registration: NodeRegistration | undefined;
-  private mover: UserMover | undefined;
-  private disposers: Array<() => void> = [];
+  private drain: DrainController | undefined;
+  private closer: TransitionCloser | undefined;
+  private leaving = false;
+  private readonly disposers: Array<() => void> = [];
 
   private constructor(
     private readonly config: ClusterConfig,
@@ -34,7 +48,7 @@ export class ClusterRuntime {
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
-    this.ownership = new RingOwnership(nodeId);
+    this.ownership = new RingOwnership(nodeId, clock, config.dualDeliveryGraceMs);
     this.ownership.update(view.snapshot);
     this.fabric = clusterFabric({
       ownership: this.ownership,
@@ -71,23 +85,30 @@ export class ClusterRuntime {
   /** Serves peers, follows ring changes and registers this node, which makes it alive. */
   async start(node: ChatNode, wsUrl: string): Promise<void> {
     this.rpc.handle(Deliver, (req) => ({ pushed: node.pushToLocalDevices(req.deliveries) }));
-    const mover = new UserMover({
-      ratePerSec: this.config.moveRatePerSec,
+    const drainKey = clusterKeys(this.config.prefix).drain(this.nodeId);
+    const drain = new DrainController({
+      nodeId: this.nodeId,
       clock: this.clock,
       connectedUsers: () => node.connectedUsers(),
       ownsLocally: (user) => this.ownership.ownsLocally(user),
       move: (user) => node.moveUser(user),
+      publish: (progress) => this.publishDrain(drainKey, progress),
     });
-    this.mover = mover;
+    this.drain = drain;
     this.disposers.push(
       this.view.onChange(({ snapshot }) => {
-        if (this.ownership.update(snapshot)) {
+        const change = this.ownership.update(snapshot);
+        if (!change.ringChanged && !change.epochChanged) return;
+        if (change.ringChanged) {
           this.log.info(
-            { epoch: this.ownership.epoch(), members: this.view.liveMembers().map((m) => m.id) },
+            {
+              epoch: this.ownership.epoch(),
+              members: this.ownership.routeTable.members.map((m) => m.id),
+            },
             'ring changed',
           );
-          mover.onRingChange();
         }
+        drain.onTopology(this.ownership.epoch(), this.drainRate(), change.ringChanged);
       }),
     );
     const registration = await register({
@@ -108,27 +129,84 @@ export class ClusterRuntime {
       registration.onLost((err) =>
         this.log.warn({ err }, 'lost etcd registration; re-registering'),
       ),
-      registration.onRegistered((r) =>
-        this.log.info({ generation: r.generation }, 'registered in etcd'),
-      ),
+      // A new lease lost the drain key of the old one: publish it again.
+      registration.onRegistered(() => this.publishDrain(drainKey, drain.progress())),
     );
-    // The view may have changed between connect() and now (our own key, for one).
-    if (this.ownership.update(this.view.snapshot)) mover.onRingChange();
+    // Catch up with changes since connect(), and publish this node's first (idle) progress.
+    const change = this.ownership.update(this.view.snapshot);
+    drain.onTopology(this.ownership.epoch(), this.drainRate(), change.ringChanged);
+
+    const election = startElection({
+      etcd: this.etcd,
+      prefix: this.config.prefix,
+      name: 'transition-closer',
+      candidateId: this.nodeId,
+      ttlSec: this.config.leaseTtlSec,
+      logger: this.log.child({ component: 'election' }),
+    });
+    this.closer = new TransitionCloser({
+      view: this.view,
+      ringStore: new RingConfigStore({ etcd: this.etcd, prefix: this.config.prefix }),
+      election,
+      graceMs: this.config.transitionGraceMs,
+      checkEveryMs: CLOSER_CHECK_MS,
+      clock: this.clock,
+      log: this.log.child({ component: 'transition-closer' }),
+    });
+    this.disposers.push(() => void election.close().catch(() => undefined));
   }
 
-  /** Leaves the cluster at once (revokes the lease) so that peers stop routing here. */
-  async leave(): Promise<void> {
-    this.mover?.stop();
+  /**
+   * Graceful exit: marks this node as leaving (it drops out of everyone's ring but stays
+   * reachable for dual delivery), moves its users away at the shutdown rate, then revokes its
+   * lease. Bounded by the shutdown timeout.
+   */
+  async drainAndLeave(): Promise<void> {
+    this.leaving = true;
+    this.closer?.close();
+    const deadline = this.clock.now() + this.config.shutdownTimeoutMs;
+    try {
+      await this.registration?.update({ leaving: true });
+      // Our own view must show us leaving before the drain knows who to move.
+      while (
+        this.view.snapshot.nodes.get(this.nodeId)?.leaving !== true &&
+        this.clock.now() < deadline
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const left = this.drain?.idle() ?? Promise.resolve();
+      await Promise.race([
+        left,
+        new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - this.clock.now()))),
+      ]);
+      this.log.info({ remaining: this.drain?.remaining ?? 0 }, 'drain before exit finished');
+    } catch (err) {
+      this.log.warn({ err }, 'could not drain before leaving');
+    }
+    this.drain?.stop();
     await this.registration
       ?.close()
       .catch((err: unknown) => this.log.warn({ err }, 'revoking the lease failed'));
   }
 
   async close(): Promise<void> {
+    this.closer?.close();
+    this.drain?.stop();
     for (const dispose of this.disposers.splice(0)) dispose();
     await this.view.close();
     await this.rpc.close();
     await this.pool.close();
     this.etcd.close();
+  }
+
+  private drainRate(): number {
+    if (this.leaving) return this.config.shutdownDrainRatePerSec;
+    return this.ownership.transitionRate() ?? this.config.drainRatePerSec;
+  }
+
+  private publishDrain(key: string, progress: DrainProgress): void {
+    this.registration?.putUnderLease(key, JSON.stringify(progress)).catch((err: unknown) => {
+      this.log.debug({ err }, 'could not publish drain progress');
+    });
   }
 }

@@ -1,32 +1,81 @@
 /**
- * This node's view of ownership: the cluster's RouteTable, plus what "owned here" and "moved"
- * mean for this node. A user whose ring is empty is served wherever they connected.
+ * This node's view of ownership: the cluster's RouteTable, plus what "owned here", "moved" and
+ * "previous owner" mean for this node. A user whose ring is empty is served where connected.
  */
 import type { ClusterSnapshot, NodeInfo } from '@chat/cluster';
 import { RouteTable } from '@chat/cluster';
 import type { MovedFrame } from '@chat/protocol';
+import type { Clock } from '../clock';
 import type { Ownership } from '../routing';
+
+export interface TopologyChange {
+  /** Members or weights changed: users may have to move. */
+  readonly ringChanged: boolean;
+  /** The configured epoch changed (also without a ring change, e.g. a new drain rate). */
+  readonly epochChanged: boolean;
+}
 
 export class RingOwnership implements Ownership {
   private table = RouteTable.empty();
+  private snapshot: ClusterSnapshot | undefined;
+  /**
+   * The table before the last ring change that had no configured transition (a node died or
+   * left), kept for a grace period so that deliveries still reach users who have not moved yet.
+   */
+  private recent: { table: RouteTable; until: number } | undefined;
 
-  constructor(readonly selfId: string) {}
+  constructor(
+    readonly selfId: string,
+    private readonly clock: Clock,
+    private readonly dualDeliveryGraceMs: number,
+  ) {}
 
-  /** Takes a new cluster snapshot; returns true when the ring (members or weights) changed. */
-  update(snapshot: ClusterSnapshot): boolean {
+  /** Takes a new cluster snapshot and says what changed. */
+  update(snapshot: ClusterSnapshot): TopologyChange {
+    const previous = this.snapshot;
+    this.snapshot = snapshot;
+    if (
+      previous !== undefined &&
+      previous.nodes === snapshot.nodes &&
+      previous.ring === snapshot.ring
+    ) {
+      return { ringChanged: false, epochChanged: false }; // only drain progress moved
+    }
     const next = RouteTable.from(snapshot);
-    const changed = !next.sameRingAs(this.table);
+    const ringChanged = !next.sameRingAs(this.table);
+    const epochChanged = next.epoch !== this.table.epoch;
+    if (ringChanged && next.previous === undefined) {
+      this.recent = { table: this.table, until: this.clock.now() + this.dualDeliveryGraceMs };
+    }
     this.table = next;
-    return changed;
+    return { ringChanged, epochChanged };
+  }
+
+  get routeTable(): RouteTable {
+    return this.table;
   }
 
   epoch(): number {
     return this.table.epoch;
   }
 
+  /** The drain rate an open transition asks for, if any. */
+  transitionRate(): number | undefined {
+    return this.table.config?.transition?.ratePerSec;
+  }
+
   /** The owner's node id; undefined while the ring is empty. */
   ownerOf(user: string): string | undefined {
     return this.table.ring.owner(user);
+  }
+
+  /** Where the user belonged before the current ring, while that still matters (or undefined). */
+  previousOwnerOf(user: string): string | undefined {
+    const fromTransition = this.table.previous?.owner(user);
+    if (fromTransition !== undefined) return fromTransition;
+    if (this.recent !== undefined && this.clock.now() < this.recent.until)
+      return this.recent.table.ring.owner(user);
+    return undefined;
   }
 
   ownsLocally(user: string): boolean {

@@ -1,0 +1,26 @@
+export { OpenLoopSchedule, senderOf, partnerOf } from './schedule';
+export { defaultCriteria, judgeStep, nextRate, highestPassed, roundRate } from './steps';
+export type {
+  StepCriteria,
+  StepVerdict,
+  StepVerdictInput,
+  LadderOptions,
+  LadderEntry,
+} from './steps';
+export { spread, summarizeDurable1to1, renderDurable1to1Markdown, formatSpread } from './summary';
+export type {
+  Spread,
+  StepResult,
+  LatencySummary,
+  CpuSeconds,
+  Durable1to1Repeat,
+  Durable1to1Summary,
+  BareLimitResult,
+  FsyncResult,
+  RunInfo,
+} from './summary';
+export { startGenerator } from './loadgen/handle';
+export type { GeneratorHandle } from './loadgen/handle';
+export { runDurable1to1, defaultDurable1to1Options } from './workloads/durable-1to1';
+export type { Durable1to1Options } from './workloads/durable-1to1';
+export { parseStat } from './procstat';

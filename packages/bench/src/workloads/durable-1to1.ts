@@ -1,0 +1,255 @@
+/**
+ * `durable-1to1`: one node on durable Postgres, N users paired 1:1, open-loop sends stepped up
+ * until p99 send→deliver passes 200 ms or the achieved rate falls under 90 % of the offered one;
+ * then a run at half the highest sustained rate. Beside it, in the same run and on the same
+ * server: the bare-`pg` limit for the same rows and the raw commit (fsync) rate.
+ */
+import { Client } from 'pg';
+import { createTestDatabase, startNodeProcess, startPostgres, TEST_SECRET } from '@chat/testkit';
+import type { NodeProcess } from '@chat/testkit';
+import { startGenerator } from '../loadgen/handle';
+import type { GeneratorHandle } from '../loadgen/handle';
+import type { CodecName } from '../loadgen/messages';
+import { bareSendLimit, fsyncRate } from '../pg-limit';
+import { parentPid, rssBytes } from '../procstat';
+import type { LadderEntry, LadderOptions, StepCriteria } from '../steps';
+import { defaultCriteria, highestPassed, judgeStep, nextRate } from '../steps';
+import type { Durable1to1Repeat, StepResult } from '../summary';
+
+export interface Durable1to1Options {
+  readonly users: number;
+  readonly codec: CodecName;
+  readonly repeats: number;
+  readonly warmupMs: number;
+  readonly measureMs: number;
+  /** Measurement window of the half-rate run. */
+  readonly halfMeasureMs: number;
+  readonly drainTimeoutMs: number;
+  readonly ladder: LadderOptions;
+  readonly criteria: StepCriteria;
+  readonly connectRatePerSec: number;
+  /** How often each simulated device sends its cumulative ack (ms). */
+  readonly ackEveryMs: number;
+  readonly bareSeconds: number;
+  readonly fsyncSeconds: number;
+  readonly log: (line: string) => void;
+}
+
+export const defaultDurable1to1Options: Durable1to1Options = Object.freeze({
+  users: 1000,
+  codec: 'json' as CodecName,
+  repeats: 3,
+  warmupMs: 2000,
+  measureMs: 6000,
+  halfMeasureMs: 8000,
+  drainTimeoutMs: 8000,
+  ladder: Object.freeze({
+    startRate: 250,
+    factor: 2,
+    maxRate: 64_000,
+    maxSteps: 10,
+    refine: true,
+  }),
+  criteria: defaultCriteria,
+  connectRatePerSec: 500,
+  ackEveryMs: 20,
+  bareSeconds: 5,
+  fsyncSeconds: 3,
+  log: () => undefined,
+});
+
+/**
+ * Node settings for the benchmark: no per-connection rate limit in the way. (Logs stay at info:
+ * the harness waits for the `listening` line, and the node logs nothing per message.)
+ */
+const NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
+  CHAT_RATE_PER_SEC: '1000000',
+  CHAT_RATE_BURST: '1000000',
+});
+
+export interface Durable1to1Output {
+  readonly repeats: Durable1to1Repeat[];
+  readonly postgresVersion: string;
+}
+
+export async function runDurable1to1(options: Durable1to1Options): Promise<Durable1to1Output> {
+  const { log } = options;
+  log('starting durable Postgres');
+  const pg = await startPostgres({ durable: true });
+  const admin = new Client({ connectionString: pg.url, connectionTimeoutMillis: 10_000 });
+  admin.on('error', () => undefined);
+  try {
+    await admin.connect();
+    const { rows } = await admin.query<{ pid: number; version: string; fsync: string }>(
+      `select pg_backend_pid() as pid, version() as version, current_setting('fsync') as fsync`,
+    );
+    const postmasterPid = parentPid(rows[0]!.pid);
+    if (postmasterPid === null) throw new Error('cannot find the postmaster');
+    log(`postgres ready (postmaster ${postmasterPid}, fsync=${rows[0]!.fsync})`);
+    const repeats: Durable1to1Repeat[] = [];
+    for (let r = 1; r <= options.repeats; r++) {
+      log(`repeat ${r}/${options.repeats}`);
+      repeats.push(await runRepeat(options, pg.url, admin, postmasterPid));
+    }
+    return { repeats, postgresVersion: rows[0]!.version };
+  } finally {
+    await admin.end().catch(() => undefined);
+    await pg.close();
+  }
+}
+
+async function runRepeat(
+  options: Durable1to1Options,
+  adminUrl: string,
+  admin: Client,
+  postmasterPid: number,
+): Promise<Durable1to1Repeat> {
+  const { log } = options;
+  const db = await createTestDatabase('bench_durable', adminUrl);
+  let node: NodeProcess | null = null;
+  let gen: GeneratorHandle | null = null;
+  const steps: StepResult[] = [];
+  let half: StepResult | null = null;
+  let highestRate: number | null = null;
+  let rssBeforeBytes = 0;
+  let rssConnectedBytes = 0;
+  let connectSec = 0;
+  try {
+    node = await startNodeProcess({ databaseUrl: db.url, nodeId: 'bench-1', env: NODE_ENV });
+    gen = await startGenerator();
+    const connect = {
+      url: node.url,
+      secret: TEST_SECRET,
+      codec: options.codec,
+      connectRatePerSec: options.connectRatePerSec,
+      maxPending: 100,
+      ackEveryMs: options.ackEveryMs,
+      timeoutMs: Math.max(30_000, (options.users / options.connectRatePerSec) * 4000),
+    };
+    // A few connections first, so lazily opened pg connections and warmed-up code paths are
+    // in the baseline and not counted per user.
+    await gen.connect({ ...connect, users: 20, prefix: 'w' });
+    await gen.disconnect();
+    rssBeforeBytes = rssBytes(node.pid) ?? 0;
+    const connected = await gen.connect({ ...connect, users: options.users, prefix: 'u' });
+    connectSec = connected.seconds;
+    await waitForConnections(node, options.users, 10_000);
+    rssConnectedBytes = rssBytes(node.pid) ?? 0;
+    log(
+      `  ${connected.connected} users connected in ${connected.seconds.toFixed(1)} s; ` +
+        `RSS ${(rssBeforeBytes / 2 ** 20).toFixed(1)} -> ${(rssConnectedBytes / 2 ** 20).toFixed(1)} MiB`,
+    );
+    await gen.createChats({ concurrency: 20, timeoutMs: 60_000 });
+
+    const step = async (rate: number, measureMs: number): Promise<StepResult> => {
+      const commitsBefore = await commits(admin, db.name);
+      const started = Date.now();
+      const result = await gen!.step({
+        rate,
+        warmupMs: options.warmupMs,
+        measureMs,
+        drainTimeoutMs: options.drainTimeoutMs,
+        nodePid: node!.pid,
+        postmasterPid,
+      });
+      const pgCommitsPerSec =
+        ((await commits(admin, db.name)) - commitsBefore) / ((Date.now() - started) / 1000);
+      const verdict = judgeStep(
+        {
+          offeredRate: rate,
+          achievedRate: result.achievedRate,
+          deliverP99Ms: result.deliver.p99Ms,
+          failures: result.errors + result.undelivered + result.disconnects,
+        },
+        options.criteria,
+      );
+      const out: StepResult = {
+        ...result,
+        pgCommitsPerSec,
+        passed: verdict.passed,
+        reasons: verdict.reasons,
+      };
+      log(
+        `  ${String(rate).padStart(6)} msgs/s: ${verdict.passed ? 'pass' : 'FAIL'} achieved ${Math.round(result.achievedRate)}/s, ` +
+          `ack p50/p99 ${result.ack.p50Ms}/${result.ack.p99Ms} ms, deliver p50/p99 ${result.deliver.p50Ms}/${result.deliver.p99Ms} ms, ` +
+          `cpu node ${result.cpu.node.toFixed(1)} pg ${result.cpu.postgres.toFixed(1)} gen ${result.cpu.generator.toFixed(1)} s ` +
+          `in ${result.windowSec.toFixed(1)} s, lag p99 ${result.lag.p99Ms} ms, commits ${Math.round(pgCommitsPerSec)}/s` +
+          (verdict.passed ? '' : ` (${verdict.reasons.join('; ')})`),
+      );
+      return out;
+    };
+
+    const history: LadderEntry[] = [];
+    for (let rate = nextRate(history, options.ladder); rate !== null;) {
+      const result = await step(rate, options.measureMs);
+      steps.push(result);
+      history.push({ rate, passed: result.passed });
+      rate = nextRate(history, options.ladder);
+    }
+    highestRate = highestPassed(history);
+    if (highestRate !== null) {
+      log(`  highest sustained ${highestRate} msgs/s; half-rate run`);
+      half = await step(highestRate / 2, options.halfMeasureMs);
+    }
+  } finally {
+    await gen?.close();
+    await node?.stop();
+    await db.drop();
+  }
+
+  const bareDb = await createTestDatabase('bench_bare', adminUrl);
+  try {
+    const bare = await bareSendLimit({
+      url: bareDb.url,
+      users: options.users,
+      seconds: options.bareSeconds,
+      batchSize: 256,
+      concurrency: 2,
+      postmasterPid,
+    });
+    log(
+      `  bare limit ${Math.round(bare.messagesPerSec)} msgs/s (avg batch ${bare.avgBatch.toFixed(0)}, pg ${bare.postgresCores.toFixed(2)} cores)`,
+    );
+    const fsync = await fsyncRate(bareDb.url, options.fsyncSeconds);
+    log(`  fsync ${Math.round(fsync.commitsPerSec)} commits/s`);
+    return {
+      steps,
+      highestRate,
+      half,
+      rssBeforeBytes,
+      rssConnectedBytes,
+      rssPerUserBytes: (rssConnectedBytes - rssBeforeBytes) / options.users,
+      connectSec,
+      bare,
+      fsync,
+    };
+  } finally {
+    await bareDb.drop();
+  }
+}
+
+async function commits(admin: Client, database: string): Promise<number> {
+  const { rows } = await admin.query<{ n: string }>(
+    'select xact_commit as n from pg_stat_database where datname = $1',
+    [database],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Polls the node's /v1/stats until it counts `expected` connections. */
+async function waitForConnections(
+  node: NodeProcess,
+  expected: number,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(`${node.httpUrl}/v1/stats`);
+    const stats = (await response.json()) as { connections?: number };
+    if (stats.connections === expected) return;
+    if (Date.now() >= deadline) {
+      throw new Error(`node has ${stats.connections} connections, expected ${expected}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

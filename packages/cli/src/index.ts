@@ -1,0 +1,12 @@
+export { run, PAUSE_HOOK_ENV } from './run';
+export type { CliIo, CliOutput } from './run';
+export { ExitCode, CliError, UsageError, ValidationError } from './errors';
+export type { ExitCodeValue, ValidationReason } from './errors';
+export { parseArgv } from './argv';
+export type { FlagSpec, ParsedArgs } from './argv';
+export { planScaleOut, planScaleIn, planDrainRate } from './plan';
+export type { RingChange, ScaleInput, ScaleOutInput, DrainRateInput } from './plan';
+export { statusReport, ringReport, routeReport } from './report';
+export type { StatusReport, RingReport, RouteReport, NodeStats } from './report';
+export { DrainFollower } from './progress';
+export type { DrainStatus, DrainSummary } from './progress';

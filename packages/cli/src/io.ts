@@ -1,0 +1,100 @@
+/**
+ * The thin I/O layer: an etcd connection with a cluster view and the ring store, and the
+ * stats of live nodes over HTTP. Everything it returns is handed to the pure modules.
+ */
+import type { ClusterSnapshot, ClusterView, NodeInfo } from '@chat/cluster';
+import { RingConfigStore, createEtcdClient, watchCluster } from '@chat/cluster';
+import { CliError, ExitCode } from './errors';
+import type { NodeStats } from './report';
+
+export interface ClusterConnection {
+  readonly view: ClusterView;
+  readonly store: RingConfigStore;
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+  /** How long the first full read may take before giving up (ms). */
+  readonly timeoutMs: number;
+}
+
+/** Connects and reads the whole cluster once; CliError ERROR when etcd does not answer in time. */
+export async function connectCluster(options: ConnectOptions): Promise<ClusterConnection> {
+  const etcd = createEtcdClient({ endpoints: options.endpoints, callTimeoutMs: options.timeoutMs });
+  const view = watchCluster({ etcd, prefix: options.prefix });
+  const close = async (): Promise<void> => {
+    await view.close();
+    etcd.close();
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      view.ready(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new CliError(
+                ExitCode.ERROR,
+                `etcd at ${options.endpoints.join(',')} did not answer within ${options.timeoutMs} ms`,
+                'ETCD_UNREACHABLE',
+              ),
+            ),
+          options.timeoutMs,
+        );
+      }),
+    ]);
+  } catch (err) {
+    await close();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return {
+    view,
+    store: new RingConfigStore({ etcd, prefix: options.prefix }),
+    endpoints: options.endpoints,
+    prefix: options.prefix,
+    close,
+  };
+}
+
+/** `ws://h:p/ws` -> `http://h:p/v1/stats` (the node serves HTTP on its WebSocket port). */
+export function statsUrl(wsUrl: string): string {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  url.pathname = '/v1/stats';
+  url.search = '';
+  url.hash = '';
+  return url.toString();
+}
+
+async function fetchStats(node: NodeInfo, timeoutMs: number): Promise<NodeStats | undefined> {
+  try {
+    const res = await fetch(statsUrl(node.wsUrl), { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) return undefined;
+    const body = (await res.json()) as Record<string, unknown>;
+    const { users, connections } = body;
+    if (typeof users !== 'number' || typeof connections !== 'number') return undefined;
+    return { users, connections };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stats of every registered node, asked in parallel; undefined for those that did not answer. */
+export async function collectStats(
+  snapshot: ClusterSnapshot,
+  timeoutMs = 2_000,
+): Promise<Map<string, NodeStats | undefined>> {
+  const entries = await Promise.all(
+    [...snapshot.nodes.values()].map(
+      async (node) => [node.nodeId, await fetchStats(node, timeoutMs)] as const,
+    ),
+  );
+  return new Map(entries);
+}

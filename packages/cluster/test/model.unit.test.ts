@@ -1,0 +1,97 @@
+import { backoffDelay } from '../src/backoff';
+import {
+  clusterKeys,
+  decodeJson,
+  InvalidClusterData,
+  liveMembers,
+  parseNodeInfo,
+  parseRingConfig,
+} from '../src/model';
+
+const node = { nodeId: 'n-1', wsUrl: 'ws://h:1/ws', rpcAddress: 'h:2', weight: 1, startedAt: 5 };
+
+describe('clusterKeys', () => {
+  test('lays keys out under the prefix, with or without a trailing slash', () => {
+    for (const prefix of ['/chat', '/chat/', '/chat//']) {
+      const keys = clusterKeys(prefix);
+      expect(keys.root).toBe('/chat/');
+      expect(keys.node('n-1')).toBe('/chat/nodes/n-1');
+      expect(keys.ring).toBe('/chat/ring');
+      expect(keys.drain('n-1')).toBe('/chat/drain/n-1');
+    }
+  });
+  test('refuses an empty prefix', () => {
+    expect(() => clusterKeys('/')).toThrow(RangeError);
+  });
+});
+
+describe('parseNodeInfo', () => {
+  test('keeps exactly the known fields', () => {
+    expect(parseNodeInfo({ ...node, extra: true })).toEqual(node);
+  });
+  test.each([
+    ['nodeId', 'has space'],
+    ['wsUrl', ''],
+    ['weight', 0],
+    ['weight', Number.NaN],
+    ['startedAt', -1],
+  ])('rejects a bad %s', (field, value) => {
+    expect(() => parseNodeInfo({ ...node, [field]: value })).toThrow(InvalidClusterData);
+  });
+});
+
+describe('parseRingConfig', () => {
+  test('accepts a ring with a transition', () => {
+    const ring = {
+      epoch: 3,
+      members: [{ id: 'a', weight: 1 }],
+      transition: { fromEpoch: 2, fromMembers: [{ id: 'b', weight: 2 }], startedAt: 9 },
+    };
+    expect(parseRingConfig(ring)).toEqual(ring);
+  });
+  test('rejects duplicate members, bad weights and non-objects', () => {
+    expect(() =>
+      parseRingConfig({
+        epoch: 1,
+        members: [
+          { id: 'a', weight: 1 },
+          { id: 'a', weight: 1 },
+        ],
+      }),
+    ).toThrow('duplicate');
+    expect(() => parseRingConfig({ epoch: 1, members: [{ id: 'a', weight: -1 }] })).toThrow(
+      InvalidClusterData,
+    );
+    expect(() => parseRingConfig([])).toThrow(InvalidClusterData);
+    expect(() => decodeJson('{', parseRingConfig)).toThrow('not JSON');
+  });
+});
+
+test('liveMembers keeps configured members that are registered, in ring order', () => {
+  const ring = parseRingConfig({
+    epoch: 1,
+    members: [
+      { id: 'c', weight: 1 },
+      { id: 'a', weight: 2 },
+      { id: 'b', weight: 1 },
+    ],
+  });
+  const nodes = new Map([
+    ['a', { ...node, nodeId: 'a' }],
+    ['c', { ...node, nodeId: 'c' }],
+    ['z', { ...node, nodeId: 'z' }],
+  ]);
+  expect(liveMembers(ring, nodes)).toEqual([
+    { id: 'c', weight: 1 },
+    { id: 'a', weight: 2 },
+  ]);
+  expect(liveMembers(undefined, nodes)).toEqual([]);
+});
+
+test('backoffDelay grows exponentially with jitter and is capped', () => {
+  expect(backoffDelay(0, {}, () => 0)).toBe(50);
+  expect(backoffDelay(0, {}, () => 1)).toBe(100);
+  expect(backoffDelay(3, {}, () => 1)).toBe(800);
+  expect(backoffDelay(50, {}, () => 1)).toBe(2_000);
+  expect(backoffDelay(50, { maxMs: 500 }, () => 0)).toBe(250);
+});

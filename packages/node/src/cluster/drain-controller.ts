@@ -1,0 +1,155 @@
+/**
+ * Moves the connected users whose owner is now another node: each user's devices get `moved`
+ * with the owner's URL and close 4001, one user at a time at a bounded rate with jitter, so a
+ * ring change never makes every client reconnect at once. Progress is published for operators
+ * and for the node that closes the transition. A ring change mid-drain recomputes who moves.
+ */
+import type { DrainProgress } from '@chat/cluster';
+import type { Clock } from '../clock';
+
+export interface DrainControllerDeps {
+  readonly nodeId: string;
+  readonly clock: Clock;
+  /** Users currently connected here. */
+  readonly connectedUsers: () => Iterable<string>;
+  readonly ownsLocally: (user: string) => boolean;
+  /** Sends `moved` to every device of the user and closes them; false when none was connected. */
+  readonly move: (user: string) => boolean;
+  /** Writes progress where operators see it; failures are the caller's to log. */
+  readonly publish: (progress: DrainProgress) => void;
+  /** How often progress is published while a drain runs. */
+  readonly publishEveryMs?: number;
+  readonly random?: () => number;
+}
+
+/**
+ * Delay before the next move: the mean interval stretched by up to 20 % of jitter, so the rate
+ * stays at or under the configured one while moves of different nodes do not fall into lockstep.
+ */
+export function nextMoveDelayMs(ratePerSec: number, random: number): number {
+  return (1000 / ratePerSec) * (1 + 0.2 * random);
+}
+
+/** Most moves within any one-second window, from their timestamps (ascending). */
+export function peakPerSecond(times: readonly number[]): number {
+  let peak = 0;
+  let start = 0;
+  for (let end = 0; end < times.length; end++) {
+    while (times[end]! - times[start]! >= 1000) start++;
+    peak = Math.max(peak, end - start + 1);
+  }
+  return peak;
+}
+
+export class DrainController {
+  private queue: string[] = [];
+  private epoch = 0;
+  private ratePerSec = 1;
+  private total = 0;
+  private moved = 0;
+  private startedAt = 0;
+  private moveTimes: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private lastPublishAt = 0;
+  private idleWaiters: Array<() => void> = [];
+  private readonly random: () => number;
+  private readonly publishEveryMs: number;
+
+  constructor(private readonly deps: DrainControllerDeps) {
+    this.random = deps.random ?? Math.random;
+    this.publishEveryMs = deps.publishEveryMs ?? 250;
+  }
+
+  get remaining(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * The cluster moved to `epoch`. With `ringChanged` the set of users to move is computed
+   * again; otherwise only the epoch and the rate are taken (e.g. an operator changed the rate).
+   */
+  onTopology(epoch: number, ratePerSec: number, ringChanged: boolean): void {
+    const now = this.deps.clock.now();
+    this.epoch = epoch;
+    const rateChanged = ratePerSec !== this.ratePerSec;
+    this.ratePerSec = ratePerSec;
+    if (ringChanged) {
+      this.queue = [...this.deps.connectedUsers()].filter((u) => !this.deps.ownsLocally(u));
+      this.total = this.queue.length;
+      this.moved = 0;
+      this.moveTimes = [];
+      this.startedAt = now;
+    }
+    if (rateChanged || ringChanged) this.reschedule();
+    this.publishNow();
+  }
+
+  /** Resolves once nothing is left to move (at once when idle). */
+  idle(): Promise<void> {
+    if (this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.queue = [];
+    this.wakeIdle();
+  }
+
+  progress(): DrainProgress {
+    return {
+      nodeId: this.deps.nodeId,
+      epoch: this.epoch,
+      total: this.total,
+      moved: this.moved,
+      remaining: this.queue.length,
+      ratePerSec: this.ratePerSec,
+      peakPerSec: peakPerSecond(this.moveTimes),
+      done: this.queue.length === 0,
+      startedAt: this.startedAt,
+      updatedAt: this.deps.clock.now(),
+    };
+  }
+
+  private reschedule(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.queue.length > 0) this.schedule();
+    else this.wakeIdle();
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => this.step(), nextMoveDelayMs(this.ratePerSec, this.random()));
+    this.timer.unref();
+  }
+
+  private step(): void {
+    this.timer = undefined;
+    // Skip users who left or whom the ring gave back meanwhile; move the first real one.
+    for (;;) {
+      const user = this.queue.shift();
+      if (user === undefined) break;
+      if (this.deps.ownsLocally(user) || !this.deps.move(user)) continue;
+      this.moved += 1;
+      this.moveTimes.push(this.deps.clock.now());
+      break;
+    }
+    if (this.queue.length > 0) {
+      this.schedule();
+      if (this.deps.clock.now() - this.lastPublishAt >= this.publishEveryMs) this.publishNow();
+    } else {
+      this.publishNow();
+      this.wakeIdle();
+    }
+  }
+
+  private publishNow(): void {
+    this.lastPublishAt = this.deps.clock.now();
+    this.deps.publish(this.progress());
+  }
+
+  private wakeIdle(): void {
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+}
