@@ -333,8 +333,30 @@ export class ChatNode {
 
   private sweep(): void {
     const now = this.clock.now();
-    for (const session of this.sessions.all())
-      session.tick(now, this.sessions.latestSeq(session.user));
+    const due: Session[] = [];
+    for (const session of this.sessions.all()) {
+      if (session.tick(now)) {
+        session.startPing(now);
+        due.push(session);
+      }
+    }
+    if (due.length > 0) void this.ping(due);
+  }
+
+  /**
+   * Pings carry the user's latest seq so a device notices a gap within one heartbeat. This
+   * node only sees the events pushed through it, and a push lost between nodes would leave its
+   * figure stale, so the latest seqs are read from the store, in one query per sweep.
+   */
+  private async ping(sessions: readonly Session[]): Promise<void> {
+    const users = [...new Set(sessions.map((s) => s.user))];
+    try {
+      const latest = await this.store.latestSeqs(users);
+      for (const [user, seq] of latest) this.sessions.noteSeq(user, seq);
+    } catch (err) {
+      this.log.debug({ err }, 'latest seqs unavailable; pinging with what this node knows');
+    }
+    for (const session of sessions) session.ping(this.sessions.latestSeq(session.user));
   }
 
   /** Closes every connection with 1001, writes pending acks and stops the fabric. */

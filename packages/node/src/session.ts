@@ -122,27 +122,30 @@ export class Session {
   }
 
   /**
-   * Heartbeat and ack timeouts. Sends a ping carrying `latestSeq` when one is due, pushes
-   * overdue events again, and closes with 4002 when a pong or an ack never came.
+   * Heartbeat deadline and ack timeouts: closes with 4002 when a pong or an ack never came,
+   * and pushes overdue events again. Returns true when a ping is due; the caller then calls
+   * `startPing` and sends the ping with the user's latest seq.
    */
-  tick(now: number, latestSeq: number): void {
-    if (this.closed || !this.ready) return;
+  tick(now: number): boolean {
+    if (this.closed || !this.ready) return false;
     if (this.pongDeadline !== 0 && now >= this.pongDeadline) {
       this.close(CloseCode.TIMEOUT, 'heartbeat timeout');
-      return;
+      return false;
     }
     if (this.pending.isOverdue(now, this.policy.ackTimeoutMs) && !this.isBackedUp()) {
       if (this.pending.maxTries() >= this.policy.maxPushTries) {
         this.close(CloseCode.TIMEOUT, 'ack timeout');
-        return;
+        return false;
       }
       for (const item of this.pending.retryAll(now)) this.sendData(item.data);
     }
-    if (now >= this.nextPingAt) {
-      this.ping(latestSeq);
-      this.nextPingAt = now + this.policy.heartbeatMs;
-      if (this.pongDeadline === 0) this.pongDeadline = now + this.policy.heartbeatTimeoutMs;
-    }
+    return now >= this.nextPingAt;
+  }
+
+  /** Starts a heartbeat now: the pong deadline runs from here, whenever the ping goes out. */
+  startPing(now: number): void {
+    this.nextPingAt = now + this.policy.heartbeatMs;
+    if (this.pongDeadline === 0) this.pongDeadline = now + this.policy.heartbeatTimeoutMs;
   }
 
   ping(latestSeq: number): void {

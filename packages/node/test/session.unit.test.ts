@@ -37,6 +37,14 @@ const policy: SessionPolicy = {
   maxPendingPushes: 4,
 };
 
+/** One sweep of the node: timeouts, then a ping with `latestSeq` if one is due. */
+function beat(session: Session, now: number, latestSeq: number): void {
+  if (session.tick(now)) {
+    session.startPing(now);
+    session.ping(latestSeq);
+  }
+}
+
 function readySession(
   socket = new FakeSocket(),
   now = 0,
@@ -83,20 +91,20 @@ describe('PendingPushes', () => {
 describe('Session', () => {
   it('pings at the heartbeat interval and closes with 4002 when no pong comes', () => {
     const { session, socket } = readySession();
-    session.tick(999, 7);
+    beat(session, 999, 7);
     expect(socket.sent).toHaveLength(0);
-    session.tick(1000, 7);
+    beat(session, 1000, 7);
     expect(socket.frames()).toEqual([{ t: 'ping', seq: 7 }]);
-    session.tick(1499, 7);
+    beat(session, 1499, 7);
     expect(socket.ended).toBeUndefined();
-    session.tick(1500, 7);
+    beat(session, 1500, 7);
     expect(socket.ended?.code).toBe(CloseCode.TIMEOUT);
   });
 
   it('stays open while pongs come back', () => {
     const { session, socket } = readySession();
     for (let t = 1000; t <= 10_000; t += 250) {
-      session.tick(t, 1);
+      beat(session, t, 1);
       session.onPong();
     }
     expect(socket.ended).toBeUndefined();
@@ -106,14 +114,14 @@ describe('Session', () => {
   it('pushes unacked events again after the ack timeout, then closes with 4002', () => {
     const { session, socket } = readySession();
     session.push(1, '{"t":"evt","seq":1}', 0);
-    session.tick(299, 1);
+    beat(session, 299, 1);
     expect(socket.sent).toHaveLength(1);
-    session.tick(300, 1);
+    beat(session, 300, 1);
     expect(socket.sent).toHaveLength(2);
-    session.tick(600, 1);
+    beat(session, 600, 1);
     expect(socket.sent).toHaveLength(3);
     expect(socket.ended).toBeUndefined();
-    session.tick(900, 1);
+    beat(session, 900, 1);
     expect(socket.ended?.code).toBe(CloseCode.TIMEOUT);
   });
 
@@ -122,7 +130,7 @@ describe('Session', () => {
     session.push(1, 'a', 0);
     session.push(2, 'b', 0);
     session.onAck(2);
-    session.tick(999, 2);
+    beat(session, 999, 2);
     expect(socket.sent).toEqual(['a', 'b']);
     expect(socket.ended).toBeUndefined();
   });
@@ -161,7 +169,7 @@ describe('Session', () => {
     session.close(CloseCode.GOING_AWAY, 'bye');
     session.push(1, 'a', 0);
     session.send({ t: 'ping', seq: 1 });
-    session.tick(10_000, 1);
+    beat(session, 10_000, 1);
     expect(socket.sent).toHaveLength(0);
   });
 });

@@ -195,6 +195,20 @@ export class PgChatStore implements ChatStore {
     }
   }
 
+  async latestSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
+    if (userIds.length === 0) return new Map();
+    try {
+      const rows = await this.db
+        .selectFrom('users')
+        .select(['id', 'next_seq'])
+        .where('id', 'in', [...userIds])
+        .execute();
+      return new Map(rows.map((r) => [r.id, Number(r.next_seq) - 1]));
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
   async latestSeq(userId: string): Promise<number> {
     try {
       const row = await this.db

@@ -76,6 +76,8 @@ export interface ChatStore {
   ackMany(cursors: readonly DeviceCursor[]): Promise<void>;
   /** The user's latest sequence number, 0 when none. */
   latestSeq(userId: string): Promise<number>;
+  /** Latest sequence numbers of many users in one query (unknown users are left out). */
+  latestSeqs(userIds: readonly string[]): Promise<Map<string, number>>;
 
   /** Creates a chat of creator + members (deduplicated); LIMIT past maxMembersPerChat. */
   createChat(

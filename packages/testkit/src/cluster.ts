@@ -67,10 +67,27 @@ export class TestCluster {
     const db = await createTestDatabase('cluster', options.adminUrl);
     const sql = new Pool({ connectionString: db.url, max: 2 });
     sql.on('error', () => undefined);
-    const registry = await startRegistryProcess(etcd.endpoint, prefix, options);
+    let registry: ServiceProcess;
+    try {
+      registry = await startRegistryProcess(etcd.endpoint, prefix, options);
+    } catch (err) {
+      etcdClient.close();
+      await Promise.allSettled([etcd.close(), sql.end().then(() => db.drop())]);
+      throw err;
+    }
     const cluster = new TestCluster(etcd, etcdClient, db, sql, prefix, registry, options);
-    await cluster.setMembers(Array.from({ length: members }, (_, i) => `node-${i + 1}`));
-    await Promise.all(Array.from({ length: count }, (_, i) => cluster.startNode(`node-${i + 1}`)));
+    try {
+      await cluster.setMembers(Array.from({ length: members }, (_, i) => `node-${i + 1}`));
+      const started = await Promise.allSettled(
+        Array.from({ length: count }, (_, i) => cluster.startNode(`node-${i + 1}`)),
+      );
+      const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    } catch (err) {
+      // Whatever did start must not outlive the failed setup (it would keep jest alive).
+      await cluster.close();
+      throw err;
+    }
     return cluster;
   }
 
