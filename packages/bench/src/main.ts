@@ -13,6 +13,13 @@ import type { CodecName } from './loadgen/messages';
 import { renderDurable1to1Markdown, summarizeDurable1to1 } from './summary';
 import type { Durable1to1Options } from './workloads/durable-1to1';
 import { defaultDurable1to1Options, runDurable1to1 } from './workloads/durable-1to1';
+import type { WorkloadOutput } from './workloads/common';
+import { renderTable } from './workloads/common';
+import { defaultIdleOptions, runIdle } from './workloads/idle';
+import { defaultCrossNodeOptions, runCrossNode } from './workloads/cross-node';
+import { defaultFanoutOptions, runGroupFanout } from './workloads/group-fanout';
+import { defaultRebalanceOptions, runRebalance } from './workloads/rebalance';
+import { defaultFailoverOptions, runFailover } from './workloads/failover';
 
 interface CliOptions {
   readonly workload: string;
@@ -26,7 +33,7 @@ interface CliOptions {
 }
 
 const USAGE =
-  'usage: npm run bench -- <durable-1to1|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick]';
+  'usage: npm run bench -- <durable-1to1|durable-1to1-3node|idle|cross-node|group-fanout|rebalance|failover|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick]';
 
 function parseArgs(argv: readonly string[]): CliOptions {
   let workload = '';
@@ -71,7 +78,7 @@ function log(line: string): void {
   console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 }
 
-async function durable1to1(cli: CliOptions): Promise<void> {
+async function durable1to1(cli: CliOptions, nodes: 1 | 3 = 1): Promise<void> {
   const d = defaultDurable1to1Options;
   const users = cli.users ?? d.users;
   if (users < 2 || users % 2 !== 0) throw new Error('--users must be even');
@@ -82,6 +89,7 @@ async function durable1to1(cli: CliOptions): Promise<void> {
     ackEveryMs: cli.ackMs ?? d.ackEveryMs,
     repeats: cli.repeats ?? (cli.quick ? 1 : d.repeats),
     ...(cli.quick ? { warmupMs: 1000, measureMs: 3000, halfMeasureMs: 4000 } : {}),
+    nodes,
     log,
   };
   const loadAvg = loadavg();
@@ -106,21 +114,152 @@ async function durable1to1(cli: CliOptions): Promise<void> {
       `Whole run: ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     ],
   };
-  const name = cli.out ?? 'durable-1to1';
+  if (nodes === 3) {
+    info.notes.push(
+      'Three nodes (etcd, registry, ring); every device connects to its owner (the ring via /v1/owners), so a 1:1 chat spans two nodes about 2/3 of the time. RSS per user sums the three nodes.',
+    );
+  }
+  if (highestDurable3 === undefined && nodes === 3) highestDurable3 = summary.highestRate?.median;
+  const name = cli.out ?? (nodes === 3 ? 'durable-1to1-3node' : 'durable-1to1');
   write(name, {
-    workload: 'durable-1to1',
+    workload: nodes === 3 ? 'durable-1to1-3node' : 'durable-1to1',
     info,
     options: { ...options, log: undefined },
     summary,
     repeats: output.repeats,
   });
-  const markdown = renderDurable1to1Markdown(summary, info);
+  let markdown = renderDurable1to1Markdown(summary, info);
+  if (nodes === 3) markdown = markdown.replace(/^# durable-1to1/, '# durable-1to1, three nodes');
   writeFileSync(join(resultsDir(), `${name}.md`), markdown);
   console.log('\n' + markdown);
+  const f = (v: number | undefined, d = 0): string => (v === undefined ? '–' : v.toFixed(d));
+  const sp = (x: { median: number; min: number; max: number; n: number } | null, d = 0, u = ''): string =>
+    x === null ? '–' : `${f(x.median, d)}${u}${x.n > 1 ? ` (${f(x.min, d)}–${f(x.max, d)})` : ''}`;
+  const label = nodes === 3 ? 'durable-1to1 (3 nodes)' : 'durable-1to1 (1 node)';
+  overview.push(
+    { workload: label, measure: 'highest sustained durable rate', value: sp(summary.highestRate, 0, ' msgs/s'), limit: `bare-pg ${sp(summary.bareMessagesPerSec, 0, ' msgs/s')}; target ≥ 0.5× (ratio ${sp(summary.durableOverBare, 2)})` },
+    { workload: label, measure: 'send→deliver p99 at half rate', value: sp(summary.halfDeliverP99Ms, 1, ' ms'), limit: 'target ≤ 50 ms' },
+    { workload: label, measure: 'node RSS per idle connected user (1,000 users)', value: sp(scaleKiB(summary.rssPerUserBytes), 2, ' KiB'), limit: '–' },
+  );
 }
 
+function scaleKiB(
+  s: { median: number; min: number; max: number; n: number } | null,
+): { median: number; min: number; max: number; n: number } | null {
+  return s === null ? null : { median: s.median / 1024, min: s.min / 1024, max: s.max / 1024, n: s.n };
+}
+
+/** Highest sustained rate of the three-node durable run, for the half-load workloads after it. */
+let highestDurable3: number | undefined;
+
+interface OverviewRow {
+  readonly workload: string;
+  readonly measure: string;
+  readonly value: string;
+  readonly limit: string;
+}
+const overview: OverviewRow[] = [];
+
+async function generic(
+  name: string,
+  cli: CliOptions,
+  run: () => Promise<WorkloadOutput>,
+  header: (seconds: number) => string,
+): Promise<void> {
+  const loadAvg = loadavg();
+  const started = Date.now();
+  const output = await run();
+  const seconds = (Date.now() - started) / 1000;
+  const info = {
+    date: new Date(started).toISOString(),
+    host: hostname(),
+    revision: gitRevision(),
+    cpus: cpus().length,
+    loadAvg,
+    seconds,
+  };
+  const base = cli.out ?? name;
+  write(base, { workload: name, info, rows: output.rows, notes: output.notes, raw: output.raw });
+  const head =
+    `${info.date}, commit ${info.revision}, ${info.cpus} CPUs (load average at start ${loadAvg.map((l) => l.toFixed(2)).join(' ')}), ` +
+    `${header(seconds)}; whole run ${seconds.toFixed(0)} s.`;
+  const markdown = renderTable(name, head, output);
+  writeFileSync(join(resultsDir(), `${base}.md`), markdown);
+  console.log('\n' + markdown);
+  for (const r of output.rows) overview.push({ workload: name, ...r });
+}
+
+const repeatsOr = (cli: CliOptions, full: number): number => cli.repeats ?? (cli.quick ? 1 : full);
+
 const workloads: Readonly<Record<string, (cli: CliOptions) => Promise<void>>> = {
-  'durable-1to1': durable1to1,
+  'durable-1to1': (cli) => durable1to1(cli, 1),
+  'durable-1to1-3node': (cli) => durable1to1(cli, 3),
+  idle: (cli) =>
+    generic(
+      'idle',
+      cli,
+      () =>
+        runIdle({
+          ...defaultIdleOptions,
+          ...(cli.quick ? { levels: [2000, 5000] } : {}),
+          repeats: repeatsOr(cli, defaultIdleOptions.repeats),
+          log,
+        }),
+      () => 'one node on durable Postgres, idle lean clients; medians over repeats',
+    ),
+  'cross-node': (cli) =>
+    generic(
+      'cross-node',
+      cli,
+      () => runCrossNode({ ...defaultCrossNodeOptions, repeats: repeatsOr(cli, defaultCrossNodeOptions.repeats), log }),
+      () => 'two nodes on durable Postgres, same-node and cross-node 1:1 pairs alternated at the same rate',
+    ),
+  'group-fanout': (cli) =>
+    generic(
+      'group-fanout',
+      cli,
+      () => runGroupFanout({ ...defaultFanoutOptions, repeats: repeatsOr(cli, defaultFanoutOptions.repeats), log }),
+      () => 'three nodes on durable Postgres, 100-member groups',
+    ),
+  rebalance: (cli) =>
+    generic(
+      cli.users !== undefined && cli.users > defaultRebalanceOptions.users ? 'rebalance-large' : 'rebalance',
+      cli,
+      () =>
+        runRebalance({
+          ...defaultRebalanceOptions,
+          ...(cli.users !== undefined ? { users: cli.users } : {}),
+          ...(cli.users !== undefined && cli.users >= 10_000 ? { drainRate: 200 } : {}),
+          ...(highestDurable3 !== undefined ? { rate: Math.round(highestDurable3 / 2) } : {}),
+          repeats: repeatsOr(cli, defaultRebalanceOptions.repeats),
+          log,
+        }),
+      () => 'scale-out 3 → 4 nodes under half load, durable Postgres',
+    ),
+  failover: (cli) =>
+    generic(
+      'failover',
+      cli,
+      () =>
+        runFailover({
+          ...defaultFailoverOptions,
+          ...(highestDurable3 !== undefined ? { rate: Math.round(highestDurable3 / 2) } : {}),
+          repeats: repeatsOr(cli, defaultFailoverOptions.repeats),
+          log,
+        }),
+      () => 'three nodes on durable Postgres, one SIGKILLed under half load',
+    ),
+};
+
+/** The repeats of each workload in `all`, sized so that the whole run stays under 15 minutes. */
+const ALL_REPEATS: Readonly<Record<string, number>> = {
+  'durable-1to1': 2,
+  'durable-1to1-3node': 2,
+  idle: 2,
+  'cross-node': 3,
+  'group-fanout': 2,
+  rebalance: 2,
+  failover: 2,
 };
 
 /** The commit measured, with `+dirty` when the work tree has changes. */
@@ -147,12 +286,29 @@ function write(name: string, value: unknown): void {
 
 async function main(): Promise<void> {
   const cli = parseArgs(process.argv.slice(2));
-  const names = cli.workload === 'all' ? Object.keys(workloads) : [cli.workload];
+  const isAll = cli.workload === 'all';
+  const names = isAll ? Object.keys(workloads) : [cli.workload];
+  const started = Date.now();
+  const loadStart = loadavg();
   for (const name of names) {
     const run = workloads[name];
     if (run === undefined) throw new Error(`unknown workload ${name}\n${USAGE}`);
     log(`workload ${name}`);
-    await run(cli);
+    await run(isAll ? { ...cli, repeats: cli.repeats ?? ALL_REPEATS[name], out: undefined } : cli);
+  }
+  if (isAll) {
+    const seconds = (Date.now() - started) / 1000;
+    const lines = [
+      '# all workloads',
+      '',
+      `${new Date(started).toISOString()}, commit ${gitRevision()}, ${cpus().length} CPUs, load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}; whole run ${(seconds / 60).toFixed(1)} min. Medians of the repeats, (min–max) beside them; each workload's own file has the details.`,
+      '',
+      '| workload | measure | median (min–max) | limit / target beside it |',
+      '| --- | --- | --- | --- |',
+      ...overview.map((r) => `| ${r.workload} | ${r.measure} | ${r.value} | ${r.limit} |`),
+    ];
+    writeFileSync(join(resultsDir(), 'all.md'), lines.join('\n') + '\n');
+    console.log('\n' + lines.join('\n'));
   }
 }
 

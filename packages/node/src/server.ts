@@ -156,7 +156,8 @@ export function startServer(
     res.cork(() => res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
   });
   app.get('/v1/stats', (res) => {
-    const body = JSON.stringify({ ...node.stats(), rssBytes: process.memoryUsage.rss() });
+    const memory = process.memoryUsage();
+    const body = JSON.stringify({ ...node.stats(), rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, externalBytes: memory.external });
     res.cork(() => res.writeHeader('content-type', 'application/json').end(body));
   });
   app.get('/v1/owners', (res, req) => {

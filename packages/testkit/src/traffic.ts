@@ -122,6 +122,8 @@ export interface SentMessage {
   readonly messageId: string;
   readonly chat: TrafficChat;
   readonly sender: SdkUser;
+  /** Date.now() when the send was handed to the SDK. */
+  readonly sentAt: number;
   /** Date.now() when the node's `ok` arrived. */
   readonly ackedAt: number;
 }
@@ -173,9 +175,10 @@ export function runLoad(options: LoadOptions): RunningLoad {
     const sender = chat.members[Math.floor(options.random() * chat.members.length)]!;
     const clientMsgId = `${options.tag}-${started}`;
     started += 1;
+    const sentAt = Date.now();
     const p = sender.client.send(chat.chatId, clientMsgId, { clientMsgId }).then(
       ({ messageId }) => {
-        acked.push({ messageId, chat, sender, ackedAt: Date.now() });
+        acked.push({ messageId, chat, sender, sentAt, ackedAt: Date.now() });
       },
       (err: unknown) => {
         failed.push({ clientMsgId, error: err instanceof Error ? err.message : String(err) });

@@ -198,7 +198,7 @@ export class LoadGenerator {
       const userId = `${command.prefix}${String(i).padStart(4, '0')}`;
       const token = signToken({ sub: userId, dev: 'd1', exp: expSec }, command.secret);
       pending++;
-      const { conn, welcome } = this.open(i, userId, command.url, token);
+      const { conn, welcome } = this.open(i, userId, command.urls?.[i] ?? command.url, token);
       conns.push(conn);
       welcomes.push(
         welcome.finally(() => {
@@ -274,7 +274,10 @@ export class LoadGenerator {
     const cpuAt = (): { node: number; postgres: number; generator: number } => {
       const own = process.cpuUsage();
       return {
-        node: processCpuSeconds(command.nodePid),
+        node: [command.nodePid, ...(command.otherNodePids ?? [])].reduce(
+          (sum, pid) => sum + processCpuSeconds(pid),
+          0,
+        ),
         postgres: treeCpuSeconds(command.postmasterPid),
         generator: (own.user + own.system) / 1e6,
       };

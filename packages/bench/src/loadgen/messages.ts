@@ -11,6 +11,8 @@ export interface ConnectCommand {
   /** Users to connect, named `${prefix}0000`..., one device `d1` each. */
   readonly users: number;
   readonly prefix: string;
+  /** Per user, the URL to connect to (its owner node); default `url` for everyone. */
+  readonly urls?: readonly string[];
   /** New connections started per second at most. */
   readonly connectRatePerSec: number;
   /** Connections being opened at once at most. */
@@ -41,6 +43,8 @@ export interface StepCommand {
   readonly drainTimeoutMs: number;
   /** Processes whose CPU is sampled at the window's edges. */
   readonly nodePid: number;
+  /** Further node processes (a cluster) whose CPU counts as the node's. */
+  readonly otherNodePids?: readonly number[];
   readonly postmasterPid: number;
 }
 

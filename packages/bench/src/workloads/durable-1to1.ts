@@ -5,8 +5,15 @@
  * server: the bare-`pg` limit for the same rows and the raw commit (fsync) rate.
  */
 import { Client } from 'pg';
-import { createTestDatabase, startNodeProcess, startPostgres, TEST_SECRET } from '@chat/testkit';
+import {
+  createTestDatabase,
+  startNodeProcess,
+  startPostgres,
+  TestCluster,
+  TEST_SECRET,
+} from '@chat/testkit';
 import type { NodeProcess } from '@chat/testkit';
+import { ownersOf } from './common';
 import { startGenerator } from '../loadgen/handle';
 import type { GeneratorHandle } from '../loadgen/handle';
 import type { CodecName } from '../loadgen/messages';
@@ -32,6 +39,8 @@ export interface Durable1to1Options {
   readonly ackEveryMs: number;
   readonly bareSeconds: number;
   readonly fsyncSeconds: number;
+  /** 1: one node without etcd; 3: a cluster (etcd, registry, ring of three). */
+  readonly nodes: 1 | 3;
   readonly log: (line: string) => void;
 }
 
@@ -55,6 +64,7 @@ export const defaultDurable1to1Options: Durable1to1Options = Object.freeze({
   ackEveryMs: 20,
   bareSeconds: 5,
   fsyncSeconds: 3,
+  nodes: 1 as 1 | 3,
   log: () => undefined,
 });
 
@@ -105,8 +115,14 @@ async function runRepeat(
   postmasterPid: number,
 ): Promise<Durable1to1Repeat> {
   const { log } = options;
-  const db = await createTestDatabase('bench_durable', adminUrl);
+  const cluster =
+    options.nodes === 3
+      ? await TestCluster.start({ nodes: 3, adminUrl, leaseTtlSec: 5, nodeEnv: NODE_ENV })
+      : null;
+  const db = cluster === null ? await createTestDatabase('bench_durable', adminUrl) : null;
   let node: NodeProcess | null = null;
+  let others: NodeProcess[] = [];
+  const dbName = cluster?.db.name ?? db!.name;
   let gen: GeneratorHandle | null = null;
   const steps: StepResult[] = [];
   let half: StepResult | null = null;
@@ -115,7 +131,23 @@ async function runRepeat(
   let rssConnectedBytes = 0;
   let connectSec = 0;
   try {
-    node = await startNodeProcess({ databaseUrl: db.url, nodeId: 'bench-1', env: NODE_ENV });
+    if (cluster !== null) {
+      const all = [...cluster.nodes.values()];
+      node = all[0]!;
+      others = all.slice(1);
+    } else {
+      node = await startNodeProcess({ databaseUrl: db!.url, nodeId: 'bench-1', env: NODE_ENV });
+    }
+    const first: NodeProcess = node;
+    const nodes = [first, ...others];
+    const urlOf = new Map(nodes.map((n) => [n.nodeId, n.url]));
+    const routed = async (prefix: string, users: number): Promise<{ urls?: string[] }> => {
+      if (cluster === null) return {};
+      const ids = Array.from({ length: users }, (_, i) => `${prefix}${String(i).padStart(4, '0')}`);
+      const owners = await ownersOf(first.httpUrl, ids);
+      return { urls: owners.map((o) => urlOf.get(o)!) };
+    };
+    const rssAll = (): number => nodes.reduce((sum, n) => sum + (rssBytes(n.pid) ?? 0), 0);
     gen = await startGenerator();
     const connect = {
       url: node.url,
@@ -128,13 +160,19 @@ async function runRepeat(
     };
     // A few connections first, so lazily opened pg connections and warmed-up code paths are
     // in the baseline and not counted per user.
-    await gen.connect({ ...connect, users: 20, prefix: 'w' });
+    await gen.connect({ ...connect, users: 20, prefix: 'w', ...(await routed('w', 20)) });
     await gen.disconnect();
-    rssBeforeBytes = rssBytes(node.pid) ?? 0;
-    const connected = await gen.connect({ ...connect, users: options.users, prefix: 'u' });
+    rssBeforeBytes = rssAll();
+    const connected = await gen.connect({
+      ...connect,
+      users: options.users,
+      prefix: 'u',
+      ...(await routed('u', options.users)),
+    });
     connectSec = connected.seconds;
-    await waitForConnections(node, options.users, 10_000);
-    rssConnectedBytes = rssBytes(node.pid) ?? 0;
+    if (cluster === null) await waitForConnections(first, options.users, 10_000);
+    else await new Promise((resolve) => setTimeout(resolve, 1000));
+    rssConnectedBytes = rssAll();
     log(
       `  ${connected.connected} users connected in ${connected.seconds.toFixed(1)} s; ` +
         `RSS ${(rssBeforeBytes / 2 ** 20).toFixed(1)} -> ${(rssConnectedBytes / 2 ** 20).toFixed(1)} MiB`,
@@ -142,7 +180,7 @@ async function runRepeat(
     await gen.createChats({ concurrency: 20, timeoutMs: 60_000 });
 
     const step = async (rate: number, measureMs: number): Promise<StepResult> => {
-      const commitsBefore = await commits(admin, db.name);
+      const commitsBefore = await commits(admin, dbName);
       const started = Date.now();
       const result = await gen!.step({
         rate,
@@ -150,10 +188,11 @@ async function runRepeat(
         measureMs,
         drainTimeoutMs: options.drainTimeoutMs,
         nodePid: node!.pid,
+        otherNodePids: others.map((n) => n.pid),
         postmasterPid,
       });
       const pgCommitsPerSec =
-        ((await commits(admin, db.name)) - commitsBefore) / ((Date.now() - started) / 1000);
+        ((await commits(admin, dbName)) - commitsBefore) / ((Date.now() - started) / 1000);
       const verdict = judgeStep(
         {
           offeredRate: rate,
@@ -193,8 +232,11 @@ async function runRepeat(
     }
   } finally {
     await gen?.close();
-    await node?.stop();
-    await db.drop();
+    if (cluster !== null) await cluster.close();
+    else {
+      await node?.stop();
+      await db!.drop();
+    }
   }
 
   const bareDb = await createTestDatabase('bench_bare', adminUrl);

@@ -1,0 +1,152 @@
+/** Pieces the cluster workloads share: Postgres, clusters, owners, percentiles, result tables. */
+import { Client } from 'pg';
+import { startPostgres, TestCluster } from '@chat/testkit';
+import type { PostgresHandle } from '@chat/testkit';
+import { processCpuSeconds, rssBytes } from '../procstat';
+import type { Spread } from '../summary';
+import { formatSpread, spread } from '../summary';
+
+export type Log = (line: string) => void;
+
+/** One line of a workload's table: what, the median (min–max), and its limit or target beside it. */
+export interface Row {
+  readonly measure: string;
+  readonly value: string;
+  readonly limit: string;
+}
+
+export interface WorkloadOutput {
+  readonly rows: readonly Row[];
+  /** Every measurement, for the JSON file. */
+  readonly raw: unknown;
+  readonly notes: readonly string[];
+}
+
+/** Node settings for the benchmarks: no per-connection rate limit in the way. */
+export const BENCH_NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
+  CHAT_RATE_PER_SEC: '1000000',
+  CHAT_RATE_BURST: '1000000',
+  CHAT_ADMIT_RATE: '20000',
+  CHAT_ADMIT_BURST: '20000',
+});
+
+/** Durable Postgres for one workload, closed afterwards. */
+export async function withDurablePostgres<T>(fn: (pg: PostgresHandle) => Promise<T>): Promise<T> {
+  const pg = await startPostgres({ durable: true });
+  try {
+    return await fn(pg);
+  } finally {
+    await pg.close();
+  }
+}
+
+/** The postmaster's pid (via a backend's parent). */
+export async function postmasterPid(url: string): Promise<number> {
+  const admin = new Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  admin.on('error', () => undefined);
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ pid: number }>('select pg_backend_pid() as pid');
+    const { parentPid } = await import('../procstat');
+    const pid = parentPid(rows[0]!.pid);
+    if (pid === null) throw new Error('cannot find the postmaster');
+    return pid;
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+export async function startBenchCluster(
+  pgUrl: string,
+  nodes: number,
+  members: number,
+  extraEnv: Readonly<Record<string, string>> = {},
+  leaseTtlSec = 5,
+): Promise<TestCluster> {
+  return TestCluster.start({
+    nodes,
+    members,
+    adminUrl: pgUrl,
+    leaseTtlSec,
+    nodeEnv: { ...BENCH_NODE_ENV, ...extraEnv },
+  });
+}
+
+/** Owner node id of every user, from a node's /v1/owners (polled until every user has one). */
+export async function ownersOf(httpUrl: string, users: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < users.length; i += 1000) {
+    const slice = users.slice(i, i + 1000);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const res = await fetch(`${httpUrl}/v1/owners?users=${slice.join(',')}`);
+      const view = (await res.json()) as { owners: Record<string, string | null> };
+      const got = slice.map((u) => view.owners[u]);
+      if (got.every((o) => typeof o === 'string')) {
+        out.push(...(got as string[]));
+        break;
+      }
+      if (Date.now() > deadline) throw new Error('users have no owner after 15 s');
+      await sleep(200);
+    }
+  }
+  return out;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function cpuOf(pids: readonly number[]): number {
+  return pids.reduce((s, pid) => s + processCpuSeconds(pid), 0);
+}
+
+export function rssOf(pids: readonly number[]): number {
+  return pids.reduce((s, pid) => s + (rssBytes(pid) ?? 0), 0);
+}
+
+/** The p-th percentile (nearest rank) of a list of values; NaN for none. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** Latencies of the per-second buckets [from, to). */
+export function between(buckets: readonly (readonly number[])[], from: number, to: number): number[] {
+  const out: number[] = [];
+  for (let s = Math.max(0, from); s < Math.min(to, buckets.length); s++) out.push(...(buckets[s] ?? []));
+  return out;
+}
+
+/** `median (min–max)` of per-repeat values. */
+export function fmt(values: readonly number[], decimals = 0, unit = ''): string {
+  return formatSpread(spread(values), decimals, unit);
+}
+
+export function med(values: readonly number[]): Spread | null {
+  return spread(values);
+}
+
+export function renderTable(title: string, header: string, out: WorkloadOutput): string {
+  const lines = [`# ${title}`, '', header, '', '| measure | median (min–max) | limit / target beside it |', '| --- | --- | --- |'];
+  for (const r of out.rows) lines.push(`| ${r.measure} | ${r.value} | ${r.limit} |`);
+  lines.push('');
+  for (const n of out.notes) lines.push(`- ${n}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Source addresses for the fleets: 127.0.0.2..17, each with its own ephemeral port range. */
+export const LOCAL_ADDRESSES: readonly string[] = Object.freeze(
+  Array.from({ length: 16 }, (_, i) => `127.0.0.${i + 2}`),
+);
+
+/** The open-files hard limit of this process (what every child gets at most). */
+export function openFilesLimit(): number {
+  try {
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+    return Number(execFileSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()) || 1024;
+  } catch {
+    return 1024;
+  }
+}
