@@ -157,7 +157,12 @@ export function startServer(
   });
   app.get('/v1/stats', (res) => {
     const memory = process.memoryUsage();
-    const body = JSON.stringify({ ...node.stats(), rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, externalBytes: memory.external });
+    const body = JSON.stringify({
+      ...node.stats(),
+      rssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+      externalBytes: memory.external,
+    });
     res.cork(() => res.writeHeader('content-type', 'application/json').end(body));
   });
   app.get('/v1/owners', (res, req) => {
