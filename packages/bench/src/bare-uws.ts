@@ -53,7 +53,15 @@ app.ws<Data>('/ws', {
     const messageId = `m${++seq}`;
     ws.publish(
       frame.chatId,
-      JSON.stringify({ t: 'evt', kind: 'message', chatId: frame.chatId, messageId, from: 'x', body: frame.body, ts }),
+      JSON.stringify({
+        t: 'evt',
+        kind: 'message',
+        chatId: frame.chatId,
+        messageId,
+        from: 'x',
+        body: frame.body,
+        ts,
+      }),
     );
     ws.send(JSON.stringify({ t: 'ok', id: frame.id, messageId, ts }));
   },

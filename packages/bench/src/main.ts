@@ -133,20 +133,41 @@ async function durable1to1(cli: CliOptions, nodes: 1 | 3 = 1): Promise<void> {
   writeFileSync(join(resultsDir(), `${name}.md`), markdown);
   console.log('\n' + markdown);
   const f = (v: number | undefined, d = 0): string => (v === undefined ? '–' : v.toFixed(d));
-  const sp = (x: { median: number; min: number; max: number; n: number } | null, d = 0, u = ''): string =>
+  const sp = (
+    x: { median: number; min: number; max: number; n: number } | null,
+    d = 0,
+    u = '',
+  ): string =>
     x === null ? '–' : `${f(x.median, d)}${u}${x.n > 1 ? ` (${f(x.min, d)}–${f(x.max, d)})` : ''}`;
   const label = nodes === 3 ? 'durable-1to1 (3 nodes)' : 'durable-1to1 (1 node)';
   overview.push(
-    { workload: label, measure: 'highest sustained durable rate', value: sp(summary.highestRate, 0, ' msgs/s'), limit: `bare-pg ${sp(summary.bareMessagesPerSec, 0, ' msgs/s')}; target ≥ 0.5× (ratio ${sp(summary.durableOverBare, 2)})` },
-    { workload: label, measure: 'send→deliver p99 at half rate', value: sp(summary.halfDeliverP99Ms, 1, ' ms'), limit: 'target ≤ 50 ms' },
-    { workload: label, measure: 'node RSS per idle connected user (1,000 users)', value: sp(scaleKiB(summary.rssPerUserBytes), 2, ' KiB'), limit: '–' },
+    {
+      workload: label,
+      measure: 'highest sustained durable rate',
+      value: sp(summary.highestRate, 0, ' msgs/s'),
+      limit: `bare-pg ${sp(summary.bareMessagesPerSec, 0, ' msgs/s')}; target ≥ 0.5× (ratio ${sp(summary.durableOverBare, 2)})`,
+    },
+    {
+      workload: label,
+      measure: 'send→deliver p99 at half rate',
+      value: sp(summary.halfDeliverP99Ms, 1, ' ms'),
+      limit: 'target ≤ 50 ms',
+    },
+    {
+      workload: label,
+      measure: 'node RSS per idle connected user (1,000 users)',
+      value: sp(scaleKiB(summary.rssPerUserBytes), 2, ' KiB'),
+      limit: '–',
+    },
   );
 }
 
 function scaleKiB(
   s: { median: number; min: number; max: number; n: number } | null,
 ): { median: number; min: number; max: number; n: number } | null {
-  return s === null ? null : { median: s.median / 1024, min: s.min / 1024, max: s.max / 1024, n: s.n };
+  return s === null
+    ? null
+    : { median: s.median / 1024, min: s.min / 1024, max: s.max / 1024, n: s.n };
 }
 
 /** Highest sustained rate of the three-node durable run, for the half-load workloads after it. */
@@ -211,19 +232,32 @@ const workloads: Readonly<Record<string, (cli: CliOptions) => Promise<void>>> = 
     generic(
       'cross-node',
       cli,
-      () => runCrossNode({ ...defaultCrossNodeOptions, repeats: repeatsOr(cli, defaultCrossNodeOptions.repeats), log }),
-      () => 'two nodes on durable Postgres, same-node and cross-node 1:1 pairs alternated at the same rate',
+      () =>
+        runCrossNode({
+          ...defaultCrossNodeOptions,
+          repeats: repeatsOr(cli, defaultCrossNodeOptions.repeats),
+          log,
+        }),
+      () =>
+        'two nodes on durable Postgres, same-node and cross-node 1:1 pairs alternated at the same rate',
     ),
   'group-fanout': (cli) =>
     generic(
       'group-fanout',
       cli,
-      () => runGroupFanout({ ...defaultFanoutOptions, repeats: repeatsOr(cli, defaultFanoutOptions.repeats), log }),
+      () =>
+        runGroupFanout({
+          ...defaultFanoutOptions,
+          repeats: repeatsOr(cli, defaultFanoutOptions.repeats),
+          log,
+        }),
       () => 'three nodes on durable Postgres, 100-member groups',
     ),
   rebalance: (cli) =>
     generic(
-      cli.users !== undefined && cli.users > defaultRebalanceOptions.users ? 'rebalance-large' : 'rebalance',
+      cli.users !== undefined && cli.users > defaultRebalanceOptions.users
+        ? 'rebalance-large'
+        : 'rebalance',
       cli,
       () =>
         runRebalance({
@@ -243,6 +277,7 @@ const workloads: Readonly<Record<string, (cli: CliOptions) => Promise<void>>> = 
       () =>
         runFailover({
           ...defaultFailoverOptions,
+          ...(cli.users !== undefined ? { users: cli.users } : {}),
           ...(highestDurable3 !== undefined ? { rate: Math.round(highestDurable3 / 2) } : {}),
           repeats: repeatsOr(cli, defaultFailoverOptions.repeats),
           log,
@@ -256,7 +291,7 @@ const ALL_REPEATS: Readonly<Record<string, number>> = {
   'durable-1to1': 2,
   'durable-1to1-3node': 2,
   idle: 2,
-  'cross-node': 3,
+  'cross-node': 2,
   'group-fanout': 2,
   rebalance: 2,
   failover: 2,
@@ -294,14 +329,33 @@ async function main(): Promise<void> {
     const run = workloads[name];
     if (run === undefined) throw new Error(`unknown workload ${name}\n${USAGE}`);
     log(`workload ${name}`);
-    await run(isAll ? { ...cli, repeats: cli.repeats ?? ALL_REPEATS[name], out: undefined } : cli);
+    try {
+      await run(
+        isAll ? { ...cli, repeats: cli.repeats ?? ALL_REPEATS[name], out: undefined } : cli,
+      );
+    } catch (err) {
+      if (!isAll) throw err;
+      // One broken workload must not cost the rest of the run.
+      const message = err instanceof Error ? err.message : String(err);
+      log(`workload ${name} FAILED: ${message}`);
+      overview.push({
+        workload: name,
+        measure: 'FAILED',
+        value: message.split('\n')[0]!,
+        limit: '–',
+      });
+    }
   }
   if (isAll) {
     const seconds = (Date.now() - started) / 1000;
     const lines = [
       '# all workloads',
       '',
-      `${new Date(started).toISOString()}, commit ${gitRevision()}, ${cpus().length} CPUs, load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}; whole run ${(seconds / 60).toFixed(1)} min. Medians of the repeats, (min–max) beside them; each workload's own file has the details.`,
+      `${new Date(started).toISOString()}, commit ${gitRevision()}, ${cpus().length} CPUs, load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(
+          ' ',
+        )}; whole run ${(seconds / 60).toFixed(1)} min. Medians of the repeats, (min–max) beside them; each workload's own file has the details.`,
       '',
       '| workload | measure | median (min–max) | limit / target beside it |',
       '| --- | --- | --- | --- |',

@@ -134,7 +134,10 @@ async function drive(call: () => Promise<unknown>): Promise<number> {
 }
 
 async function measure(mode: 'raw' | 'rpc'): Promise<RunResult[]> {
-  const child = fork(__filename, ['serve', mode], { execArgv: ['--import', 'tsx'], cwd: REPO_ROOT });
+  const child = fork(__filename, ['serve', mode], {
+    execArgv: ['--import', 'tsx'],
+    cwd: REPO_ROOT,
+  });
   const { port } = await new Promise<{ port: number }>((r) =>
     child.once('message', (m) => r(m as { port: number })),
   );
@@ -195,7 +198,6 @@ async function measure(mode: 'raw' | 'rpc'): Promise<RunResult[]> {
   await new Promise<void>((r) => child.once('exit', () => r()));
   return results;
 }
-
 
 export interface EchoResult {
   readonly raw: readonly RunResult[];

@@ -24,6 +24,8 @@ import { AckCoalescer } from './ack-coalescer';
 import { Backoff } from './backoff';
 import { ConnectionError } from './errors';
 import { randomId } from './ids';
+import type { UploadData } from './media';
+import { postUpload, toBlob } from './media';
 import type { ChatClientOptions, ResolvedOptions, TimerHandle } from './options';
 import { connectUrl, resolveOptions } from './options';
 import type { SendResult } from './outbox';
@@ -221,23 +223,69 @@ export class ChatClient {
     return { chatId: reply.chatId };
   }
 
-  async addMembers(chatId: string, members: string[]): Promise<void> {
-    await this.request('addMembers', { chatId, members });
+  /**
+   * Adds members; only admins may. With `admin: true` every listed user also becomes an admin
+   * (members already in the chat are promoted).
+   *
+   * @example
+   * await client.addMembers(chatId, ['carol'], { admin: true });
+   */
+  async addMembers(
+    chatId: string,
+    members: string[],
+    opts: { readonly admin?: boolean } = {},
+  ): Promise<void> {
+    await this.request(
+      'addMembers',
+      opts.admin === true ? { chatId, members, admin: true } : { chatId, members },
+    );
   }
 
+  /** Makes members of the chat admins (an admin only). */
+  async promote(chatId: string, members: string[]): Promise<void> {
+    await this.addMembers(chatId, members, { admin: true });
+  }
+
+  /** Removes members (an admin only), or, with the caller's own id, leaves the chat. */
   async removeMembers(chatId: string, members: string[]): Promise<void> {
     await this.request('removeMembers', { chatId, members });
   }
 
+  /** The first page of the caller's chats, most recently active first. */
   async listChats(): Promise<ChatSummary[]> {
-    return (await this.request('listChats', {})).chats;
+    return (await this.listChatsPage()).chats;
   }
 
-  /** Marks a message read (the sender gets a receipt event). */
+  /**
+   * One page of the caller's chats, most recently active first. For the next page pass the
+   * last chat's `activeAt` as `before`.
+   *
+   * @example
+   * let page = await client.listChatsPage({ limit: 20 });
+   * while (page.more) page = await client.listChatsPage({ limit: 20, before: page.chats.at(-1)!.activeAt });
+   */
+  async listChatsPage(
+    opts: { readonly before?: number; readonly limit?: number } = {},
+  ): Promise<{ chats: ChatSummary[]; more: boolean }> {
+    const fields: RequestFields<'listChats'> = {};
+    if (opts.before !== undefined) fields.before = opts.before;
+    if (opts.limit !== undefined) fields.limit = opts.limit;
+    const reply = await this.request('listChats', fields);
+    return { chats: reply.chats, more: reply.more === true };
+  }
+
+  /**
+   * Marks a message, and every earlier one of the chat, read: their senders get `receipt`
+   * events with status `read` (and `delivered`, when not sent yet).
+   */
   async read(chatId: string, messageId: string): Promise<void> {
     await this.request('read', { chatId, messageId });
   }
 
+  /**
+   * Whether a user who shares a chat with the caller is connected, and when they were last
+   * seen; NOT_FOUND for anyone else.
+   */
   async lastSeen(user: string): Promise<{ online: boolean; lastSeen: number | null }> {
     const reply = await this.request('lastSeen', { user });
     return { online: reply.online, lastSeen: reply.lastSeen };
@@ -253,7 +301,31 @@ export class ChatClient {
     return { url, expiresAt };
   }
 
-  /** Fire-and-forget typing notice; dropped while not connected. */
+  /**
+   * Uploads bytes straight to object storage (a presigned POST the node hands out) and returns
+   * the reference to put in `send`. Streams are read into memory first: the upload policy is
+   * bound to the exact size.
+   *
+   * @example
+   * const ref = await client.uploadAttachment(fileInput.files[0], 'image/jpeg');
+   * await client.send(chatId, 'look', { attachments: [ref] });
+   */
+  async uploadAttachment(data: UploadData, mime: string): Promise<AttachmentRef> {
+    const blob = await toBlob(data, mime);
+    const target = await this.uploadTarget(mime, blob.size);
+    await postUpload(target, blob);
+    return { key: target.key, mime, size: blob.size };
+  }
+
+  /** A short-lived URL to fetch an attachment of a chat this user is in. */
+  async attachmentUrl(key: string): Promise<string> {
+    return (await this.downloadUrl(key)).url;
+  }
+
+  /**
+   * Fire-and-forget typing notice; dropped while not connected. Members' devices get a
+   * `typing` event; the node forwards at most one per user and chat every 2 s.
+   */
   typing(chatId: string): void {
     this.sendFrame({ t: 'typing', chatId });
   }

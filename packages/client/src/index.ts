@@ -8,3 +8,5 @@ export type { FetchLike, Route } from './route';
 export { ConnectionError } from './errors';
 export { backoffDelay, backoffCeiling } from './backoff';
 export type { BackoffSettings, RandomSource } from './backoff';
+export { postUpload, toBlob } from './media';
+export type { UploadData, UploadFetch, UploadForm } from './media';

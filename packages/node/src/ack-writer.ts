@@ -3,7 +3,7 @@
  * most once per flush interval, with the highest seq seen. A failed write is kept for the next
  * flush (a lost cursor write only means events are kept, never lost).
  */
-import type { ChatStore } from '@chat/store';
+import type { ChatStore, DeviceCursor } from '@chat/store';
 import type { Logger } from 'pino';
 
 export class AckWriter {
@@ -15,6 +15,8 @@ export class AckWriter {
     private readonly store: ChatStore,
     private readonly flushMs: number,
     private readonly log: Logger,
+    /** Runs before each write with its cursors (delivered receipts need the events it deletes). */
+    private readonly beforeWrite?: (cursors: readonly DeviceCursor[]) => Promise<void>,
   ) {}
 
   note(user: string, device: string, seq: number): void {
@@ -33,10 +35,10 @@ export class AckWriter {
     const batch = [...this.dirty.values()];
     this.dirty.clear();
     if (batch.length === 0) return;
+    const cursors = batch.map(({ user, device, seq }) => ({ userId: user, deviceId: device, seq }));
     try {
-      await this.store.ackMany(
-        batch.map(({ user, device, seq }) => ({ userId: user, deviceId: device, seq })),
-      );
+      await this.beforeWrite?.(cursors);
+      await this.store.ackMany(cursors);
     } catch (err) {
       this.log.warn({ err, devices: batch.length }, 'ack write failed; will retry');
       for (const { user, device, seq } of batch) this.note(user, device, seq);

@@ -24,6 +24,9 @@ import type { Logger } from 'pino';
 import { AckWriter } from './ack-writer';
 import type { Clock } from './clock';
 import type { NodeConfig } from './config';
+import type { MediaGateway } from './media';
+import { mediaNotConfigured } from './media';
+import type { NodeMetrics } from './metrics';
 import type { RequestContext } from './requests';
 import { handleRequest } from './requests';
 import type { DeliveryFabric, LocalDeliverer, Ownership } from './routing';
@@ -31,6 +34,10 @@ import { localFabric, singleNodeOwnership } from './routing';
 import type { SocketPort } from './session';
 import { Session } from './session';
 import { SessionRegistry } from './sessions';
+import type { LocalPresence, PresencePeers, TypingItem } from './presence';
+import { localPresencePeers } from './presence';
+import type { SocialOptions, SocialStores } from './social';
+import { Social } from './social';
 import { TokenBucket } from './token-bucket';
 
 export interface ChatNodeDeps {
@@ -41,6 +48,15 @@ export interface ChatNodeDeps {
   readonly ownership?: Ownership;
   /** Builds the delivery fabric around this node's local delivery; local-only by default. */
   readonly fabric?: (local: LocalDeliverer) => DeliveryFabric;
+  /** Object storage for attachments; media requests get BAD_REQUEST without it. */
+  readonly media?: MediaGateway;
+  /** Counters and histograms for `/metrics`; none when absent. */
+  readonly metrics?: NodeMetrics;
+  /** Group administration, last seen and receipts (issue 7). */
+  readonly social: SocialStores;
+  readonly socialOptions?: SocialOptions;
+  /** Builds presence questions and typing fan-out around this node's own; local-only by default. */
+  readonly presence?: (local: LocalPresence) => PresencePeers;
 }
 
 /** Close code for "try again later" when the node cannot reach its store at connect time. */
@@ -57,13 +73,17 @@ export class ChatNode {
   private readonly ownership: Ownership;
   private readonly fabric: DeliveryFabric;
   private readonly acks: AckWriter;
+  private readonly presence: PresencePeers;
+  private readonly social: Social;
   private readonly requestContext: RequestContext;
   private readonly notReady = new Map<Session, ClientFrame[]>();
   private sweeper: NodeJS.Timeout | undefined;
   private readonly admission: TokenBucket;
+  private readonly metrics: NodeMetrics | undefined;
 
   constructor(deps: ChatNodeDeps) {
     this.config = deps.config;
+    this.metrics = deps.metrics;
     this.store = deps.store;
     this.clock = deps.clock;
     this.log = deps.log;
@@ -76,17 +96,32 @@ export class ChatNode {
     );
     const local: LocalDeliverer = (deliveries) => this.pushToLocalDevices(deliveries);
     this.fabric = (deps.fabric ?? localFabric)(local);
+    this.presence = (deps.presence ?? localPresencePeers)({
+      isOnlineHere: (user) => this.sessions.isOnline(user),
+      pushTyping: (items) => this.pushTyping(items),
+    });
+    this.social = new Social({
+      stores: deps.social,
+      peers: this.presence,
+      clock: this.clock,
+      log: this.log.child({ component: 'social' }),
+      deliver: (deliveries) => this.fabric.deliver(deliveries),
+      ...(deps.socialOptions ? { options: deps.socialOptions } : {}),
+    });
     this.acks = new AckWriter(
       this.store,
       this.config.ackFlushMs,
       this.log.child({ component: 'acks' }),
+      (cursors) => this.social.beforeAcks(cursors),
     );
     this.requestContext = {
       store: this.store,
       now: () => this.clock.now(),
       syncPageSize: this.config.syncPageSize,
       deliver: (deliveries) => this.fabric.deliver(deliveries),
+      media: deps.media ?? mediaNotConfigured,
       sendEvents: (session, page) => this.sendSyncPage(session, page),
+      social: this.social,
     };
   }
 
@@ -112,6 +147,7 @@ export class ChatNode {
 
   /** A socket opened for an authenticated device. Returns its session. */
   open(claims: TokenClaims, codec: Codec, socket: SocketPort): Session {
+    this.metrics?.connectionsOpened.inc();
     const session = new Session(
       claims.sub,
       claims.dev,
@@ -145,6 +181,8 @@ export class ChatNode {
     try {
       const state = await this.store.connectDevice(session.user, session.device, this.clock.now());
       this.sessions.noteSeq(session.user, state.latestSeq);
+      // Also on connect, so that a crash of this node does not leave an old time behind.
+      this.social.touchLastSeen(session.user);
     } catch (err) {
       this.log.warn({ err, user: session.user }, 'cannot register device');
       this.notReady.delete(session);
@@ -224,7 +262,7 @@ export class ChatNode {
         session.onPong();
         return;
       case 'typing':
-        // Typing indicators arrive with the presence work; until then they are dropped.
+        this.social.typing(session.user, frame.chatId);
         return;
       default:
         void this.request(session, frame);
@@ -232,15 +270,25 @@ export class ChatNode {
   }
 
   private async request(session: Session, req: ClientRequest): Promise<void> {
+    const started = req.t === 'send' && this.metrics !== undefined ? performance.now() : 0;
     try {
       const fields = await handleRequest(this.requestContext, session, req);
       session.send({ t: 'ok', id: req.id, ...fields });
+      if (started !== 0 && this.metrics !== undefined) {
+        this.metrics.messagesIn.inc();
+        this.metrics.sendAckSeconds.observe((performance.now() - started) / 1000);
+      }
     } catch (err) {
-      this.replyError(session, err, req.id);
+      this.replyError(session, err, req.id, 'chatId' in req ? req.chatId : undefined);
     }
   }
 
-  private replyError(session: Session, err: unknown, id: number | undefined): void {
+  private replyError(
+    session: Session,
+    err: unknown,
+    id: number | undefined,
+    chatId?: string,
+  ): void {
     let code: ErrorCode = 'INTERNAL';
     let message = 'internal error';
     let replyId = id;
@@ -249,8 +297,9 @@ export class ChatNode {
       message = err.message;
       replyId ??= requestIdOf(err.context);
     } else {
-      this.log.error({ err, user: session.user }, 'request failed');
+      this.log.error({ err, user: session.user, chat: chatId }, 'request failed');
     }
+    this.metrics?.requestErrors.inc({ code });
     session.send(
       replyId === undefined
         ? { t: 'err', code, message }
@@ -280,7 +329,9 @@ export class ChatNode {
         session.push(event.seq, data, now);
         pushed += 1;
       }
+      if (encoded !== undefined) this.metrics?.deliverSeconds.observe((now - event.ts) / 1000);
     }
+    if (pushed > 0) this.metrics?.messagesOut.inc(pushed);
     return pushed;
   }
 
@@ -296,6 +347,8 @@ export class ChatNode {
       session.send(moved);
       session.close(CloseCode.MOVED, 'moved');
     }
+    this.metrics?.movedUsers.inc();
+    this.metrics?.movedDevices.inc(sessions.length);
     return true;
   }
 
@@ -329,6 +382,29 @@ export class ChatNode {
     session.markClosed();
     this.notReady.delete(session);
     this.sessions.remove(session);
+    // The user's last device here went away: that is when they were last seen.
+    if (session.ready && !this.sessions.isOnline(session.user))
+      this.social.touchLastSeen(session.user);
+  }
+
+  /**
+   * Pushes typing notices to the recipients' devices connected here. Ephemeral and best
+   * effort: a device that is behind on reading (over half its buffer bound) does not get one.
+   */
+  pushTyping(items: readonly TypingItem[]): number {
+    let pushed = 0;
+    const limit = this.config.maxBufferedBytes / 2;
+    for (const item of items) {
+      const frame = { t: 'typing', chatId: item.chatId, user: item.user };
+      for (const user of item.to) {
+        for (const session of this.sessions.devicesOf(user)) {
+          if (!session.ready || session.isClosed || session.bufferedBytes > limit) continue;
+          session.send(frame);
+          pushed += 1;
+        }
+      }
+    }
+    return pushed;
   }
 
   private sweep(): void {
@@ -365,6 +441,8 @@ export class ChatNode {
     for (const session of [...this.sessions.all()])
       session.close(CloseCode.GOING_AWAY, 'node shutting down');
     await this.acks.close();
+    await this.social.close();
+    await this.presence.close();
     await this.fabric.close();
   }
 

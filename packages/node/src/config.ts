@@ -52,6 +52,8 @@ export interface NodeConfig {
   readonly pgPoolMax: number;
   readonly batchMaxSize: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** How long a busy port is retried at start before the node gives up (a restart after a crash). */
+  readonly listenRetryMs: number;
 }
 
 export const DEV_SECRET = 'dev-secret';
@@ -79,6 +81,7 @@ export const defaultNodeConfig = Object.freeze({
   pgPoolMax: 10,
   batchMaxSize: 256,
   logLevel: 'info' as NodeConfig['logLevel'],
+  listenRetryMs: 60_000,
 });
 
 export interface LoadedConfig {
@@ -110,12 +113,13 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     maxBodyChars: r.int('CHAT_MAX_BODY_CHARS', defaultLimits.maxBodyChars, 1, 1_000_000),
     maxMembersPerChat: r.int('CHAT_MAX_MEMBERS', defaultLimits.maxMembersPerChat, 2, 100_000),
     maxDevicesPerUser: r.int('CHAT_MAX_DEVICES', defaultLimits.maxDevicesPerUser, 1, 100),
+    maxAttachments: r.int('CHAT_MEDIA_MAX_ATTACHMENTS', defaultLimits.maxAttachments, 1, 100),
   });
   const config: NodeConfig = {
     nodeId,
     host: r.string('CHAT_HOST', d.host),
     port: r.int('CHAT_PORT', d.port, 0, 65535),
-    publicUrl: r.optionalString('CHAT_PUBLIC_URL'),
+    publicUrl: r.optionalUrl('CHAT_PUBLIC_URL', ['ws:', 'wss:']),
     authSecret: secret ?? DEV_SECRET,
     allowedOrigins: Object.freeze(r.list('CHAT_ALLOWED_ORIGINS')),
     heartbeatMs: r.int('CHAT_HEARTBEAT_MS', d.heartbeatMs, 100, 3_600_000),
@@ -133,7 +137,7 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     admitRatePerSec: r.int('CHAT_ADMIT_RATE', d.admitRatePerSec, 1, 1_000_000),
     admitBurst: r.int('CHAT_ADMIT_BURST', d.admitBurst, 1, 1_000_000),
     limits,
-    databaseUrl: r.requiredString('DATABASE_URL', 'a postgres:// URL of the chat database'),
+    databaseUrl: databaseUrlFrom(r),
     pgPoolMax: r.int('CHAT_PG_POOL_MAX', d.pgPoolMax, 1, 1000),
     batchMaxSize: r.int('CHAT_BATCH_MAX', d.batchMaxSize, 1, 10_000),
     logLevel: r.oneOf('CHAT_LOG_LEVEL', d.logLevel, [
@@ -145,6 +149,49 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
       'trace',
       'silent',
     ]),
+    listenRetryMs: r.int('CHAT_LISTEN_RETRY_MS', d.listenRetryMs, 0, 3_600_000),
   };
   return { config: Object.freeze(config), usingDevSecret: secret === undefined };
+}
+
+const POSTGRES_PROTOCOLS = ['postgres:', 'postgresql:'];
+
+/** Checked without quoting the value: it carries the database password. */
+function databaseUrlFrom(r: EnvReader): string {
+  const raw = r.requiredString('DATABASE_URL', 'a postgres:// URL of the chat database');
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(raw).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  // No host is fine: `postgres:///chat?host=/var/run/postgresql` is a Unix socket.
+  if (protocol === undefined || !POSTGRES_PROTOCOLS.includes(protocol)) {
+    throw new ConfigError(
+      `DATABASE_URL must be a postgres:// or postgresql:// URL, got ${protocol === undefined ? 'something that is not a URL' : `a ${protocol}// URL`}`,
+    );
+  }
+  return raw;
+}
+
+/**
+ * The configuration as it may be logged: secrets replaced, the database password masked.
+ *
+ * @example log.info({ config: loggableConfig(config) }, 'starting');
+ */
+export function loggableConfig(config: NodeConfig): Record<string, unknown> {
+  return { ...config, authSecret: '[redacted]', databaseUrl: maskUrlPassword(config.databaseUrl) };
+}
+
+/** `postgres://chat:secret@db/chat` -> `postgres://chat:***@db/chat`. */
+export function maskUrlPassword(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password !== '') url.password = '***';
+    for (const key of [...url.searchParams.keys()])
+      if (/pass|secret|key/i.test(key)) url.searchParams.set(key, '***');
+    return url.toString();
+  } catch {
+    return '[unparseable]';
+  }
 }

@@ -48,6 +48,25 @@ export class EnvReader {
       .filter((s) => s.length > 0);
   }
 
+  /**
+   * A comma-separated list of URLs whose scheme is one of `protocols` (e.g. `['http:', 'https:']`),
+   * such as etcd endpoints; a bad item is quoted in the error.
+   */
+  urlList(name: string, protocols: readonly string[]): string[] {
+    const items = this.list(name);
+    const what = `comma-separated ${protocols.map((p) => `${p}//`).join(' or ')} URLs`;
+    for (const item of items) checkUrl(name, item, protocols, what, true);
+    return items;
+  }
+
+  /** An optional URL with one of `protocols`; the value is not echoed (it may carry a password). */
+  optionalUrl(name: string, protocols: readonly string[]): string | undefined {
+    const raw = this.optionalString(name);
+    if (raw !== undefined)
+      checkUrl(name, raw, protocols, `a ${protocols.map((p) => `${p}//`).join(' or ')} URL`, false);
+    return raw;
+  }
+
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
     const raw = this.optionalString(name);
     if (raw === undefined) return fallback;
@@ -57,5 +76,25 @@ export class EnvReader {
       );
     }
     return raw as T;
+  }
+}
+
+/** Throws a ConfigError naming the variable; `echo` quotes the value (never for secrets). */
+function checkUrl(
+  name: string,
+  raw: string,
+  protocols: readonly string[],
+  what: string,
+  echo: boolean,
+): void {
+  const got = echo ? `, got ${JSON.stringify(raw)}` : '';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be ${what}${got || ', got something that is not a URL'}`);
+  }
+  if (!protocols.includes(url.protocol) || url.hostname === '') {
+    throw new ConfigError(`${name} must be ${what}${got || `, got a ${url.protocol}// URL`}`);
   }
 }

@@ -1,8 +1,18 @@
 export { ChatNode } from './chat-node';
 export type { ChatNodeDeps } from './chat-node';
-export { startServer } from './server';
-export type { RunningServer, ServerOptions } from './server';
-export { nodeConfigFromEnv, defaultNodeConfig, DEV_SECRET } from './config';
+export { ListenError, startServer } from './server';
+export type { OpsEndpoints, RunningServer, ServerOptions } from './server';
+export { NodeMetrics } from './metrics';
+export type { MetricSources, NodeMetricsOptions } from './metrics';
+export { Readiness } from './readiness';
+export type { ReadinessOptions, ReadyStatus } from './readiness';
+export {
+  nodeConfigFromEnv,
+  defaultNodeConfig,
+  DEV_SECRET,
+  loggableConfig,
+  maskUrlPassword,
+} from './config';
 export type { NodeConfig, LoadedConfig } from './config';
 export { ConfigError, EnvReader } from './env';
 export type { Env } from './env';

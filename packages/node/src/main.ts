@@ -4,21 +4,41 @@
  * shut it down cleanly: leave the ring, close connections with 1001, write acks, close pools.
  */
 import pino from 'pino';
-import { PgChatStore, createDatabase, migrate } from '@chat/store';
+import {
+  PgChatStore,
+  PgGroupStore,
+  PgPresenceStore,
+  PgReceiptStore,
+  createDatabase,
+  migrate,
+} from '@chat/store';
 import { ChatNode } from './chat-node';
 import { systemClock } from './clock';
-import { clusterConfigFromEnv } from './cluster/cluster-config';
+import { clusterConfigFromEnv, loggableClusterConfig } from './cluster/cluster-config';
 import type { LoadedClusterConfig } from './cluster/cluster-config';
 import { ClusterRuntime } from './cluster/cluster-runtime';
 import type { LoadedConfig } from './config';
-import { nodeConfigFromEnv } from './config';
+import { loggableConfig, nodeConfigFromEnv } from './config';
 import { ConfigError } from './env';
-import { startServer } from './server';
+import { startMedia } from './media';
+import type { MediaConfig } from './media-config';
+import { mediaConfigFromEnv } from './media-config';
+import { NodeMetrics } from './metrics';
+import { Readiness } from './readiness';
+import { ListenError, startServer } from './server';
 
-function loadConfig(): { node: LoadedConfig; cluster: LoadedClusterConfig | undefined } {
+function loadConfig(): {
+  node: LoadedConfig;
+  cluster: LoadedClusterConfig | undefined;
+  media: MediaConfig | undefined;
+} {
   try {
     const node = nodeConfigFromEnv(process.env);
-    return { node, cluster: clusterConfigFromEnv(process.env, node.config.host) };
+    return {
+      node,
+      cluster: clusterConfigFromEnv(process.env, node.config.host),
+      media: mediaConfigFromEnv(process.env),
+    };
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`configuration error: ${err.message}`);
@@ -32,6 +52,13 @@ async function main(): Promise<void> {
   const loaded = loadConfig();
   const { config } = loaded.node;
   const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
+  log.info(
+    {
+      config: loggableConfig(config),
+      cluster: loaded.cluster ? loggableClusterConfig(loaded.cluster.config) : undefined,
+    },
+    'starting',
+  );
   if (loaded.node.usingDevSecret) {
     log.warn(
       'CHAT_AUTH_SECRET is not set: using the INSECURE development secret "dev-secret". Never do this in production.',
@@ -48,11 +75,17 @@ async function main(): Promise<void> {
     logger: log.child({ component: 'pg' }),
   });
   await migrate(db);
+  const metrics = new NodeMetrics({ nodeId: config.nodeId });
   const store = new PgChatStore(db, {
     maxMembersPerChat: config.limits.maxMembersPerChat,
     maxBatchSize: config.batchMaxSize,
     logger: log.child({ component: 'store' }),
+    onBatch: (batch) => metrics.observeBatch(batch),
   });
+  const media = loaded.media
+    ? await startMedia(loaded.media, db, log.child({ component: 'media' }))
+    : undefined;
+  if (media === undefined) log.info('CHAT_S3_ENDPOINT is not set: media attachments are off');
   const cluster = loaded.cluster
     ? await ClusterRuntime.connect(loaded.cluster.config, config.nodeId, systemClock, log)
     : undefined;
@@ -61,9 +94,24 @@ async function main(): Promise<void> {
     store,
     clock: systemClock,
     log: log.child({ component: 'node' }),
-    ...(cluster ? { ownership: cluster.ownership, fabric: cluster.fabric } : {}),
+    metrics,
+    ...(media ? { media } : {}),
+    social: {
+      groups: new PgGroupStore(db, { maxMembersPerChat: config.limits.maxMembersPerChat }),
+      presence: new PgPresenceStore(db),
+      receipts: new PgReceiptStore(db),
+    },
+    ...(cluster
+      ? { ownership: cluster.ownership, fabric: cluster.fabric, presence: cluster.presence }
+      : {}),
   });
   node.start();
+  metrics.bind({ local: () => node.stats(), ...cluster?.metricSources() });
+  const readiness = new Readiness({
+    clock: systemClock,
+    checkDatabase: () => store.ping(),
+    ...(cluster ? { cluster: () => cluster.notReadyReason() } : {}),
+  });
   const server = await startServer(
     node,
     {
@@ -71,9 +119,10 @@ async function main(): Promise<void> {
       port: config.port,
       maxFrameBytes: config.limits.maxFrameBytes,
       maxBufferedBytes: config.maxBufferedBytes,
-      listenRetryMs: 60_000,
+      listenRetryMs: config.listenRetryMs,
     },
     log,
+    { metrics, readiness },
   );
   const url = config.publicUrl ?? `ws://${config.host}:${server.port}/ws`;
   await cluster?.start(node, url);
@@ -83,6 +132,7 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    readiness.markStopping();
     log.info({ signal }, 'shutting down');
     // Leave the ring first and move our users to their new owners, then stop.
     await cluster?.drainAndLeave();
@@ -98,6 +148,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error('chat node failed to start:', err);
+  // What an operator can fix (a busy port, an unreachable dependency) is one line; anything
+  // else keeps its stack.
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof ListenError || (err instanceof Error && typeof code === 'string')) {
+    console.error(`chat node failed to start: ${err.message}`);
+  } else {
+    console.error('chat node failed to start:', err);
+  }
   process.exit(1);
 });

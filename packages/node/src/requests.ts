@@ -4,9 +4,10 @@
  * checked where the data is), so a handler cannot act for anyone but the session's user.
  */
 import type { ClientRequest, OkFields, RequestType } from '@chat/protocol';
-import { ChatError } from '@chat/protocol';
 import type { ChatStore, Delivery } from '@chat/store';
+import type { MediaGateway } from './media';
 import type { Session } from './session';
+import type { Social } from './social';
 
 export interface RequestContext {
   readonly store: ChatStore;
@@ -14,8 +15,12 @@ export interface RequestContext {
   readonly syncPageSize: number;
   /** Hands committed events to the delivery fabric. */
   readonly deliver: (deliveries: readonly Delivery[]) => void;
+  /** Presigned uploads and downloads, attachment checks (mediaNotConfigured without storage). */
+  readonly media: MediaGateway;
   /** Sends the events of a sync page to the session, before its `ok`. */
   readonly sendEvents: (session: Session, page: Awaited<ReturnType<ChatStore['sync']>>) => void;
+  /** Group administration, last seen and receipts. */
+  readonly social: Social;
 }
 
 type Handler<T extends RequestType> = (
@@ -25,10 +30,6 @@ type Handler<T extends RequestType> = (
 ) => Promise<OkFields[T]>;
 
 type HandlerTable = { [T in RequestType]: Handler<T> };
-
-function notYet(what: string): never {
-  throw new ChatError('BAD_REQUEST', `${what} is not supported by this node yet`);
-}
 
 const handlers: HandlerTable = {
   async createChat(ctx, session, req) {
@@ -42,28 +43,27 @@ const handlers: HandlerTable = {
     return { chatId: result.chatId };
   },
   async addMembers(ctx, session, req) {
-    const result = await ctx.store.addMembers(session.user, req.chatId, req.members, ctx.now());
-    ctx.deliver(result.deliveries);
+    await ctx.social.addMembers(session.user, req.chatId, req.members, req.admin === true);
     return {};
   },
   async removeMembers(ctx, session, req) {
-    const result = await ctx.store.removeMembers(session.user, req.chatId, req.members, ctx.now());
-    ctx.deliver(result.deliveries);
+    await ctx.social.removeMembers(session.user, req.chatId, req.members);
     return {};
   },
-  async listChats(ctx, session) {
-    return { chats: await ctx.store.listChats(session.user) };
-  },
+  listChats: (ctx, session, req) => ctx.social.listChats(session.user, req.before, req.limit),
   async send(ctx, session, req) {
-    // Attachment keys are checked against object storage by the media package; until it is
-    // wired in, refusing them keeps unverified keys out of the database.
-    if (req.attachments !== undefined && req.attachments.length > 0) notYet('sending attachments');
+    // Every key must have been issued to the sender and be uploaded as declared before the
+    // message may carry it; nothing is stored otherwise.
+    const attachments =
+      req.attachments !== undefined && req.attachments.length > 0
+        ? await ctx.media.verifyAttachments(session.user, req.attachments)
+        : [];
     const result = await ctx.store.send({
       senderId: session.user,
       chatId: req.chatId,
       clientMsgId: req.clientMsgId,
       body: req.body ?? null,
-      attachments: req.attachments ?? [],
+      attachments,
       now: ctx.now(),
     });
     ctx.deliver(result.deliveries);
@@ -76,10 +76,13 @@ const handlers: HandlerTable = {
     ctx.sendEvents(session, page);
     return { seq: page.latestSeq, more: page.more };
   },
-  read: async () => notYet('read'),
-  lastSeen: async () => notYet('lastSeen'),
-  uploadTarget: async () => notYet('uploadTarget'),
-  downloadUrl: async () => notYet('downloadUrl'),
+  async read(ctx, session, req) {
+    await ctx.social.read(session.user, req.chatId, req.messageId);
+    return {};
+  },
+  lastSeen: (ctx, session, req) => ctx.social.lastSeen(session.user, req.user),
+  uploadTarget: (ctx, session, req) => ctx.media.uploadTarget(session.user, req.mime, req.size),
+  downloadUrl: (ctx, session, req) => ctx.media.downloadUrl(session.user, req.key),
 };
 
 export function handleRequest<T extends RequestType>(

@@ -1,6 +1,6 @@
 /**
  * Binds a ChatNode to uWebSockets.js: the upgrade (token, Origin, subprotocol), socket events,
- * and a few HTTP routes (`/healthz`, `/v1/stats`).
+ * and a few HTTP routes (`/healthz`, `/readyz`, `/metrics`, `/v1/stats`, `/v1/owners`).
  */
 import type { Codec, TokenClaims, WireData } from '@chat/protocol';
 import { codecFor, httpStatusOf, isChatError, jsonCodec } from '@chat/protocol';
@@ -49,6 +49,24 @@ export interface ServerOptions {
   readonly listenRetryMs: number;
 }
 
+/** Operations endpoints; each answers 404 when absent. */
+export interface OpsEndpoints {
+  /** `GET /metrics`: Prometheus text format. */
+  readonly metrics?: { readonly contentType: string; scrape(): Promise<string> };
+  /** `GET /readyz`: 200 when ready, 503 otherwise, with the checks as JSON. */
+  readonly readiness?: {
+    check(): Promise<{
+      readonly ready: boolean;
+      readonly checks: Readonly<Record<string, string>>;
+    }>;
+  };
+}
+
+/** The port could not be bound: one line for the operator, naming the address. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+}
+
 export interface RunningServer {
   readonly port: number;
   close(): void;
@@ -90,6 +108,7 @@ export function startServer(
   node: ChatNode,
   options: ServerOptions,
   log: Logger,
+  ops: OpsEndpoints = {},
 ): Promise<RunningServer> {
   const uws = loadNativeUws();
   const app: TemplatedApp = uws.App();
@@ -155,6 +174,28 @@ export function startServer(
   app.get('/healthz', (res) => {
     res.cork(() => res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
   });
+  const { metrics, readiness } = ops;
+  if (metrics !== undefined) {
+    app.get('/metrics', (res) =>
+      answerLater(res, log, async () => ({
+        status: '200 OK',
+        contentType: metrics.contentType,
+        body: await metrics.scrape(),
+      })),
+    );
+  }
+  if (readiness !== undefined) {
+    app.get('/readyz', (res) =>
+      answerLater(res, log, async () => {
+        const { ready, checks } = await readiness.check();
+        return {
+          status: ready ? '200 OK' : '503 Service Unavailable',
+          contentType: 'application/json',
+          body: JSON.stringify({ ready, checks }),
+        };
+      }),
+    );
+  }
   app.get('/v1/stats', (res) => {
     const memory = process.memoryUsage();
     const body = JSON.stringify({
@@ -178,6 +219,28 @@ export function startServer(
   return listenWithRetry(uws, app, options, log);
 }
 
+/** Answers an HTTP request from an async producer; never touches `res` once aborted. */
+function answerLater(
+  res: HttpResponse,
+  log: Logger,
+  produce: () => Promise<{ status: string; contentType: string; body: string }>,
+): void {
+  let aborted = false;
+  res.onAborted(() => {
+    aborted = true;
+  });
+  produce().then(
+    ({ status, contentType, body }) => {
+      if (aborted) return;
+      res.cork(() => res.writeStatus(status).writeHeader('content-type', contentType).end(body));
+    },
+    (err: unknown) => {
+      log.warn({ err }, 'ops endpoint failed');
+      if (!aborted) refuse(res, 500, 'Internal Server Error');
+    },
+  );
+}
+
 /**
  * Binds the port, retrying for a while: after a crash, connections the old process left
  * half-closed (FIN-WAIT-2) keep the port busy until the kernel reaps them, and uWS does not
@@ -199,7 +262,9 @@ async function listenWithRetry(
       return { port, close: () => uws.us_listen_socket_close(listenSocket) };
     }
     if (options.port === 0 || Date.now() >= deadline) {
-      throw new Error(`cannot listen on ${options.host}:${options.port}`);
+      throw new ListenError(
+        `cannot listen on ${options.host}:${options.port}: the port is in use or the address is not available`,
+      );
     }
     if (attempt === 1) log.warn({ host: options.host, port: options.port }, 'port busy; retrying');
     await new Promise((resolve) => setTimeout(resolve, 250));

@@ -144,7 +144,9 @@ describe.each<[string, Codec]>([
       let invalid = false;
       try {
         const frame = validateClientFrame(codec.decode(wire), defaultLimits);
-        // Valid requests answer err too here: the fuzzer is in no chat and the rest are not yet supported.
+        // Valid requests answer err too here: the fuzzer is in no chat (send and read get
+        // NOT_FOUND or NOT_MEMBER, lastSeen NOT_FOUND), and this node has no object storage
+        // (uploadTarget and downloadUrl get BAD_REQUEST).
         invalid =
           frame.t === 'send' ||
           frame.t === 'read' ||

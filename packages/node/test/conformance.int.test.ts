@@ -217,8 +217,16 @@ describe.each<[string, Codec]>([
     const b1 = await connect(b);
     const reply = await b1.ok({ t: 'listChats' });
     const chats = (reply.chats as Array<{ chatId: string; name: string; members: string[] }>).map(
-      (x) => ({ ...x, members: [...x.members].sort() }),
+      (x) => ({ chatId: x.chatId, name: x.name, members: [...x.members].sort() }),
     );
+    // The creator is the admin; no message yet.
+    expect(reply.chats).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ chatId: two, admins: [a], lastMessageAt: null }),
+        expect.objectContaining({ chatId: one, admins: [a], lastMessageAt: null }),
+      ]),
+    );
+    expect(reply.more).toBe(false);
     expect(chats).toEqual(
       expect.arrayContaining([
         { chatId: one, name: 'one', members: [a, b].sort() },

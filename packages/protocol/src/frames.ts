@@ -23,6 +23,8 @@ export interface AddMembersRequest {
   id: number;
   chatId: string;
   members: string[];
+  /** Also makes every listed user an admin (members already in the chat are promoted). */
+  admin?: true;
 }
 export interface RemoveMembersRequest {
   t: 'removeMembers';
@@ -33,6 +35,10 @@ export interface RemoveMembersRequest {
 export interface ListChatsRequest {
   t: 'listChats';
   id: number;
+  /** Only chats whose `activeAt` is below this (ms): pass the last `activeAt` of the previous page. */
+  before?: number;
+  /** Most chats in the reply (default and maximum 100). */
+  limit?: number;
 }
 export interface SendRequest {
   t: 'send';
@@ -121,6 +127,12 @@ export interface ChatSummary {
   chatId: string;
   name: string | null;
   members: string[];
+  /** Members who may add and remove others. */
+  admins?: string[];
+  /** Time of the chat's latest message, null when it has none yet. */
+  lastMessageAt?: number | null;
+  /** The sort key of listChats: lastMessageAt, or the creation time of a chat without messages. */
+  activeAt?: number;
 }
 
 /** An `ok` reply with no fields beside `t` and `id`. */
@@ -131,7 +143,7 @@ export interface OkFields {
   createChat: { chatId: string };
   addMembers: NoFields;
   removeMembers: NoFields;
-  listChats: { chats: ChatSummary[] };
+  listChats: { chats: ChatSummary[]; more?: boolean };
   send: { messageId: string; ts: number; dup?: boolean };
   sync: { seq: number; more: boolean };
   read: NoFields;
@@ -169,6 +181,8 @@ export interface ChatEvent {
   change: 'created' | 'membersAdded' | 'membersRemoved';
   members: string[];
   by: string;
+  /** On membersAdded: the listed users are admins now (new members and promoted ones). */
+  admin?: true;
   ts: number;
 }
 export interface ReceiptEvent {

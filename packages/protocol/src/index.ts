@@ -2,7 +2,7 @@ export { ErrorCodes, CloseCode, ChatError, isChatError, httpStatusOf } from './e
 export type { ErrorCode } from './errors';
 export { defaultLimits, ID_PATTERN, isValidId } from './limits';
 export type { Limits } from './limits';
-export { validateClientFrame, requestIdOf } from './validate';
+export { validateClientFrame, requestIdOf, MAX_LIST_CHATS } from './validate';
 export {
   jsonCodec,
   msgpackCodec,

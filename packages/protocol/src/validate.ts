@@ -13,6 +13,8 @@ type Raw = Record<string, unknown>;
 const MAX_OPAQUE_ID_CHARS = 64;
 const MAX_MIME_CHARS = 127;
 const MAX_KEY_CHARS = 512;
+/** Most chats in one listChats reply (and its default). */
+export const MAX_LIST_CHATS = 100;
 
 function bad(message: string, id: number | undefined): ChatError {
   return new ChatError('BAD_REQUEST', message, id === undefined ? {} : { id });
@@ -66,6 +68,14 @@ class FieldReader {
 
   optionalCount(name: string): number | undefined {
     return this.isAbsent(name) ? undefined : this.count(name);
+  }
+
+  /** An optional flag: true, or absent (missing, null or false). */
+  optionalTrue(name: string): boolean {
+    const v = this.raw[name];
+    if (this.isAbsent(name) || v === false) return false;
+    if (v !== true) throw bad(`${name} must be true when given`, this.id);
+    return true;
   }
 
   string(name: string, maxChars: number, tooLarge = false): string {
@@ -166,7 +176,13 @@ function validateRequest(raw: Raw, t: string, limits: Limits): ClientRequest {
       const members = r.userIds('members', limits.maxMembersPerChat);
       return name === undefined ? { t, id, members } : { t, id, members, name };
     }
-    case 'addMembers':
+    case 'addMembers': {
+      const chatId = r.opaqueId('chatId');
+      const members = r.userIds('members', limits.maxMembersPerChat);
+      return r.optionalTrue('admin')
+        ? { t, id, chatId, members, admin: true }
+        : { t, id, chatId, members };
+    }
     case 'removeMembers':
       return {
         t,
@@ -174,8 +190,15 @@ function validateRequest(raw: Raw, t: string, limits: Limits): ClientRequest {
         chatId: r.opaqueId('chatId'),
         members: r.userIds('members', limits.maxMembersPerChat),
       };
-    case 'listChats':
-      return { t, id };
+    case 'listChats': {
+      const before = r.optionalCount('before');
+      const limit = r.optionalCount('limit');
+      if (limit === 0) throw bad('limit must be at least 1', id);
+      const frame: ClientRequest = { t, id };
+      if (before !== undefined) frame.before = before;
+      if (limit !== undefined) frame.limit = Math.min(limit, MAX_LIST_CHATS);
+      return frame;
+    }
     case 'send': {
       const chatId = r.opaqueId('chatId');
       const clientMsgId = r.opaqueId('clientMsgId');

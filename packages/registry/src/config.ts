@@ -17,6 +17,19 @@ export function registryConfigFromEnv(env: Env): RegistryConfig {
     .filter((s) => s.length > 0);
   if (endpoints.length === 0)
     throw new Error('CHAT_ETCD_ENDPOINTS is required: comma-separated etcd client URLs');
+  for (const endpoint of endpoints) {
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(endpoint).protocol;
+    } catch {
+      protocol = undefined;
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      throw new Error(
+        `CHAT_ETCD_ENDPOINTS must be comma-separated http:// or https:// URLs, got ${JSON.stringify(endpoint)}`,
+      );
+    }
+  }
   const rawPort = env.CHAT_REGISTRY_PORT ?? '0';
   const port = Number(rawPort);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {

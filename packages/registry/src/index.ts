@@ -4,3 +4,5 @@ export { routeAnswer, ringAnswer } from './routes';
 export type { HttpAnswer, RingNode } from './routes';
 export { registryConfigFromEnv } from './config';
 export type { RegistryConfig } from './config';
+export { RegistryMetrics } from './metrics';
+export type { RegistryMetricsOptions } from './metrics';

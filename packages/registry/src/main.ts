@@ -3,9 +3,11 @@
  * CHAT_REGISTRY_HOST, CHAT_REGISTRY_PORT, CHAT_DEV_TOKENS (1 to enable the dev token endpoint,
  * signed with CHAT_AUTH_SECRET or the dev secret), CHAT_LOG_LEVEL.
  */
+import { hostname } from 'node:os';
 import { createEtcdClient, watchCluster } from '@chat/cluster';
 import pino from 'pino';
 import { registryConfigFromEnv } from './config';
+import { RegistryMetrics } from './metrics';
 import { startRegistry } from './server';
 
 async function main(): Promise<void> {
@@ -16,7 +18,17 @@ async function main(): Promise<void> {
     console.error(`configuration error: ${(err as Error).message}`);
     process.exit(2);
   }
-  const log = pino({ level: config.logLevel, base: { component: 'registry' } });
+  const instance = process.env.HOSTNAME || hostname();
+  const log = pino({ level: config.logLevel, base: { component: 'registry', instance } });
+  log.info(
+    {
+      config: {
+        ...config,
+        devTokenSecret: config.devTokenSecret === undefined ? undefined : '[redacted]',
+      },
+    },
+    'starting',
+  );
   if (config.devTokenSecret !== undefined) {
     log.warn(
       'CHAT_DEV_TOKENS is on: anyone who can reach the registry can mint device tokens. Local runs only.',
@@ -34,10 +46,12 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     log,
+    metrics: new RegistryMetrics({ instance }),
     ...(config.devTokenSecret ? { devTokenSecret: config.devTokenSecret } : {}),
   });
   log.info({ port: registry.port, url: registry.url }, 'listening');
   const shutdown = async (): Promise<void> => {
+    registry.markStopping();
     await registry.close();
     await view.close();
     etcd.close();

@@ -9,6 +9,7 @@ import type { ClusterView } from '@chat/cluster';
 import { RouteTable } from '@chat/cluster';
 import { signToken } from '@chat/protocol';
 import type { Logger } from 'pino';
+import type { RegistryMetrics } from './metrics';
 import type { HttpAnswer } from './routes';
 import { ringAnswer, routeAnswer } from './routes';
 
@@ -19,11 +20,15 @@ export interface RegistryOptions {
   readonly log: Logger;
   /** When set, `GET /v1/dev/token?user=&device=` mints device tokens: local runs only. */
   readonly devTokenSecret?: string;
+  /** Served at `GET /metrics` and fed with every request; `/metrics` is 404 without it. */
+  readonly metrics?: RegistryMetrics;
 }
 
 export interface RunningRegistry {
   readonly port: number;
   readonly url: string;
+  /** From now on `/readyz` answers 503, so load balancers stop sending requests here. */
+  markStopping(): void;
   close(): Promise<void>;
 }
 
@@ -34,6 +39,8 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   const dispose = options.view.onChange(({ snapshot }) => {
     table = RouteTable.from(snapshot);
   });
+  options.metrics?.bind(() => table);
+  let stopping = false;
 
   const answer = (req: IncomingMessage): HttpAnswer => {
     const url = new URL(req.url ?? '/', 'http://registry');
@@ -46,6 +53,18 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
         return ringAnswer(table, options.view.snapshot.ring?.config.members ?? []);
       case '/healthz':
         return { status: 200, body: { ok: true, revision: options.view.snapshot.revision } };
+      case '/readyz': {
+        // Routes are answered from memory: ready once the cluster state was read, until stop.
+        const loaded = options.view.snapshot.revision > 0;
+        const ready = loaded && !stopping;
+        const reason = stopping ? 'shutting down' : 'cluster state not read from etcd yet';
+        return {
+          status: ready ? 200 : 503,
+          body: ready
+            ? { ready, epoch: table.epoch, liveMembers: table.members.length }
+            : { ready, reason },
+        };
+      }
       case '/v1/dev/token':
         return devToken(
           options.devTokenSecret,
@@ -58,6 +77,18 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   };
 
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const metrics = options.metrics;
+    if (metrics !== undefined && req.method === 'GET' && req.url === '/metrics') {
+      metrics.countRequest('/metrics', 200);
+      metrics.scrape().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (err: unknown) => {
+          options.log.error({ err }, 'metrics failed');
+          res.writeHead(500).end();
+        },
+      );
+      return;
+    }
     let reply: HttpAnswer;
     try {
       reply = answer(req);
@@ -73,6 +104,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       ...reply.headers,
     });
     res.end(JSON.stringify(reply.body));
+    metrics?.countRequest(new URL(req.url ?? '/', 'http://registry').pathname, reply.status);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -82,6 +114,9 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   return {
     port,
     url: `http://${options.host}:${port}`,
+    markStopping: () => {
+      stopping = true;
+    },
     close: async () => {
       dispose();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,8 +1,10 @@
 export { PgChatStore } from './pg-store';
-export type { PgChatStoreOptions, SendStats } from './pg-store';
+export type { PgChatStoreOptions, SendBatchInfo, SendStats } from './pg-store';
 export { createDatabase } from './pool';
 export type { DatabaseOptions, StoreLogger } from './pool';
 export { migrate, migrations } from './migrations';
+export { PgAttachmentStore } from './attachment-store';
+export type { AttachmentAccess, AttachmentStore } from './attachment-store';
 export { toChatError, isUnavailableError } from './errors';
 export type { Database } from './schema';
 export type {
@@ -15,3 +17,8 @@ export type {
   SendResult,
   SyncPage,
 } from './types';
+export { PgGroupStore } from './group-store';
+export type { GroupStoreOptions, ListChatsOptions, ChatPage } from './group-store';
+export { PgPresenceStore } from './presence-store';
+export { PgReceiptStore } from './receipt-store';
+export type { ReadIntent, ReadBatchResult, ReceiptStoreOptions } from './receipt-store';

@@ -4,6 +4,7 @@
  */
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'kysely';
+import { mediaMigration } from './attachment-store';
 import type { Database } from './schema';
 
 const initial: Migration = {
@@ -100,9 +101,38 @@ const initial: Migration = {
   },
 };
 
+/**
+ * Issue 7: admins (the creator is one from the start), each member's read position, and an
+ * index for "messages of a chat by id" (read ranges, a chat's latest message).
+ */
+const presenceReceiptsAdmin: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .alterTable('chat_members')
+      .addColumn('is_admin', 'boolean', (c) => c.notNull().defaultTo(false))
+      .addColumn('read_upto', 'bigint', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await sql`
+      update chat_members m set is_admin = true
+      from chats c where c.id = m.chat_id and c.created_by = m.user_id`.execute(db);
+    await db.schema
+      .createIndex('messages_chat_id_idx')
+      .on('messages')
+      .columns(['chat_id', 'id'])
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropIndex('messages_chat_id_idx').ifExists().execute();
+    await db.schema.alterTable('chat_members').dropColumn('is_admin').execute();
+    await db.schema.alterTable('chat_members').dropColumn('read_upto').execute();
+  },
+};
+
 /** Every migration, by name; names sort in application order. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': initial,
+  '0002_presence_receipts_admin': presenceReceiptsAdmin,
+  '0003_media': mediaMigration,
 });
 
 const provider: MigrationProvider = {

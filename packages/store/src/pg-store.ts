@@ -34,6 +34,20 @@ export interface PgChatStoreOptions {
   /** Most send transactions in flight at once (default 2). */
   readonly maxConcurrentBatches?: number;
   readonly logger?: StoreLogger;
+  /**
+   * Called after each group-commit transaction (committed or not), for metrics; must be cheap
+   * and must not throw.
+   */
+  readonly onBatch?: (batch: SendBatchInfo) => void;
+}
+
+/** One group-commit transaction, as `onBatch` sees it. */
+export interface SendBatchInfo {
+  /** Sends in the transaction. */
+  readonly size: number;
+  /** From begin to commit (or failure), milliseconds. */
+  readonly durationMs: number;
+  readonly committed: boolean;
 }
 
 /** Counters of the send batcher, for tests and metrics. */
@@ -57,7 +71,7 @@ interface PendingSend {
 type Outcome = { readonly ok: SendResult } | { readonly err: ChatError };
 
 /** One inbox row to append, with the event it carries. */
-interface NewEvent {
+export interface NewEvent {
   readonly userId: string;
   readonly event: InboxEvent;
   readonly messageId: string | null;
@@ -84,7 +98,8 @@ interface SyncRow {
  *   attachments: [], now: Date.now() });
  */
 export class PgChatStore implements ChatStore {
-  private readonly options: Readonly<Required<PgChatStoreOptions>>;
+  private readonly options: Readonly<Required<Omit<PgChatStoreOptions, 'onBatch'>>>;
+  private readonly onBatch: ((batch: SendBatchInfo) => void) | undefined;
   private readonly queue: PendingSend[] = [];
   private inFlight = 0;
   private scheduled = false;
@@ -103,8 +118,18 @@ export class PgChatStore implements ChatStore {
       maxConcurrentBatches: options.maxConcurrentBatches ?? 2,
       logger: options.logger ?? silentLogger,
     });
+    this.onBatch = options.onBatch;
     if (!(this.options.maxBatchSize >= 1 && this.options.maxConcurrentBatches >= 1)) {
       throw new RangeError('maxBatchSize and maxConcurrentBatches must be at least 1');
+    }
+  }
+
+  /** One round trip to Postgres (`select 1`), for readiness checks; throws ChatError. */
+  async ping(): Promise<void> {
+    try {
+      await sql`select 1`.execute(this.db);
+    } catch (err) {
+      throw toChatError(err);
     }
   }
 
@@ -244,9 +269,12 @@ export class PgChatStore implements ChatStore {
           .values({ id: chatId, name, created_by: creatorId, created_at: now })
           .execute();
         const nextSeq = await lockUsers(tx, all);
+        // The creator is the chat's first admin.
         await sql`
-          insert into chat_members (chat_id, user_id, joined_at)
-          select ${chatId}, unnest(${all}::text[]), ${now}`.execute(tx);
+          insert into chat_members (chat_id, user_id, joined_at, is_admin)
+          select ${chatId}, u, ${now}, u = ${creatorId} from unnest(${all}::text[]) as t(u)`.execute(
+          tx,
+        );
         return appendEvents(
           tx,
           nextSeq,
@@ -418,10 +446,21 @@ export class PgChatStore implements ChatStore {
     this.counters.transactions++;
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
     let outcomes: Map<PendingSend, Outcome>;
+    const started = performance.now();
     try {
       outcomes = await this.db.transaction().execute((tx) => sendBatch(tx, batch));
       this.counters.commits++;
+      this.onBatch?.({
+        size: batch.length,
+        durationMs: performance.now() - started,
+        committed: true,
+      });
     } catch (err) {
+      this.onBatch?.({
+        size: batch.length,
+        durationMs: performance.now() - started,
+        committed: false,
+      });
       const error = toChatError(err);
       if (error.code === 'INTERNAL' && batch.length > 1) {
         // One bad send (say, a body Postgres refuses) must not fail the others: bisect.
@@ -611,7 +650,7 @@ async function lockChat(
  * Creates missing users and locks every user row, both in id order, and returns each user's
  * next_seq. Must come after any chat row locks of the transaction.
  */
-async function lockUsers(
+export async function lockUsers(
   tx: Transaction<Database>,
   userIds: readonly string[],
 ): Promise<Map<string, number>> {
@@ -630,7 +669,7 @@ async function lockUsers(
  * Numbers the events with each user's next seqs (in array order), inserts them and moves
  * next_seq on, in one statement. The users must be locked by lockUsers.
  */
-async function appendEvents(
+export async function appendEvents(
   tx: Transaction<Database>,
   nextSeq: Map<string, number>,
   events: readonly NewEvent[],
@@ -725,6 +764,7 @@ function toEvent(row: SyncRow): InboxEvent | null {
         change: payload['change'] as 'created' | 'membersAdded' | 'membersRemoved',
         members: payload['members'] as string[],
         by: payload['by'] as string,
+        ...(payload['admin'] === true ? { admin: true as const } : {}),
         ts,
       };
     case 'receipt':

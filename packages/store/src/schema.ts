@@ -39,6 +39,10 @@ export interface ChatMembersTable {
   chat_id: string;
   user_id: string;
   joined_at: Int8;
+  /** May add and remove others; the creator is one from the start. */
+  is_admin: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Highest message id this member marked read (0: none). */
+  read_upto: Int8Default;
 }
 
 export interface MessagesTable {

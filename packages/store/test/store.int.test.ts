@@ -49,7 +49,7 @@ describe('migrations', () => {
     try {
       const results = await Promise.all(dbs.map((db) => migrate(db)));
       const applied = results.flatMap((r) => (r.results ?? []).map((m) => m.migrationName));
-      expect(applied).toEqual(['0001_initial']);
+      expect(applied).toEqual(['0001_initial', '0002_presence_receipts_admin', '0003_media']);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));
       await fresh.drop();

@@ -14,6 +14,8 @@ import type { NodeProcess } from './node-process';
 import { TEST_SECRET, startNodeProcess } from './node-process';
 import type { ServiceProcess } from './service-process';
 import { startServiceProcess } from './service-process';
+import type { S3Handle } from './s3';
+import { startS3 } from './s3';
 
 export const TEST_CLUSTER_SECRET = 'test-cluster-secret';
 
@@ -33,6 +35,11 @@ export interface ClusterOptions {
   readonly authSecret?: string;
   /** Turn on the registry's dev token endpoint. */
   readonly devTokens?: boolean;
+  /**
+   * Object storage for attachments: a running S3 server (the caller closes it), or true to
+   * start one owned by the cluster (see `cluster.s3`). Nodes get the CHAT_S3_* settings.
+   */
+  readonly s3?: S3Handle | true;
 }
 
 export interface RouteAnswer {
@@ -45,6 +52,9 @@ export interface RouteAnswer {
 export class TestCluster {
   readonly nodes = new Map<string, NodeProcess>();
   private readonly ringStore: RingConfigStore;
+  /** The object storage nodes use, when the cluster was started with the `s3` option. */
+  s3: S3Handle | undefined;
+  private ownsS3 = false;
 
   private constructor(
     readonly etcd: EtcdHandle,
@@ -77,6 +87,12 @@ export class TestCluster {
     }
     const cluster = new TestCluster(etcd, etcdClient, db, sql, prefix, registry, options);
     try {
+      if (options.s3 === true) {
+        cluster.s3 = await startS3();
+        cluster.ownsS3 = true;
+      } else {
+        cluster.s3 = options.s3;
+      }
       await cluster.setMembers(Array.from({ length: members }, (_, i) => `node-${i + 1}`));
       const started = await Promise.allSettled(
         Array.from({ length: count }, (_, i) => cluster.startNode(`node-${i + 1}`)),
@@ -115,6 +131,7 @@ export class TestCluster {
         CHAT_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
         CHAT_LEASE_TTL_SEC: String(this.options.leaseTtlSec ?? 3),
         CHAT_AUTH_SECRET: this.options.authSecret ?? TEST_SECRET,
+        ...this.s3?.nodeEnv(),
         ...this.options.nodeEnv,
         ...env,
       },
@@ -158,6 +175,7 @@ export class TestCluster {
     await this.etcd.close();
     await this.sql.end();
     await this.db.drop();
+    if (this.ownsS3) await this.s3?.close();
   }
 }
 

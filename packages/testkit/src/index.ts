@@ -21,3 +21,5 @@ export * from './fault-proxy';
 export * from './traffic';
 export { startEtcdProxy } from './etcd-proxy';
 export type { EtcdProxy } from './etcd-proxy';
+export { startS3, S3_ACCESS_KEY, S3_SECRET_KEY } from './s3';
+export type { S3Handle, S3Options } from './s3';

@@ -1,11 +1,12 @@
 /**
- * `npm start`: the whole system on this machine on embedded defaults (etcd, Postgres, the
- * registry and N chat nodes) on free loopback ports. Prints the READY line of DESIGN.md
+ * `npm start`: the whole system on this machine on embedded defaults (etcd, Postgres, an
+ * S3-compatible object store, the registry and N chat nodes) on free loopback ports. Prints the READY line of DESIGN.md
  * section 7 when everything is up. Ctrl-C (or SIGTERM) stops everything it started.
  */
 import { DEV_SECRET_NOTICE, parseLocalArgs } from './local-args';
 import { TestCluster } from './cluster';
 import { startPostgres } from './postgres';
+import { startS3 } from './s3';
 import { testToken } from './raw-client';
 
 const DEV_SECRET = 'dev-secret';
@@ -14,6 +15,14 @@ async function main(): Promise<void> {
   const args = parseLocalArgs(process.argv.slice(2));
   console.log('starting Postgres (embedded)...');
   const pg = await startPostgres({ durable: true });
+  console.log('starting object storage (s3rver, embedded)...');
+  let s3;
+  try {
+    s3 = await startS3();
+  } catch (err) {
+    await pg.close();
+    throw err;
+  }
   console.log(
     `starting etcd, the registry and ${args.nodes} node(s), ${args.members} of them ring members...`,
   );
@@ -27,8 +36,10 @@ async function main(): Promise<void> {
       // Empty: nodes fall back to the dev secret and warn about it; the registry mints dev tokens.
       authSecret: '',
       devTokens: true,
+      s3,
     });
   } catch (err) {
+    await s3.close();
     await pg.close();
     throw err;
   }
@@ -39,6 +50,7 @@ async function main(): Promise<void> {
     stopping = true;
     console.log('\nstopping...');
     await cluster.close();
+    await s3.close();
     await pg.close();
     console.log('stopped');
     process.exit(0);
@@ -63,6 +75,9 @@ async function main(): Promise<void> {
   for (const node of cluster.nodes.values())
     console.log(`${node.nodeId}:   ${node.url}   (log: ${node.logFile})`);
   console.log(`postgres: ${cluster.db.url}`);
+  console.log(
+    `s3:       ${s3.endpoint}   (bucket chat-media, access key ${s3.accessKey}, data in ${s3.directory})`,
+  );
   console.log(
     `operator: export CHAT_ETCD_ENDPOINTS=${cluster.etcd.endpoint} CHAT_ETCD_PREFIX=${cluster.prefix}`,
   );

@@ -139,7 +139,8 @@ export class Fleet {
     for (let i = 0; i < this.devices.length; i++) {
       for (;;) {
         const now = performance.now();
-        if (now > deadline) throw new Error(`connect: ${i}/${this.devices.length} started by deadline`);
+        if (now > deadline)
+          throw new Error(`connect: ${i}/${this.devices.length} started by deadline`);
         const wait = Math.max(started + i * interval - now, 0);
         if (wait === 0 && this.pending < command.maxPending) break;
         await new Promise((r) => setTimeout(r, wait > 0 ? Math.max(1, wait) : 2));
@@ -190,7 +191,11 @@ export class Fleet {
         const i = next++;
         const chat = command.chats[i]!;
         const d = this.devices[chat.creator]!;
-        const reply = await this.request(d, { t: 'createChat', members: chat.members }, command.timeoutMs);
+        const reply = await this.request(
+          d,
+          { t: 'createChat', members: chat.members },
+          command.timeoutMs,
+        );
         if (reply.t !== 'ok' || typeof reply.chatId !== 'string') {
           throw new Error(`createChat failed: ${JSON.stringify(reply)}`);
         }
@@ -237,7 +242,10 @@ export class Fleet {
           outstanding = () => {
             for (let k = 0; k < t.next; k++) {
               if (t.ackState[k] === 0) return true;
-              if (t.ackState[k] === 1 && t.got[k]! < command.fanout[t.command.senders[k % t.command.senders.length]!.chat]!) {
+              if (
+                t.ackState[k] === 1 &&
+                t.got[k]! < command.fanout[t.command.senders[k % t.command.senders.length]!.chat]!
+              ) {
                 return true;
               }
             }
@@ -328,7 +336,11 @@ export class Fleet {
     return {
       onRefused: (status, retryAfterSec) => {
         this.refusals++;
-        this.retry(d, retryAfterSec !== undefined ? retryAfterSec * 1000 + Math.random() * 1000 : undefined, status);
+        this.retry(
+          d,
+          retryAfterSec !== undefined ? retryAfterSec * 1000 + Math.random() * 1000 : undefined,
+          status,
+        );
       },
       onOpen: () => undefined,
       onFrame: (f) => this.onFrame(d, f),

@@ -48,7 +48,10 @@ export function withOpenFiles(args: readonly string[]): [string, string[]] {
 
 export function startFleet(): Promise<FleetHandle> {
   const [cmd, args] = withOpenFiles(['--import', 'tsx', CHILD]);
-  const child = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawn(cmd, args, {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const killOnExit = (): void => void child.kill('SIGKILL');
   process.on('exit', killOnExit);
   let nextId = 1;
@@ -56,7 +59,8 @@ export function startFleet(): Promise<FleetHandle> {
   const exited = new Promise<void>((resolveExit) => {
     child.once('exit', (code, signal) => {
       process.off('exit', killOnExit);
-      for (const [id, settle] of waiting) settle({ id, ok: false, error: `fleet exited (${code ?? signal})` });
+      for (const [id, settle] of waiting)
+        settle({ id, ok: false, error: `fleet exited (${code ?? signal})` });
       waiting.clear();
       resolveExit();
     });
@@ -84,10 +88,12 @@ export function startFleet(): Promise<FleetHandle> {
     pid: child.pid!,
     connect: (c) => call({ cmd: 'connect', ...c }, c.timeoutMs + SLACK_MS),
     createChats: (c) => call({ cmd: 'createChats', ...c }, c.timeoutMs + SLACK_MS),
-    traffic: (c) =>
-      call({ cmd: 'traffic', ...c }, c.durationMs + c.drainTimeoutMs + SLACK_MS),
+    traffic: (c) => call({ cmd: 'traffic', ...c }, c.durationMs + c.drainTimeoutMs + SLACK_MS),
     createChatsBare: async (groups) => {
-      await call({ cmd: 'setChats', chatIds: Array.from({ length: groups }, (_, g) => `g${g}`) }, 10_000);
+      await call(
+        { cmd: 'setChats', chatIds: Array.from({ length: groups }, (_, g) => `g${g}`) },
+        10_000,
+      );
     },
     status: () => call({ cmd: 'status' }, 10_000),
     stopTraffic: async () => {

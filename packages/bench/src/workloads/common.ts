@@ -1,8 +1,9 @@
 /** Pieces the cluster workloads share: Postgres, clusters, owners, percentiles, result tables. */
+import { execFileSync } from 'node:child_process';
 import { Client } from 'pg';
 import { startPostgres, TestCluster } from '@chat/testkit';
 import type { PostgresHandle } from '@chat/testkit';
-import { processCpuSeconds, rssBytes } from '../procstat';
+import { parentPid, processCpuSeconds, rssBytes } from '../procstat';
 import type { Spread } from '../summary';
 import { formatSpread, spread } from '../summary';
 
@@ -22,13 +23,23 @@ export interface WorkloadOutput {
   readonly notes: readonly string[];
 }
 
-/** Node settings for the benchmarks: no per-connection rate limit in the way. */
+/**
+ * Node settings for the benchmarks: no per-connection rate limit in the way, admission raised.
+ * `BENCH_NODE_OPTIONS` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) becomes the nodes'
+ * NODE_OPTIONS, for profiling one run.
+ */
 export const BENCH_NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
   CHAT_RATE_PER_SEC: '1000000',
   CHAT_RATE_BURST: '1000000',
   CHAT_ADMIT_RATE: '20000',
   CHAT_ADMIT_BURST: '20000',
+  ...profilingEnv(),
 });
+
+export function profilingEnv(): Record<string, string> {
+  const options = process.env.BENCH_NODE_OPTIONS;
+  return options === undefined || options === '' ? {} : { NODE_OPTIONS: options };
+}
 
 /** Durable Postgres for one workload, closed afterwards. */
 export async function withDurablePostgres<T>(fn: (pg: PostgresHandle) => Promise<T>): Promise<T> {
@@ -47,7 +58,6 @@ export async function postmasterPid(url: string): Promise<number> {
   await admin.connect();
   try {
     const { rows } = await admin.query<{ pid: number }>('select pg_backend_pid() as pid');
-    const { parentPid } = await import('../procstat');
     const pid = parentPid(rows[0]!.pid);
     if (pid === null) throw new Error('cannot find the postmaster');
     return pid;
@@ -113,9 +123,14 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 /** Latencies of the per-second buckets [from, to). */
-export function between(buckets: readonly (readonly number[])[], from: number, to: number): number[] {
+export function between(
+  buckets: readonly (readonly number[])[],
+  from: number,
+  to: number,
+): number[] {
   const out: number[] = [];
-  for (let s = Math.max(0, from); s < Math.min(to, buckets.length); s++) out.push(...(buckets[s] ?? []));
+  for (let s = Math.max(0, from); s < Math.min(to, buckets.length); s++)
+    out.push(...(buckets[s] ?? []));
   return out;
 }
 
@@ -129,7 +144,14 @@ export function med(values: readonly number[]): Spread | null {
 }
 
 export function renderTable(title: string, header: string, out: WorkloadOutput): string {
-  const lines = [`# ${title}`, '', header, '', '| measure | median (min–max) | limit / target beside it |', '| --- | --- | --- |'];
+  const lines = [
+    `# ${title}`,
+    '',
+    header,
+    '',
+    '| measure | median (min–max) | limit / target beside it |',
+    '| --- | --- | --- |',
+  ];
   for (const r of out.rows) lines.push(`| ${r.measure} | ${r.value} | ${r.limit} |`);
   lines.push('');
   for (const n of out.notes) lines.push(`- ${n}`);
@@ -144,7 +166,6 @@ export const LOCAL_ADDRESSES: readonly string[] = Object.freeze(
 /** The open-files hard limit of this process (what every child gets at most). */
 export function openFilesLimit(): number {
   try {
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
     return Number(execFileSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()) || 1024;
   } catch {
     return 1024;

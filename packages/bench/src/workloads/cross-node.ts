@@ -9,7 +9,16 @@ import { startFleet } from '../fleet/handle';
 import type { FleetTrafficResult } from '../fleet/messages';
 import { echoBench } from '../rpc-echo';
 import type { Log, WorkloadOutput } from './common';
-import { between, cpuOf, fmt, LOCAL_ADDRESSES, ownersOf, percentile, startBenchCluster, withDurablePostgres } from './common';
+import {
+  between,
+  cpuOf,
+  fmt,
+  LOCAL_ADDRESSES,
+  ownersOf,
+  percentile,
+  startBenchCluster,
+  withDurablePostgres,
+} from './common';
 
 export interface CrossNodeOptions {
   readonly repeats: number;
@@ -19,7 +28,12 @@ export interface CrossNodeOptions {
   readonly log: Log;
 }
 
-export const defaultCrossNodeOptions = Object.freeze({ repeats: 3, rate: 300, pairs: 300, durationMs: 6000 });
+export const defaultCrossNodeOptions = Object.freeze({
+  repeats: 3,
+  rate: 300,
+  pairs: 300,
+  durationMs: 6000,
+});
 
 interface Phase {
   readonly kind: 'same' | 'cross';
@@ -46,11 +60,14 @@ export async function runCrossNode(options: CrossNodeOptions): Promise<WorkloadO
       const a = on('node-1');
       const b = on('node-2');
       const half = options.pairs / 2;
-      if (a.length < options.pairs * 2 || b.length < options.pairs * 2) throw new Error('too few users per node');
+      if (a.length < options.pairs * 2 || b.length < options.pairs * 2)
+        throw new Error('too few users per node');
       // Same-node pairs: half on each node. Cross pairs: one user on each node.
       const pairs: [string, string][] = [];
-      for (let i = 0; i < half; i++) pairs.push([a[2 * i]!, a[2 * i + 1]!], [b[2 * i]!, b[2 * i + 1]!]);
-      for (let i = 0; i < options.pairs; i++) pairs.push([a[options.pairs + i]!, b[options.pairs + i]!]);
+      for (let i = 0; i < half; i++)
+        pairs.push([a[2 * i]!, a[2 * i + 1]!], [b[2 * i]!, b[2 * i + 1]!]);
+      for (let i = 0; i < options.pairs; i++)
+        pairs.push([a[options.pairs + i]!, b[options.pairs + i]!]);
       const users = pairs.flat();
       const ownerOf = new Map(candidates.map((u, i) => [u, owners[i]!]));
       await fleet.connect({
@@ -80,7 +97,8 @@ export async function runCrossNode(options: CrossNodeOptions): Promise<WorkloadO
         const cpu0 = cpuOf(pids);
         const t: FleetTrafficResult = await fleet.traffic({
           rate: options.rate,
-          senders: kind === 'same' ? senders(0, options.pairs) : senders(options.pairs, options.pairs),
+          senders:
+            kind === 'same' ? senders(0, options.pairs) : senders(options.pairs, options.pairs),
           fanout,
           durationMs: options.durationMs,
           drainTimeoutMs: 5000,
@@ -116,7 +134,8 @@ export async function runCrossNode(options: CrossNodeOptions): Promise<WorkloadO
   const echo = await echoBench(options.repeats, 1000, 64);
   const same = phases.filter((p) => p.kind === 'same');
   const cross = phases.filter((p) => p.kind === 'cross');
-  const perRepeat = (f: (s: Phase, c: Phase) => number): number[] => cross.map((c, i) => f(same[i]!, c));
+  const perRepeat = (f: (s: Phase, c: Phase) => number): number[] =>
+    cross.map((c, i) => f(same[i]!, c));
   const msgs = (p: Phase): number => p.msgsPerSec * p.seconds;
   const fwdPerCpu = cross.map((c) => msgs(c) / c.nodeCpuSec);
   const fwdPerAddedCpu = perRepeat((s, c) => {
@@ -130,38 +149,74 @@ export async function runCrossNode(options: CrossNodeOptions): Promise<WorkloadO
     rows: [
       {
         measure: `send→deliver p50, same node / cross node at ${options.rate} msgs/s`,
-        value: `${fmt(same.map((p) => p.deliverP50Ms), 1)} / ${fmt(cross.map((p) => p.deliverP50Ms), 1)} ms`,
+        value: `${fmt(
+          same.map((p) => p.deliverP50Ms),
+          1,
+        )} / ${fmt(
+          cross.map((p) => p.deliverP50Ms),
+          1,
+        )} ms`,
         limit: '–',
       },
       {
         measure: `send→deliver p99, same node / cross node at ${options.rate} msgs/s`,
-        value: `${fmt(same.map((p) => p.deliverP99Ms), 1)} / ${fmt(cross.map((p) => p.deliverP99Ms), 1)} ms`,
+        value: `${fmt(
+          same.map((p) => p.deliverP99Ms),
+          1,
+        )} / ${fmt(
+          cross.map((p) => p.deliverP99Ms),
+          1,
+        )} ms`,
         limit: 'target ≤ 50 ms',
       },
       {
         measure: 'latency added by the RPC hop (cross − same), p50 / p99',
-        value: `${fmt(perRepeat((s, c) => c.deliverP50Ms - s.deliverP50Ms), 1)} / ${fmt(perRepeat((s, c) => c.deliverP99Ms - s.deliverP99Ms), 1)} ms`,
+        value: `${fmt(
+          perRepeat((s, c) => c.deliverP50Ms - s.deliverP50Ms),
+          1,
+        )} / ${fmt(
+          perRepeat((s, c) => c.deliverP99Ms - s.deliverP99Ms),
+          1,
+        )} ms`,
         limit: '–',
       },
       {
         measure: 'node CPU per message, same node / cross node (both nodes)',
-        value: `${fmt(same.map((p) => (p.nodeCpuSec / msgs(p)) * 1e6), 0)} / ${fmt(cross.map((p) => (p.nodeCpuSec / msgs(p)) * 1e6), 0)} µs`,
+        value: `${fmt(
+          same.map((p) => (p.nodeCpuSec / msgs(p)) * 1e6),
+          0,
+        )} / ${fmt(
+          cross.map((p) => (p.nodeCpuSec / msgs(p)) * 1e6),
+          0,
+        )} µs`,
         limit: '–',
       },
       {
         measure: 'forwarded messages per added node CPU second (cross − same)',
         value: fmt(fwdPerAddedCpu, 0, '/s'),
-        limit: `raw echo ${fmt(raw, 0, ' calls/CPU-s')}; target ≥ 70 % (${fmt(fwdPerAddedCpu.map((v) => (100 * v) / rawMedian), 0, ' %')})`,
+        limit: `raw echo ${fmt(raw, 0, ' calls/CPU-s')}; target ≥ 70 % (${fmt(
+          fwdPerAddedCpu.map((v) => (100 * v) / rawMedian),
+          0,
+          ' %',
+        )})`,
       },
       {
         measure: 'cross-node messages per node CPU second (all the node work, both nodes)',
         value: fmt(fwdPerCpu, 0, '/s'),
-        limit: `raw echo ${fmt(raw, 0, ' calls/CPU-s')} (${fmt(fwdPerCpu.map((v) => (100 * v) / rawMedian), 0, ' %')})`,
+        limit: `raw echo ${fmt(raw, 0, ' calls/CPU-s')} (${fmt(
+          fwdPerCpu.map((v) => (100 * v) / rawMedian),
+          0,
+          ' %',
+        )})`,
       },
       {
         measure: 'product RPC echo (RpcServer/PeerClient) per CPU second',
         value: fmt(rpc, 0, ' calls/CPU-s'),
-        limit: `raw echo ${fmt(raw, 0, ' calls/CPU-s')} (${fmt(rpc.map((v) => (100 * v) / rawMedian), 0, ' %')})`,
+        limit: `raw echo ${fmt(raw, 0, ' calls/CPU-s')} (${fmt(
+          rpc.map((v) => (100 * v) / rawMedian),
+          0,
+          ' %',
+        )})`,
       },
       {
         measure: 'acked but never delivered',

@@ -13,7 +13,7 @@ import {
   TEST_SECRET,
 } from '@chat/testkit';
 import type { NodeProcess } from '@chat/testkit';
-import { ownersOf } from './common';
+import { ownersOf, profilingEnv } from './common';
 import { startGenerator } from '../loadgen/handle';
 import type { GeneratorHandle } from '../loadgen/handle';
 import type { CodecName } from '../loadgen/messages';
@@ -75,6 +75,7 @@ export const defaultDurable1to1Options: Durable1to1Options = Object.freeze({
 const NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
   CHAT_RATE_PER_SEC: '1000000',
   CHAT_RATE_BURST: '1000000',
+  ...profilingEnv(),
 });
 
 export interface Durable1to1Output {

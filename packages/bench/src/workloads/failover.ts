@@ -54,7 +54,8 @@ export async function runFailover(options: FailoverOptions): Promise<WorkloadOut
           for (;;) {
             await sleep(200);
             const st = await Promise.all(pop.fleets.map((f) => f.fleet.status()));
-            if (st.reduce((n, s) => n + s.connected, 0) === options.users || Date.now() > deadline) break;
+            if (st.reduce((n, s) => n + s.connected, 0) === options.users || Date.now() > deadline)
+              break;
           }
           await sleep(2000);
           await stopTraffic(pop);
@@ -64,7 +65,9 @@ export async function runFailover(options: FailoverOptions): Promise<WorkloadOut
           for (const [d, , at] of welcomes) {
             if (at >= killAt && victims.has(d) && !firstBack.has(d)) firstBack.set(d, at);
           }
-          const times = [...firstBack.values()].map((at) => (at - killAt) / 1000).sort((a, b) => a - b);
+          const times = [...firstBack.values()]
+            .map((at) => (at - killAt) / 1000)
+            .sort((a, b) => a - b);
           const run: FailoverRun = {
             victims: victims.size,
             backSec: times.length === victims.size ? times.at(-1)! : Number.NaN,
@@ -92,15 +95,33 @@ export async function runFailover(options: FailoverOptions): Promise<WorkloadOut
     rows: [
       {
         measure: 'time until all users of the killed node are back',
-        value: fmt(runs.map((x) => x.backSec), 1, ' s'),
-        limit: `lease TTL + 5 s = ${options.leaseTtlSec + 5} s (99 %: ${fmt(runs.map((x) => x.back99Sec), 1, ' s')})`,
+        value: fmt(
+          runs.map((x) => x.backSec),
+          1,
+          ' s',
+        ),
+        limit: `lease TTL + 5 s = ${options.leaseTtlSec + 5} s (99 %: ${fmt(
+          runs.map((x) => x.back99Sec),
+          1,
+          ' s',
+        )})`,
       },
       {
         measure: `send→deliver p99 before / in the 20 s after the kill (${options.rate} msgs/s)`,
-        value: `${fmt(runs.map((x) => x.p99BeforeMs), 1)} / ${fmt(runs.map((x) => x.p99AfterMs), 0)} ms`,
+        value: `${fmt(
+          runs.map((x) => x.p99BeforeMs),
+          1,
+        )} / ${fmt(
+          runs.map((x) => x.p99AfterMs),
+          0,
+        )} ms`,
         limit: 'messages to the dead node’s users wait for them to come back',
       },
-      { measure: 'acked but never delivered', value: fmt(runs.map((x) => x.lost)), limit: 'must be 0' },
+      {
+        measure: 'acked but never delivered',
+        value: fmt(runs.map((x) => x.lost)),
+        limit: 'must be 0',
+      },
     ],
     raw: runs,
     notes: [

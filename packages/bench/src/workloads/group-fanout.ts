@@ -8,7 +8,16 @@ import { startServiceProcess, TEST_SECRET } from '@chat/testkit';
 import { startFleet } from '../fleet/handle';
 import type { FleetHandle } from '../fleet/handle';
 import type { Log, WorkloadOutput } from './common';
-import { between, cpuOf, fmt, LOCAL_ADDRESSES, ownersOf, percentile, startBenchCluster, withDurablePostgres } from './common';
+import {
+  between,
+  cpuOf,
+  fmt,
+  LOCAL_ADDRESSES,
+  ownersOf,
+  percentile,
+  startBenchCluster,
+  withDurablePostgres,
+} from './common';
 
 export interface FanoutOptions {
   readonly repeats: number;
@@ -56,7 +65,13 @@ async function ladder(
   const out: Step[] = [];
   for (const rate of options.rates) {
     const cpu0 = cpuOf(pids);
-    const t = await fleet.traffic({ rate, senders, fanout, durationMs: options.durationMs, drainTimeoutMs: 5000 });
+    const t = await fleet.traffic({
+      rate,
+      senders,
+      fanout,
+      durationMs: options.durationMs,
+      drainTimeoutMs: 5000,
+    });
     const cpu = cpuOf(pids) - cpu0;
     const lat = between(t.deliverMs, 1, 1e9);
     const s: Step = {
@@ -82,7 +97,10 @@ async function ladder(
 export async function runGroupFanout(options: FanoutOptions): Promise<WorkloadOutput> {
   const { log, groups, members } = options;
   const steps: Step[] = [];
-  const users = Array.from({ length: groups * members }, (_, i) => `g${Math.floor(i / members)}m${i % members}`);
+  const users = Array.from(
+    { length: groups * members },
+    (_, i) => `g${Math.floor(i / members)}m${i % members}`,
+  );
   await withDurablePostgres(async (pg) => {
     for (let r = 1; r <= options.repeats; r++) {
       const cluster = await startBenchCluster(pg.url, 3, 3);
@@ -114,12 +132,18 @@ export async function runGroupFanout(options: FanoutOptions): Promise<WorkloadOu
         await fleet.close();
         await cluster.close();
       }
-      const bare = await startServiceProcess({ name: 'bare-uws', script: 'packages/bench/src/bare-uws.ts', env: {} });
+      const bare = await startServiceProcess({
+        name: 'bare-uws',
+        script: 'packages/bench/src/bare-uws.ts',
+        env: {},
+      });
       const bareFleet = await startFleet();
       try {
         await bareFleet.connect({
           users,
-          urls: users.map((_, i) => `ws://127.0.0.1:${bare.port}/ws?topics=g${Math.floor(i / members)}`),
+          urls: users.map(
+            (_, i) => `ws://127.0.0.1:${bare.port}/ws?topics=g${Math.floor(i / members)}`,
+          ),
           secret: TEST_SECRET,
           connectRatePerSec: 5000,
           maxPending: 500,
@@ -169,8 +193,20 @@ export async function runGroupFanout(options: FanoutOptions): Promise<WorkloadOu
     if (c.length === 0) continue;
     rows.push({
       measure: `${rate} msgs/s (${rate * (members - 1)} deliveries/s): send→deliver p50 / p99`,
-      value: `${fmt(c.map((s) => s.p50Ms), 1)} / ${fmt(c.map((s) => s.p99Ms), 1)} ms`,
-      limit: `bare uWS ${fmt(b.map((s) => s.p50Ms), 1)} / ${fmt(b.map((s) => s.p99Ms), 1)} ms; target p99 ≤ 50 ms at half load`,
+      value: `${fmt(
+        c.map((s) => s.p50Ms),
+        1,
+      )} / ${fmt(
+        c.map((s) => s.p99Ms),
+        1,
+      )} ms`,
+      limit: `bare uWS ${fmt(
+        b.map((s) => s.p50Ms),
+        1,
+      )} / ${fmt(
+        b.map((s) => s.p99Ms),
+        1,
+      )} ms; target p99 ≤ 50 ms at half load`,
     });
     rows.push({
       measure: `${rate} msgs/s: deliveries per server CPU second (3 nodes)`,
@@ -178,7 +214,11 @@ export async function runGroupFanout(options: FanoutOptions): Promise<WorkloadOu
       limit: `bare uWS ${fmt(perCpu('bare', rate), 0)}`,
     });
   }
-  rows.push({ measure: 'acked but never delivered', value: fmt(of('cluster').map((s) => s.lost)), limit: 'must be 0' });
+  rows.push({
+    measure: 'acked but never delivered',
+    value: fmt(of('cluster').map((s) => s.lost)),
+    limit: 'must be 0',
+  });
   return {
     rows,
     raw: steps,

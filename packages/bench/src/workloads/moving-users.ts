@@ -15,11 +15,19 @@ const PER_FLEET = 12_000;
 
 export interface Population {
   readonly users: readonly string[];
-  readonly fleets: readonly { readonly fleet: FleetHandle; readonly offset: number; readonly count: number }[];
+  readonly fleets: readonly {
+    readonly fleet: FleetHandle;
+    readonly offset: number;
+    readonly count: number;
+  }[];
   close(): Promise<void>;
 }
 
-export async function connectPairs(cluster: TestCluster, count: number, prefix: string): Promise<Population> {
+export async function connectPairs(
+  cluster: TestCluster,
+  count: number,
+  prefix: string,
+): Promise<Population> {
   const users = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
   const owners = await ownersOf(cluster.node('node-1').httpUrl, users);
   const fleets: { fleet: FleetHandle; offset: number; count: number }[] = [];
@@ -48,7 +56,10 @@ export async function connectPairs(cluster: TestCluster, count: number, prefix: 
           timeoutMs: 30_000 + (n / 3000) * 4000 * fleets.length,
         });
         await fleet.createChats({
-          chats: Array.from({ length: n / 2 }, (_, j) => ({ creator: 2 * j, members: [mine[2 * j + 1]!] })),
+          chats: Array.from({ length: n / 2 }, (_, j) => ({
+            creator: 2 * j,
+            members: [mine[2 * j + 1]!],
+          })),
           concurrency: 20,
           timeoutMs: 120_000,
         });
@@ -86,12 +97,17 @@ export async function stopTraffic(pop: Population): Promise<void> {
 }
 
 /** Latencies (ms) of messages scheduled between two wall-clock times, over every fleet. */
-export function latenciesBetween(results: readonly FleetTrafficResult[], fromMs: number, toMs: number): number[] {
+export function latenciesBetween(
+  results: readonly FleetTrafficResult[],
+  fromMs: number,
+  toMs: number,
+): number[] {
   const out: number[] = [];
   for (const r of results) {
     const from = Math.floor((fromMs - r.startedAt) / 1000);
     const to = Math.ceil((toMs - r.startedAt) / 1000);
-    for (let s = Math.max(0, from); s < Math.min(to, r.deliverMs.length); s++) out.push(...(r.deliverMs[s] ?? []));
+    for (let s = Math.max(0, from); s < Math.min(to, r.deliverMs.length); s++)
+      out.push(...(r.deliverMs[s] ?? []));
   }
   return out;
 }
@@ -109,7 +125,10 @@ export function events(pop: Population, results: readonly FleetTrafficResult[]) 
 }
 
 /** Highest count in any one-second bucket, per key. */
-export function peakPerSecond(items: readonly { key: string; at: number }[], from: number): Map<string, number> {
+export function peakPerSecond(
+  items: readonly { key: string; at: number }[],
+  from: number,
+): Map<string, number> {
   const buckets = new Map<string, number>();
   for (const { key, at } of items) {
     const k = `${key}\u0000${Math.floor((at - from) / 1000)}`;

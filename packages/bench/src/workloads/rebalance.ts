@@ -8,7 +8,14 @@ import { spawn } from 'node:child_process';
 import { REPO_ROOT } from '@chat/testkit';
 import type { Log, WorkloadOutput } from './common';
 import { fmt, ownersOf, percentile, sleep, startBenchCluster, withDurablePostgres } from './common';
-import { connectPairs, events, latenciesBetween, peakPerSecond, startTraffic, stopTraffic } from './moving-users';
+import {
+  connectPairs,
+  events,
+  latenciesBetween,
+  peakPerSecond,
+  startTraffic,
+  stopTraffic,
+} from './moving-users';
 
 export interface RebalanceOptions {
   readonly repeats: number;
@@ -48,13 +55,21 @@ interface RebalanceRun {
   readonly errors: number;
 }
 
-function chatctl(args: readonly string[], env: Record<string, string>, timeoutMs: number): Promise<number | null> {
+function chatctl(
+  args: readonly string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'packages/cli/src/main.ts', ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'packages/cli/src/main.ts', ...args],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
@@ -68,7 +83,9 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
   const runs: RebalanceRun[] = [];
   await withDurablePostgres(async (pg) => {
     for (let r = 1; r <= options.repeats; r++) {
-      const cluster = await startBenchCluster(pg.url, 4, 3, { CHAT_DRAIN_RATE: String(options.drainRate) });
+      const cluster = await startBenchCluster(pg.url, 4, 3, {
+        CHAT_DRAIN_RATE: String(options.drainRate),
+      });
       try {
         const pop = await connectPairs(cluster, options.users, `rb${r}u`);
         try {
@@ -77,7 +94,15 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
           await sleep(options.baselineMs);
           const scaleStart = Date.now();
           const exit = await chatctl(
-            ['scale-out', 'node-4', '--rate', String(options.drainRate), '--wait', '--timeout', '120'],
+            [
+              'scale-out',
+              'node-4',
+              '--rate',
+              String(options.drainRate),
+              '--wait',
+              '--timeout',
+              '120',
+            ],
             { CHAT_ETCD_ENDPOINTS: cluster.etcd.endpoint, CHAT_ETCD_PREFIX: cluster.prefix },
             130_000,
           );
@@ -96,7 +121,10 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
           });
           const { welcomes, closes } = events(pop, results);
           const moved = closes.filter((c) => c[2] === 4001 && c[3] >= scaleStart);
-          const peakMoved = peakPerSecond(moved.map((c) => ({ key: c[1], at: c[3] })), scaleStart);
+          const peakMoved = peakPerSecond(
+            moved.map((c) => ({ key: c[1], at: c[3] })),
+            scaleStart,
+          );
           const peakWelcomes = peakPerSecond(
             welcomes.filter((w) => w[2] >= scaleStart).map((w) => ({ key: w[1], at: w[2] })),
             scaleStart,
@@ -117,7 +145,9 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
             p50DuringMs: percentile(duringLat, 50),
             peakMovedPerNode: Object.fromEntries(peakMoved),
             peakWelcomesPerNode: Object.fromEntries(peakWelcomes),
-            nonMoversDisconnected: new Set(closes.filter((c) => c[3] >= scaleStart && !movers.has(c[0])).map((c) => c[0])).size,
+            nonMoversDisconnected: new Set(
+              closes.filter((c) => c[3] >= scaleStart && !movers.has(c[0])).map((c) => c[0]),
+            ).size,
             lost: results.reduce((n, x) => n + x.lost, 0),
             skipped: results.reduce((n, x) => n + x.skipped, 0),
             errors: results.reduce((n, x) => n + x.errors, 0),
@@ -141,8 +171,17 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
     rows: [
       {
         measure: `send→deliver p99 before / during the drain (${options.rate} msgs/s)`,
-        value: `${fmt(runs.map((x) => x.p99BeforeMs), 1)} / ${fmt(runs.map((x) => x.p99DuringMs), 1)} ms`,
-        limit: `target during ≤ 2× before (ratio ${fmt(runs.map((x) => x.p99DuringMs / x.p99BeforeMs), 2)}) and ≤ 500 ms`,
+        value: `${fmt(
+          runs.map((x) => x.p99BeforeMs),
+          1,
+        )} / ${fmt(
+          runs.map((x) => x.p99DuringMs),
+          1,
+        )} ms`,
+        limit: `target during ≤ 2× before (ratio ${fmt(
+          runs.map((x) => x.p99DuringMs / x.p99BeforeMs),
+          2,
+        )}) and ≤ 500 ms`,
       },
       {
         measure: 'peak reconnects/s per draining node (moved closes, client side)',
@@ -151,20 +190,39 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
       },
       {
         measure: 'peak welcomes/s on the new node',
-        value: fmt(runs.map((x) => x.peakWelcomesPerNode['node-4'] ?? 0), 0, '/s'),
+        value: fmt(
+          runs.map((x) => x.peakWelcomesPerNode['node-4'] ?? 0),
+          0,
+          '/s',
+        ),
         limit: `3 nodes × ${options.drainRate}/s = ${3 * options.drainRate}/s`,
       },
       {
         measure: `drain time (chatctl scale-out --wait), ${options.users} users`,
-        value: fmt(runs.map((x) => x.drainSec), 1, ' s'),
-        limit: `movers/rate ${fmt(runs.map((x) => x.expectedDrainSec), 1, ' s')} (${fmt(runs.map((x) => x.movers), 0)} movers)`,
+        value: fmt(
+          runs.map((x) => x.drainSec),
+          1,
+          ' s',
+        ),
+        limit: `movers/rate ${fmt(
+          runs.map((x) => x.expectedDrainSec),
+          1,
+          ' s',
+        )} (${fmt(
+          runs.map((x) => x.movers),
+          0,
+        )} movers)`,
       },
       {
         measure: 'users disconnected that were not movers',
         value: fmt(runs.map((x) => x.nonMoversDisconnected)),
         limit: 'must be 0',
       },
-      { measure: 'acked but never delivered', value: fmt(runs.map((x) => x.lost)), limit: 'must be 0' },
+      {
+        measure: 'acked but never delivered',
+        value: fmt(runs.map((x) => x.lost)),
+        limit: 'must be 0',
+      },
     ],
     raw: runs,
     notes: [

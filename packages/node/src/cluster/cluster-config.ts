@@ -42,7 +42,7 @@ export function clusterConfigFromEnv(
   defaultHost: string,
 ): LoadedClusterConfig | undefined {
   const r = new EnvReader(env);
-  const endpoints = r.list('CHAT_ETCD_ENDPOINTS');
+  const endpoints = r.urlList('CHAT_ETCD_ENDPOINTS', ['http:', 'https:']);
   if (endpoints.length === 0) return undefined;
   const secret = r.optionalString('CHAT_CLUSTER_SECRET');
   if (secret === undefined && r.string('NODE_ENV', 'development') === 'production') {
@@ -60,7 +60,7 @@ export function clusterConfigFromEnv(
     leaseTtlSec: r.int('CHAT_LEASE_TTL_SEC', 10, 2, 3600),
     rpcHost: r.string('CHAT_RPC_HOST', defaultHost),
     rpcPort: r.int('CHAT_RPC_PORT', 0, 0, 65535),
-    rpcAdvertise: r.optionalString('CHAT_RPC_ADVERTISE'),
+    rpcAdvertise: rpcAdvertiseFrom(r),
     clusterSecret: secret ?? DEV_CLUSTER_SECRET,
     weight: r.int('CHAT_WEIGHT', 1, 1, 100),
     drainRatePerSec: r.int('CHAT_DRAIN_RATE', 50, 1, 100_000),
@@ -70,4 +70,23 @@ export function clusterConfigFromEnv(
     dualDeliveryGraceMs: r.int('CHAT_DUAL_DELIVERY_GRACE_MS', 30_000, 0, 3_600_000),
   };
   return { config: Object.freeze(config), usingDevSecret: secret === undefined };
+}
+
+/** `host:port` or `[v6]:port`, as the RPC pool dials it. */
+function rpcAdvertiseFrom(r: EnvReader): string | undefined {
+  const raw = r.optionalString('CHAT_RPC_ADVERTISE');
+  if (raw === undefined) return undefined;
+  const match = /^(?:\[[^\]]+\]|[^:/\s]+):(\d{1,5})$/.exec(raw);
+  const port = Number(match?.[1]);
+  if (match === null || !(port > 0 && port < 65536)) {
+    throw new ConfigError(
+      `CHAT_RPC_ADVERTISE must be host:port (e.g. node-1:7001), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return raw;
+}
+
+/** The cluster configuration as it may be logged (the cluster secret replaced). */
+export function loggableClusterConfig(config: ClusterConfig): Record<string, unknown> {
+  return { ...config, clusterSecret: '[redacted]' };
 }

@@ -42,10 +42,9 @@ export function clusterFabric(deps: ClusterFabricDeps): (local: LocalDeliverer) 
         for (const delivery of deliveries) {
           const owner = deps.ownership.ownerOf(delivery.userId);
           if (owner !== undefined && owner !== self) batcher.add(owner, delivery);
-          // Dual delivery during a transition: the user may still be connected to the old owner.
-          const previous = deps.ownership.previousOwnerOf(delivery.userId);
-          if (previous !== undefined && previous !== owner && previous !== self)
-            batcher.add(previous, delivery);
+          // Dual delivery during a transition: the user may still be connected to an old owner.
+          for (const previous of deps.ownership.previousOwnersOf(delivery.userId))
+            if (previous !== owner && previous !== self) batcher.add(previous, delivery);
         }
       },
       close: () => batcher.drain(),

@@ -19,9 +19,12 @@ import type { Clock } from '../clock';
 import type { DeliveryFabric, LocalDeliverer } from '../routing';
 import type { ClusterConfig } from './cluster-config';
 import { clusterFabric } from './cluster-fabric';
+import { clusterPresence } from './cluster-presence';
+import type { LocalPresence, PresencePeers } from '../presence';
 import { DrainController } from './drain-controller';
 import { RingOwnership } from './ring-ownership';
-import { Deliver } from './rpc-methods';
+import type { MetricSources } from '../metrics';
+import { Deliver, Presence, TypingNotify } from './rpc-methods';
 import { TransitionCloser } from './transition-closer';
 
 type EtcdClient = ReturnType<typeof createEtcdClient>;
@@ -32,6 +35,8 @@ const CLOSER_CHECK_MS = 500;
 export class ClusterRuntime {
   readonly ownership: RingOwnership;
   readonly fabric: (local: LocalDeliverer) => DeliveryFabric;
+  /** Presence questions and typing notices to the users' owner nodes. */
+  readonly presence: (local: LocalPresence) => PresencePeers;
   private registration: NodeRegistration | undefined;
   private drain: DrainController | undefined;
   private closer: TransitionCloser | undefined;
@@ -54,6 +59,11 @@ export class ClusterRuntime {
       ownership: this.ownership,
       pool,
       log: log.child({ component: 'fabric' }),
+    });
+    this.presence = clusterPresence({
+      ownership: this.ownership,
+      pool,
+      log: log.child({ component: 'presence' }),
     });
   }
 
@@ -85,6 +95,10 @@ export class ClusterRuntime {
   /** Serves peers, follows ring changes and registers this node, which makes it alive. */
   async start(node: ChatNode, wsUrl: string): Promise<void> {
     this.rpc.handle(Deliver, (req) => ({ pushed: node.pushToLocalDevices(req.deliveries) }));
+    this.rpc.handle(Presence, (req) => ({
+      online: req.users.map((user) => node.sessions.isOnline(user)),
+    }));
+    this.rpc.handle(TypingNotify, (req) => ({ pushed: node.pushTyping(req.items) }));
     const drainKey = clusterKeys(this.config.prefix).drain(this.nodeId);
     const drain = new DrainController({
       nodeId: this.nodeId,
@@ -187,6 +201,33 @@ export class ClusterRuntime {
     await this.registration
       ?.close()
       .catch((err: unknown) => this.log.warn({ err }, 'revoking the lease failed'));
+  }
+
+  /** Ring, RPC peer and drain figures for `/metrics`. */
+  metricSources(): Required<Omit<MetricSources, 'local'>> {
+    return {
+      ring: () => ({
+        epoch: this.ownership.epoch(),
+        members: this.ownership.routeTable.config?.members.length ?? 0,
+        live: this.ownership.routeTable.members.length,
+      }),
+      peers: () => this.pool.stats(),
+      drain: () => this.drain?.progress(),
+    };
+  }
+
+  /**
+   * Why this node should not get traffic, or undefined when it may: it must have read the
+   * cluster state from etcd, see its own registration, and not be leaving.
+   */
+  notReadyReason(): string | undefined {
+    if (this.leaving) return 'leaving the cluster';
+    const snapshot = this.view.snapshot;
+    if (snapshot.revision === 0) return 'cluster state not read from etcd yet';
+    const self = snapshot.nodes.get(this.nodeId);
+    if (self === undefined) return 'not registered in etcd';
+    if (self.leaving === true) return 'leaving the cluster';
+    return undefined;
   }
 
   async close(): Promise<void> {

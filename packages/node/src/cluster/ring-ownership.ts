@@ -5,8 +5,12 @@
 import type { ClusterSnapshot, NodeInfo } from '@chat/cluster';
 import { RouteTable } from '@chat/cluster';
 import type { MovedFrame } from '@chat/protocol';
+import type { Ring } from '@chat/ring';
 import type { Clock } from '../clock';
 import type { Ownership } from '../routing';
+
+/** Superseded transitions remembered at most (a bound; each costs a ring lookup per delivery). */
+const MAX_SUPERSEDED = 4;
 
 export interface TopologyChange {
   /** Members or weights changed: users may have to move. */
@@ -23,6 +27,12 @@ export class RingOwnership implements Ownership {
    * left), kept for a grace period so that deliveries still reach users who have not moved yet.
    */
   private recent: { table: RouteTable; until: number } | undefined;
+  /**
+   * The previous rings of open transitions that a later ring change superseded (scale-out of
+   * node-4, then of node-5 while node-4's drain runs): users who had not moved yet still sit on
+   * their owner there, so they are delivered to as well until the transition is closed.
+   */
+  private superseded: Ring[] = [];
 
   constructor(
     readonly selfId: string,
@@ -47,6 +57,9 @@ export class RingOwnership implements Ownership {
     if (ringChanged && next.previous === undefined) {
       this.recent = { table: this.table, until: this.clock.now() + this.dualDeliveryGraceMs };
     }
+    if (next.previous === undefined) this.superseded = [];
+    else if (ringChanged && this.table.previous !== undefined)
+      this.superseded = [...this.superseded, this.table.previous].slice(-MAX_SUPERSEDED);
     this.table = next;
     return { ringChanged, epochChanged };
   }
@@ -76,6 +89,29 @@ export class RingOwnership implements Ownership {
     if (this.recent !== undefined && this.clock.now() < this.recent.until)
       return this.recent.table.ring.owner(user);
     return undefined;
+  }
+
+  /**
+   * Every node the user may still be connected to because of a ring change: the owner on the
+   * open transition's previous ring and on the rings of transitions it superseded, or within the
+   * grace period after an unplanned change, the owner before it. May repeat the owner.
+   */
+  previousOwnersOf(user: string): string[] {
+    const owners: string[] = [];
+    const fromTransition = this.table.previous?.owner(user);
+    if (fromTransition !== undefined) owners.push(fromTransition);
+    for (const ring of this.superseded) {
+      const owner = ring.owner(user);
+      // A node that died since is nobody's connection any more.
+      if (owner !== undefined && !owners.includes(owner) && this.table.nodes.has(owner))
+        owners.push(owner);
+    }
+    if (owners.length > 0) return owners;
+    if (this.recent !== undefined && this.clock.now() < this.recent.until) {
+      const owner = this.recent.table.ring.owner(user);
+      if (owner !== undefined) owners.push(owner);
+    }
+    return owners;
   }
 
   ownsLocally(user: string): boolean {

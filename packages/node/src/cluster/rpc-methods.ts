@@ -1,6 +1,7 @@
 /** The typed RPC methods chat nodes call on each other. */
 import type { Delivery } from '@chat/store';
 import { defineMethod } from '@chat/rpc';
+import type { TypingItem } from '../presence';
 
 export interface DeliverRequest {
   readonly deliveries: readonly Delivery[];
@@ -8,3 +9,15 @@ export interface DeliverRequest {
 
 /** Pushes committed inbox events to the devices connected to the receiving node. */
 export const Deliver = defineMethod<DeliverRequest, { readonly pushed: number }>('deliver');
+
+/** Asks the node holding users' devices whether each is connected there (issue 7). */
+export const Presence = defineMethod<
+  { readonly users: readonly string[] },
+  { readonly online: readonly boolean[] }
+>('presence');
+
+/** Pushes typing notices to the recipients' devices connected to the receiving node. */
+export const TypingNotify = defineMethod<
+  { readonly items: readonly TypingItem[] },
+  { readonly pushed: number }
+>('typing');

@@ -1,0 +1,91 @@
+/**
+ * The node's side of media: the object-storage service plus the store's "who may read this
+ * key" answer, behind one interface the request handlers use. Without object storage
+ * configured, every media request gets a clear BAD_REQUEST and text chat is unaffected.
+ */
+import type { AttachmentRef, OkFields } from '@chat/protocol';
+import { ChatError } from '@chat/protocol';
+import { MediaService, MinioObjectStore, keyOwner } from '@chat/media';
+import { PgAttachmentStore } from '@chat/store';
+import type { AttachmentStore, createDatabase } from '@chat/store';
+import type { Logger } from 'pino';
+import type { MediaConfig } from './media-config';
+
+export interface MediaGateway {
+  uploadTarget(user: string, mime: string, size: number): Promise<OkFields['uploadTarget']>;
+  /** NOT_FOUND for a key no message carries, NOT_MEMBER for one only other chats carry. */
+  downloadUrl(user: string, key: string): Promise<OkFields['downloadUrl']>;
+  /** Checks the attachments of a send; resolves with them normalized. */
+  verifyAttachments(user: string, refs: readonly AttachmentRef[]): Promise<AttachmentRef[]>;
+}
+
+function notConfigured(): never {
+  throw new ChatError('BAD_REQUEST', 'media attachments are not configured on this node');
+}
+
+export const mediaNotConfigured: MediaGateway = Object.freeze({
+  uploadTarget: async () => notConfigured(),
+  downloadUrl: async () => notConfigured(),
+  verifyAttachments: async () => notConfigured(),
+});
+
+/**
+ * @example
+ * const media = mediaGateway(new MediaService(objectStore, options), new PgAttachmentStore(db));
+ */
+export function mediaGateway(service: MediaService, attachments: AttachmentStore): MediaGateway {
+  return Object.freeze({
+    uploadTarget: (user: string, mime: string, size: number) =>
+      service.uploadTarget(user, mime, size),
+    async downloadUrl(user: string, key: string) {
+      if (keyOwner(key) === undefined) throw new ChatError('NOT_FOUND', 'no such attachment');
+      const access = await attachments.access(user, key);
+      if (access === 'unknown') throw new ChatError('NOT_FOUND', 'no such attachment');
+      if (access === 'not-member') {
+        throw new ChatError('NOT_MEMBER', 'not a member of a chat with this attachment');
+      }
+      return service.downloadUrl(key);
+    },
+    verifyAttachments: (user: string, refs: readonly AttachmentRef[]) =>
+      service.verifyAttachments(user, refs),
+  });
+}
+
+/**
+ * Builds the gateway from configuration: the minio client, the service (bucket and expiry rule
+ * ensured now if storage is up, later otherwise) and the store's attachment index.
+ */
+export async function startMedia(
+  config: MediaConfig,
+  db: ReturnType<typeof createDatabase>,
+  log: Logger,
+): Promise<MediaGateway> {
+  const objects = new MinioObjectStore({
+    endpoint: config.endpoint,
+    publicEndpoint: config.publicEndpoint,
+    accessKey: config.accessKey,
+    secretKey: config.secretKey,
+    bucket: config.bucket,
+    region: config.region,
+    requestTimeoutMs: config.requestTimeoutMs,
+  });
+  const service = new MediaService(objects, {
+    bucket: config.bucket,
+    urlTtlSec: config.urlTtlSec,
+    limits: { maxBytes: config.maxBytes, allowedTypes: config.allowedTypes },
+    logger: log,
+  });
+  await service.start();
+  log.info(
+    {
+      endpoint: config.endpoint,
+      publicEndpoint: config.publicEndpoint,
+      bucket: config.bucket,
+      urlTtlSec: config.urlTtlSec,
+      maxBytes: config.maxBytes,
+      allowedTypes: config.allowedTypes,
+    },
+    'media attachments on',
+  );
+  return mediaGateway(service, new PgAttachmentStore(db));
+}

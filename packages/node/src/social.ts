@@ -1,0 +1,304 @@
+/**
+ * Presence, receipts, typing and group administration on a node (issue 7).
+ *
+ * Everything here is on a lower-priority path than messages: `read` requests are collected
+ * for a short window and written in one transaction at a time (so many members reading the
+ * same group message cost one transaction, not one each), delivered receipts ride on the
+ * coalesced ack flush, and typing notices are rate limited per user and chat, never stored,
+ * and dropped whenever something is backed up.
+ */
+import type { ChatSummary, OkFields } from '@chat/protocol';
+import { ChatError, MAX_LIST_CHATS, isChatError } from '@chat/protocol';
+import type {
+  ChatPage,
+  Delivery,
+  DeviceCursor,
+  ListChatsOptions,
+  MembershipResult,
+  ReadBatchResult,
+  ReadIntent,
+} from '@chat/store';
+import type { Logger } from 'pino';
+import type { Clock } from './clock';
+import type { PresencePeers } from './presence';
+
+/** What the node needs of the group store (PgGroupStore). */
+export interface GroupStore {
+  addMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    opts: { readonly admin?: boolean },
+    now: number,
+  ): Promise<MembershipResult>;
+  removeMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    now: number,
+  ): Promise<MembershipResult>;
+  members(chatId: string): Promise<string[] | null>;
+  listChats(userId: string, opts: ListChatsOptions): Promise<ChatPage>;
+}
+
+/** What the node needs of the presence store (PgPresenceStore). */
+export interface PresenceStore {
+  touch(userIds: readonly string[], at: number): Promise<number>;
+  lastSeenFor(asker: string, target: string): Promise<{ shared: boolean; lastSeen: number | null }>;
+}
+
+/** What the node needs of the receipt store (PgReceiptStore). */
+export interface ReceiptStore {
+  recordDelivered(cursors: readonly DeviceCursor[], now: number): Promise<Delivery[]>;
+  markRead(intents: readonly ReadIntent[], now: number): Promise<ReadBatchResult>;
+}
+
+export interface SocialStores {
+  readonly groups: GroupStore;
+  readonly presence: PresenceStore;
+  readonly receipts: ReceiptStore;
+}
+
+export interface SocialOptions {
+  /** At most one typing notice per user per chat this often; extra ones are dropped (2000). */
+  readonly typingIntervalMs?: number;
+  /** How long chat members are cached for typing fan-out (2000). */
+  readonly memberCacheMs?: number;
+  /** Most chats whose members are cached (10000). */
+  readonly memberCacheSize?: number;
+  /** `read` requests are collected this long and written together (50). */
+  readonly readFlushMs?: number;
+  /** Most reads in one transaction (256). */
+  readonly maxReadBatch?: number;
+  /** Reads waiting past which new ones get RATE_LIMITED (10000). */
+  readonly maxQueuedReads?: number;
+}
+
+export interface SocialDeps {
+  readonly stores: SocialStores;
+  readonly peers: PresencePeers;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Hands committed events (chat and receipt events) to the delivery fabric. */
+  readonly deliver: (deliveries: readonly Delivery[]) => void;
+  readonly options?: SocialOptions;
+}
+
+interface QueuedRead extends ReadIntent {
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+interface CachedMembers {
+  readonly at: number;
+  readonly members: Promise<ReadonlySet<string> | null>;
+}
+
+export class Social {
+  private readonly options: Readonly<Required<SocialOptions>>;
+  private readonly lastTyping = new Map<string, number>();
+  private readonly memberCache = new Map<string, CachedMembers>();
+  private reads: QueuedRead[] = [];
+  private readTimer: NodeJS.Timeout | undefined;
+  private readFlush: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly deps: SocialDeps) {
+    const o = deps.options ?? {};
+    this.options = Object.freeze({
+      typingIntervalMs: o.typingIntervalMs ?? 2000,
+      memberCacheMs: o.memberCacheMs ?? 2000,
+      memberCacheSize: o.memberCacheSize ?? 10_000,
+      readFlushMs: o.readFlushMs ?? 50,
+      maxReadBatch: o.maxReadBatch ?? 256,
+      maxQueuedReads: o.maxQueuedReads ?? 10_000,
+    });
+  }
+
+  // ---- last seen ----
+
+  /** A device of the user was welcomed, or their last device went away: last seen is now. */
+  touchLastSeen(user: string): void {
+    this.deps.stores.presence
+      .touch([user], this.deps.clock.now())
+      .catch((err: unknown) => this.deps.log.debug({ err, user }, 'last seen not written'));
+  }
+
+  /** NOT_FOUND unless the asker shares a chat with the target (no probing for who exists). */
+  async lastSeen(asker: string, target: string): Promise<OkFields['lastSeen']> {
+    const stored = await this.deps.stores.presence.lastSeenFor(asker, target);
+    if (!stored.shared) throw new ChatError('NOT_FOUND', 'no such user among your chats');
+    const online = await this.deps.peers.isOnline(target);
+    return { online, lastSeen: stored.lastSeen };
+  }
+
+  // ---- typing ----
+
+  /** A typing notice from `user`: at most one per user and chat per interval reaches members. */
+  typing(user: string, chatId: string): void {
+    const now = this.deps.clock.now();
+    const key = `${user}\u0000${chatId}`;
+    const last = this.lastTyping.get(key);
+    if (last !== undefined && now - last < this.options.typingIntervalMs) return;
+    this.lastTyping.set(key, now);
+    if (this.lastTyping.size > 50_000) this.pruneTyping(now);
+    void this.membersOf(chatId, now).then(
+      (members) => {
+        if (members === null || !members.has(user)) return;
+        const to = [...members].filter((m) => m !== user);
+        if (to.length > 0) this.deps.peers.typing({ chatId, user, to });
+      },
+      (err: unknown) => this.deps.log.debug({ err, chatId }, 'typing dropped: members unknown'),
+    );
+  }
+
+  private pruneTyping(now: number): void {
+    for (const [key, at] of this.lastTyping) {
+      if (now - at >= this.options.typingIntervalMs) this.lastTyping.delete(key);
+    }
+  }
+
+  private membersOf(chatId: string, now: number): Promise<ReadonlySet<string> | null> {
+    const cached = this.memberCache.get(chatId);
+    if (cached !== undefined && now - cached.at < this.options.memberCacheMs) return cached.members;
+    const members = this.deps.stores.groups
+      .members(chatId)
+      .then((list) => (list === null ? null : new Set(list)));
+    // A failed load is not cached.
+    members.catch(() => this.memberCache.delete(chatId));
+    this.memberCache.delete(chatId);
+    this.memberCache.set(chatId, { at: now, members });
+    if (this.memberCache.size > this.options.memberCacheSize) {
+      const oldest = this.memberCache.keys().next().value;
+      if (oldest !== undefined) this.memberCache.delete(oldest);
+    }
+    return members;
+  }
+
+  // ---- group administration ----
+
+  async addMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    admin: boolean,
+  ): Promise<void> {
+    const result = await this.deps.stores.groups.addMembers(
+      by,
+      chatId,
+      members,
+      { admin },
+      this.deps.clock.now(),
+    );
+    this.memberCache.delete(chatId);
+    this.deps.deliver(result.deliveries);
+  }
+
+  async removeMembers(by: string, chatId: string, members: readonly string[]): Promise<void> {
+    const result = await this.deps.stores.groups.removeMembers(
+      by,
+      chatId,
+      members,
+      this.deps.clock.now(),
+    );
+    this.memberCache.delete(chatId);
+    this.deps.deliver(result.deliveries);
+  }
+
+  async listChats(
+    user: string,
+    before: number | undefined,
+    limit: number | undefined,
+  ): Promise<{ chats: ChatSummary[]; more: boolean }> {
+    const opts: ListChatsOptions =
+      before === undefined
+        ? { limit: limit ?? MAX_LIST_CHATS }
+        : { before, limit: limit ?? MAX_LIST_CHATS };
+    return this.deps.stores.groups.listChats(user, opts);
+  }
+
+  // ---- receipts ----
+
+  /**
+   * Records `delivered` receipts for the message events these acks cover for the first time.
+   * Called by the ack writer before it writes the cursors; a failure keeps them for the next
+   * flush.
+   */
+  async beforeAcks(cursors: readonly DeviceCursor[]): Promise<void> {
+    let deliveries: Delivery[];
+    try {
+      deliveries = await this.deps.stores.receipts.recordDelivered(cursors, this.deps.clock.now());
+    } catch (err) {
+      // Postgres away: keep the acks for the next flush. Anything else must not stop acks
+      // (and so inbox cleanup) for good: those receipts are lost, and logged.
+      if (isChatError(err) && err.code === 'UNAVAILABLE') throw err;
+      this.deps.log.error({ err, devices: cursors.length }, 'delivered receipts not recorded');
+      return;
+    }
+    if (deliveries.length > 0) this.deps.deliver(deliveries);
+  }
+
+  /** Queues a read; resolves once it is committed (with the receipts it caused). */
+  read(userId: string, chatId: string, messageId: string): Promise<void> {
+    if (this.closed) return Promise.reject(new ChatError('UNAVAILABLE', 'node is stopping'));
+    if (this.reads.length >= this.options.maxQueuedReads) {
+      return Promise.reject(new ChatError('RATE_LIMITED', 'too many reads queued, slow down'));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.reads.push({ userId, chatId, messageId, resolve, reject });
+      this.readTimer ??= setTimeout(() => {
+        this.readTimer = undefined;
+        void this.flushReads();
+      }, this.options.readFlushMs);
+    });
+  }
+
+  /** One batch at a time; what arrives meanwhile waits for the next window. */
+  private async flushReads(): Promise<void> {
+    if (this.readFlush !== undefined) {
+      await this.readFlush;
+      if (this.readFlush !== undefined) return;
+    }
+    const batch = this.reads.splice(0, this.options.maxReadBatch);
+    if (batch.length === 0) return;
+    const run = this.writeReads(batch);
+    this.readFlush = run;
+    try {
+      await run;
+    } finally {
+      this.readFlush = undefined;
+      if (this.reads.length > 0 && this.readTimer === undefined) {
+        this.readTimer = setTimeout(() => {
+          this.readTimer = undefined;
+          void this.flushReads();
+        }, this.options.readFlushMs);
+      }
+    }
+  }
+
+  private async writeReads(batch: readonly QueuedRead[]): Promise<void> {
+    let result: ReadBatchResult;
+    try {
+      result = await this.deps.stores.receipts.markRead(batch, this.deps.clock.now());
+    } catch (err) {
+      for (const r of batch) r.reject(err);
+      return;
+    }
+    if (result.deliveries.length > 0) this.deps.deliver(result.deliveries);
+    batch.forEach((r, i) => {
+      const err = result.outcomes[i];
+      if (err === undefined) r.resolve();
+      else r.reject(err);
+    });
+  }
+
+  /** Writes the reads still queued, then refuses new ones. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.readTimer !== undefined) clearTimeout(this.readTimer);
+    this.readTimer = undefined;
+    for (let i = 0; i < 1000 && (this.reads.length > 0 || this.readFlush !== undefined); i++) {
+      await this.flushReads();
+    }
+  }
+}

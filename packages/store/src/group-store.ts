@@ -1,0 +1,297 @@
+/**
+ * Group administration and the paginated chat list (issue 7). Same lock order as PgChatStore:
+ * the chat row first (FOR UPDATE, so membership and admins cannot change under us), then user
+ * rows in id order.
+ */
+import { sql } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import { ChatError } from '@chat/protocol';
+import type { ChatSummary } from '@chat/protocol';
+import { toChatError } from './errors';
+import { appendEvents, lockUsers } from './pg-store';
+import type { NewEvent } from './pg-store';
+import type { Database } from './schema';
+import type { MembershipResult } from './types';
+
+export interface GroupStoreOptions {
+  /** Most members of one chat, the creator included (protocol default 100). */
+  readonly maxMembersPerChat: number;
+}
+
+export interface ListChatsOptions {
+  /** Only chats whose activeAt is below this (exclusive). */
+  readonly before?: number;
+  /** Most chats returned; a page never splits chats with the same activeAt, so it may hold a few more. */
+  readonly limit: number;
+}
+
+export interface ChatPage {
+  readonly chats: ChatSummary[];
+  /** True when older chats remain (ask again with `before` = the last chat's activeAt). */
+  readonly more: boolean;
+}
+
+type Change = 'membersAdded' | 'membersRemoved';
+
+/**
+ * @example
+ * const groups = new PgGroupStore(db, { maxMembersPerChat: 100 });
+ * await groups.addMembers('alice', chatId, ['carol'], { admin: true }, Date.now());
+ */
+export class PgGroupStore {
+  private readonly options: Readonly<GroupStoreOptions>;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    options: GroupStoreOptions,
+  ) {
+    this.options = Object.freeze({ ...options });
+  }
+
+  /**
+   * Adds members (and with `admin`, makes every listed user an admin, promoting members already
+   * in). Only admins may. NOT_FOUND for an unknown chat, NOT_MEMBER when `by` is not a member
+   * or not an admin, LIMIT past the member cap.
+   */
+  async addMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    opts: { readonly admin?: boolean },
+    now: number,
+  ): Promise<MembershipResult> {
+    try {
+      const deliveries = await this.db.transaction().execute(async (tx) => {
+        const current = await lockChat(tx, chatId, by);
+        if (current.get(by) !== true) {
+          throw new ChatError('NOT_MEMBER', 'only admins can add members', { chatId });
+        }
+        const listed = unique(members);
+        const added = listed.filter((m) => !current.has(m));
+        const promoted = opts.admin === true ? listed.filter((m) => current.get(m) === false) : [];
+        if (current.size + added.length > this.options.maxMembersPerChat) {
+          throw new ChatError(
+            'LIMIT',
+            `a chat has at most ${this.options.maxMembersPerChat} members`,
+            { chatId, members: current.size + added.length },
+          );
+        }
+        if (added.length === 0 && promoted.length === 0) return [];
+        const recipients = [...current.keys(), ...added];
+        const nextSeq = await lockUsers(tx, recipients);
+        if (added.length > 0) {
+          await sql`
+            insert into chat_members (chat_id, user_id, joined_at, is_admin)
+            select ${chatId}, unnest(${added}::text[]), ${now}, ${opts.admin === true}`.execute(tx);
+        }
+        if (promoted.length > 0) {
+          await tx
+            .updateTable('chat_members')
+            .set({ is_admin: true })
+            .where('chat_id', '=', chatId)
+            .where('user_id', 'in', promoted)
+            .execute();
+        }
+        const changed = opts.admin === true ? [...added, ...promoted] : added;
+        return appendEvents(
+          tx,
+          nextSeq,
+          chatEvents(recipients, chatId, 'membersAdded', changed, by, opts.admin === true, now),
+        );
+      });
+      return { chatId, deliveries };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  /**
+   * Removes members. Anyone may remove themselves (leave); removing others takes an admin.
+   * Everyone who was a member gets the event, the removed included. When the last admin
+   * leaves, the longest-standing remaining member becomes one, so a group is never headless.
+   */
+  async removeMembers(
+    by: string,
+    chatId: string,
+    members: readonly string[],
+    now: number,
+  ): Promise<MembershipResult> {
+    try {
+      const deliveries = await this.db.transaction().execute(async (tx) => {
+        const current = await lockChat(tx, chatId, by);
+        const removed = unique(members).filter((m) => current.has(m));
+        if (removed.some((m) => m !== by) && current.get(by) !== true) {
+          throw new ChatError('NOT_MEMBER', 'only admins can remove other members', { chatId });
+        }
+        if (removed.length === 0) return [];
+        const recipients = [...current.keys()];
+        const nextSeq = await lockUsers(tx, recipients);
+        await tx
+          .deleteFrom('chat_members')
+          .where('chat_id', '=', chatId)
+          .where('user_id', 'in', removed)
+          .execute();
+        const remaining = [...current].filter(([m]) => !removed.includes(m));
+        if (remaining.length > 0 && !remaining.some(([, admin]) => admin)) {
+          // current iterates in join order: the first remaining member joined earliest.
+          await tx
+            .updateTable('chat_members')
+            .set({ is_admin: true })
+            .where('chat_id', '=', chatId)
+            .where('user_id', '=', remaining[0]![0])
+            .execute();
+        }
+        return appendEvents(
+          tx,
+          nextSeq,
+          chatEvents(recipients, chatId, 'membersRemoved', removed, by, false, now),
+        );
+      });
+      return { chatId, deliveries };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  /** Current members of a chat, or null when there is no such chat (for typing fan-out). */
+  async members(chatId: string): Promise<string[] | null> {
+    try {
+      const { rows } = await sql<{ members: string[] }>`
+        select array(select m.user_id from chat_members m where m.chat_id = c.id) as members
+        from chats c where c.id = ${chatId}`.execute(this.db);
+      return rows[0]?.members ?? null;
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  /** True when the two users are members of at least one common chat. */
+  async shareChat(a: string, b: string): Promise<boolean> {
+    try {
+      const { rows } = await sql<{ found: boolean }>`
+        select exists(
+          select 1 from chat_members x join chat_members y on y.chat_id = x.chat_id
+          where x.user_id = ${a} and y.user_id = ${b}) as found`.execute(this.db);
+      return rows[0]?.found === true;
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  /**
+   * The user's chats, most recently active first (activeAt = latest message time, or the
+   * creation time of a chat without messages; ties by chat id).
+   */
+  async listChats(userId: string, opts: ListChatsOptions): Promise<ChatPage> {
+    const limit = Math.max(1, Math.floor(opts.limit));
+    const before = opts.before ?? Number.MAX_SAFE_INTEGER;
+    try {
+      const { rows } = await sql<{
+        id: string;
+        name: string | null;
+        members: string[];
+        admins: string[];
+        last_message_at: string | null;
+        active_at: string;
+      }>`
+        with mine as (
+          select c.id, c.name, c.created_at,
+            (select m.created_at from messages m where m.chat_id = c.id
+              order by m.id desc limit 1) as last_message_at
+          from chat_members cm join chats c on c.id = cm.chat_id
+          where cm.user_id = ${userId}
+        ),
+        ranked as (
+          select *, coalesce(last_message_at, created_at) as active_at from mine
+        ),
+        page as (
+          select * from ranked where active_at < ${before}
+          order by active_at desc, id desc
+          limit ${limit + 1}
+        ),
+        -- A page never ends inside a run of equal activeAt, so 'before' can be a plain time.
+        edge as (
+          select active_at from page order by active_at desc, id desc offset ${limit - 1} limit 1
+        ),
+        full_page as (
+          select * from page
+          union
+          select r.* from ranked r, edge e where r.active_at = e.active_at
+        )
+        select p.id, p.name, p.last_message_at, p.active_at,
+          array(select m.user_id from chat_members m where m.chat_id = p.id
+                order by m.joined_at, m.user_id) as members,
+          array(select m.user_id from chat_members m where m.chat_id = p.id and m.is_admin
+                order by m.joined_at, m.user_id) as admins
+        from full_page p
+        order by p.active_at desc, p.id desc`.execute(this.db);
+      // Rows past the limit with a smaller activeAt than the page edge belong to the next page.
+      const edgeAt = rows[limit - 1]?.active_at;
+      const page =
+        edgeAt === undefined ? rows : rows.filter((r, i) => i < limit || r.active_at === edgeAt);
+      return {
+        chats: page.map((r) => ({
+          chatId: r.id,
+          name: r.name,
+          members: r.members,
+          admins: r.admins,
+          lastMessageAt: r.last_message_at === null ? null : Number(r.last_message_at),
+          activeAt: Number(r.active_at),
+        })),
+        more: rows.length > page.length,
+      };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+}
+
+/**
+ * Locks the chat row against concurrent membership changes and returns its members (in join
+ * order) with their admin flags. NOT_FOUND for an unknown chat, NOT_MEMBER when `by` is not a
+ * member.
+ */
+async function lockChat(
+  tx: Transaction<Database>,
+  chatId: string,
+  by: string,
+): Promise<Map<string, boolean>> {
+  const { rows } = await sql<{ id: string }>`
+    select id from chats where id = ${chatId} for update`.execute(tx);
+  if (rows.length === 0) throw new ChatError('NOT_FOUND', 'no such chat', { chatId });
+  const members = await tx
+    .selectFrom('chat_members')
+    .select(['user_id', 'is_admin'])
+    .where('chat_id', '=', chatId)
+    .orderBy('joined_at')
+    .orderBy('user_id')
+    .execute();
+  const current = new Map<string, boolean>(
+    members.map((m): [string, boolean] => [m.user_id, m.is_admin]),
+  );
+  if (!current.has(by)) throw new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId });
+  return current;
+}
+
+function chatEvents(
+  recipients: readonly string[],
+  chatId: string,
+  change: Change,
+  members: string[],
+  by: string,
+  admin: boolean,
+  now: number,
+): NewEvent[] {
+  const fields = admin ? { change, members, by, admin: true as const } : { change, members, by };
+  const payload = JSON.stringify(fields);
+  return [...recipients].sort().map((userId) => ({
+    userId,
+    messageId: null,
+    payload,
+    event: { seq: 0, kind: 'chat', chatId, ...fields, ts: now },
+  }));
+}
+
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}

@@ -1,0 +1,61 @@
+/**
+ * Last seen (issue 7): `users.last_seen`, written with a conditional update so that two nodes
+ * racing (a user moving between nodes, a late write after a reconnect) never move it backwards.
+ */
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { toChatError } from './errors';
+import type { Database } from './schema';
+
+/**
+ * @example
+ * const presence = new PgPresenceStore(db);
+ * await presence.touch(['alice'], Date.now()); // on connect, heartbeat and last disconnect
+ * const { shared, lastSeen } = await presence.lastSeenFor('bob', 'alice');
+ */
+export class PgPresenceStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /**
+   * Sets last_seen of the users to `at` where it is older (or unset); returns how many rows
+   * moved. Users that do not exist yet are left alone (connecting creates them first).
+   */
+  async touch(userIds: readonly string[], at: number): Promise<number> {
+    if (userIds.length === 0) return 0;
+    try {
+      const result = await sql`
+        update users set last_seen = ${at}
+        where id = any(${[...userIds]}::text[]) and (last_seen is null or last_seen < ${at})`.execute(
+        this.db,
+      );
+      return Number(result.numAffectedRows ?? 0);
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  /**
+   * The target's stored last-seen time as `asker` may see it: `shared` is false unless the two
+   * share a chat (a user always shares with themselves).
+   */
+  async lastSeenFor(
+    asker: string,
+    target: string,
+  ): Promise<{ shared: boolean; lastSeen: number | null }> {
+    try {
+      const { rows } = await sql<{ shared: boolean; last_seen: string | null }>`
+        select
+          (${asker} = ${target} or exists(
+            select 1 from chat_members x join chat_members y on y.chat_id = x.chat_id
+            where x.user_id = ${asker} and y.user_id = ${target})) as shared,
+          (select last_seen from users where id = ${target}) as last_seen`.execute(this.db);
+      const row = rows[0];
+      return {
+        shared: row?.shared === true,
+        lastSeen: row?.last_seen === null || row === undefined ? null : Number(row.last_seen),
+      };
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+}
