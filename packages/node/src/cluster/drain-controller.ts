@@ -23,11 +23,51 @@ export interface DrainControllerDeps {
 }
 
 /**
- * Delay before the next move: the mean interval stretched by up to 20 % of jitter, so the rate
- * stays at or under the configured one while moves of different nodes do not fall into lockstep.
+ * Delay before the next move: the mean interval stretched by up to 20 % of jitter, so moves of
+ * different nodes do not fall into lockstep.
  */
 export function nextMoveDelayMs(ratePerSec: number, random: number): number {
   return (1000 / ratePerSec) * (1 + 0.2 * random);
+}
+
+/**
+ * Moves allowed so far, as a token bucket: `ratePerSec` refill and a bucket of a fifth of a
+ * second's worth, so a late timer (a busy event loop) catches up instead of slowing the drain,
+ * while any one-second window holds at most the rate + 20 %.
+ */
+export class MoveBudget {
+  private tokens = 1;
+  private refilledAt: number;
+
+  constructor(
+    private ratePerSec: number,
+    now: number,
+  ) {
+    this.refilledAt = now;
+  }
+
+  reset(ratePerSec: number, now: number): void {
+    this.ratePerSec = ratePerSec;
+    this.tokens = 1;
+    this.refilledAt = now;
+  }
+
+  take(now: number): boolean {
+    const capacity = Math.max(1, this.ratePerSec / 5);
+    this.tokens = Math.min(
+      capacity,
+      this.tokens + ((now - this.refilledAt) * this.ratePerSec) / 1000,
+    );
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Gives back a token that was not used (the user had already gone). */
+  refund(): void {
+    this.tokens += 1;
+  }
 }
 
 /** Most moves within any one-second window, from their timestamps (ascending). */
@@ -51,6 +91,7 @@ export class DrainController {
   private moveTimes: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private lastPublishAt = 0;
+  private readonly budget: MoveBudget;
   private idleWaiters: Array<() => void> = [];
   private readonly random: () => number;
   private readonly publishEveryMs: number;
@@ -58,6 +99,7 @@ export class DrainController {
   constructor(private readonly deps: DrainControllerDeps) {
     this.random = deps.random ?? Math.random;
     this.publishEveryMs = deps.publishEveryMs ?? 250;
+    this.budget = new MoveBudget(this.ratePerSec, deps.clock.now());
   }
 
   get remaining(): number {
@@ -80,7 +122,10 @@ export class DrainController {
       this.moveTimes = [];
       this.startedAt = now;
     }
-    if (rateChanged || ringChanged) this.reschedule();
+    if (rateChanged || ringChanged) {
+      this.budget.reset(ratePerSec, now);
+      this.reschedule();
+    }
     this.publishNow();
   }
 
@@ -126,18 +171,26 @@ export class DrainController {
 
   private step(): void {
     this.timer = undefined;
-    // Skip users who left or whom the ring gave back meanwhile; move the first real one.
-    for (;;) {
-      const user = this.queue.shift();
-      if (user === undefined) break;
-      if (this.deps.ownsLocally(user) || !this.deps.move(user)) continue;
-      this.moved += 1;
-      this.moveTimes.push(this.deps.clock.now());
-      break;
+    // Move as many users as the budget allows; skip users who left or whom the ring gave back.
+    const now = this.deps.clock.now();
+    while (this.queue.length > 0) {
+      const user = this.queue[0]!;
+      if (this.deps.ownsLocally(user)) {
+        this.queue.shift();
+        continue;
+      }
+      if (!this.budget.take(now)) break;
+      this.queue.shift();
+      if (this.deps.move(user)) {
+        this.moved += 1;
+        this.moveTimes.push(now);
+      } else {
+        this.budget.refund();
+      }
     }
     if (this.queue.length > 0) {
       this.schedule();
-      if (this.deps.clock.now() - this.lastPublishAt >= this.publishEveryMs) this.publishNow();
+      if (now - this.lastPublishAt >= this.publishEveryMs) this.publishNow();
     } else {
       this.publishNow();
       this.wakeIdle();
