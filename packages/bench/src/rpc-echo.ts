@@ -1,8 +1,7 @@
 /**
  * The limit beside `cross-node`: echo between two processes over loopback, raw msgpack-over-TCP
  * (length-prefixed frames, no auth, no request ids) and the same payload through the product's
- * RpcServer/PeerClient. Ported from packages/rpc/test/bench/echo.ts: WINDOW calls outstanding,
- * writes corked per tick; calls per CPU-second of client + server (process.cpuUsage).
+ * RpcServer/PeerClient: WINDOW calls outstanding, writes corked per tick; calls per CPU-second of client + server (process.cpuUsage).
  *
  * This file is also the server process (`serve raw|rpc`), forked by echoBench().
  */
