@@ -66,6 +66,8 @@ export interface SocialOptions {
   readonly memberCacheMs?: number;
   /** Most chats whose members are cached (10000). */
   readonly memberCacheSize?: number;
+  /** Last-seen writes are collected this long and written together (100). */
+  readonly lastSeenFlushMs?: number;
   /** `read` requests are collected this long and written together (50). */
   readonly readFlushMs?: number;
   /** Most reads in one transaction (256). */
@@ -99,6 +101,8 @@ export class Social {
   private readonly lastTyping = new Map<string, number>();
   private readonly memberCache = new Map<string, CachedMembers>();
   private reads: QueuedRead[] = [];
+  private readonly touched = new Set<string>();
+  private touchTimer: NodeJS.Timeout | undefined;
   private readTimer: NodeJS.Timeout | undefined;
   private readFlush: Promise<void> | undefined;
   private closed = false;
@@ -110,6 +114,7 @@ export class Social {
       memberCacheMs: o.memberCacheMs ?? 2000,
       memberCacheSize: o.memberCacheSize ?? 10_000,
       readFlushMs: o.readFlushMs ?? 50,
+      lastSeenFlushMs: o.lastSeenFlushMs ?? 100,
       maxReadBatch: o.maxReadBatch ?? 256,
       maxQueuedReads: o.maxQueuedReads ?? 10_000,
     });
@@ -117,11 +122,28 @@ export class Social {
 
   // ---- last seen ----
 
-  /** A device of the user was welcomed, or their last device went away: last seen is now. */
+  /**
+   * A device of the user was welcomed, or their last device went away: last seen is now.
+   * Coalesced: every user touched within one window is written in one statement (a reconnect
+   * storm must not double the queries of connecting).
+   */
   touchLastSeen(user: string): void {
-    this.deps.stores.presence
-      .touch([user], this.deps.clock.now())
-      .catch((err: unknown) => this.deps.log.debug({ err, user }, 'last seen not written'));
+    this.touched.add(user);
+    this.touchTimer ??= setTimeout(() => {
+      this.touchTimer = undefined;
+      void this.flushLastSeen();
+    }, this.options.lastSeenFlushMs);
+  }
+
+  private async flushLastSeen(): Promise<void> {
+    const users = [...this.touched];
+    this.touched.clear();
+    if (users.length === 0) return;
+    try {
+      await this.deps.stores.presence.touch(users, this.deps.clock.now());
+    } catch (err) {
+      this.deps.log.debug({ err, users: users.length }, 'last seen not written');
+    }
   }
 
   /** NOT_FOUND unless the asker shares a chat with the target (no probing for who exists). */
@@ -295,6 +317,9 @@ export class Social {
   /** Writes the reads still queued, then refuses new ones. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.touchTimer !== undefined) clearTimeout(this.touchTimer);
+    this.touchTimer = undefined;
+    await this.flushLastSeen();
     if (this.readTimer !== undefined) clearTimeout(this.readTimer);
     this.readTimer = undefined;
     for (let i = 0; i < 1000 && (this.reads.length > 0 || this.readFlush !== undefined); i++) {

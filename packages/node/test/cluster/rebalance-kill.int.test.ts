@@ -27,7 +27,7 @@ const VICTIM = 'node-2';
 const LIVE_AFTER = ['node-1', 'node-3', 'node-4'];
 const LEASE_TTL_SEC = 3;
 /** Slow enough that node-2 is killed with most of its movers still connected to it. */
-const RATE = 20;
+const RATE = 25;
 
 let cluster: TestCluster;
 let env: Record<string, string>;

@@ -647,12 +647,12 @@ export class Population {
 
 /**
  * The most moves of one node the clients may observe within one second at drain rate `rate`:
- * R + 20 % (the drain's jitter only stretches intervals, so this is slack for timers and for
- * timestamps taken in this process). When this process stalled for `lagMaxMs`, moves sent
- * during the stall are observed together, so the window they fall into is that much longer.
+ * R + 20 % (what the node's pacing allows), plus one for the window's edge. Moves are stamped
+ * here, in this process, on arrival: when it stalled for `lagMaxMs`, moves the node sent over
+ * 1 s + lagMaxMs can land within one observed second, so the limit stretches by that much.
  */
 export function observedRateLimit(rate: number, lagMaxMs: number): number {
-  return Math.floor(rate * 1.2 * (1 + Math.max(0, lagMaxMs - 100) / 1000));
+  return Math.floor(rate * 1.2 * (1 + Math.max(0, lagMaxMs) / 1000)) + 1;
 }
 
 /**
@@ -692,7 +692,7 @@ export function drainReport(
   lines.push(
     `${label}_DRAIN_MS=${lastMoveAt - firstMoveAt} (expected ~${Math.round(longestExpected)} ms for the busiest node)`,
     `${label}_PEAK_RECONNECTS_PER_SEC_PER_NODE=${JSON.stringify(peaks)} (limit R + 20 % = ${rate * 1.2}` +
-      `${limit > rate * 1.2 ? `, ${limit} with this process's ${lagMaxMs} ms event-loop stall` : ''})`,
+      `, observed limit ${limit} with this process's ${lagMaxMs} ms max event-loop stall)`,
   );
   console.log(lines.join('\n'));
   for (const [node, peak] of Object.entries(peaks))
@@ -723,16 +723,17 @@ export function lagMonitor(): { max(): number; stop(): void } {
 }
 
 /**
- * Whether this run can judge a latency budget. The machine is shared with other test runs; when
- * deliveries to users that did NOT move, in the same window, took over `calmP99Ms` at p99, or
- * this process stalled for over `calmLagMs`, a missed budget says more about the machine than
- * about the rebalance. Returns the reason when it cannot judge.
+ * Whether this run can judge a 500 ms latency budget. The machine is shared with other test
+ * runs; when deliveries to users that did NOT move, in the same window (or before the drain),
+ * took over `calmP99Ms` (half the budget) at p99, or this process stalled for over `calmLagMs`,
+ * the machine alone eats the budget, and a miss says more about it than about the rebalance.
+ * Returns the reason when it cannot judge.
  */
 export function overloaded(
   p99BeforeMs: number,
   p99StayersDuringMs: number,
   lagMaxMs: number,
-  calmP99Ms = 150,
+  calmP99Ms = 250,
   calmLagMs = 250,
 ): string | undefined {
   const reasons: string[] = [];
