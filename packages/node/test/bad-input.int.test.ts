@@ -5,7 +5,7 @@
 import type { Codec, ServerFrame } from '@chat/protocol';
 import { defaultLimits, jsonCodec, msgpackCodec, validateClientFrame } from '@chat/protocol';
 import type { SingleNode } from '@chat/testkit';
-import { RawClient, countRows, startSingleNode, waitFor } from '@chat/testkit';
+import { RawClient, countRows, prng, startSingleNode, waitFor } from '@chat/testkit';
 
 let h: SingleNode;
 const open: RawClient[] = [];
@@ -20,18 +20,6 @@ afterEach(async () => {
 afterAll(async () => {
   await h.close();
 });
-
-/** mulberry32: a small seeded PRNG, so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS: object[] = [
   { t: 'send', id: 1, chatId: 'no-such-chat', clientMsgId: 'c1', body: 'hello' },

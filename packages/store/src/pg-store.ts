@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
-import type { AttachmentRef, ChatSummary, InboxEvent } from '@chat/protocol';
+import type { AttachmentRef, InboxEvent } from '@chat/protocol';
 import { toChatError } from './errors';
 import { silentLogger } from './pool';
 import type { StoreLogger } from './pool';
@@ -146,21 +146,33 @@ export class PgChatStore implements ChatStore {
         this.db,
       );
       // One statement, one snapshot: created_seq and latestSeq agree.
-      const { rows } = await sql<{ acked_seq: string; latest: string; created: boolean }>`
+      const { rows } = await sql<{
+        acked_seq: string;
+        latest: string;
+        created: boolean;
+        reset: boolean;
+      }>`
         with usr as (select next_seq - 1 as latest from users where id = ${userId}),
+        -- Retention removed this device (away too long): it starts fresh, and is told so.
+        tomb as (
+          delete from expired_devices where user_id = ${userId} and device_id = ${deviceId}
+          returning 1
+        ),
         dev as (
           insert into devices (user_id, device_id, acked_seq, created_seq, last_active)
           select ${userId}, ${deviceId}, 0, latest, ${now} from usr
           on conflict (user_id, device_id) do update set last_active = excluded.last_active
           returning acked_seq, (xmax = 0) as created
         )
-        select dev.acked_seq, usr.latest, dev.created from dev, usr`.execute(this.db);
+        select dev.acked_seq, usr.latest, dev.created, exists(select 1 from tomb) as reset
+        from dev, usr`.execute(this.db);
       const row = rows[0];
       if (!row) throw new Error('device upsert returned no row');
       return {
         latestSeq: Number(row.latest),
         ackedSeq: Number(row.acked_seq),
         created: row.created,
+        ...(row.reset ? { reset: true as const } : {}),
       };
     } catch (err) {
       throw toChatError(err);
@@ -171,7 +183,8 @@ export class PgChatStore implements ChatStore {
     await this.ackMany([{ userId, deviceId, seq }]);
   }
 
-  async ackMany(cursors: readonly DeviceCursor[]): Promise<void> {
+  /** `now`, when given, also refreshes the devices' last_active (retention keeps them). */
+  async ackMany(cursors: readonly DeviceCursor[], now?: number): Promise<void> {
     // One statement per flush, whatever the number of devices: acks are the most frequent
     // write, and a transaction per device would cost a commit (an fsync) each.
     const latest = new Map<string, DeviceCursor>();
@@ -198,7 +211,8 @@ export class PgChatStore implements ChatStore {
         ),
         cur as (
           update devices d
-          set acked_seq = greatest(d.acked_seq, least(i.seq, u.next_seq - 1))
+          set acked_seq = greatest(d.acked_seq, least(i.seq, u.next_seq - 1)),
+            last_active = greatest(d.last_active, coalesce(${now ?? null}::int8, d.last_active))
           from input i, users u
           where d.user_id = i.user_id and d.device_id = i.device_id and u.id = i.user_id
           returning d.user_id, d.device_id, d.acked_seq
@@ -282,90 +296,6 @@ export class PgChatStore implements ChatStore {
         );
       });
       return { chatId, deliveries };
-    } catch (err) {
-      throw toChatError(err);
-    }
-  }
-
-  async addMembers(
-    by: string,
-    chatId: string,
-    members: readonly string[],
-    now: number,
-  ): Promise<MembershipResult> {
-    try {
-      const deliveries = await this.db.transaction().execute(async (tx) => {
-        const current = await lockChat(tx, chatId, by);
-        const added = unique(members).filter((m) => !current.has(m));
-        if (current.size + added.length > this.options.maxMembersPerChat) {
-          throw new ChatError(
-            'LIMIT',
-            `a chat has at most ${this.options.maxMembersPerChat} members`,
-            {
-              chatId,
-              members: current.size + added.length,
-            },
-          );
-        }
-        if (added.length === 0) return [];
-        const recipients = [...current, ...added];
-        const nextSeq = await lockUsers(tx, recipients);
-        await sql`
-          insert into chat_members (chat_id, user_id, joined_at)
-          select ${chatId}, unnest(${added}::text[]), ${now}`.execute(tx);
-        return appendEvents(
-          tx,
-          nextSeq,
-          chatEvents(recipients, chatId, { change: 'membersAdded', members: added, by }, now),
-        );
-      });
-      return { chatId, deliveries };
-    } catch (err) {
-      throw toChatError(err);
-    }
-  }
-
-  async removeMembers(
-    by: string,
-    chatId: string,
-    members: readonly string[],
-    now: number,
-  ): Promise<MembershipResult> {
-    try {
-      const deliveries = await this.db.transaction().execute(async (tx) => {
-        const current = await lockChat(tx, chatId, by);
-        const removed = unique(members).filter((m) => current.has(m));
-        if (removed.length === 0) return [];
-        // The removed members get the event too: everyone who was a member before.
-        const recipients = [...current];
-        const nextSeq = await lockUsers(tx, recipients);
-        await tx
-          .deleteFrom('chat_members')
-          .where('chat_id', '=', chatId)
-          .where('user_id', 'in', removed)
-          .execute();
-        return appendEvents(
-          tx,
-          nextSeq,
-          chatEvents(recipients, chatId, { change: 'membersRemoved', members: removed, by }, now),
-        );
-      });
-      return { chatId, deliveries };
-    } catch (err) {
-      throw toChatError(err);
-    }
-  }
-
-  async listChats(userId: string): Promise<ChatSummary[]> {
-    try {
-      const { rows } = await sql<{ id: string; name: string | null; members: string[] }>`
-        select c.id, c.name,
-          array(select m2.user_id from chat_members m2 where m2.chat_id = c.id
-                order by m2.joined_at, m2.user_id) as members
-        from chat_members m join chats c on c.id = m.chat_id
-        where m.user_id = ${userId}
-        order by c.created_at, c.id`.execute(this.db);
-      return rows.map((r) => ({ chatId: r.id, name: r.name, members: r.members }));
     } catch (err) {
       throw toChatError(err);
     }
@@ -626,27 +556,6 @@ async function sendBatch(
 }
 
 /**
- * Locks the chat row against concurrent membership changes and returns its members.
- * NOT_FOUND for an unknown chat, NOT_MEMBER when `by` is not a member.
- */
-async function lockChat(
-  tx: Transaction<Database>,
-  chatId: string,
-  by: string,
-): Promise<Set<string>> {
-  const { rows } = await sql<{ members: string[] }>`
-    select array(select m.user_id from chat_members m where m.chat_id = c.id order by m.joined_at, m.user_id)
-      as members
-    from chats c where c.id = ${chatId}
-    for update`.execute(tx);
-  const row = rows[0];
-  if (!row) throw new ChatError('NOT_FOUND', 'no such chat', { chatId });
-  const members = new Set(row.members);
-  if (!members.has(by)) throw new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId });
-  return members;
-}
-
-/**
  * Creates missing users and locks every user row, both in id order, and returns each user's
  * next_seq. Must come after any chat row locks of the transaction.
  */
@@ -715,11 +624,14 @@ export async function appendEvents(
   return deliveries;
 }
 
-/** One `chat` event per recipient; the fields beside chatId and ts go to the payload. */
+/**
+ * One `chat` event per recipient; the fields beside chatId and ts go to the payload. Membership
+ * changes after creation are PgGroupStore's, with their own events.
+ */
 function chatEvents(
   recipients: readonly string[],
   chatId: string,
-  fields: { change: 'created' | 'membersAdded' | 'membersRemoved'; members: string[]; by: string },
+  fields: { change: 'created'; members: string[]; by: string },
   now: number,
 ): NewEvent[] {
   const payload = JSON.stringify(fields);

@@ -3,7 +3,7 @@
  * reach it surfaces as ChatError('UNAVAILABLE'), a rule violation as the matching ChatError
  * (NOT_FOUND, NOT_MEMBER, LIMIT, BAD_REQUEST), anything unexpected as ChatError('INTERNAL').
  */
-import type { AttachmentRef, ChatSummary, InboxEvent } from '@chat/protocol';
+import type { AttachmentRef, InboxEvent } from '@chat/protocol';
 
 /** One inbox event that was just committed for one user: the node pushes it to their devices. */
 export interface Delivery {
@@ -18,6 +18,11 @@ export interface DeviceState {
   readonly ackedSeq: number;
   /** True when this call created the device row. */
   readonly created: boolean;
+  /**
+   * True when the device had been removed by retention (away longer than the retention
+   * period) and starts fresh: events it never got may be gone. Absent otherwise.
+   */
+  readonly reset?: true;
 }
 
 /** A device's ack: every event up to `seq` has reached it. */
@@ -73,7 +78,7 @@ export interface ChatStore {
    */
   ack(userId: string, deviceId: string, seq: number): Promise<void>;
   /** `ack` for many devices in one statement (the node flushes coalesced acks with it). */
-  ackMany(cursors: readonly DeviceCursor[]): Promise<void>;
+  ackMany(cursors: readonly DeviceCursor[], now?: number): Promise<void>;
   /** The user's latest sequence number, 0 when none. */
   latestSeq(userId: string): Promise<number>;
   /** Latest sequence numbers of many users in one query (unknown users are left out). */
@@ -86,21 +91,6 @@ export interface ChatStore {
     name: string | null,
     now: number,
   ): Promise<MembershipResult>;
-  /** NOT_FOUND for an unknown chat, NOT_MEMBER when `by` is not a member, LIMIT past the cap. */
-  addMembers(
-    by: string,
-    chatId: string,
-    members: readonly string[],
-    now: number,
-  ): Promise<MembershipResult>;
-  /** As addMembers; removed members get the event too. */
-  removeMembers(
-    by: string,
-    chatId: string,
-    members: readonly string[],
-    now: number,
-  ): Promise<MembershipResult>;
-  listChats(userId: string): Promise<ChatSummary[]>;
 
   /**
    * Stores a message and one inbox event per member, in a transaction shared with other

@@ -96,20 +96,3 @@ export async function countRows(db: Kysely<Database>, table: keyof Database): Pr
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
-
-/** Polls `check` until it stops throwing, or throws its last error after `timeoutMs`. */
-export async function waitFor<T>(
-  check: () => Promise<T> | T,
-  timeoutMs = 10_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, everyMs));
-    }
-  }
-}

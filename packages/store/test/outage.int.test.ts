@@ -1,8 +1,9 @@
 /** Postgres going away for real: a private server for this file, stopped and started again. */
 import { startPostgres } from '../../testkit/src/postgres';
 import type { PostgresHandle } from '../../testkit/src/postgres';
+import { waitFor } from '../../testkit/src/wait';
 import type { PgChatStore } from '../src/index';
-import { expectContiguousSeqs, sendInput, storeFixture, waitFor } from './helpers';
+import { expectContiguousSeqs, sendInput, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
 
 let pg: PostgresHandle;

@@ -1,16 +1,18 @@
 import { sql } from 'kysely';
 import { ChatError } from '@chat/protocol';
-import { createDatabase, migrate } from '../src/index';
+import { PgGroupStore, createDatabase, migrate } from '../src/index';
 import type { PgChatStore } from '../src/index';
 import { countRows, expectContiguousSeqs, sendInput, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
 
 let fx: StoreFixture;
 let store: PgChatStore;
+let groups: PgGroupStore;
 
 beforeAll(async () => {
   fx = await storeFixture('store');
   store = fx.store();
+  groups = new PgGroupStore(fx.db, { maxMembersPerChat: 100 });
 });
 afterAll(() => fx.close());
 
@@ -109,9 +111,19 @@ describe('send, sync, ack', () => {
         },
       ],
     ]);
-    expect(await store.listChats('rt-bob')).toEqual([
-      { chatId, name: 'pals', members: ['rt-alice', 'rt-bob'] },
-    ]);
+    expect(await groups.listChats('rt-bob', { limit: 10 })).toEqual({
+      chats: [
+        {
+          chatId,
+          name: 'pals',
+          members: ['rt-alice', 'rt-bob'],
+          admins: ['rt-alice'],
+          lastMessageAt: null,
+          activeAt: 10,
+        },
+      ],
+      more: false,
+    });
 
     const attachments = [{ key: 'media/k1', mime: 'image/png', size: 123 }];
     const r1 = await store.send(
@@ -272,10 +284,10 @@ describe('rules', () => {
     );
     expect(bumped.map((u) => u.id).sort()).toEqual(['rule-a', 'rule-b']);
 
-    expect((await rejection(store.addMembers('rule-x', chatId, ['rule-y'], 2))).code).toBe(
+    expect((await rejection(groups.addMembers('rule-x', chatId, ['rule-y'], {}, 2))).code).toBe(
       'NOT_MEMBER',
     );
-    expect((await rejection(store.removeMembers('rule-a', 'nope', ['rule-b'], 2))).code).toBe(
+    expect((await rejection(groups.removeMembers('rule-a', 'nope', ['rule-b'], 2))).code).toBe(
       'NOT_FOUND',
     );
     expect(await countRows(fx.db, 'inbox')).toBe(before.inbox + 2);
@@ -290,25 +302,26 @@ describe('rules', () => {
     const { chatId, deliveries } = await store.createChat('cap-owner', many.slice(0, 99), null, 1);
     expect(deliveries).toHaveLength(100);
     const inboxBefore = await countRows(fx.db, 'inbox');
-    expect((await rejection(store.addMembers('cap-owner', chatId, ['cap99'], 2))).code).toBe(
+    expect((await rejection(groups.addMembers('cap-owner', chatId, ['cap99'], {}, 2))).code).toBe(
       'LIMIT',
     );
     expect(await countRows(fx.db, 'inbox')).toBe(inboxBefore);
     // Adding someone who is already a member is not growth.
-    expect((await store.addMembers('cap-owner', chatId, ['cap0'], 2)).deliveries).toEqual([]);
+    expect((await groups.addMembers('cap-owner', chatId, ['cap0'], {}, 2)).deliveries).toEqual([]);
   });
 
   it('adds and removes members, telling everyone involved', async () => {
     const { chatId } = await store.createChat('mem-a', ['mem-b'], 'g', 1);
-    const added = await store.addMembers('mem-b', chatId, ['mem-c', 'mem-b'], 2);
+    // mem-a created the chat, so is its admin; mem-b is already a member and is not added again.
+    const added = await groups.addMembers('mem-a', chatId, ['mem-c', 'mem-b'], {}, 2);
     expect(added.deliveries.map((d) => d.userId).sort()).toEqual(['mem-a', 'mem-b', 'mem-c']);
     expect(added.deliveries[0]?.event).toMatchObject({
       kind: 'chat',
       change: 'membersAdded',
       members: ['mem-c'],
-      by: 'mem-b',
+      by: 'mem-a',
     });
-    const removed = await store.removeMembers('mem-a', chatId, ['mem-b', 'mem-zz'], 3);
+    const removed = await groups.removeMembers('mem-a', chatId, ['mem-b', 'mem-zz'], 3);
     expect(removed.deliveries.map((d) => d.userId).sort()).toEqual(['mem-a', 'mem-b', 'mem-c']);
     expect(removed.deliveries[0]?.event).toMatchObject({
       change: 'membersRemoved',
@@ -317,10 +330,22 @@ describe('rules', () => {
     });
     expect((await rejection(store.send(sendInput('mem-b', chatId)))).code).toBe('NOT_MEMBER');
     // Leaving.
-    const left = await store.removeMembers('mem-c', chatId, ['mem-c'], 4);
+    const left = await groups.removeMembers('mem-c', chatId, ['mem-c'], 4);
     expect(left.deliveries.map((d) => d.userId).sort()).toEqual(['mem-a', 'mem-c']);
-    expect(await store.listChats('mem-c')).toEqual([]);
-    expect(await store.listChats('mem-a')).toEqual([{ chatId, name: 'g', members: ['mem-a'] }]);
+    expect(await groups.listChats('mem-c', { limit: 10 })).toEqual({ chats: [], more: false });
+    expect(await groups.listChats('mem-a', { limit: 10 })).toEqual({
+      chats: [
+        {
+          chatId,
+          name: 'g',
+          members: ['mem-a'],
+          admins: ['mem-a'],
+          lastMessageAt: null,
+          activeAt: 1,
+        },
+      ],
+      more: false,
+    });
     const synced = await store.sync('mem-c', 0, 10);
     expect(synced.events.map((e) => (e.kind === 'chat' ? e.change : e.kind))).toEqual([
       'membersAdded',

@@ -1,4 +1,5 @@
 export { waitFor } from './wait';
+export { prng } from './prng';
 export { startNodeProcess, REPO_ROOT, TEST_SECRET } from './node-process';
 export type { NodeProcess, NodeProcessOptions } from './node-process';
 export { RawClient, UpgradeRefused, testToken } from './raw-client';

@@ -68,18 +68,6 @@ export function readyOnAt(user: SdkUser, since: number, node: string): number | 
   return user.states.find((s) => s.at >= since && s.status === 'ready' && s.node === node)?.at;
 }
 
-/** mulberry32, so that the random traffic of a failing run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface TrafficChat {
   readonly chatId: string;
   readonly members: readonly SdkUser[];

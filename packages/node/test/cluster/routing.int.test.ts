@@ -6,7 +6,7 @@
 import { ChatClient } from '@chat/client';
 import type { EventFrame, ServerFrame } from '@chat/protocol';
 import { jsonCodec } from '@chat/protocol';
-import { RawClient, TestCluster, testToken, waitFor } from '@chat/testkit';
+import { RawClient, TestCluster, prng, testToken, waitFor } from '@chat/testkit';
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -35,18 +35,6 @@ function sdkUser(id: string): User {
   client.on('event', (e) => user.events.push(e));
   client.on('welcome', (w) => (user.node = w.node));
   return user;
-}
-
-/** mulberry32, so that the random traffic of a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function ownersAt(
