@@ -57,6 +57,13 @@ export interface ChatClientEvents {
   error: ChatError | Error;
   welcome: WelcomeFrame;
   moved: MovedFrame;
+  /**
+   * The server had removed this device (away longer than its retention period): events after
+   * `lastSeq` may be gone for good. The client carries on (the sync that follows starts at the
+   * oldest events still available and skips the missing numbers); an app should refresh what it
+   * derives from events (chat list, unread counts).
+   */
+  reset: { readonly lastSeq: number };
 }
 
 export interface SendOptions {
@@ -574,6 +581,13 @@ export class ChatClient {
     this.acks.resetConnection();
     this.seqs.observe(welcome.seq);
     this.events.emit('welcome', welcome);
+    if (welcome.reset === true) {
+      this.opts.logger.warn(
+        { node: welcome.node, lastSeq: this.seqs.lastContiguous },
+        'the server reset this device (away longer than its retention); resyncing',
+      );
+      this.events.emit('reset', { lastSeq: this.seqs.lastContiguous });
+    }
     this.setState('syncing', welcome.node);
     const waiting = this.waiting;
     this.waiting = [];

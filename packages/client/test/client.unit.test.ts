@@ -56,6 +56,22 @@ describe.each(['json', 'msgpack'] as const)('ChatClient over %s', (codec) => {
     expect(client.state).toEqual({ status: 'ready', node: 'node-1' });
   });
 
+  it('on a reset welcome, tells the app and carries on from the oldest events left', async () => {
+    const node = await startNode();
+    for (let i = 1; i <= 6; i++) node.addEvent(`m${i}`);
+    // Retention deleted everything up to 4 while the device was away.
+    node.inbox.splice(0, 4);
+    node.resetDevice = true;
+    const { client, events } = makeClient({ url: node.url, lastSeq: 2 });
+    const resets: { lastSeq: number }[] = [];
+    client.on('reset', (r) => resets.push(r));
+    await client.connect();
+    expect(resets).toEqual([{ lastSeq: 2 }]);
+    expect(events.map((e) => e.seq)).toEqual([5, 6]);
+    await waitFor(() => expect(node.receivedOf('ack').at(-1)?.seq).toBe(6));
+    expect(client.lastSeq).toBe(6);
+  });
+
   it('answers pings, and syncs when a ping or a push reveals a gap', async () => {
     const node = await startNode();
     const { client, events } = makeClient({ url: node.url });

@@ -40,6 +40,8 @@ export class FakeNode {
   readonly inbox: EventFrame[] = [];
   hooks: FakeNodeHooks = {};
   heartbeatMs = 30_000;
+  /** Welcome with `reset: true` (a device retention had removed). */
+  resetDevice = false;
   /** Default sync page size when the client sends no limit. */
   pageSize = 100;
   private readonly messages = new Map<string, { messageId: string; ts: number }>();
@@ -157,6 +159,7 @@ export class FakeNode {
       epoch: 1,
       seq: this.latestSeq,
       heartbeatMs: this.heartbeatMs,
+      ...(this.resetDevice ? { reset: true } : {}),
     });
     this.hooks.onOpen?.(conn);
   }

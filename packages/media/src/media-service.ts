@@ -136,6 +136,14 @@ export class MediaService {
     return checked;
   }
 
+  /**
+   * Deletes attachment objects (retention: their messages are gone). UNAVAILABLE when storage
+   * is; already deleted keys are fine.
+   */
+  removeObjects(keys: readonly string[]): Promise<void> {
+    return this.store.remove(keys);
+  }
+
   private ensureBucket(): Promise<void> {
     this.bucketReady ??= (async () => {
       const created = await this.store.ensureBucket();

@@ -147,6 +147,18 @@ export class MinioObjectStore implements ObjectStore {
     });
   }
 
+  remove(keys: readonly string[]): Promise<void> {
+    return this.call('remove', async () => {
+      if (keys.length === 0) return;
+      // One multi-object delete request (S3 takes up to 1000 keys per request).
+      for (let i = 0; i < keys.length; i += 1000) {
+        const results = await this.client.removeObjects(this.bucket, keys.slice(i, i + 1000));
+        const failed = results.find((r) => r?.Error !== undefined && r.Error.Code !== 'NoSuchKey');
+        if (failed !== undefined) throw new Error(`remove failed: ${JSON.stringify(failed)}`);
+      }
+    });
+  }
+
   private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
     try {
       return await withDeadline(run(), this.timeoutMs);

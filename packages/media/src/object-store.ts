@@ -23,4 +23,6 @@ export interface ObjectStore {
   presignGet(key: string, ttlSec: number, now: Date): Promise<string>;
   /** Size and type of an object, or null when there is no such object. */
   stat(key: string): Promise<ObjectFacts | null>;
+  /** Deletes the objects; keys that do not exist count as deleted. */
+  remove(keys: readonly string[]): Promise<void>;
 }

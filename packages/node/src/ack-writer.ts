@@ -17,6 +17,8 @@ export class AckWriter {
     private readonly log: Logger,
     /** Runs before each write with its cursors (delivered receipts need the events it deletes). */
     private readonly beforeWrite?: (cursors: readonly DeviceCursor[]) => Promise<void>,
+    /** When given, each write also refreshes the devices' last_active (retention keeps them). */
+    private readonly now?: () => number,
   ) {}
 
   note(user: string, device: string, seq: number): void {
@@ -38,7 +40,7 @@ export class AckWriter {
     const cursors = batch.map(({ user, device, seq }) => ({ userId: user, deviceId: device, seq }));
     try {
       await this.beforeWrite?.(cursors);
-      await this.store.ackMany(cursors);
+      await this.store.ackMany(cursors, this.now?.());
     } catch (err) {
       this.log.warn({ err, devices: batch.length }, 'ack write failed; will retry');
       for (const { user, device, seq } of batch) this.note(user, device, seq);

@@ -113,6 +113,7 @@ export class ChatNode {
       this.config.ackFlushMs,
       this.log.child({ component: 'acks' }),
       (cursors) => this.social.beforeAcks(cursors),
+      () => this.clock.now(),
     );
     this.requestContext = {
       store: this.store,
@@ -178,9 +179,11 @@ export class ChatNode {
   }
 
   private async welcome(session: Session): Promise<void> {
+    let reset = false;
     try {
       const state = await this.store.connectDevice(session.user, session.device, this.clock.now());
       this.sessions.noteSeq(session.user, state.latestSeq);
+      reset = state.reset === true;
       // Also on connect, so that a crash of this node does not leave an old time behind.
       this.social.touchLastSeen(session.user);
     } catch (err) {
@@ -203,6 +206,7 @@ export class ChatNode {
       epoch: this.ownership.epoch(),
       seq: this.sessions.latestSeq(session.user),
       heartbeatMs: this.config.heartbeatMs,
+      ...(reset ? { reset: true as const } : {}),
     });
     session.ready = true;
     const early = this.notReady.get(session) ?? [];

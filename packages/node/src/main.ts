@@ -9,6 +9,7 @@ import {
   PgGroupStore,
   PgPresenceStore,
   PgReceiptStore,
+  PgRetentionStore,
   createDatabase,
   migrate,
 } from '@chat/store';
@@ -25,12 +26,16 @@ import type { MediaConfig } from './media-config';
 import { mediaConfigFromEnv } from './media-config';
 import { NodeMetrics } from './metrics';
 import { Readiness } from './readiness';
+import { RetentionJob, runWhileLeader } from './retention';
+import type { RetentionConfig } from './retention-config';
+import { retentionConfigFromEnv, retentionDays } from './retention-config';
 import { ListenError, startServer } from './server';
 
 function loadConfig(): {
   node: LoadedConfig;
   cluster: LoadedClusterConfig | undefined;
   media: MediaConfig | undefined;
+  retention: RetentionConfig;
 } {
   try {
     const node = nodeConfigFromEnv(process.env);
@@ -38,6 +43,7 @@ function loadConfig(): {
       node,
       cluster: clusterConfigFromEnv(process.env, node.config.host),
       media: mediaConfigFromEnv(process.env),
+      retention: retentionConfigFromEnv(process.env),
     };
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -56,6 +62,7 @@ async function main(): Promise<void> {
     {
       config: loggableConfig(config),
       cluster: loaded.cluster ? loggableClusterConfig(loaded.cluster.config) : undefined,
+      retention: loaded.retention,
     },
     'starting',
   );
@@ -83,7 +90,12 @@ async function main(): Promise<void> {
     onBatch: (batch) => metrics.observeBatch(batch),
   });
   const media = loaded.media
-    ? await startMedia(loaded.media, db, log.child({ component: 'media' }))
+    ? await startMedia(
+        loaded.media,
+        db,
+        log.child({ component: 'media' }),
+        retentionDays(loaded.retention),
+      )
     : undefined;
   if (media === undefined) log.info('CHAT_S3_ENDPOINT is not set: media attachments are off');
   const cluster = loaded.cluster
@@ -126,6 +138,23 @@ async function main(): Promise<void> {
   );
   const url = config.publicUrl ?? `ws://${config.host}:${server.port}/ws`;
   await cluster?.start(node, url);
+  // Retention cleanup: on the elected node of a cluster, always on a single node.
+  const retention = new RetentionJob({
+    store: new PgRetentionStore(db),
+    ...(media ? { objects: media } : {}),
+    config: loaded.retention,
+    clock: systemClock,
+    log: log.child({ component: 'retention' }),
+    onPass: (report, durationMs) => metrics.observeRetention({ ...report }, durationMs),
+    onActive: (active) => metrics.retentionActive.set(active ? 1 : 0),
+  });
+  let stopRetention: () => Promise<void>;
+  if (cluster) {
+    stopRetention = runWhileLeader(cluster.elect('retention-cleanup'), retention);
+  } else {
+    retention.start();
+    stopRetention = () => retention.stop();
+  }
   log.info({ port: server.port, url, rpcAddress: cluster?.rpcAddress }, 'listening');
 
   let stopping = false;
@@ -135,6 +164,7 @@ async function main(): Promise<void> {
     readiness.markStopping();
     log.info({ signal }, 'shutting down');
     // Leave the ring first and move our users to their new owners, then stop.
+    await stopRetention();
     await cluster?.drainAndLeave();
     server.close();
     await node.stop();

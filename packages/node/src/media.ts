@@ -59,7 +59,9 @@ export async function startMedia(
   config: MediaConfig,
   db: ReturnType<typeof createDatabase>,
   log: Logger,
-): Promise<MediaGateway> {
+  /** Days after which the bucket's lifecycle rule deletes objects (the retention period). */
+  expiryDays?: number,
+): Promise<MediaGateway & { removeObjects(keys: readonly string[]): Promise<void> }> {
   const objects = new MinioObjectStore({
     endpoint: config.endpoint,
     publicEndpoint: config.publicEndpoint,
@@ -74,6 +76,7 @@ export async function startMedia(
     urlTtlSec: config.urlTtlSec,
     limits: { maxBytes: config.maxBytes, allowedTypes: config.allowedTypes },
     logger: log,
+    ...(expiryDays === undefined ? {} : { expiryDays }),
   });
   await service.start();
   log.info(
@@ -87,5 +90,8 @@ export async function startMedia(
     },
     'media attachments on',
   );
-  return mediaGateway(service, new PgAttachmentStore(db));
+  return Object.freeze({
+    ...mediaGateway(service, new PgAttachmentStore(db)),
+    removeObjects: (keys: readonly string[]) => service.removeObjects(keys),
+  });
 }

@@ -68,6 +68,12 @@ export class NodeMetrics {
   readonly movedDevices: Counter;
   readonly pgBatchSize: Histogram;
   readonly pgBatchSeconds: Histogram<'result'>;
+  /** Rows and objects the retention cleanup removed, by kind (RetentionReport's fields). */
+  readonly retentionRemoved: Counter<'kind'>;
+  readonly retentionPasses: Counter;
+  readonly retentionPassSeconds: Histogram;
+  /** 1 while the retention cleanup runs on this node (it leads, or runs alone). */
+  readonly retentionActive: Gauge;
   private sources: MetricSources | undefined;
   /** Last cumulative per-peer figures seen, to turn them into monotonic counters. */
   private readonly seenPeerErrors = new Map<string, number>();
@@ -133,6 +139,28 @@ export class NodeMetrics {
       help: 'group-commit transaction duration, by result (committed or failed)',
       labelNames: ['result'],
       buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.retentionRemoved = new Counter({
+      name: 'chat_retention_removed_total',
+      help: 'rows and objects removed by the retention cleanup on this node, by kind',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.retentionPasses = new Counter({
+      name: 'chat_retention_passes_total',
+      help: 'retention cleanup passes completed on this node',
+      registers,
+    });
+    this.retentionPassSeconds = new Histogram({
+      name: 'chat_retention_pass_seconds',
+      help: 'duration of one retention cleanup pass (pauses between batches included)',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+      registers,
+    });
+    this.retentionActive = new Gauge({
+      name: 'chat_retention_active',
+      help: '1 while the retention cleanup runs on this node (elected, or a single node)',
       registers,
     });
 
@@ -279,6 +307,13 @@ export class NodeMetrics {
       { result: batch.committed ? 'committed' : 'failed' },
       batch.durationMs / 1000,
     );
+  }
+
+  /** The retention job's `onPass` hook. */
+  observeRetention(removed: Readonly<Record<string, number>>, durationMs: number): void {
+    for (const [kind, n] of Object.entries(removed)) this.retentionRemoved.inc({ kind }, n);
+    this.retentionPasses.inc();
+    this.retentionPassSeconds.observe(durationMs / 1000);
   }
 
   get contentType(): string {

@@ -121,6 +121,12 @@ export interface WelcomeFrame {
   /** The user's latest sequence number; 0 when the user has no events yet. */
   seq: number;
   heartbeatMs: number;
+  /**
+   * Present (true) when this device was away longer than the retention period: the server had
+   * removed it, and it starts fresh. Events it never got may be gone; the oldest still
+   * available come by sync as usual (sequence numbers stay the user's, with a gap).
+   */
+  reset?: true;
 }
 
 export interface ChatSummary {

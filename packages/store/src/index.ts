@@ -22,3 +22,10 @@ export type { GroupStoreOptions, ListChatsOptions, ChatPage } from './group-stor
 export { PgPresenceStore } from './presence-store';
 export { PgReceiptStore } from './receipt-store';
 export type { ReadIntent, ReadBatchResult, ReceiptStoreOptions } from './receipt-store';
+export { PgRetentionStore } from './retention-store';
+export type {
+  DeliveredBatch,
+  ExpiredDevices,
+  ExpiredMessages,
+  RetentionStore,
+} from './retention-store';

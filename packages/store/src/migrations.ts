@@ -5,6 +5,7 @@
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'kysely';
 import { mediaMigration } from './attachment-store';
+import { retentionMigration } from './retention-store';
 import type { Database } from './schema';
 
 const initial: Migration = {
@@ -133,6 +134,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': initial,
   '0002_presence_receipts_admin': presenceReceiptsAdmin,
   '0003_media': mediaMigration,
+  '0004_retention': retentionMigration,
 });
 
 const provider: MigrationProvider = {

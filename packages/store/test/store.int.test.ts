@@ -51,7 +51,12 @@ describe('migrations', () => {
     try {
       const results = await Promise.all(dbs.map((db) => migrate(db)));
       const applied = results.flatMap((r) => (r.results ?? []).map((m) => m.migrationName));
-      expect(applied).toEqual(['0001_initial', '0002_presence_receipts_admin', '0003_media']);
+      expect(applied).toEqual([
+        '0001_initial',
+        '0002_presence_receipts_admin',
+        '0003_media',
+        '0004_retention',
+      ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));
       await fresh.drop();

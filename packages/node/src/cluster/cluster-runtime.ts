@@ -3,7 +3,7 @@
  * the RPC server and peer pool, forwarding of deliveries, draining users whose owner changed,
  * closing finished transitions (when elected), and leaving cleanly at shutdown.
  */
-import type { ClusterView, DrainProgress, NodeRegistration } from '@chat/cluster';
+import type { ClusterView, DrainProgress, Election, NodeRegistration } from '@chat/cluster';
 import {
   RingConfigStore,
   clusterKeys,
@@ -168,6 +168,23 @@ export class ClusterRuntime {
       log: this.log.child({ component: 'transition-closer' }),
     });
     this.disposers.push(() => void election.close().catch(() => undefined));
+  }
+
+  /**
+   * Campaigns for a single-runner job (e.g. `retention-cleanup`) with this node's lease TTL:
+   * if the leader dies, another node takes over within about that TTL. Closed with the runtime.
+   */
+  elect(name: string): Election {
+    const election = startElection({
+      etcd: this.etcd,
+      prefix: this.config.prefix,
+      name,
+      candidateId: this.nodeId,
+      ttlSec: this.config.leaseTtlSec,
+      logger: this.log.child({ component: 'election', election: name }),
+    });
+    this.disposers.push(() => void election.close().catch(() => undefined));
+    return election;
   }
 
   /**

@@ -15,6 +15,7 @@ import {
   chatctlStatus,
   countBy,
   drainReport,
+  expectNodePeaksWithin,
   lagMonitor,
   pickMix,
   ringDiff,
@@ -106,6 +107,7 @@ test('SIGKILL of a draining node mid-drain: the cluster converges, the transitio
   const result = await scaleOut;
   console.log(`KILL_CHATCTL (exit ${result.code}):\n${result.stdout.trim()}`);
   expect(result.code).toBe(0);
+  expectNodePeaksWithin(result.stdout, RATE);
   await waitFor(
     async () => {
       const status = await chatctlStatus(env);

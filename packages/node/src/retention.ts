@@ -1,0 +1,259 @@
+/**
+ * The retention cleanup job (issue 8): deletes what the server no longer needs, in small
+ * batches with a pause between them, on one node at a time (etcd election
+ * `retention-cleanup`; a single node without etcd just runs it). Time comes from the injected
+ * clock; the pause from an injected sleep.
+ *
+ * One pass, in this order (each step repeats its batch until a short one, bounded):
+ * 1. messages delivered to every device (no inbox event references them) and older than the
+ *    delivered grace period;
+ * 2. inbox events older than the retention period, delivered or not;
+ * 3. messages older than it (their receipts go with them);
+ * 4. attachment index rows older than it that no message carries;
+ * 5. devices inactive for longer than it (tombstoned, so they are told `reset` on return);
+ * 6. tombstones older than `tombstoneFactor` retention periods;
+ * 7. attachment objects queued by steps 1, 3 and 4, removed from object storage.
+ */
+import type { Election } from '@chat/cluster';
+import type { RetentionStore } from '@chat/store';
+import type { Logger } from 'pino';
+import type { Clock } from './clock';
+import type { RetentionConfig } from './retention-config';
+
+/** What one pass removed. */
+export interface RetentionReport {
+  /** Messages deleted because every device got them. */
+  deliveredMessages: number;
+  /** Inbox events deleted by age. */
+  expiredEvents: number;
+  /** Messages deleted by age. */
+  expiredMessages: number;
+  /** Attachment index rows deleted by age. */
+  attachmentIndex: number;
+  devices: number;
+  /** Inbox events freed because an expired device no longer held them. */
+  freedEvents: number;
+  tombstones: number;
+  /** Attachment objects deleted from object storage. */
+  objects: number;
+}
+
+export type RetentionKind = keyof RetentionReport;
+
+/** Deletes attachment objects; absent when media is off (queued keys then wait). */
+export interface ObjectRemover {
+  removeObjects(keys: readonly string[]): Promise<void>;
+}
+
+export interface RetentionDeps {
+  readonly store: RetentionStore;
+  readonly objects?: ObjectRemover;
+  readonly config: RetentionConfig;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Called after each pass with what it removed (metrics). */
+  readonly onPass?: (report: RetentionReport, durationMs: number) => void;
+  /** Called when the job starts or stops running on this node (metrics). */
+  readonly onActive?: (active: boolean) => void;
+  /** The pause between batches; setTimeout by default. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** Most batches one step runs in one pass: the loops are bounded, the rest waits a pass. */
+const MAX_BATCHES_PER_STEP = 10_000;
+/** Tombstones live this many retention periods, so a device away even longer is just new. */
+export const TOMBSTONE_FACTOR = 12;
+
+/** The cut-off times of a pass at `now` (pure). */
+export function retentionCutoffs(
+  now: number,
+  config: Pick<RetentionConfig, 'retentionMs' | 'deliveredGraceMs'>,
+): { expiredBefore: number; deliveredBefore: number; tombstonesBefore: number } {
+  return {
+    expiredBefore: now - config.retentionMs,
+    deliveredBefore: now - config.deliveredGraceMs,
+    tombstonesBefore: now - config.retentionMs * TOMBSTONE_FACTOR,
+  };
+}
+
+export function emptyReport(): RetentionReport {
+  return {
+    deliveredMessages: 0,
+    expiredEvents: 0,
+    expiredMessages: 0,
+    attachmentIndex: 0,
+    devices: 0,
+    freedEvents: 0,
+    tombstones: 0,
+    objects: 0,
+  };
+}
+
+const defaultSleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+/**
+ * @example
+ * const job = new RetentionJob({ store: new PgRetentionStore(db), config, clock, log });
+ * job.start();             // single node: runs every intervalMs
+ * await job.runOnce();     // or one pass now
+ * await job.stop();
+ */
+export class RetentionJob {
+  private readonly sleep: (ms: number) => Promise<void>;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private active = false;
+  /** Set by stop(): a pass in progress ends after its current batch. */
+  private halted = false;
+  private passes = 0;
+
+  constructor(private readonly deps: RetentionDeps) {
+    this.sleep = deps.sleep ?? defaultSleep;
+  }
+
+  /** True while the job is scheduled on this node (it leads, or runs alone). */
+  get isActive(): boolean {
+    return this.active;
+  }
+
+  /** Passes completed since the process started. */
+  get completedPasses(): number {
+    return this.passes;
+  }
+
+  /** Runs a pass now and then every intervalMs until stop(). */
+  start(): void {
+    if (this.active) return;
+    this.active = true;
+    this.halted = false;
+    this.deps.onActive?.(true);
+    this.deps.log.info(
+      { retentionMs: this.deps.config.retentionMs, intervalMs: this.deps.config.intervalMs },
+      'retention cleanup running on this node',
+    );
+    this.schedule(0);
+  }
+
+  /** Stops scheduling and waits for a pass in progress to end its current batch. */
+  async stop(): Promise<void> {
+    if (this.active) {
+      this.deps.log.info('retention cleanup stopped on this node');
+      this.deps.onActive?.(false);
+    }
+    this.active = false;
+    this.halted = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One full pass; returns what it removed. Throws what the store throws. */
+  async runOnce(): Promise<RetentionReport> {
+    const { store, config, clock } = this.deps;
+    const started = clock.now();
+    const cut = retentionCutoffs(started, config);
+    const report = emptyReport();
+    const limit = config.batchSize;
+
+    let after = '0';
+    await this.batches(async () => {
+      const batch = await store.deleteDelivered(after, cut.deliveredBefore, limit);
+      report.deliveredMessages += batch.messages;
+      if (batch.lastId === null) return false;
+      after = batch.lastId;
+      return true;
+    });
+    await this.batches(async () => {
+      const n = await store.deleteExpiredInbox(cut.expiredBefore, limit);
+      report.expiredEvents += n;
+      return n >= limit;
+    });
+    await this.batches(async () => {
+      const gone = await store.deleteExpiredMessages(cut.expiredBefore, limit);
+      report.expiredMessages += gone.messages;
+      return gone.messages >= limit;
+    });
+    await this.batches(async () => {
+      const n = await store.deleteExpiredAttachmentIndex(cut.expiredBefore, limit);
+      report.attachmentIndex += n;
+      return n >= limit;
+    });
+    await this.batches(async () => {
+      const gone = await store.expireDevices(cut.expiredBefore, clock.now(), limit);
+      report.devices += gone.devices;
+      report.freedEvents += gone.events;
+      return gone.devices >= limit;
+    });
+    await this.batches(async () => {
+      const n = await store.pruneTombstones(cut.tombstonesBefore, limit);
+      report.tombstones += n;
+      return n >= limit;
+    });
+    const objects = this.deps.objects;
+    if (objects !== undefined) {
+      await this.batches(async () => {
+        const keys = await store.queuedObjectKeys(limit);
+        if (keys.length === 0) return false;
+        await objects.removeObjects(keys);
+        await store.dequeueObjectKeys(keys);
+        report.objects += keys.length;
+        return keys.length >= limit;
+      });
+    }
+    this.passes++;
+    const durationMs = clock.now() - started;
+    this.deps.onPass?.(report, durationMs);
+    if (Object.values(report).some((n) => n > 0)) {
+      this.deps.log.info({ removed: report, durationMs }, 'retention cleanup pass');
+    } else {
+      this.deps.log.debug({ durationMs }, 'retention cleanup pass: nothing to remove');
+    }
+    return report;
+  }
+
+  /** Runs `step` while it says there is more (and the job is active), pausing in between. */
+  private async batches(step: () => Promise<boolean>): Promise<void> {
+    for (let i = 0; i < MAX_BATCHES_PER_STEP; i++) {
+      if (!(await step())) return;
+      if (this.halted) return;
+      await this.sleep(this.deps.config.pauseMs);
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.active) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.runOnce()
+        .then(
+          () => undefined,
+          (err: unknown) => this.deps.log.warn({ err }, 'retention cleanup pass failed'),
+        )
+        .finally(() => {
+          this.running = undefined;
+          this.schedule(this.deps.config.intervalMs);
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+}
+
+/**
+ * Runs the job while this node leads the election; returns a disposer.
+ *
+ * @example
+ * const stop = runWhileLeader(cluster.elect('retention-cleanup'), job);
+ */
+export function runWhileLeader(election: Election, job: RetentionJob): () => Promise<void> {
+  const disposers = [
+    election.onLeader(() => job.start()),
+    election.onFollower(() => void job.stop()),
+  ];
+  if (election.isLeader) job.start();
+  return async () => {
+    for (const dispose of disposers) dispose();
+    await job.stop();
+    await election.close();
+  };
+}

@@ -1,0 +1,301 @@
+/**
+ * Retention (issue 8): the statements of the cleanup job. Each call is one short statement on
+ * at most `limit` rows (its own transaction), so the job never holds locks for long; rows it
+ * selects are locked with SKIP LOCKED, so it never waits for a send or an ack flush (and they
+ * wait at most for one batch).
+ *
+ * What goes, and when:
+ * - a message, once no inbox event references it any more (every member's devices acked it and
+ *   ackMany deleted the events) and it is older than the delivered grace period;
+ * - everything older than the retention period: inbox events, messages (their receipts go with
+ *   them by the foreign key's cascade), attachment index rows;
+ * - devices not active for the retention period (a tombstone remembers them, so a device that
+ *   comes back is told it starts fresh);
+ * - attachment objects whose key no message carries any more: queued in `media_deletions` in
+ *   the statement that deleted the last such message, and removed from object storage by the
+ *   job afterwards (a crash in between leaves the queue row, so the object is removed later).
+ */
+import { sql } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import { toChatError } from './errors';
+import type { Database } from './schema';
+
+/** One window of the delivered-messages scan. */
+export interface DeliveredBatch {
+  /** Highest message id looked at; pass it as `after` to continue, null when none was left. */
+  readonly lastId: string | null;
+  /** Messages deleted. */
+  readonly messages: number;
+  /** Attachment keys queued for object deletion. */
+  readonly keys: number;
+}
+
+export interface ExpiredMessages {
+  readonly messages: number;
+  readonly keys: number;
+}
+
+export interface ExpiredDevices {
+  readonly devices: number;
+  /** Inbox events freed because an expired device's cursor no longer holds them. */
+  readonly events: number;
+}
+
+/** The cleanup job's view of the store (one implementation, Postgres; the job tests use it). */
+export interface RetentionStore {
+  deleteDelivered(after: string, createdBefore: number, limit: number): Promise<DeliveredBatch>;
+  deleteExpiredInbox(createdBefore: number, limit: number): Promise<number>;
+  deleteExpiredMessages(createdBefore: number, limit: number): Promise<ExpiredMessages>;
+  deleteExpiredAttachmentIndex(createdBefore: number, limit: number): Promise<number>;
+  expireDevices(activeBefore: number, now: number, limit: number): Promise<ExpiredDevices>;
+  pruneTombstones(expiredBefore: number, limit: number): Promise<number>;
+  /** Keys queued for object deletion, oldest first. */
+  queuedObjectKeys(limit: number): Promise<string[]>;
+  /** Drops keys from the queue once their objects are gone. */
+  dequeueObjectKeys(keys: readonly string[]): Promise<void>;
+}
+
+/** Keys of `gone` (deleted messages) that no other message carries: their objects can go. */
+const ORPHAN_KEYS = sql`
+  keys as (
+    select distinct a->>'key' as key
+    from gone, jsonb_array_elements(gone.attachments) as a
+    where a->>'key' is not null
+  ),
+  orphans as (
+    select k.key from keys k
+    where not exists (
+      select 1 from messages m
+      where m.attachments <> '[]'::jsonb
+        and m.attachments @> jsonb_build_array(jsonb_build_object('key', k.key))
+        and m.id not in (select id from gone))
+  ),
+  unindexed as (
+    delete from message_attachments ma using orphans o where ma.key = o.key
+  ),
+  queued as (
+    insert into media_deletions (key) select key from orphans
+    on conflict (key) do nothing
+    returning key
+  )`;
+
+/**
+ * @example
+ * const retention = new PgRetentionStore(db);
+ * const gone = await retention.deleteExpiredInbox(now - 30 * DAY, 1000);
+ */
+export class PgRetentionStore implements RetentionStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async deleteDelivered(
+    after: string,
+    createdBefore: number,
+    limit: number,
+  ): Promise<DeliveredBatch> {
+    // A window of ids in key order, so messages still waiting for delivery are passed over
+    // once per pass instead of being looked at again by every batch.
+    return this.run(async () => {
+      const { rows } = await sql<{ last_id: string | null; messages: string; keys: string }>`
+        with win as (
+          select id from messages
+          where id > ${after}::int8 and created_at < ${createdBefore}
+          order by id
+          limit ${limit}
+        ),
+        victims as (
+          select m.id from messages m
+          where m.id in (select id from win)
+            and not exists (select 1 from inbox i where i.message_id = m.id)
+          for update skip locked
+        ),
+        gone as (
+          delete from messages m using victims v where m.id = v.id
+          returning m.id, m.attachments
+        ),
+        ${ORPHAN_KEYS}
+        select (select max(id) from win)::text as last_id,
+               (select count(*) from gone) as messages,
+               (select count(*) from queued) as keys`.execute(this.db);
+      const row = rows[0];
+      return {
+        lastId: row?.last_id ?? null,
+        messages: Number(row?.messages ?? 0),
+        keys: Number(row?.keys ?? 0),
+      };
+    });
+  }
+
+  async deleteExpiredInbox(createdBefore: number, limit: number): Promise<number> {
+    return this.run(async () => {
+      const result = await sql`
+        delete from inbox where ctid = any(array(
+          select ctid from inbox where created_at < ${createdBefore}
+          limit ${limit}
+          for update skip locked))`.execute(this.db);
+      return Number(result.numAffectedRows ?? 0);
+    });
+  }
+
+  async deleteExpiredMessages(createdBefore: number, limit: number): Promise<ExpiredMessages> {
+    return this.run(async () => {
+      const { rows } = await sql<{ messages: string; keys: string }>`
+        with victims as (
+          select id from messages where created_at < ${createdBefore}
+          limit ${limit}
+          for update skip locked
+        ),
+        gone as (
+          delete from messages m using victims v where m.id = v.id
+          returning m.id, m.attachments
+        ),
+        ${ORPHAN_KEYS}
+        select (select count(*) from gone) as messages,
+               (select count(*) from queued) as keys`.execute(this.db);
+      return { messages: Number(rows[0]?.messages ?? 0), keys: Number(rows[0]?.keys ?? 0) };
+    });
+  }
+
+  async deleteExpiredAttachmentIndex(createdBefore: number, limit: number): Promise<number> {
+    // Index rows whose messages are all gone are removed with the last of them; this catches
+    // what is left over (a key carried again later keeps only its first row's time).
+    return this.run(async () => {
+      const { rows } = await sql<{ n: string }>`
+        with victims as (
+          select key, chat_id from message_attachments ma
+          where ma.created_at < ${createdBefore}
+            and not exists (
+              select 1 from messages m
+              where m.attachments <> '[]'::jsonb
+                and m.attachments @> jsonb_build_array(jsonb_build_object('key', ma.key)))
+          limit ${limit}
+          for update skip locked
+        ),
+        gone as (
+          delete from message_attachments ma using victims v
+          where ma.key = v.key and ma.chat_id = v.chat_id
+          returning ma.key
+        ),
+        queued as (
+          insert into media_deletions (key) select distinct key from gone
+          on conflict (key) do nothing
+        )
+        select count(*) as n from gone`.execute(this.db);
+      return Number(rows[0]?.n ?? 0);
+    });
+  }
+
+  async expireDevices(activeBefore: number, now: number, limit: number): Promise<ExpiredDevices> {
+    return this.run(async () => {
+      const { rows } = await sql<{ devices: string; events: string }>`
+        with victims as (
+          select user_id, device_id from devices
+          where last_active < ${activeBefore}
+          limit ${limit}
+          for update skip locked
+        ),
+        gone as (
+          delete from devices d using victims v
+          where d.user_id = v.user_id and d.device_id = v.device_id
+          returning d.user_id, d.device_id
+        ),
+        tombs as (
+          insert into expired_devices (user_id, device_id, expired_at)
+          select user_id, device_id, ${now}::int8 from gone
+          on conflict (user_id, device_id) do update set expired_at = excluded.expired_at
+        ),
+        floors as (
+          -- The remaining devices' cursors (this statement's snapshot still shows the deleted
+          -- ones, so they are left out by hand).
+          select d.user_id, min(d.acked_seq) as seq from devices d
+          where d.user_id in (select user_id from gone)
+            and (d.user_id, d.device_id) not in (select user_id, device_id from gone)
+          group by d.user_id
+        ),
+        freed as (
+          delete from inbox i using floors f
+          where i.user_id = f.user_id and i.seq <= f.seq
+          returning 1
+        )
+        select (select count(*) from gone) as devices,
+               (select count(*) from freed) as events`.execute(this.db);
+      return { devices: Number(rows[0]?.devices ?? 0), events: Number(rows[0]?.events ?? 0) };
+    });
+  }
+
+  async pruneTombstones(expiredBefore: number, limit: number): Promise<number> {
+    return this.run(async () => {
+      const result = await sql`
+        delete from expired_devices where (user_id, device_id) in (
+          select user_id, device_id from expired_devices where expired_at < ${expiredBefore}
+          limit ${limit}
+          for update skip locked)`.execute(this.db);
+      return Number(result.numAffectedRows ?? 0);
+    });
+  }
+
+  async queuedObjectKeys(limit: number): Promise<string[]> {
+    return this.run(async () => {
+      const { rows } = await sql<{ key: string }>`
+        select key from media_deletions order by queued_at, key limit ${limit}`.execute(this.db);
+      return rows.map((r) => r.key);
+    });
+  }
+
+  async dequeueObjectKeys(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.run(() =>
+      sql`delete from media_deletions where key = any(${[...keys]}::text[])`.execute(this.db),
+    );
+  }
+
+  private async run<T>(statement: () => Promise<T>): Promise<T> {
+    try {
+      return await statement();
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+}
+
+/**
+ * Migration 0004_retention: indexes the cleanup scans by age, the attachment-key lookup, the
+ * tombstones of expired devices and the queue of objects to delete.
+ */
+export const retentionMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.createIndex('inbox_created_idx').on('inbox').column('created_at').execute();
+    await db.schema
+      .createIndex('messages_created_idx')
+      .on('messages')
+      .column('created_at')
+      .execute();
+    await sql`
+      create index messages_attachments_idx on messages
+      using gin (attachments jsonb_path_ops) where attachments <> '[]'::jsonb`.execute(db);
+    await db.schema
+      .createIndex('devices_last_active_idx')
+      .on('devices')
+      .column('last_active')
+      .execute();
+    await db.schema
+      .createTable('expired_devices')
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('device_id', 'text', (c) => c.notNull())
+      .addColumn('expired_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('expired_devices_pk', ['user_id', 'device_id'])
+      .execute();
+    await db.schema
+      .createTable('media_deletions')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('queued_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+      .execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('media_deletions').ifExists().execute();
+    await db.schema.dropTable('expired_devices').ifExists().execute();
+    await db.schema.dropIndex('devices_last_active_idx').ifExists().execute();
+    await db.schema.dropIndex('messages_attachments_idx').ifExists().execute();
+    await db.schema.dropIndex('messages_created_idx').ifExists().execute();
+    await db.schema.dropIndex('inbox_created_idx').ifExists().execute();
+  },
+};
