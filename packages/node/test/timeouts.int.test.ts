@@ -84,8 +84,10 @@ it('answers RATE_LIMITED past the rate, then closes with 4029 if it keeps on', a
   const closed = await c.closed;
   expect(closed.code).toBe(4029);
   const limited = c.frames.filter((f) => f.t === 'err' && f.code === 'RATE_LIMITED');
-  expect(limited.length).toBeGreaterThanOrEqual(25);
-  expect(limited.length).toBeLessThanOrEqual(31);
+  // At least CHAT_RATE_STRIKES refusals came before the close; on a slow machine a few more can,
+  // since tokens refilled mid-flood start the count of consecutive refusals again.
+  expect(limited.length).toBeGreaterThanOrEqual(30);
+  expect(limited.length).toBeLessThan(100);
 });
 
 it('the SDK recovers from an ack-timeout close: it reconnects, syncs, and the app sees each event once', async () => {

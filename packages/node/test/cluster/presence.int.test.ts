@@ -17,7 +17,11 @@ const open: RawClient[] = [];
 const byNode = new Map<string, string[]>();
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ nodes: 3 });
+  // The flood test sends faster than the default per-connection frame budget on purpose.
+  cluster = await TestCluster.start({
+    nodes: 3,
+    nodeEnv: { CHAT_RATE_PER_SEC: '1000', CHAT_RATE_BURST: '2000' },
+  });
   for (let i = 0; i < 150; i++) {
     const user = `pr${i}`;
     const { node } = await cluster.route(user);
