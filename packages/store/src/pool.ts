@@ -22,7 +22,7 @@ export const silentLogger: StoreLogger = Object.freeze({
 export interface DatabaseOptions {
   /** Most open connections (default 10). */
   readonly maxConnections?: number;
-  /** Deadline to get a connection, from the pool or by connecting (default 5000 ms). */
+  /** Deadline to get a connection, from the pool or by connecting (default 10 000 ms). */
   readonly connectionTimeoutMillis?: number;
   /** Client-side deadline of one query (default 10 000 ms). */
   readonly queryTimeoutMillis?: number;
@@ -50,7 +50,8 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Kyse
   const pool = new Pool({
     connectionString: url,
     max: options.maxConnections ?? 10,
-    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
+    // Waiting for a pooled connection counts too: under a burst the queue, not Postgres, is slow.
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
     query_timeout: queryTimeout,
     statement_timeout: options.statementTimeoutMillis ?? queryTimeout,
     idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMillis ?? 60_000,

@@ -23,11 +23,15 @@ export class PgPresenceStore {
   async touch(userIds: readonly string[], at: number): Promise<number> {
     if (userIds.length === 0) return 0;
     try {
+      // Rows are locked in id order, as sends lock them: a batch updated in scan order could
+      // deadlock with a send holding some of the same users.
       const result = await sql`
         update users set last_seen = ${at}
-        where id = any(${[...userIds]}::text[]) and (last_seen is null or last_seen < ${at})`.execute(
-        this.db,
-      );
+        where id in (
+          select id from users
+          where id = any(${[...userIds]}::text[]) and (last_seen is null or last_seen < ${at})
+          order by id
+          for update)`.execute(this.db);
       return Number(result.numAffectedRows ?? 0);
     } catch (err) {
       throw toChatError(err);

@@ -122,8 +122,13 @@ export class RawClient {
   /** Like request, but throws unless the reply is ok. */
   async ok(frame: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>> {
     const reply = await this.request(frame, timeoutMs);
-    if (reply.t !== 'ok')
-      throw new Error(`expected ok for ${JSON.stringify(frame)}, got ${JSON.stringify(reply)}`);
+    if (reply.t !== 'ok') {
+      const err = new Error(
+        `expected ok for ${JSON.stringify(frame)}, got ${JSON.stringify(reply)}`,
+      );
+      // The error code of the reply, so callers can tell UNAVAILABLE from a real refusal.
+      throw Object.assign(err, { code: reply.code });
+    }
     return reply as unknown as Record<string, unknown>;
   }
 

@@ -97,13 +97,31 @@ export async function createChats(
   }
   return Promise.all(
     memberSets.map(async (members, i) => {
-      const { chatId } = await members[0]!.client.createChat(
-        members.slice(1).map((m) => m.id),
-        `chat ${i}`,
+      const { chatId } = await retryUnavailable(() =>
+        members[0]!.client.createChat(
+          members.slice(1).map((m) => m.id),
+          `chat ${i}`,
+        ),
       );
       return { chatId, members };
     }),
   );
+}
+
+/**
+ * Retries a request that a node answered UNAVAILABLE (Postgres busy or briefly away), as an
+ * app would: the SDK retries sends itself, but not chat creation, which is not idempotent.
+ */
+export async function retryUnavailable<T>(request: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (err) {
+      const unavailable = (err as { code?: unknown }).code === 'UNAVAILABLE';
+      if (!unavailable || attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
 }
 
 export interface SentMessage {
