@@ -32,5 +32,10 @@ export default tseslint.config(
     ],
     rules: { 'no-console': 'off' },
   },
+  {
+    // The browser apps: DOM globals instead of Node's.
+    files: ['packages/web/src/chat/**/*.ts', 'packages/web/src/dashboard/**/*.ts'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
   { files: ['**/*.mjs', '**/*.js'], languageOptions: { globals: { ...globals.node } } },
 );

@@ -5,6 +5,8 @@ export interface RegistryConfig {
   readonly host: string;
   readonly port: number;
   readonly devTokenSecret: string | undefined;
+  /** Serve the web chat client and the cluster dashboard (CHAT_REGISTRY_WEB=1). */
+  readonly web: boolean;
   readonly logLevel: string;
 }
 
@@ -46,6 +48,7 @@ export function registryConfigFromEnv(env: Env): RegistryConfig {
     host: env.CHAT_REGISTRY_HOST || '127.0.0.1',
     port,
     devTokenSecret: devTokens ? env.CHAT_AUTH_SECRET || 'dev-secret' : undefined,
+    web: env.CHAT_REGISTRY_WEB === '1' || env.CHAT_REGISTRY_WEB === 'true',
     logLevel: env.CHAT_LOG_LEVEL || 'info',
   });
 }

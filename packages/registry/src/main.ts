@@ -1,10 +1,12 @@
 /**
  * Entry point of a registry process. Reads CHAT_ETCD_ENDPOINTS, CHAT_ETCD_PREFIX,
  * CHAT_REGISTRY_HOST, CHAT_REGISTRY_PORT, CHAT_DEV_TOKENS (1 to enable the dev token endpoint,
- * signed with CHAT_AUTH_SECRET or the dev secret), CHAT_LOG_LEVEL.
+ * signed with CHAT_AUTH_SECRET or the dev secret), CHAT_REGISTRY_WEB (1 to serve the web chat
+ * client at /chat/ and the cluster dashboard at /dashboard/), CHAT_LOG_LEVEL.
  */
 import { hostname } from 'node:os';
 import { createEtcdClient, watchCluster } from '@chat/cluster';
+import { buildWebAssets } from '@chat/web';
 import pino from 'pino';
 import { registryConfigFromEnv } from './config';
 import { RegistryMetrics } from './metrics';
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
     port: config.port,
     log,
     metrics: new RegistryMetrics({ instance }),
+    ...(config.web ? { web: await buildWebAssets() } : {}),
     ...(config.devTokenSecret ? { devTokenSecret: config.devTokenSecret } : {}),
   });
   log.info({ port: registry.port, url: registry.url }, 'listening');

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { ClusterView } from '@chat/cluster';
 import { RouteTable } from '@chat/cluster';
 import { signToken } from '@chat/protocol';
+import type { WebAssets } from '@chat/web';
 import type { Logger } from 'pino';
 import type { RegistryMetrics } from './metrics';
 import type { HttpAnswer } from './routes';
@@ -22,6 +23,8 @@ export interface RegistryOptions {
   readonly devTokenSecret?: string;
   /** Served at `GET /metrics` and fed with every request; `/metrics` is 404 without it. */
   readonly metrics?: RegistryMetrics;
+  /** The browser pages (`/chat/`, `/dashboard/`, `/assets/...`); 404 without them. */
+  readonly web?: WebAssets;
 }
 
 export interface RunningRegistry {
@@ -89,6 +92,12 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       );
       return;
     }
+    const asset = req.method === 'GET' ? webAsset(options.web, req.url ?? '/') : undefined;
+    if (asset !== undefined) {
+      res.writeHead(asset.status, asset.headers).end(asset.body);
+      metrics?.countRequest(new URL(req.url ?? '/', 'http://registry').pathname, asset.status);
+      return;
+    }
     let reply: HttpAnswer;
     try {
       reply = answer(req);
@@ -150,4 +159,22 @@ function devToken(
       },
     };
   }
+}
+
+/** A page or bundle of the web UI, a redirect from `/` to the chat page, or undefined. */
+function webAsset(
+  web: WebAssets | undefined,
+  rawUrl: string,
+): { status: number; headers: Record<string, string>; body?: Buffer } | undefined {
+  if (web === undefined) return undefined;
+  const path = new URL(rawUrl, 'http://registry').pathname;
+  if (path === '/') return { status: 302, headers: { location: '/chat/' } };
+  const asset = web.get(path);
+  if (asset === undefined) return undefined;
+  // Bundles are rebuilt on every start: revalidate instead of caching stale code.
+  return {
+    status: 200,
+    headers: { 'content-type': asset.contentType, 'cache-control': 'no-cache' },
+    body: asset.body,
+  };
 }

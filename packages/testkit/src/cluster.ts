@@ -35,6 +35,8 @@ export interface ClusterOptions {
   readonly authSecret?: string;
   /** Turn on the registry's dev token endpoint. */
   readonly devTokens?: boolean;
+  /** Serve the web chat client and the cluster dashboard from the registry. */
+  readonly web?: boolean;
   /**
    * Object storage for attachments: a running S3 server (the caller closes it), or true to
    * start one owned by the cluster (see `cluster.s3`). Nodes get the CHAT_S3_* settings.
@@ -195,6 +197,7 @@ function startRegistryProcess(
       ...(options.devTokens
         ? { CHAT_DEV_TOKENS: '1', CHAT_AUTH_SECRET: options.authSecret ?? TEST_SECRET }
         : {}),
+      ...(options.web ? { CHAT_REGISTRY_WEB: '1' } : {}),
     },
   });
 }

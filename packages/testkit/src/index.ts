@@ -24,3 +24,4 @@ export { startEtcdProxy } from './etcd-proxy';
 export type { EtcdProxy } from './etcd-proxy';
 export { startS3, S3_ACCESS_KEY, S3_SECRET_KEY } from './s3';
 export type { S3Handle, S3Options } from './s3';
+export { chromiumPath, launchBrowser, saveScreenshot } from './browser';

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
       // Empty: nodes fall back to the dev secret and warn about it; the registry mints dev tokens.
       authSecret: '',
       devTokens: true,
+      web: true,
       s3,
     });
   } catch (err) {

@@ -1,0 +1,50 @@
+/**
+ * Headless Chromium for browser tests: Debian's `chromium` package (installed by
+ * `scripts/ensure-chromium.sh`, which the test command runs) driven by playwright-core. No
+ * browser is downloaded. Set CHROMIUM_PATH to use another Chromium binary.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { chromium } from 'playwright-core';
+
+const DEFAULT_CHROMIUM = '/usr/bin/chromium';
+
+/** The Chromium binary to drive; throws with the install hint when there is none. */
+export function chromiumPath(): string {
+  const path = process.env.CHROMIUM_PATH || DEFAULT_CHROMIUM;
+  if (!existsSync(path)) {
+    throw new Error(
+      `no Chromium at ${path}: run scripts/ensure-chromium.sh (npm test does) or set CHROMIUM_PATH`,
+    );
+  }
+  return path;
+}
+
+/**
+ * Starts headless Chromium; close it in the test's teardown. Without a display: `headless` needs
+ * none, and the sandbox is off because CI runs as root.
+ */
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    chromiumSandbox: false,
+    // A shared, busy machine: give a slow start time before failing.
+    timeout: 60_000,
+  });
+}
+
+/**
+ * Where test runs save screenshots: SCREENSHOT_DIR, else `.tmp/screenshots` in the repository
+ * (ignored by git). The README's pictures are made with `SCREENSHOT_DIR=docs/screenshots`.
+ */
+export async function saveScreenshot(page: Page, name: string): Promise<string> {
+  const dir =
+    process.env.SCREENSHOT_DIR || join(__dirname, '..', '..', '..', '.tmp', 'screenshots');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}

@@ -1,0 +1,1 @@
+// The dashboard app: see README.md. (Being written.)

@@ -1,0 +1,3 @@
+export { buildWebAssets } from './assets';
+export type { WebAsset, WebAssets } from './assets';
+export type { DashboardDrain, DashboardNode, DashboardState, RingArc } from './dashboard-feed';
