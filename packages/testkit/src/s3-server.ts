@@ -7,6 +7,25 @@
  */
 import S3rver from 's3rver';
 
+/**
+ * Browsers (the web chat page) POST uploads to storage from another origin and read the reply:
+ * without a CORS rule s3rver omits Access-Control-Allow-Origin and fetch() fails. MinIO allows
+ * any origin by default; this gives the local bucket the same.
+ */
+const CORS_ANY_ORIGIN = `<CORSConfiguration>
+  <CORSRule>
+    <AllowedOrigin>*</AllowedOrigin>
+    <AllowedMethod>GET</AllowedMethod>
+    <AllowedMethod>POST</AllowedMethod>
+    <AllowedMethod>PUT</AllowedMethod>
+    <AllowedHeader>*</AllowedHeader>
+    <MaxAgeSeconds>3000</MaxAgeSeconds>
+  </CORSRule>
+</CORSConfiguration>`;
+
+/** The bucket nodes use unless told otherwise (see `nodeEnv` in s3.ts). */
+const DEFAULT_BUCKET = 'chat-media';
+
 interface ServerOptions {
   readonly port?: number;
   readonly directory: string;
@@ -25,6 +44,7 @@ async function main(): Promise<void> {
     silent: true,
     // Path-style URLs only: 127.0.0.1 has no bucket subdomains.
     vhostBuckets: false,
+    configureBuckets: [{ name: DEFAULT_BUCKET, configs: [CORS_ANY_ORIGIN] }],
   });
   const address = await server.run();
   const stop = (): void => {

@@ -8,6 +8,8 @@ declare module 's3rver' {
     vhostBuckets?: boolean;
     resetOnClose?: boolean;
     allowMismatchedSignatures?: boolean;
+    /** Buckets created at start, each with configuration documents (CORS, website XML). */
+    configureBuckets?: { name: string; configs: string[] }[];
   }
   class S3rver {
     constructor(options: S3rverOptions);

@@ -55,6 +55,7 @@ export async function buildWebAssets(): Promise<WebAssets> {
     platform: 'browser',
     format: 'iife',
     target: 'es2020',
+    minify: true,
     logLevel: 'silent',
   });
   const assets = new Map<string, WebAsset>();
