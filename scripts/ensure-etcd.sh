@@ -13,7 +13,7 @@ find_etcd() {
 }
 
 manual_help() {
-  cat >&2 <<'HELP'
+  cat <<'HELP'
 ensure-etcd: cannot install etcd automatically. Install etcd 3.4 or newer so that `etcd` is on
 PATH, for example:
   Debian/Ubuntu:  sudo apt-get install etcd-server
@@ -27,41 +27,10 @@ etcd_bin="$(find_etcd)"
 if [[ -n "$etcd_bin" ]]; then
   echo "ensure-etcd: found $etcd_bin"
 else
-  if ! command -v apt-get >/dev/null; then
-    echo "ensure-etcd: etcd is not installed and apt-get is not available." >&2
-    manual_help
-    exit 1
-  fi
-  if [[ "$(id -u)" -eq 0 ]]; then
-    sudo=()
-  elif command -v sudo >/dev/null; then
-    sudo=(sudo)
-  else
-    echo "ensure-etcd: etcd is not installed; installing it needs root, and sudo is missing." >&2
-    manual_help
-    exit 1
-  fi
-
-  # policy-rc.d exit 101 tells invoke-rc.d and deb-systemd-invoke not to start services.
-  policy=/usr/sbin/policy-rc.d
-  created_policy=false
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod 755 "$policy"
-    created_policy=true
-  fi
-  remove_policy() {
-    if [[ $created_policy == true ]]; then "${sudo[@]}" rm -f "$policy"; fi
-  }
-  trap remove_policy EXIT
-
-  echo "ensure-etcd: etcd not found; installing Debian's etcd-server package"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    etcd-server
-
-  remove_policy
-  created_policy=false
+  # shellcheck source=lib/apt.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+  apt_install "ensure-etcd: etcd" "$(manual_help 2>&1)" etcd-server || exit 1
+  if [[ "$(id -u)" -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
 
   # In case a service started anyway (an existing policy allowed it): stop and disable it.
   if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
@@ -76,7 +45,7 @@ else
   etcd_bin="$(find_etcd)"
   if [[ -z "$etcd_bin" ]]; then
     echo "ensure-etcd: etcd-server was installed but no etcd binary was found." >&2
-    manual_help
+    manual_help >&2
     exit 1
   fi
 fi

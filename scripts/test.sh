@@ -10,6 +10,8 @@ step "Dependencies"
 bash scripts/ensure-deps.sh
 step "etcd"
 bash scripts/ensure-etcd.sh
+step "Chromium (browser tests)"
+bash scripts/ensure-chromium.sh
 step "ESLint"
 npx eslint .
 step "Prettier"

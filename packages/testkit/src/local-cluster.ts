@@ -84,6 +84,11 @@ async function main(): Promise<void> {
   );
   console.log(`try it:   npx wscat -s chat.v1.json -c '${aliceNode.url}?token=${alice}'`);
   console.log(`          then send {"t":"createChat","id":1,"members":["bob"]}`);
+  console.log('');
+  console.log(
+    `web chat:  ${cluster.registryUrl}/chat/   (two windows: sign in as alice and as bob)`,
+  );
+  console.log(`dashboard: ${cluster.registryUrl}/dashboard/   (ring, nodes, drains, live)`);
   console.log(
     `READY registry=${cluster.registryUrl} etcd=${cluster.etcd.endpoint} prefix=${cluster.prefix}`,
   );
