@@ -11,8 +11,9 @@ export interface RetentionConfig {
   /** Anything older is deleted, delivered or not; devices inactive this long are removed. */
   readonly retentionMs: number;
   /**
-   * A message delivered to every device stays this long after it was sent (read receipts and
-   * attachment downloads still find it), then goes.
+   * A message delivered to every device keeps its content this long after it was sent
+   * (attachment downloads still find it), then the content goes. What read receipts need stays
+   * until every recipient has read it, or retentionMs.
    */
   readonly deliveredGraceMs: number;
   /** Time between cleanup passes. */

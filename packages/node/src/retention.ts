@@ -6,9 +6,10 @@
  *
  * One pass, in this order (each step repeats its batch until a short one, bounded):
  * 1. messages delivered to every device (no inbox event references them) and older than the
- *    delivered grace period;
+ *    delivered grace period: their content (body, attachments) goes, the row stays for read
+ *    receipts; those every recipient has also read are deleted whole (with their receipts);
  * 2. inbox events older than the retention period, delivered or not;
- * 3. messages older than it (their receipts go with them);
+ * 3. messages older than it, emptied or not, read or not (their receipts go with them);
  * 4. attachment index rows older than it that no message carries;
  * 5. devices inactive for longer than it (tombstoned, so they are told `reset` on return);
  * 6. tombstones older than `tombstoneFactor` retention periods;
@@ -22,8 +23,10 @@ import type { RetentionConfig } from './retention-config';
 
 /** What one pass removed. */
 export interface RetentionReport {
-  /** Messages deleted because every device got them. */
-  deliveredMessages: number;
+  /** Messages whose content was removed because every device got them (rows kept for receipts). */
+  deliveredContent: number;
+  /** Messages deleted because, delivered everywhere, every recipient also read them. */
+  readMessages: number;
   /** Inbox events deleted by age. */
   expiredEvents: number;
   /** Messages deleted by age. */
@@ -78,7 +81,8 @@ export function retentionCutoffs(
 
 export function emptyReport(): RetentionReport {
   return {
-    deliveredMessages: 0,
+    deliveredContent: 0,
+    readMessages: 0,
     expiredEvents: 0,
     expiredMessages: 0,
     attachmentIndex: 0,
@@ -158,8 +162,9 @@ export class RetentionJob {
 
     let after = '0';
     await this.batches(async () => {
-      const batch = await store.deleteDelivered(after, cut.deliveredBefore, limit);
-      report.deliveredMessages += batch.messages;
+      const batch = await store.cleanDelivered(after, cut.deliveredBefore, started, limit);
+      report.deliveredContent += batch.emptied;
+      report.readMessages += batch.deleted;
       if (batch.lastId === null) return false;
       after = batch.lastId;
       return true;

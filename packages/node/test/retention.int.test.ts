@@ -1,8 +1,10 @@
 /**
- * Retention on one node (issue 8): delivered messages leave the database, anything older than
- * the retention period goes whether delivered or not, and a device away longer than it is told
- * it starts fresh and keeps working. Age is simulated by moving rows' times back with SQL (the
- * node's clock is real; the retention period is one minute, the cleanup runs every 100 ms).
+ * Retention on one node (issue 8): delivered messages lose their content, and the rest of the
+ * row (what read receipts need) goes once every recipient has read them; anything older than
+ * the retention period goes whether delivered or read or not, and a device away longer than it
+ * is told it starts fresh and keeps working. Age is simulated by moving rows' times back with
+ * SQL (the node's clock is real; the retention period is one minute, the cleanup runs every
+ * 100 ms).
  */
 import { jsonCodec } from '@chat/protocol';
 import type { ServerFrame } from '@chat/protocol';
@@ -45,6 +47,37 @@ async function connect(user: string, device = 'd1', autoAck = true): Promise<Raw
 const count = (query: string, params: unknown[] = []): Promise<number> =>
   countRows(harness.sql, query, params);
 
+/** The message's row as retention left it, or undefined once deleted. */
+async function messageRow(
+  messageId: string,
+): Promise<{ body: string | null; attachments: unknown; emptied: boolean } | undefined> {
+  const { rows } = await harness.sql.query<{
+    body: string | null;
+    attachments: unknown;
+    emptied: boolean;
+  }>(
+    `select body, attachments, content_removed_at is not null as emptied
+     from messages where id = $1`,
+    [messageId],
+  );
+  return rows[0];
+}
+
+/** Cleanup passes completed so far (the node's /metrics). */
+async function passes(): Promise<number> {
+  const text = await fetch(`${harness.node.httpUrl}/metrics`).then((r) => r.text());
+  const match = /^chat_retention_passes_total(?:\{[^}]*\})? (\d+)/m.exec(text);
+  if (match === null) throw new Error('no chat_retention_passes_total in /metrics');
+  return Number(match[1]);
+}
+
+/** Waits until a whole cleanup pass has run after this call. */
+async function afterFullPass(): Promise<void> {
+  // A pass in progress may end first; the one after it started after this call.
+  const seen = await passes();
+  await waitFor(async () => expect(await passes()).toBeGreaterThanOrEqual(seen + 2));
+}
+
 type Evt = ServerFrame & { t: 'evt' };
 const bodies = (client: RawClient): unknown[] =>
   client
@@ -52,7 +85,7 @@ const bodies = (client: RawClient): unknown[] =>
     .filter((e) => (e as Evt & { kind: string }).kind === 'message')
     .map((e) => (e as unknown as { body: unknown }).body);
 
-it('deletes a message and its inbox events once every device of every member has it', async () => {
+it("removes a message's content and its inbox events once every device of every member has it", async () => {
   const alice = await connect('del-alice');
   const bobPhone = await connect('del-bob', 'phone');
   const bobLaptop = await connect('del-bob', 'laptop', false);
@@ -78,11 +111,92 @@ it('deletes a message and its inbox events once every device of every member has
   expect(await count('select count(*) as n from messages where id = $1', [messageId])).toBe(1);
 
   bobLaptop.sendFrame({ t: 'ack', seq: evt.seq });
+  // The content goes; the row stays, emptied, for bob's read receipt (next test).
   await waitFor(async () => {
-    expect(await count('select count(*) as n from messages where id = $1', [messageId])).toBe(0);
+    expect(await messageRow(messageId)).toEqual({ body: null, attachments: [], emptied: true });
     expect(await count('select count(*) as n from inbox where message_id = $1', [messageId])).toBe(
       0,
     );
+  });
+});
+
+it('lets a recipient read a message after its content is gone; the sender gets the receipt, and the rest goes once all have read it', async () => {
+  const alice = await connect('late-alice');
+  const bob = await connect('late-bob');
+  const carol = await connect('late-carol');
+  const { chatId } = (await alice.ok({
+    t: 'createChat',
+    members: ['late-bob', 'late-carol'],
+  })) as { chatId: string };
+  const { messageId } = (await alice.ok({
+    t: 'send',
+    chatId,
+    clientMsgId: 'c1',
+    body: 'see you at 8',
+  })) as { messageId: string };
+  const isMessage = (f: ServerFrame): boolean =>
+    f.t === 'evt' && f.kind === 'message' && f.messageId === messageId;
+  const isReceipt =
+    (user: string, status: string) =>
+    (f: ServerFrame): boolean =>
+      f.t === 'evt' &&
+      f.kind === 'receipt' &&
+      f.messageId === messageId &&
+      f.user === user &&
+      f.status === status;
+  await bob.next(isMessage);
+  await carol.next(isMessage);
+  // Both phones acked it (the notification was shown): delivered, and the content goes.
+  await alice.next(isReceipt('late-bob', 'delivered'));
+  await alice.next(isReceipt('late-carol', 'delivered'));
+  await waitFor(async () =>
+    expect(await messageRow(messageId)).toEqual({ body: null, attachments: [], emptied: true }),
+  );
+  // Catching up never hands the emptied message out again.
+  await bob.ok({ t: 'sync', after: 0 });
+  expect(bob.frames.filter(isMessage)).toHaveLength(1);
+
+  // Minutes later bob opens the chat and reads it: the read works, alice is told.
+  await bob.ok({ t: 'read', chatId, messageId });
+  const receipt = await alice.next<Evt>(isReceipt('late-bob', 'read'));
+  expect(receipt).toMatchObject({ chatId, messageId, user: 'late-bob', status: 'read' });
+  // Carol has not read it: what her receipt needs stays.
+  await afterFullPass();
+  expect(await messageRow(messageId)).toBeDefined();
+
+  await carol.ok({ t: 'read', chatId, messageId });
+  await alice.next(isReceipt('late-carol', 'read'));
+  await waitFor(async () => {
+    expect(await messageRow(messageId)).toBeUndefined();
+    expect(
+      await count('select count(*) as n from receipts where message_id = $1', [messageId]),
+    ).toBe(0);
+  });
+  // Reading it again (from bob's other device, say) finds nothing to do, and is no error.
+  await bob.ok({ t: 'read', chatId, messageId });
+  expect(alice.frames.filter(isReceipt('late-bob', 'read'))).toHaveLength(1);
+});
+
+it('deletes an emptied message nobody read at the retention period', async () => {
+  const alice = await connect('unread-alice');
+  const bob = await connect('unread-bob');
+  const { chatId } = (await alice.ok({ t: 'createChat', members: ['unread-bob'] })) as {
+    chatId: string;
+  };
+  const { messageId } = (await alice.ok({ t: 'send', chatId, clientMsgId: 'c1', body: 'hi' })) as {
+    messageId: string;
+  };
+  await bob.next((f) => f.t === 'evt' && 'messageId' in f && f.messageId === messageId);
+  await waitFor(async () => expect(await messageRow(messageId)).toMatchObject({ emptied: true }));
+
+  await harness.sql.query('update messages set created_at = created_at - $2 where id = $1', [
+    messageId,
+    RETENTION_MS + 1000,
+  ]);
+  await waitFor(async () => expect(await messageRow(messageId)).toBeUndefined());
+  expect(await bob.request({ t: 'read', chatId, messageId })).toMatchObject({
+    t: 'err',
+    code: 'NOT_FOUND',
   });
 });
 

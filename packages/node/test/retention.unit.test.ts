@@ -48,7 +48,7 @@ function fakeStore(expired: number): RetentionStore & { cutoffs: number[] } {
   const cutoffs: number[] = [];
   return {
     cutoffs,
-    deleteDelivered: () => Promise.resolve({ lastId: null, messages: 0, keys: 0 }),
+    cleanDelivered: () => Promise.resolve({ lastId: null, emptied: 0, deleted: 0, keys: 0 }),
     deleteExpiredInbox: (before, limit) => {
       cutoffs.push(before);
       const n = Math.min(left, limit);

@@ -5,7 +5,7 @@
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'kysely';
 import { mediaMigration } from './attachment-store';
-import { retentionMigration } from './retention-store';
+import { messageContentMigration, retentionMigration } from './retention-store';
 import type { Database } from './schema';
 
 const initial: Migration = {
@@ -135,6 +135,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0002_presence_receipts_admin': presenceReceiptsAdmin,
   '0003_media': mediaMigration,
   '0004_retention': retentionMigration,
+  '0005_message_content_removed': messageContentMigration,
 });
 
 const provider: MigrationProvider = {

@@ -88,6 +88,7 @@ interface SyncRow {
   sender_id: string | null;
   body: string | null;
   attachments: AttachmentRef[] | null;
+  content_removed_at: string | null;
 }
 
 /**
@@ -323,7 +324,7 @@ export class PgChatStore implements ChatStore {
     try {
       const { rows } = await sql<SyncRow>`
         select i.seq, i.kind, i.chat_id, i.message_id, i.payload, i.created_at,
-               m.sender_id, m.body, m.attachments
+               m.sender_id, m.body, m.attachments, m.content_removed_at
         from inbox i left join messages m on m.id = i.message_id
         where i.user_id = ${userId} and i.seq > ${after}
         order by i.seq
@@ -657,7 +658,11 @@ function toEvent(row: SyncRow): InboxEvent | null {
   const payload = row.payload ?? {};
   switch (row.kind) {
     case 'message':
-      if (row.message_id === null || row.sender_id === null) return null;
+      // Retention empties a message only once no event references it; should one still do,
+      // its emptied row is not handed out as the message.
+      if (row.message_id === null || row.sender_id === null || row.content_removed_at !== null) {
+        return null;
+      }
       return {
         seq,
         kind: 'message',

@@ -134,7 +134,8 @@ export class PgReceiptStore {
    * `read` receipts to their senders, and `delivered` first where none was sent yet. The
    * member's read position moves to the message; one intent gives individual receipts for at
    * most maxReadReceipts messages. Per intent: NOT_FOUND (no such chat, or no such message in
-   * it), NOT_MEMBER.
+   * it), NOT_MEMBER. A message retention deleted after every recipient read it counts as read
+   * (no error) when at or below the reader's read position.
    */
   async markRead(intents: readonly ReadIntent[], now: number): Promise<ReadBatchResult> {
     if (intents.length === 0) return { outcomes: [], deliveries: [] };
@@ -191,11 +192,20 @@ export class PgReceiptStore {
           new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId: intent.chatId }),
         );
       } else if (chatOf.get(intent.messageId) !== intent.chatId) {
+        // Retention deletes a message once every recipient has read it, so a late read of one
+        // at or below the reader's read position (another device of theirs, say) finds it gone
+        // with nothing left to do.
+        const readAndGone =
+          MESSAGE_ID.test(intent.messageId) &&
+          !chatOf.has(intent.messageId) &&
+          BigInt(intent.messageId) <= BigInt(m.read_upto);
         outcomes.push(
-          new ChatError('NOT_FOUND', 'no such message in this chat', {
-            chatId: intent.chatId,
-            messageId: intent.messageId,
-          }),
+          readAndGone
+            ? undefined
+            : new ChatError('NOT_FOUND', 'no such message in this chat', {
+                chatId: intent.chatId,
+                messageId: intent.messageId,
+              }),
         );
       } else {
         outcomes.push(undefined);
@@ -235,6 +245,9 @@ export class PgReceiptStore {
           and m.sender_id <> r.user_id and m.created_at >= r.joined_at
         order by m.id desc
         limit ${this.options.maxReadReceipts}
+        -- Retention deletes a message read by everyone: it skips these rows until we commit,
+        -- so the receipts written below never lose their message.
+        for key share
       ) m`.execute(tx);
 
     let deliveries: Delivery[] = [];

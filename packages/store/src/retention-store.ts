@@ -5,15 +5,23 @@
  * wait at most for one batch).
  *
  * What goes, and when:
- * - a message, once no inbox event references it any more (every member's devices acked it and
- *   ackMany deleted the events) and it is older than the delivered grace period;
- * - everything older than the retention period: inbox events, messages (their receipts go with
- *   them by the foreign key's cascade), attachment index rows;
+ * - a message's content (body, attachments), once no inbox event references it any more (every
+ *   member's devices acked it and ackMany deleted the events) and it is older than the delivered
+ *   grace period. The row stays, emptied, with what read receipts need (id, chat, sender, time)
+ *   until every recipient has read it (their read position in `chat_members.read_upto` passed
+ *   it; members who joined after it do not count), then goes with its receipts;
+ * - everything older than the retention period: inbox events, messages (emptied or not; their
+ *   receipts go with them by the foreign key's cascade), attachment index rows;
  * - devices not active for the retention period (a tombstone remembers them, so a device that
  *   comes back is told it starts fresh);
  * - attachment objects whose key no message carries any more: queued in `media_deletions` in
- *   the statement that deleted the last such message, and removed from object storage by the
- *   job afterwards (a crash in between leaves the queue row, so the object is removed later).
+ *   the statement that emptied or deleted the last such message, and removed from object
+ *   storage by the job afterwards (a crash in between leaves the queue row, so the object is
+ *   removed later).
+ *
+ * An emptied message is never handed out as a message: it is emptied only when no inbox event
+ * references it, and message events are only ever appended with their message, in the send's
+ * transaction (sync also skips one, should it ever find one).
  */
 import { sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
@@ -24,8 +32,10 @@ import type { Database } from './schema';
 export interface DeliveredBatch {
   /** Highest message id looked at; pass it as `after` to continue, null when none was left. */
   readonly lastId: string | null;
-  /** Messages deleted. */
-  readonly messages: number;
+  /** Messages whose content was removed; their rows stay for read receipts. */
+  readonly emptied: number;
+  /** Messages deleted whole: delivered everywhere and read by every recipient. */
+  readonly deleted: number;
   /** Attachment keys queued for object deletion. */
   readonly keys: number;
 }
@@ -43,7 +53,16 @@ export interface ExpiredDevices {
 
 /** The cleanup job's view of the store (one implementation, Postgres; the job tests use it). */
 export interface RetentionStore {
-  deleteDelivered(after: string, createdBefore: number, limit: number): Promise<DeliveredBatch>;
+  /**
+   * Among the `limit` messages after id `after` created before `createdBefore`: empties those
+   * delivered everywhere, and deletes those also read by every recipient.
+   */
+  cleanDelivered(
+    after: string,
+    createdBefore: number,
+    now: number,
+    limit: number,
+  ): Promise<DeliveredBatch>;
   deleteExpiredInbox(createdBefore: number, limit: number): Promise<number>;
   deleteExpiredMessages(createdBefore: number, limit: number): Promise<ExpiredMessages>;
   deleteExpiredAttachmentIndex(createdBefore: number, limit: number): Promise<number>;
@@ -55,11 +74,14 @@ export interface RetentionStore {
   dequeueObjectKeys(keys: readonly string[]): Promise<void>;
 }
 
-/** Keys of `gone` (deleted messages) that no other message carries: their objects can go. */
+/**
+ * Keys of `released` (messages deleted or emptied, with their attachments as they were) that no
+ * other message carries: their objects can go.
+ */
 const ORPHAN_KEYS = sql`
   keys as (
     select distinct a->>'key' as key
-    from gone, jsonb_array_elements(gone.attachments) as a
+    from released, jsonb_array_elements(released.attachments) as a
     where a->>'key' is not null
   ),
   orphans as (
@@ -68,7 +90,7 @@ const ORPHAN_KEYS = sql`
       select 1 from messages m
       where m.attachments <> '[]'::jsonb
         and m.attachments @> jsonb_build_array(jsonb_build_object('key', k.key))
-        and m.id not in (select id from gone))
+        and m.id not in (select id from released))
   ),
   unindexed as (
     delete from message_attachments ma using orphans o where ma.key = o.key
@@ -87,15 +109,22 @@ const ORPHAN_KEYS = sql`
 export class PgRetentionStore implements RetentionStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async deleteDelivered(
+  async cleanDelivered(
     after: string,
     createdBefore: number,
+    now: number,
     limit: number,
   ): Promise<DeliveredBatch> {
-    // A window of ids in key order, so messages still waiting for delivery are passed over
-    // once per pass instead of being looked at again by every batch.
+    // A window of ids in key order, so messages still waiting for delivery or for a reader are
+    // passed over once per pass instead of being looked at again by every batch. Only rows that
+    // change are locked: an emptied message still waiting for a reader is left alone.
     return this.run(async () => {
-      const { rows } = await sql<{ last_id: string | null; messages: string; keys: string }>`
+      const { rows } = await sql<{
+        last_id: string | null;
+        emptied: string;
+        deleted: string;
+        keys: string;
+      }>`
         with win as (
           select id from messages
           where id > ${after}::int8 and created_at < ${createdBefore}
@@ -103,23 +132,42 @@ export class PgRetentionStore implements RetentionStore {
           limit ${limit}
         ),
         victims as (
-          select m.id from messages m
+          select m.id, m.attachments, r.read_by_all from messages m
+          cross join lateral (
+            -- The members markRead would give a receipt for it have all read past it.
+            select not exists (
+              select 1 from chat_members cm
+              where cm.chat_id = m.chat_id and cm.user_id <> m.sender_id
+                and cm.joined_at <= m.created_at and cm.read_upto < m.id) as read_by_all
+          ) r
           where m.id in (select id from win)
             and not exists (select 1 from inbox i where i.message_id = m.id)
-          for update skip locked
+            and (m.content_removed_at is null or r.read_by_all)
+          for update of m skip locked
         ),
         gone as (
-          delete from messages m using victims v where m.id = v.id
-          returning m.id, m.attachments
+          delete from messages m using victims v where m.id = v.id and v.read_by_all
+          returning m.id, v.attachments
+        ),
+        emptied as (
+          update messages m
+          set body = null, attachments = '[]'::jsonb, content_removed_at = ${now}::int8
+          from victims v where m.id = v.id and not v.read_by_all
+          returning m.id, v.attachments
+        ),
+        released as (
+          select id, attachments from gone union all select id, attachments from emptied
         ),
         ${ORPHAN_KEYS}
         select (select max(id) from win)::text as last_id,
-               (select count(*) from gone) as messages,
+               (select count(*) from emptied) as emptied,
+               (select count(*) from gone) as deleted,
                (select count(*) from queued) as keys`.execute(this.db);
       const row = rows[0];
       return {
         lastId: row?.last_id ?? null,
-        messages: Number(row?.messages ?? 0),
+        emptied: Number(row?.emptied ?? 0),
+        deleted: Number(row?.deleted ?? 0),
         keys: Number(row?.keys ?? 0),
       };
     });
@@ -144,12 +192,12 @@ export class PgRetentionStore implements RetentionStore {
           limit ${limit}
           for update skip locked
         ),
-        gone as (
+        released as (
           delete from messages m using victims v where m.id = v.id
           returning m.id, m.attachments
         ),
         ${ORPHAN_KEYS}
-        select (select count(*) from gone) as messages,
+        select (select count(*) from released) as messages,
                (select count(*) from queued) as keys`.execute(this.db);
       return { messages: Number(rows[0]?.messages ?? 0), keys: Number(rows[0]?.keys ?? 0) };
     });
@@ -297,5 +345,19 @@ export const retentionMigration: Migration = {
     await db.schema.dropIndex('messages_attachments_idx').ifExists().execute();
     await db.schema.dropIndex('messages_created_idx').ifExists().execute();
     await db.schema.dropIndex('inbox_created_idx').ifExists().execute();
+  },
+};
+
+/**
+ * Migration 0005_message_content_removed: a delivered message is emptied instead of deleted, so
+ * that read receipts still find it; the column says when (and that it is not a real message).
+ * Nullable without a default: adding it rewrites nothing.
+ */
+export const messageContentMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('messages').addColumn('content_removed_at', 'bigint').execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('messages').dropColumn('content_removed_at').execute();
   },
 };

@@ -54,6 +54,12 @@ export interface MessagesTable {
   /** JSON array of AttachmentRef. */
   attachments: ColumnType<unknown, string, string>;
   created_at: Int8;
+  /**
+   * Set by retention when the message reached every device: body and attachments are gone
+   * (null, []) and the row only keeps what read receipts need, until every recipient read it or
+   * the retention period ends.
+   */
+  content_removed_at: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
 export type InboxKind = 'message' | 'chat' | 'receipt';

@@ -56,6 +56,7 @@ describe('migrations', () => {
         '0002_presence_receipts_admin',
         '0003_media',
         '0004_retention',
+        '0005_message_content_removed',
       ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));

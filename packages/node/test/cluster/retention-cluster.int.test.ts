@@ -1,8 +1,8 @@
 /**
- * Retention in a cluster (issue 8): a message with an attachment leaves the database and object
- * storage once every member's device has it; the cleanup runs on exactly one node (etcd
- * election `retention-cleanup`), and another takes over within the election's TTL when that
- * one is killed.
+ * Retention in a cluster (issue 8): a message's attachment leaves the database and object
+ * storage once every member's device has it, the rest of its row once every member has read it;
+ * the cleanup runs on exactly one node (etcd election `retention-cleanup`), and another takes
+ * over within the election's TTL when that one is killed.
  */
 import { MinioObjectStore } from '@chat/media';
 import type { AttachmentRef } from '@chat/protocol';
@@ -52,7 +52,7 @@ async function cleanupRunners(): Promise<string[]> {
   return runners;
 }
 
-it('deletes the message, its inbox events and its attachment object after delivery to all', async () => {
+it('deletes the attachment object and inbox events after delivery to all, the message after all read it', async () => {
   const s3 = cluster.s3!;
   const objects = new MinioObjectStore({
     endpoint: s3.endpoint,
@@ -90,11 +90,15 @@ it('deletes the message, its inbox events and its attachment object after delive
     await client.next((f) => f.t === 'evt' && 'messageId' in f && f.messageId === messageId);
   }
 
+  const q = (query: string): Promise<number> => countRows(cluster.sql, query, [messageId]);
+  // Delivered everywhere: the content goes (the attachment with it), what receipts need stays.
   await waitFor(async () => {
-    const q = (query: string): Promise<number> => countRows(cluster.sql, query, [messageId]);
-    expect(await q('select count(*) as n from messages where id = $1')).toBe(0);
+    expect(
+      await q(
+        "select count(*) as n from messages where id = $1 and attachments = '[]' and content_removed_at is not null",
+      ),
+    ).toBe(1);
     expect(await q('select count(*) as n from inbox where message_id = $1')).toBe(0);
-    expect(await q('select count(*) as n from receipts where message_id = $1')).toBe(0);
   });
   await waitFor(async () => {
     expect(await objects.stat(ref.key)).toBeNull();
@@ -103,6 +107,13 @@ it('deletes the message, its inbox events and its attachment object after delive
         ref.key,
       ]),
     ).toBe(0);
+  });
+
+  // Once both have read it, the rest of the row goes, its receipts with it.
+  for (const client of [bob, carol]) await client.ok({ t: 'read', chatId, messageId });
+  await waitFor(async () => {
+    expect(await q('select count(*) as n from messages where id = $1')).toBe(0);
+    expect(await q('select count(*) as n from receipts where message_id = $1')).toBe(0);
   });
 });
 
