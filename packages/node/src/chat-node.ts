@@ -80,6 +80,9 @@ export class ChatNode {
   private sweeper: NodeJS.Timeout | undefined;
   private readonly admission: TokenBucket;
   private readonly metrics: NodeMetrics | undefined;
+  /** Cumulative, for `/v1/stats`: readers turn them into rates (the registry's dashboard). */
+  private sendsAccepted = 0;
+  private eventsPushed = 0;
 
   constructor(deps: ChatNodeDeps) {
     this.config = deps.config;
@@ -278,6 +281,7 @@ export class ChatNode {
     try {
       const fields = await handleRequest(this.requestContext, session, req);
       session.send({ t: 'ok', id: req.id, ...fields });
+      if (req.t === 'send') this.sendsAccepted += 1;
       if (started !== 0 && this.metrics !== undefined) {
         this.metrics.messagesIn.inc();
         this.metrics.sendAckSeconds.observe((performance.now() - started) / 1000);
@@ -335,6 +339,7 @@ export class ChatNode {
       }
       if (encoded !== undefined) this.metrics?.deliverSeconds.observe((now - event.ts) / 1000);
     }
+    this.eventsPushed += pushed;
     if (pushed > 0) this.metrics?.messagesOut.inc(pushed);
     return pushed;
   }
@@ -450,7 +455,20 @@ export class ChatNode {
     await this.fabric.close();
   }
 
-  stats(): { connections: number; users: number; maxBufferedBytes: number; pendingPushes: number } {
+  /**
+   * What `/v1/stats` reports: current connections and users, the worst per-connection buffer,
+   * pushes awaiting acks, and two cumulative counters since the process started: `messagesIn`
+   * (`send` requests acked, duplicates included) and `messagesOut` (events pushed to devices
+   * here, one per device).
+   */
+  stats(): {
+    connections: number;
+    users: number;
+    maxBufferedBytes: number;
+    pendingPushes: number;
+    messagesIn: number;
+    messagesOut: number;
+  } {
     let maxBufferedBytes = 0;
     let pendingPushes = 0;
     for (const session of this.sessions.all()) {
@@ -462,6 +480,8 @@ export class ChatNode {
       users: this.sessions.userCount,
       maxBufferedBytes,
       pendingPushes,
+      messagesIn: this.sendsAccepted,
+      messagesOut: this.eventsPushed,
     };
   }
 }

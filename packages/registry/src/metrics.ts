@@ -21,6 +21,7 @@ const ROUTES = new Set([
   '/v1/route',
   '/v1/ring',
   '/v1/dev/token',
+  '/v1/dashboard/stream',
   '/healthz',
   '/readyz',
   '/metrics',

@@ -9,7 +9,10 @@ import type { ClusterView } from '@chat/cluster';
 import { RouteTable } from '@chat/cluster';
 import { signToken } from '@chat/protocol';
 import type { WebAssets } from '@chat/web';
+import { DASHBOARD_STREAM_PATH } from '@chat/web';
 import type { Logger } from 'pino';
+import { DashboardStream } from './dashboard-stream';
+import type { FetchJson } from './node-figures';
 import type { RegistryMetrics } from './metrics';
 import type { HttpAnswer } from './routes';
 import { ringAnswer, routeAnswer } from './routes';
@@ -23,8 +26,13 @@ export interface RegistryOptions {
   readonly devTokenSecret?: string;
   /** Served at `GET /metrics` and fed with every request; `/metrics` is 404 without it. */
   readonly metrics?: RegistryMetrics;
-  /** The browser pages (`/chat/`, `/dashboard/`, `/assets/...`); 404 without them. */
+  /**
+   * The browser pages (`/chat/`, `/dashboard/`, `/assets/...`) and the dashboard's event stream
+   * (`/v1/dashboard/stream`); 404 without them.
+   */
   readonly web?: WebAssets;
+  /** How the dashboard asks nodes for `/v1/stats` (default: global fetch); for tests. */
+  readonly fetchJson?: FetchJson;
 }
 
 export interface RunningRegistry {
@@ -44,6 +52,14 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   });
   options.metrics?.bind(() => table);
   let stopping = false;
+  const dashboard =
+    options.web === undefined
+      ? undefined
+      : new DashboardStream({
+          source: options.view,
+          log: options.log.child({ component: 'dashboard' }),
+          ...(options.fetchJson ? { fetchJson: options.fetchJson } : {}),
+        });
 
   const answer = (req: IncomingMessage): HttpAnswer => {
     const url = new URL(req.url ?? '/', 'http://registry');
@@ -92,6 +108,15 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       );
       return;
     }
+    if (
+      dashboard !== undefined &&
+      req.method === 'GET' &&
+      new URL(req.url ?? '/', 'http://registry').pathname === DASHBOARD_STREAM_PATH
+    ) {
+      dashboard.attach(req, res);
+      metrics?.countRequest(DASHBOARD_STREAM_PATH, res.statusCode);
+      return;
+    }
     const asset = req.method === 'GET' ? webAsset(options.web, req.url ?? '/') : undefined;
     if (asset !== undefined) {
       res.writeHead(asset.status, asset.headers).end(asset.body);
@@ -128,6 +153,8 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
     },
     close: async () => {
       dispose();
+      // Open event streams would otherwise keep server.close() waiting forever.
+      dashboard?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

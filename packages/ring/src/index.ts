@@ -1,2 +1,2 @@
-export { Ring, buildRing, ringShares, movedUsers, MAX_WEIGHT } from './ring';
-export type { RingMember, RingOptions, RingShare, MovedUser } from './ring';
+export { Ring, buildRing, ringArcs, ringShares, movedUsers, MAX_WEIGHT } from './ring';
+export type { RingArc, RingMember, RingOptions, RingShare, MovedUser } from './ring';

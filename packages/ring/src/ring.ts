@@ -89,7 +89,7 @@ export class Ring {
 
   /**
    * The continuum points of every member, each point owning the arc that ends at it.
-   * @internal for {@link ringShares}.
+   * @internal for {@link ringShares} and {@link ringArcs}.
    */
   pointsByMember(): ReadonlyMap<string, readonly number[]> {
     // @types/hashring declares points() wrongly: it returns { server: number[] }.
@@ -167,24 +167,66 @@ export function ringShares(ring: Ring, samples?: number): RingShare[] {
       if (owner !== undefined) shares.set(owner, (shares.get(owner) ?? 0) + 1 / n);
     }
   } else {
-    // Members are in id order, which is hashring's insertion order: on equal points the first
-    // one wins the lookup, so keep the first occurrence of each value.
-    const all: { value: number; id: string; order: number }[] = [];
-    let order = 0;
-    for (const [id, points] of ring.pointsByMember()) {
-      for (const value of points) all.push({ value, id, order: order++ });
-    }
-    all.sort((a, b) => a.value - b.value || a.order - b.order);
-    const unique = all.filter((p, i) => i === 0 || p.value !== all[i - 1]?.value);
-    const last = unique[unique.length - 1];
-    for (let i = 0; i < unique.length; i++) {
-      const p = unique[i];
-      if (p === undefined || last === undefined) continue;
-      const prev = i === 0 ? last.value - HASH_SPACE : (unique[i - 1]?.value ?? 0);
-      shares.set(p.id, (shares.get(p.id) ?? 0) + (p.value - prev) / HASH_SPACE);
-    }
+    for (const arc of ringArcs(ring))
+      shares.set(arc.id, (shares.get(arc.id) ?? 0) + (arc.end - arc.start));
   }
   return ring.members.map((m) => ({ id: m.id, weight: m.weight, share: shares.get(m.id) ?? 0 }));
+}
+
+/** A stretch of the hash space owned by one member, as fractions of 2^32 in [0, 1]. */
+export interface RingArc {
+  readonly id: string;
+  /** Where the arc begins (exclusive: the hash of a point's predecessor). */
+  readonly start: number;
+  /** Where the arc ends (inclusive: the owning point's hash), greater than `start`. */
+  readonly end: number;
+}
+
+/**
+ * The continuum's distinct points in ascending order, each with its owner. Members are in id
+ * order, which is hashring's insertion order: on equal points the first one wins the lookup,
+ * so the first occurrence of each value is kept.
+ */
+function continuum(ring: Ring): { value: number; id: string }[] {
+  const all: { value: number; id: string; order: number }[] = [];
+  let order = 0;
+  for (const [id, points] of ring.pointsByMember()) {
+    for (const value of points) all.push({ value, id, order: order++ });
+  }
+  all.sort((a, b) => a.value - b.value || a.order - b.order);
+  return all.filter((p, i) => i === 0 || p.value !== all[i - 1]?.value);
+}
+
+/**
+ * Who owns which part of the hash space, as arcs that cover [0, 1] in order, consecutive
+ * points of one member merged (a few thousand arcs for a handful of members). A key goes to
+ * the first point at or after its 32-bit hash, so a point owns the arc that ends at it, and the
+ * first point also owns the wrap-around: the last arc and the first arc belong to the same
+ * member. Empty for an empty ring. For drawing the ring (the registry's dashboard) and for
+ * exact shares.
+ *
+ * @example
+ * for (const arc of ringArcs(ring)) drawArc(arc.start * 360, arc.end * 360, colourOf(arc.id));
+ */
+export function ringArcs(ring: Ring): RingArc[] {
+  const points = continuum(ring);
+  const first = points[0];
+  const last = points[points.length - 1];
+  if (first === undefined || last === undefined) return [];
+  const arcs: { id: string; start: number; end: number }[] = [];
+  const push = (id: string, start: number, end: number): void => {
+    if (end <= start) return;
+    const prev = arcs[arcs.length - 1];
+    if (prev !== undefined && prev.id === id && prev.end === start) prev.end = end;
+    else arcs.push({ id, start, end });
+  };
+  let start = 0;
+  for (const p of points) {
+    push(p.id, start, p.value / HASH_SPACE);
+    start = p.value / HASH_SPACE;
+  }
+  push(first.id, start, 1);
+  return arcs;
 }
 
 /** A user whose owner differs between two rings; undefined means "no owner" (empty ring). */

@@ -1,3 +1,11 @@
 export { buildWebAssets } from './assets';
 export type { WebAsset, WebAssets } from './assets';
-export type { DashboardDrain, DashboardNode, DashboardState, RingArc } from './dashboard-feed';
+export { DASHBOARD_STREAM_PATH } from './dashboard-feed';
+export type {
+  DashboardDrain,
+  DashboardNode,
+  DashboardRing,
+  DashboardState,
+  DashboardTransition,
+  RingArc,
+} from './dashboard-feed';

@@ -1,1 +1,16 @@
-// The dashboard app: see README.md. (Being written.)
+/**
+ * The cluster dashboard page, served by the registry at `/dashboard/` (CHAT_REGISTRY_WEB=1):
+ * the registry's event stream drawn as a ring, a table of nodes and drain progress bars. See
+ * packages/web/README.md.
+ */
+import { DASHBOARD_STREAM_PATH } from '../dashboard-feed';
+import { ColourBook } from './colours';
+import { openFeed } from './feed';
+import { DashboardView } from './view';
+
+const view = new DashboardView(document, new ColourBook());
+openFeed(DASHBOARD_STREAM_PATH, {
+  ring: (ring) => view.showRing(ring),
+  state: (state) => view.showState(state),
+  status: (status) => view.showStatus(status),
+});

@@ -1,0 +1,318 @@
+/**
+ * The cluster dashboard in a real headless Chromium, watching a real scale-out: a 3-node cluster
+ * with a few hundred connected users (some of them chatting), node-4 started, then
+ * `chatctl scale-out node-4 --rate R --wait`. The page must show node-4 appear (live, then
+ * member, with its own arc on the ring), one progress bar per draining node that moves and
+ * reaches 100 %, messages per second, and node-4's users once they reconnected, all without
+ * reloading; and when the registry restarts, "reconnecting" then "live" again. A screenshot
+ * (`dashboard.png`) is saved near the end of the drain.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { jsonCodec } from '@chat/protocol';
+import { buildRing } from '@chat/ring';
+import type { Browser, Page } from 'playwright-core';
+import {
+  REPO_ROOT,
+  RawClient,
+  TestCluster,
+  launchBrowser,
+  saveScreenshot,
+  startServiceProcess,
+  waitFor,
+} from '@chat/testkit';
+
+/** Connected users; about a quarter of them belong to node-4 after the scale-out. */
+const USERS = 240;
+/** Drain rate per node: ~20 movers per old node take ~2.5 s, long enough to watch. */
+const RATE = 8;
+/** Users who send messages all through the drain (owners that do not change). */
+const SENDERS = 6;
+
+const OLD = ['node-1', 'node-2', 'node-3'];
+const NEW = [...OLD, 'node-4'];
+
+let cluster: TestCluster;
+let browser: Browser;
+let page: Page;
+const clients = new Map<string, RawClient>();
+let stopped = false;
+
+function ringOf(ids: readonly string[]) {
+  return buildRing(ids.map((id) => ({ id, weight: 1 })));
+}
+
+/** Runs the real chatctl against the cluster. */
+function chatctl(args: readonly string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'chatctl'), [...args], {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/root',
+      CHAT_ETCD_ENDPOINTS: cluster.etcd.endpoint,
+      CHAT_ETCD_PREFIX: cluster.prefix,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+/**
+ * Keeps one user connected like a client would: on `moved` + close 4001 it connects to the URL
+ * it was given (at most a few hops). Acks everything, answers pings.
+ */
+async function follow(user: string, url: string): Promise<void> {
+  let target = url;
+  for (let hop = 0; hop < 4 && !stopped; hop++) {
+    const client = await RawClient.ready({ url: target, codec: jsonCodec, user, autoAck: true });
+    clients.set(user, client);
+    const { code } = await client.closed;
+    const moved = client.frames.find((f) => f.t === 'moved');
+    if (stopped || code !== 4001 || moved === undefined || moved.t !== 'moved') return;
+    target = moved.url;
+  }
+}
+
+/** What the page shows, read from its DOM. */
+interface PageView {
+  connection: string | null;
+  rows: Record<
+    string,
+    { live: string | null; member: string | null; users: string; messages: string }
+  >;
+  arcs: string[];
+  previousArcs: string[];
+  drains: Record<string, { percent: number; done: string | null }>;
+  marker: unknown;
+}
+
+function readPage(): Promise<PageView> {
+  return page.evaluate(() => {
+    const rows: PageView['rows'] = {};
+    for (const tr of Array.from(document.querySelectorAll('#nodes tr[data-node]'))) {
+      rows[tr.getAttribute('data-node') ?? '?'] = {
+        live: tr.getAttribute('data-live'),
+        member: tr.getAttribute('data-member'),
+        users: tr.querySelector('[data-col="users"]')?.textContent ?? '',
+        messages: tr.querySelector('[data-col="messages"]')?.textContent ?? '',
+      };
+    }
+    const drains: PageView['drains'] = {};
+    for (const el of Array.from(document.querySelectorAll('[data-drain]'))) {
+      drains[el.getAttribute('data-drain') ?? '?'] = {
+        percent: Number(el.getAttribute('data-percent')),
+        done: el.getAttribute('data-done'),
+      };
+    }
+    const arcsOf = (id: string): string[] =>
+      Array.from(document.querySelectorAll(`#${id} path[data-arc]`))
+        .filter((p) => (p.getAttribute('d') ?? '').length > 0)
+        .map((p) => p.getAttribute('data-arc') ?? '?');
+    return {
+      connection: document.getElementById('connection')?.getAttribute('data-state') ?? null,
+      rows,
+      arcs: arcsOf('ring-current'),
+      previousArcs: arcsOf('ring-previous'),
+      drains,
+      marker: (window as unknown as { __marker?: unknown }).__marker,
+    };
+  });
+}
+
+beforeAll(async () => {
+  cluster = await TestCluster.start({ nodes: 3, web: true });
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+}, 120_000);
+
+afterAll(async () => {
+  stopped = true;
+  await Promise.allSettled([...clients.values()].map((c) => c.close()));
+  await browser?.close();
+  await cluster?.close();
+});
+
+test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %', async () => {
+  const t0 = Date.now();
+  await page.goto(`${cluster.registryUrl}/dashboard/`);
+  // Set once: a reload of the page would lose it.
+  await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = 1));
+  await waitFor(
+    async () => {
+      const v = await readPage();
+      expect(v.connection).toBe('live');
+      expect(Object.keys(v.rows)).toEqual(OLD);
+      expect(v.arcs.sort()).toEqual(OLD);
+      expect(v.previousArcs).toEqual([]);
+    },
+    20_000,
+    100,
+  );
+
+  // Users connected to their owners; the movers are the ring diff.
+  const before = ringOf(OLD);
+  const after = ringOf(NEW);
+  const users = Array.from({ length: USERS }, (_, i) => `dash-${i}`);
+  const movers = users.filter((u) => before.owner(u) !== after.owner(u));
+  expect(movers.length).toBeGreaterThan(USERS / 8);
+  for (const u of users) void follow(u, cluster.node(before.owner(u)!).url).catch(() => undefined);
+  await waitFor(() => expect(clients.size).toBe(USERS), 30_000, 50);
+  await waitFor(
+    async () => {
+      const v = await readPage();
+      const connected = OLD.reduce((sum, id) => sum + Number(v.rows[id]?.users ?? 0), 0);
+      expect(connected).toBe(USERS);
+    },
+    15_000,
+    100,
+  );
+
+  // A few users who stay where they are chat all through the drain: messages per second.
+  const stayers = users.filter((u) => !movers.includes(u)).slice(0, SENDERS);
+  const chat = (await clients.get(stayers[0]!)!.ok({ t: 'createChat', members: stayers }))
+    .chatId as string;
+  let sent = 0;
+  let refused = 0;
+  // Four rounds a second: each sender then sends 4 frames and acks 4 x SENDERS events a second,
+  // well under the per-connection frame limit.
+  const chatter = (async () => {
+    for (let round = 0; round < 400 && !stopped; round++) {
+      await Promise.all(
+        stayers.map((u) =>
+          clients
+            .get(u)!
+            .ok({ t: 'send', chatId: chat, clientMsgId: `m-${round}`, body: `round ${round}` })
+            .then(
+              () => sent++,
+              () => refused++,
+            ),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 250)); // pacing of the load, not a wait
+    }
+  })();
+
+  await cluster.startNode('node-4');
+  await waitFor(
+    async () => {
+      const v = await readPage();
+      expect(v.rows['node-4']).toMatchObject({ live: 'true', member: 'false' });
+      expect(Number(v.rows['node-1']?.messages)).toBeGreaterThan(0);
+    },
+    20_000,
+    100,
+  );
+
+  // Watch the bars from inside the page: every value a bar shows, in order.
+  await page.evaluate(() => {
+    const seen: Array<[string, number]> = [];
+    (window as unknown as { __percents: typeof seen }).__percents = seen;
+    const record = (): void => {
+      for (const el of Array.from(document.querySelectorAll('[data-drain]')))
+        seen.push([el.getAttribute('data-drain') ?? '?', Number(el.getAttribute('data-percent'))]);
+    };
+    new MutationObserver(record).observe(document.getElementById('drains')!, {
+      subtree: true,
+      childList: true,
+      attributes: true,
+      attributeFilter: ['data-percent'],
+    });
+  });
+
+  const scaleOutAt = Date.now();
+  const scaleOut = chatctl([
+    'scale-out',
+    'node-4',
+    '--rate',
+    String(RATE),
+    '--wait',
+    '--timeout',
+    '60',
+  ]);
+  let screenshot: string | undefined;
+  let exited: { code: number | null; out: string } | undefined;
+  void scaleOut.then((r) => (exited = r));
+  // During the drain: node-4 a member with an arc, the previous ring inside, bars moving.
+  await waitFor(
+    async () => {
+      const v = await readPage();
+      expect(v.rows['node-4']).toMatchObject({ live: 'true', member: 'true' });
+      expect(v.arcs).toContain('node-4');
+      expect(Object.keys(v.drains).sort()).toEqual(OLD);
+      // The picture for the README: the bars well on their way (or done, on a slow run).
+      const percents = Object.values(v.drains).map((d) => d.percent);
+      if (screenshot === undefined && (Math.min(...percents) >= 60 || exited !== undefined))
+        screenshot = await saveScreenshot(page, 'dashboard');
+      expect(screenshot).toBeDefined();
+    },
+    60_000,
+    100,
+  );
+  const result = await scaleOut;
+  const drainMs = Date.now() - scaleOutAt;
+  expect({ code: result.code, out: result.out }).toEqual({ code: 0, out: result.out });
+
+  await waitFor(
+    async () => {
+      const v = await readPage();
+      for (const id of OLD) expect(v.drains[id]).toEqual({ percent: 100, done: 'true' });
+      // Movers reconnected to node-4 and the page counts them there.
+      expect(Number(v.rows['node-4']?.users)).toBe(movers.length);
+    },
+    20_000,
+    100,
+  );
+  const percents = await page.evaluate(
+    () => (window as unknown as { __percents: Array<[string, number]> }).__percents,
+  );
+  // Live progress: some bar showed a value between 0 and 100 before reaching 100.
+  const partial = percents.filter(([, p]) => p > 0 && p < 100);
+  expect(partial.length).toBeGreaterThan(0);
+  stopped = true;
+  await chatter;
+  expect(refused).toBe(0);
+
+  // The registry goes away and comes back on the same port: the page says so, reconnects by
+  // itself and carries on without a reload.
+  const port = cluster.registry.port;
+  const stopAt = Date.now();
+  await cluster.registry.stop();
+  const stopMs = Date.now() - stopAt;
+  // 0, not SIGKILL: the open event stream did not keep the registry from shutting down.
+  expect(await cluster.registry.exited).toBe(0);
+  await waitFor(async () => expect((await readPage()).connection).toBe('reconnecting'), 10_000, 50);
+  cluster.registry = await startServiceProcess({
+    name: 'registry',
+    script: 'packages/registry/src/main.ts',
+    env: {
+      CHAT_ETCD_ENDPOINTS: cluster.etcd.endpoint,
+      CHAT_ETCD_PREFIX: cluster.prefix,
+      CHAT_REGISTRY_HOST: '127.0.0.1',
+      CHAT_REGISTRY_PORT: String(port),
+      CHAT_REGISTRY_WEB: '1',
+    },
+  });
+  await waitFor(
+    async () => {
+      const again = await readPage();
+      expect(again.connection).toBe('live');
+      expect(again.marker).toBe(1);
+      expect(again.rows['node-4']).toMatchObject({ live: 'true', member: 'true' });
+      expect(again.arcs.sort()).toEqual(NEW);
+    },
+    20_000,
+    100,
+  );
+  console.log(
+    `DASHBOARD_SCALE_OUT: ${movers.length} of ${USERS} users moved at ${RATE}/s per node in ` +
+      `${drainMs} ms (chatctl --wait); registry stopped in ${stopMs} ms with the page open; the page showed ${new Set(percents.map(([n, p]) => `${n}:${p}`)).size} ` +
+      `distinct bar values (${partial.length} partial); ${sent} messages sent; screenshot ${screenshot}; ` +
+      `test ${Date.now() - t0} ms`,
+  );
+});
