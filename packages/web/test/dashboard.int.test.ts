@@ -4,8 +4,9 @@
  * `chatctl scale-out node-4 --rate R --wait`. The page must show node-4 appear (live, then
  * member, with its own arc on the ring), one progress bar per draining node that moves and
  * reaches 100 %, messages per second, and node-4's users once they reconnected, all without
- * reloading; and when the registry restarts, "reconnecting" then "live" again. A screenshot
- * (`dashboard.png`) is saved near the end of the drain.
+ * reloading; when the registry restarts, "reconnecting" then "live" again; then a scale-in of
+ * node-4 with its own bar. A screenshot (`dashboard.png`) is saved near the end of the
+ * scale-out's drain.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -179,10 +180,11 @@ test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
     .chatId as string;
   let sent = 0;
   let refused = 0;
+  let chatting = true;
   // Four rounds a second: each sender then sends 4 frames and acks 4 x SENDERS events a second,
   // well under the per-connection frame limit.
   const chatter = (async () => {
-    for (let round = 0; round < 400 && !stopped; round++) {
+    for (let round = 0; round < 400 && chatting; round++) {
       await Promise.all(
         stayers.map((u) =>
           clients
@@ -274,7 +276,7 @@ test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
   // Live progress: some bar showed a value between 0 and 100 before reaching 100.
   const partial = percents.filter(([, p]) => p > 0 && p < 100);
   expect(partial.length).toBeGreaterThan(0);
-  stopped = true;
+  chatting = false;
   await chatter;
   expect(refused).toBe(0);
 
@@ -309,10 +311,37 @@ test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
     20_000,
     100,
   );
+  // Scale-in: node-4's own bar fills as its users move back, and it leaves the ring.
+  const scaleInAt = Date.now();
+  const scaleIn = await chatctl([
+    'scale-in',
+    'node-4',
+    '--rate',
+    '40',
+    '--wait',
+    '--timeout',
+    '60',
+  ]);
+  const scaleInMs = Date.now() - scaleInAt;
+  expect({ code: scaleIn.code, out: scaleIn.out }).toEqual({ code: 0, out: scaleIn.out });
+  await waitFor(
+    async () => {
+      const v = await readPage();
+      expect(v.rows['node-4']).toMatchObject({ live: 'true', member: 'false' });
+      expect(v.arcs.sort()).toEqual(OLD);
+      expect(v.drains['node-4']).toEqual({ percent: 100, done: 'true' });
+      expect(Number(v.rows['node-4']?.users)).toBe(0);
+      const connected = OLD.reduce((sum, id) => sum + Number(v.rows[id]?.users ?? 0), 0);
+      expect(connected).toBe(USERS);
+    },
+    20_000,
+    100,
+  );
+
   console.log(
     `DASHBOARD_SCALE_OUT: ${movers.length} of ${USERS} users moved at ${RATE}/s per node in ` +
       `${drainMs} ms (chatctl --wait); registry stopped in ${stopMs} ms with the page open; the page showed ${new Set(percents.map(([n, p]) => `${n}:${p}`)).size} ` +
       `distinct bar values (${partial.length} partial); ${sent} messages sent; screenshot ${screenshot}; ` +
-      `test ${Date.now() - t0} ms`,
+      `scale-in at 40/s took ${scaleInMs} ms; test ${Date.now() - t0} ms`,
   );
 });
