@@ -7,12 +7,16 @@
  * reloading; when the registry restarts, "reconnecting" then "live" again; then a scale-in of
  * node-4 with its own bar. A screenshot (`dashboard.png`) is saved near the end of the
  * scale-out's drain.
+ *
+ * Two chat pages stay open through the scale-out: one user whose owner moves to node-4 and one
+ * who stays. The staying user keeps writing through the drain; the moved page must show that it
+ * was moved and reconnected to node-4, and must have every message, in order, once.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { jsonCodec } from '@chat/protocol';
 import { buildRing } from '@chat/ring';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
   REPO_ROOT,
   RawClient,
@@ -22,6 +26,7 @@ import {
   startServiceProcess,
   waitFor,
 } from '@chat/testkit';
+import { ChatPageDriver } from './chat-page';
 
 /** Connected users; about a quarter of them belong to node-4 after the scale-out. */
 const USERS = 240;
@@ -36,6 +41,7 @@ const NEW = [...OLD, 'node-4'];
 let cluster: TestCluster;
 let browser: Browser;
 let page: Page;
+const chatContexts: BrowserContext[] = [];
 const clients = new Map<string, RawClient>();
 let stopped = false;
 
@@ -127,7 +133,7 @@ function readPage(): Promise<PageView> {
 }
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ nodes: 3, web: true });
+  cluster = await TestCluster.start({ nodes: 3, web: true, devTokens: true });
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 }, 120_000);
@@ -135,6 +141,7 @@ beforeAll(async () => {
 afterAll(async () => {
   stopped = true;
   await Promise.allSettled([...clients.values()].map((c) => c.close()));
+  await Promise.allSettled(chatContexts.map((c) => c.close()));
   await browser?.close();
   await cluster?.close();
 });
@@ -184,7 +191,7 @@ test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
   // Four rounds a second: each sender then sends 4 frames and acks 4 x SENDERS events a second,
   // well under the per-connection frame limit.
   const chatter = (async () => {
-    for (let round = 0; round < 400 && chatting; round++) {
+    for (let round = 0; round < 400 && chatting && !stopped; round++) {
       await Promise.all(
         stayers.map((u) =>
           clients
@@ -227,6 +234,27 @@ test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
     });
   });
 
+  // The chat pages: a user the scale-out moves to node-4, and one who stays on an old node.
+  const pageUsers = Array.from({ length: 200 }, (_, i) => `web-${i}`);
+  const movingUser = pageUsers.find((u) => after.owner(u) === 'node-4')!;
+  const stayingUser = pageUsers.find(
+    (u) => after.owner(u) === before.owner(u) && before.owner(u) !== before.owner(movingUser),
+  )!;
+  const openChatPage = async (user: string): Promise<ChatPageDriver> => {
+    const context = await browser.newContext();
+    chatContexts.push(context);
+    return ChatPageDriver.open(context, cluster.registryUrl, user, 'browser');
+  };
+  const moving = await openChatPage(movingUser);
+  const staying = await openChatPage(stayingUser);
+  expect(await moving.waitConnected(before.owner(movingUser))).toBe(before.owner(movingUser));
+  const pageChat = await staying.createChat([movingUser]);
+  await staying.send('before the scale-out');
+  await moving.waitForChat(pageChat);
+  await moving.openChat(pageChat);
+  await moving.waitForBodies(['before the scale-out']);
+  const sentByPage = ['before the scale-out'];
+
   const scaleOutAt = Date.now();
   const scaleOut = chatctl([
     'scale-out',
@@ -240,6 +268,15 @@ test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
   let screenshot: string | undefined;
   let exited: { code: number | null; out: string } | undefined;
   void scaleOut.then((r) => (exited = r));
+  // The staying user writes through the whole drain (typing into the page, as a person would).
+  const pageWriter = (async () => {
+    for (let i = 1; i <= 60 && exited === undefined && !stopped; i++) {
+      const text = `during the drain ${i}`;
+      await staying.send(text);
+      sentByPage.push(text);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // pacing of the writer, not a wait
+    }
+  })();
   // During the drain: node-4 a member with an arc, the previous ring inside, bars moving.
   await waitFor(
     async () => {
@@ -264,12 +301,30 @@ test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
     async () => {
       const v = await readPage();
       for (const id of OLD) expect(v.drains[id]).toEqual({ percent: 100, done: 'true' });
-      // Movers reconnected to node-4 and the page counts them there.
-      expect(Number(v.rows['node-4']?.users)).toBe(movers.length);
+      // Movers (and the moved chat page's user) reconnected to node-4; the page counts them there.
+      expect(Number(v.rows['node-4']?.users)).toBe(movers.length + 1);
     },
     20_000,
     100,
   );
+  // The moved page says it was moved and reconnected to node-4, and lost nothing: every message
+  // the staying user wrote during the drain is there, in order, once.
+  await pageWriter;
+  expect(sentByPage.length).toBeGreaterThan(2);
+  await moving.waitConnected('node-4');
+  expect((await moving.connection()).moves).toBeGreaterThanOrEqual(1);
+  expect((await moving.connectionLog()).join('\n')).toMatch(/moved: node-\d → node-4/);
+  await moving.waitForBodies(sentByPage);
+  expect(await moving.bodies()).toEqual(sentByPage);
+  await staying.waitForTicks(sentByPage.slice(-1), 'read');
+  // And it is usable on its new node: a reply gets across and is read.
+  await moving.send('still here after the move');
+  await staying.waitForBodies(['still here after the move']);
+  await moving.waitForTicks(['still here after the move'], 'read');
+  await saveScreenshot(moving.page, 'chat-moved');
+  // The pages are done: from here on the counts are the raw clients' again.
+  await Promise.all(chatContexts.map((c) => c.close()));
+
   const percents = await page.evaluate(
     () => (window as unknown as { __percents: Array<[string, number]> }).__percents,
   );
@@ -342,6 +397,7 @@ test('the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
     `DASHBOARD_SCALE_OUT: ${movers.length} of ${USERS} users moved at ${RATE}/s per node in ` +
       `${drainMs} ms (chatctl --wait); registry stopped in ${stopMs} ms with the page open; the page showed ${new Set(percents.map(([n, p]) => `${n}:${p}`)).size} ` +
       `distinct bar values (${partial.length} partial); ${sent} messages sent; screenshot ${screenshot}; ` +
-      `scale-in at 40/s took ${scaleInMs} ms; test ${Date.now() - t0} ms`,
+      `scale-in at 40/s took ${scaleInMs} ms; the chat pages exchanged ${sentByPage.length} messages ` +
+      `during the scale-out; test ${Date.now() - t0} ms`,
   );
 });
