@@ -8,7 +8,8 @@ manual_help() {
   cat <<'HELP'
 ensure-chromium: cannot install Chromium automatically. Install it and, if it is not at
 /usr/bin/chromium, set CHROMIUM_PATH to its binary, for example:
-  Debian/Ubuntu:  sudo apt-get install chromium fonts-liberation
+  Debian:         sudo apt-get install chromium fonts-liberation
+  Ubuntu:         install Chromium or Google Chrome and set CHROMIUM_PATH to it
   macOS:          CHROMIUM_PATH="/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"
 HELP
 }
@@ -30,4 +31,10 @@ if [[ ! -x "$chromium_bin" ]]; then
   fi
 fi
 # The Debian wrapper script prints a harmless shell warning on some machines; keep only the version.
-echo "ensure-chromium: $("$chromium_bin" --version 2>/dev/null | tail -1)"
+version="$("$chromium_bin" --version 2>/dev/null | tail -1 || true)"
+if [[ -z "$version" ]]; then
+  echo "ensure-chromium: $chromium_bin does not run (no --version output)." >&2
+  manual_help >&2
+  exit 1
+fi
+echo "ensure-chromium: $version"

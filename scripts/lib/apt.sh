@@ -19,25 +19,32 @@ apt_install() {
       echo "$help" >&2
       return 1
     fi
+    # Without a terminal (CI), a password prompt would hang or fail noisily.
+    if [[ ! -t 0 ]] && ! sudo -n true 2>/dev/null; then
+      echo "$what is not installed; installing it needs root, and sudo wants a password." >&2
+      echo "$help" >&2
+      return 1
+    fi
     sudo=(sudo)
   fi
 
-  # policy-rc.d exit 101 tells invoke-rc.d and deb-systemd-invoke not to start services.
-  local policy=/usr/sbin/policy-rc.d created_policy=false
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod 755 "$policy"
-    created_policy=true
-  fi
   echo "$what not found; installing Debian package(s): $*"
-  local status=0
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update || status=$?
-  if [[ $status -eq 0 ]]; then
+  # A subshell, so that its trap removes the policy file also on Ctrl-C or a failed step: a
+  # leftover policy-rc.d would silently keep every service from starting on later installs.
+  if ! (
+    # Every step checked by hand: `set -e` does not apply inside a tested subshell.
+    # policy-rc.d exit 101 tells invoke-rc.d and deb-systemd-invoke not to start services.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+      trap '"${sudo[@]}" rm -f "$policy"' EXIT
+      trap 'exit 130' INT TERM
+      printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null || exit 1
+      "${sudo[@]}" chmod 755 "$policy" || exit 1
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update || exit 1
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      "$@" || status=$?
-  fi
-  if [[ $created_policy == true ]]; then "${sudo[@]}" rm -f "$policy"; fi
-  if [[ $status -ne 0 ]]; then
+      "$@" || exit 1
+  ); then
     echo "$help" >&2
     return 1
   fi

@@ -102,18 +102,6 @@ export class ChatPageDriver {
     );
   }
 
-  /** Ticks of own messages in the open chat, by body. */
-  async ticks(): Promise<Record<string, Ticks>> {
-    return this.page.$$eval('#messages .msg.mine', (els) =>
-      Object.fromEntries(
-        els.map((e) => [
-          e.querySelector('.body')?.textContent ?? `[${(e as HTMLElement).dataset.messageId}]`,
-          (e as HTMLElement).dataset.ticks as Ticks,
-        ]),
-      ),
-    );
-  }
-
   async waitForTicks(bodies: string[], ticks: Ticks): Promise<void> {
     await this.page.waitForFunction(
       ({ want, state }: { want: string[]; state: string }) => {

@@ -34,7 +34,10 @@ const PRESENCE_POLL_MS = 5000;
 const TYPING_SHOWN_MS = 4000;
 /** Typing notices sent at most this often (the node rate-limits them too). */
 const TYPING_EVERY_MS = 2000;
-const SAVE_DELAY_MS = 100;
+/** Chat list refreshes (new chats, members) are coalesced over this long during a catch-up. */
+const REFRESH_DELAY_MS = 300;
+/** A download URL is asked again this long before it expires. */
+const URL_MARGIN_MS = 30_000;
 
 /** One signed-in tab: a client, its model and the timers that belong to it. */
 class ChatSession {
@@ -42,12 +45,16 @@ class ChatSession {
   private readonly client: ChatClient;
   private readonly messages: MessageView;
   private readonly disposers: (() => void)[] = [];
-  private readonly imageUrls = new Map<string, Promise<string>>();
+  private readonly imageUrls = new Map<string, Promise<{ url: string; expiresAt: number }>>();
+  /** Chats with a `read` request on the wire: one at a time per chat. */
   private readonly readsInFlight = new Set<string>();
   private openChatId: string | undefined;
   private moves = 0;
   private lastNode: string | null = null;
-  private saveTimer: ReturnType<typeof setTimeout> | undefined;
+  private saveQueued = false;
+  /** Another tab of this device took over: this one must not write its older copy. */
+  private superseded = false;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private presenceTimer: ReturnType<typeof setInterval> | undefined;
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
   private lastTypingSent = 0;
@@ -88,23 +95,39 @@ class ChatSession {
         logConnection(dom, 'the server had removed this device; refreshing', Date.now());
         void this.refreshChats();
       }),
-      client.on('error', (err) => logConnection(dom, `error: ${err.message}`, Date.now())),
+      client.on('error', (err) => {
+        if (this.closed) return;
+        logConnection(dom, `error: ${err.message}`, Date.now());
+        if (/replaced by a newer connection/.test(err.message)) this.superseded = true;
+      }),
     );
     dom.me.textContent = `${this.identity.user} · ${this.identity.device}`;
     this.renderAll();
+    // Sends a reload interrupted: the same clientMsgId makes the node store each only once.
+    for (const msg of this.model.unconfirmed()) {
+      this.deliverSend(msg.chatId, msg.clientMsgId as string, msg.body, [...msg.attachments]);
+    }
     await client.connect();
   }
 
+  /** Saves at once (page hidden or closing). */
+  saveNow(): void {
+    this.save();
+  }
+
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.save();
     this.closed = true;
     for (const dispose of this.disposers.splice(0)) dispose();
     clearInterval(this.presenceTimer);
     clearTimeout(this.typingTimer);
-    this.flushSave();
+    clearTimeout(this.refreshTimer);
     await this.client.close();
   }
 
   open(chatId: string): void {
+    if (this.closed) return;
     this.openChatId = chatId;
     this.dom.composer.hidden = false;
     this.dom.chatTyping.textContent = '';
@@ -140,6 +163,7 @@ class ChatSession {
     if (chatId === undefined) return;
     this.dom.composerError.textContent = `uploading ${file.name}…`;
     const ref = await this.client.uploadAttachment(file, file.type || 'application/octet-stream');
+    if (this.closed) return;
     this.dom.composerError.textContent = '';
     this.sendMessage(chatId, null, [ref]);
   }
@@ -161,28 +185,39 @@ class ChatSession {
     const clientMsgId = `web-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     this.model.addPending(chatId, clientMsgId, body, attachments, Date.now());
     this.changed();
-    this.client
-      .send(chatId, body ?? undefined, { clientMsgId, attachments })
-      .then(
-        (ok) => this.model.confirmSent(chatId, clientMsgId, ok.messageId, ok.ts),
-        (err: unknown) => {
-          this.model.failSend(chatId, clientMsgId);
-          this.dom.composerError.textContent = `not sent: ${(err as Error).message}`;
-        },
-      )
-      .finally(() => this.changed());
+    this.deliverSend(chatId, clientMsgId, body, attachments);
+  }
+
+  /** Hands a shown message to the SDK's outbox and settles it when the node answers. */
+  private deliverSend(
+    chatId: string,
+    clientMsgId: string,
+    body: string | null,
+    attachments: AttachmentRef[],
+  ): void {
+    this.client.send(chatId, body ?? undefined, { clientMsgId, attachments }).then(
+      (ok) => {
+        this.model.confirmSent(chatId, clientMsgId, ok.messageId, ok.ts);
+        this.changed();
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        this.model.failSend(chatId, clientMsgId);
+        this.dom.composerError.textContent = `not sent: ${(err as Error).message}`;
+        this.changed();
+      },
+    );
   }
 
   private onEvent(evt: EventFrame): void {
+    const known = this.model.chat(evt.chatId) !== undefined;
     this.model.apply(evt, this.openChatId);
     if (evt.kind === 'message' && evt.chatId === this.openChatId) {
       if (evt.from !== this.identity.user) this.dom.chatTyping.textContent = '';
       this.markRead();
     }
-    if (evt.kind === 'chat' && this.model.chat(evt.chatId)?.name === null) {
-      // A new chat: its name comes with the listing.
-      void this.refreshChats();
-    }
+    // A chat heard of for the first time: its name and members come with the listing.
+    if (!known || evt.kind === 'chat') this.refreshChatsSoon();
     this.changed();
   }
 
@@ -202,11 +237,21 @@ class ChatSession {
 
   private async refreshChats(): Promise<void> {
     try {
-      this.model.mergeSummaries(await this.client.listChats());
+      const chats = await this.client.listChats();
+      if (this.closed) return;
+      this.model.mergeSummaries(chats);
       this.changed();
     } catch {
       // Offline: the next ready state refreshes again.
     }
+  }
+
+  private refreshChatsSoon(): void {
+    if (this.refreshTimer !== undefined) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      void this.refreshChats();
+    }, REFRESH_DELAY_MS);
   }
 
   private async refreshPresence(): Promise<void> {
@@ -232,52 +277,90 @@ class ChatSession {
     }, TYPING_SHOWN_MS);
   }
 
+  /**
+   * Marks the open chat read up to its newest message from others, when the tab is visible.
+   * One request per chat at a time (a burst of messages must not become a burst of reads);
+   * when it is answered, the chat is looked at again.
+   */
   private markRead(): void {
     const chatId = this.openChatId;
-    if (chatId === undefined || document.visibilityState !== 'visible') return;
+    if (chatId === undefined || this.closed || document.visibilityState !== 'visible') return;
+    if (this.readsInFlight.has(chatId) || this.client.state.status !== 'ready') return;
     const messageId = this.model.open(chatId);
-    if (messageId === undefined || this.readsInFlight.has(messageId)) return;
-    if (this.client.state.status !== 'ready') return;
-    this.readsInFlight.add(messageId);
-    this.client.read(chatId, messageId).then(
-      () => {
-        this.readsInFlight.delete(messageId);
-        this.model.markedRead(messageId);
+    if (messageId === undefined) return;
+    this.readsInFlight.add(chatId);
+    this.client
+      .read(chatId, messageId)
+      .then(
+        () => this.model.markedRead(messageId),
+        (err: unknown) => {
+          // NOT_FOUND: the message is gone from the server; marking it again would not help.
+          if (isChatError(err) && err.code === 'NOT_FOUND') this.model.markedRead(messageId);
+        },
+      )
+      .finally(() => {
+        this.readsInFlight.delete(chatId);
         this.changed();
-      },
-      (err: unknown) => {
-        this.readsInFlight.delete(messageId);
-        // NOT_FOUND: the message is gone from the server; marking it again would not help.
-        if (isChatError(err) && err.code === 'NOT_FOUND') this.model.markedRead(messageId);
-      },
-    );
+        if (this.openChatId === chatId && this.model.open(chatId) !== undefined) this.markRead();
+      });
   }
 
+  /** A download URL for an attachment, cached until shortly before it expires. */
   private imageUrl(key: string, retry: boolean): Promise<string> {
-    let url = this.imageUrls.get(key);
-    if (url === undefined || retry) {
-      url = this.client.attachmentUrl(key);
-      url.catch(() => this.imageUrls.delete(key));
-      this.imageUrls.set(key, url);
+    let entry = this.imageUrls.get(key);
+    if (entry === undefined || retry) {
+      const fresh = this.client.downloadUrl(key);
+      this.imageUrls.set(key, fresh);
+      fresh.then(
+        ({ expiresAt }) => {
+          const stale = (): void => {
+            if (this.imageUrls.get(key) === fresh) this.imageUrls.delete(key);
+          };
+          setTimeout(stale, Math.max(0, expiresAt - Date.now() - URL_MARGIN_MS));
+        },
+        () => {
+          if (this.imageUrls.get(key) === fresh) this.imageUrls.delete(key);
+        },
+      );
+      entry = fresh;
     }
-    return url;
+    return entry.then(({ url }) => url);
   }
 
+  /**
+   * Something changed: render, and save before this task ends. The SDK acks delivered events in
+   * this task (after a sync page, or 50 events) or in a later timer task, and the node then
+   * deletes them; saving in a microtask puts every event in the local copy before any ack of it
+   * can leave, whatever happens to the tab afterwards.
+   */
   private changed(): void {
     if (this.closed) return;
     this.renderAll();
-    if (this.saveTimer === undefined) {
-      this.saveTimer = setTimeout(() => this.flushSave(), SAVE_DELAY_MS);
+    if (this.saveQueued) return;
+    this.saveQueued = true;
+    queueMicrotask(() => {
+      this.saveQueued = false;
+      this.save();
+    });
+  }
+
+  private save(): void {
+    if (this.closed || this.superseded) return;
+    const result = storeState(localStorage, this.identity, this.model.save());
+    if (result === 'stale') {
+      this.superseded = true;
+      logConnection(
+        this.dom,
+        'another tab of this device took over; this one stopped saving',
+        Date.now(),
+      );
+    } else if (result === 'failed') {
+      logConnection(this.dom, 'could not save locally (storage full?)', Date.now());
     }
   }
 
-  private flushSave(): void {
-    clearTimeout(this.saveTimer);
-    this.saveTimer = undefined;
-    storeState(localStorage, this.identity, this.model.save());
-  }
-
   private renderAll(): void {
+    if (this.closed) return;
     const { dom, model } = this;
     renderChatList(dom, model, this.openChatId, (chatId) => this.open(chatId));
     const chat = this.openChatId === undefined ? undefined : model.chat(this.openChatId);
@@ -298,22 +381,40 @@ function main(): void {
     dom.signinError.textContent = error;
   };
 
+  /** Bumped by every sign-in and sign-out: a sign-in that was overtaken while it waited stops. */
+  let generation = 0;
+  const submit = dom.signinForm.querySelector('button[type="submit"]') as HTMLButtonElement;
+
   const signIn = async (identity: Identity): Promise<void> => {
     const reason =
       invalidIdReason('user', identity.user) ?? invalidIdReason('device', identity.device);
     if (reason !== undefined) return showSignIn(reason);
+    const mine = ++generation;
+    submit.disabled = true;
     try {
       // Fails early, on the form, when the registry mints no tokens.
       await fetchDevToken(location.origin, identity);
     } catch (err) {
-      return showSignIn((err as Error).message);
+      if (mine === generation) showSignIn((err as Error).message);
+      return;
+    } finally {
+      submit.disabled = false;
     }
+    if (mine !== generation) return;
     saveIdentity(identity, sessionStorage);
     dom.signin.hidden = true;
     dom.app.hidden = false;
-    session = new ChatSession(dom, identity);
-    session.start().catch((err: unknown) => {
-      logConnection(dom, `could not connect: ${(err as Error).message}`, Date.now());
+    let started: ChatSession;
+    try {
+      started = new ChatSession(dom, identity);
+    } catch (err) {
+      return showSignIn(`cannot start: ${(err as Error).message}`);
+    }
+    session = started;
+    started.start().catch((err: unknown) => {
+      if (session === started) {
+        logConnection(dom, `could not connect: ${(err as Error).message}`, Date.now());
+      }
     });
   };
 
@@ -334,6 +435,7 @@ function main(): void {
   });
 
   dom.signout.addEventListener('click', () => {
+    generation++;
     forgetIdentity(sessionStorage);
     const ending = session;
     session = undefined;
@@ -341,6 +443,10 @@ function main(): void {
     dom.chatList.replaceChildren();
     dom.messages.replaceChildren();
     dom.connLog.replaceChildren();
+    for (const text of [dom.chatPresence, dom.chatTyping, dom.composerError, dom.newChatError]) {
+      text.textContent = '';
+    }
+    dom.chatTitle.textContent = 'No chat open';
     dom.composer.hidden = true;
     history.replaceState(null, '', location.pathname);
     showSignIn();
@@ -383,7 +489,9 @@ function main(): void {
   });
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') session?.visible();
+    else session?.saveNow();
   });
+  window.addEventListener('pagehide', () => session?.saveNow());
 
   const remembered = rememberedIdentity(location.search, sessionStorage, localStorage);
   if (remembered === undefined) showSignIn();

@@ -56,20 +56,24 @@ export class ChatModel {
   private readonly chats = new Map<string, StoredChat>();
   private readonly messages = new Map<string, StoredMessage[]>();
   private readonly receipts = new Map<string, MessageReceipts>();
-  /** Seq of the last event applied (what the client may resume from). */
-  lastSeq = 0;
+  private seq = 0;
 
   constructor(
     readonly me: string,
     saved?: SavedState,
   ) {
     if (saved === undefined) return;
-    this.lastSeq = saved.lastSeq;
+    this.seq = saved.lastSeq;
     for (const chat of saved.chats) this.chats.set(chat.chatId, chat);
     for (const [chatId, list] of Object.entries(saved.messages)) {
       this.messages.set(chatId, [...list]);
     }
     for (const [messageId, r] of Object.entries(saved.receipts)) this.receipts.set(messageId, r);
+  }
+
+  /** Seq of the last event applied (what the client resumes from). */
+  get lastSeq(): number {
+    return this.seq;
   }
 
   /** Chats, most recently active first. */
@@ -103,8 +107,8 @@ export class ChatModel {
 
   /** Applies one inbox event; events at or below `lastSeq` were applied before and are skipped. */
   apply(evt: EventFrame, openChatId: string | undefined): void {
-    if (evt.seq <= this.lastSeq) return;
-    this.lastSeq = evt.seq;
+    if (evt.seq <= this.seq) return;
+    this.seq = evt.seq;
     switch (evt.kind) {
       case 'message':
         this.addMessage(
@@ -157,14 +161,19 @@ export class ChatModel {
   /** The send was stored as `messageId`; its inbox event may have arrived already. */
   confirmSent(chatId: string, clientMsgId: string, messageId: string, ts: number): void {
     const list = this.messages.get(chatId);
-    if (list === undefined) return;
-    const pending = list.findIndex((m) => m.clientMsgId === clientMsgId);
-    if (pending < 0) return;
-    if (list.some((m) => m.messageId === messageId)) {
-      list.splice(pending, 1);
-      return;
-    }
-    list[pending] = { ...(list[pending] as StoredMessage), messageId, ts };
+    const pending = list?.findIndex((m) => m.clientMsgId === clientMsgId) ?? -1;
+    if (list === undefined || pending < 0) return;
+    const [sent] = list.splice(pending, 1) as [StoredMessage];
+    if (list.some((m) => m.messageId === messageId)) return;
+    // The server's time replaces the device's: the message may move to its place among others.
+    this.insertInOrder(list, { ...sent, messageId, ts });
+  }
+
+  /** Own messages not confirmed yet (a reload lost the SDK's outbox: send them again). */
+  unconfirmed(): StoredMessage[] {
+    return [...this.messages.values()].flatMap((list) =>
+      list.filter((m) => m.messageId === undefined && m.failed !== true),
+    );
   }
 
   failSend(chatId: string, clientMsgId: string): void {
@@ -235,17 +244,25 @@ export class ChatModel {
       this.messages.set(msg.chatId, list);
     }
     if (msg.messageId !== undefined && list.some((m) => m.messageId === msg.messageId)) return;
-    // Keep time order: a late event (caught up after being offline) goes where it belongs.
-    let at = list.length;
-    while (at > 0 && (list[at - 1] as StoredMessage).ts > msg.ts) at--;
-    list.splice(at, 0, msg);
-    if (list.length > MESSAGES_PER_CHAT * 2) list.splice(0, list.length - MESSAGES_PER_CHAT);
+    this.insertInOrder(list, msg);
+    if (list.length > MESSAGES_PER_CHAT * 2) {
+      for (const old of list.splice(0, list.length - MESSAGES_PER_CHAT)) {
+        if (old.messageId !== undefined) this.receipts.delete(old.messageId);
+      }
+    }
     const chat = this.chats.get(msg.chatId) ?? this.placeholderChat(msg.chatId, msg.from);
     this.chats.set(msg.chatId, {
       ...chat,
       lastMessageAt: Math.max(chat.lastMessageAt ?? 0, msg.ts),
       unread: chat.unread + (unread ? 1 : 0),
     });
+  }
+
+  /** Keeps time order: a late event (caught up after being offline) goes where it belongs. */
+  private insertInOrder(list: StoredMessage[], msg: StoredMessage): void {
+    let at = list.length;
+    while (at > 0 && (list[at - 1] as StoredMessage).ts > msg.ts) at--;
+    list.splice(at, 0, msg);
   }
 
   private applyChatChange(
