@@ -1,5 +1,6 @@
 export { PgChatStore } from './pg-store';
 export type { PgChatStoreOptions, SendBatchInfo, SendStats } from './pg-store';
+export type { DeviceConnectStats } from './device-connect';
 export { createDatabase } from './pool';
 export type { DatabaseOptions, StoreLogger } from './pool';
 export { migrate, migrations } from './migrations';

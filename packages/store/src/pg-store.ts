@@ -11,6 +11,8 @@ import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import type { AttachmentRef, InboxEvent } from '@chat/protocol';
+import type { DeviceConnectStats } from './device-connect';
+import { DeviceConnector } from './device-connect';
 import { toChatError } from './errors';
 import { silentLogger } from './pool';
 import type { StoreLogger } from './pool';
@@ -108,6 +110,7 @@ export class PgChatStore implements ChatStore {
   private closing: Promise<void> | null = null;
   private idleWaiters: (() => void)[] = [];
   private counters = { sends: 0, transactions: 0, commits: 0, largestBatch: 0 };
+  private readonly devices: DeviceConnector;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -120,6 +123,7 @@ export class PgChatStore implements ChatStore {
       logger: options.logger ?? silentLogger,
     });
     this.onBatch = options.onBatch;
+    this.devices = new DeviceConnector(db);
     if (!(this.options.maxBatchSize >= 1 && this.options.maxConcurrentBatches >= 1)) {
       throw new RangeError('maxBatchSize and maxConcurrentBatches must be at least 1');
     }
@@ -141,43 +145,14 @@ export class PgChatStore implements ChatStore {
 
   // ---- devices and cursors ----
 
-  async connectDevice(userId: string, deviceId: string, now: number): Promise<DeviceState> {
-    try {
-      await sql`insert into users (id) values (${userId}) on conflict (id) do nothing`.execute(
-        this.db,
-      );
-      // One statement, one snapshot: created_seq and latestSeq agree.
-      const { rows } = await sql<{
-        acked_seq: string;
-        latest: string;
-        created: boolean;
-        reset: boolean;
-      }>`
-        with usr as (select next_seq - 1 as latest from users where id = ${userId}),
-        -- Retention removed this device (away too long): it starts fresh, and is told so.
-        tomb as (
-          delete from expired_devices where user_id = ${userId} and device_id = ${deviceId}
-          returning 1
-        ),
-        dev as (
-          insert into devices (user_id, device_id, acked_seq, created_seq, last_active)
-          select ${userId}, ${deviceId}, 0, latest, ${now} from usr
-          on conflict (user_id, device_id) do update set last_active = excluded.last_active
-          returning acked_seq, (xmax = 0) as created
-        )
-        select dev.acked_seq, usr.latest, dev.created, exists(select 1 from tomb) as reset
-        from dev, usr`.execute(this.db);
-      const row = rows[0];
-      if (!row) throw new Error('device upsert returned no row');
-      return {
-        latestSeq: Number(row.latest),
-        ackedSeq: Number(row.acked_seq),
-        created: row.created,
-        ...(row.reset ? { reset: true as const } : {}),
-      };
-    } catch (err) {
-      throw toChatError(err);
-    }
+  /** Registers a device at welcome; concurrent calls share one statement (see DeviceConnector). */
+  connectDevice(userId: string, deviceId: string, now: number): Promise<DeviceState> {
+    return this.devices.connect(userId, deviceId, now);
+  }
+
+  /** A snapshot of the device-connect batcher's counters. */
+  get connectStats(): DeviceConnectStats {
+    return this.devices.stats;
   }
 
   async ack(userId: string, deviceId: string, seq: number): Promise<void> {
@@ -350,6 +325,7 @@ export class PgChatStore implements ChatStore {
       if (this.inFlight > 0 || this.queue.length > 0) {
         await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       }
+      await this.devices.idle();
       await this.db.destroy();
     })();
     return this.closing;

@@ -1,0 +1,194 @@
+/**
+ * Device registration at welcome, batched. Every connect registers its user and device and
+ * reads the user's latest seq; as one round trip per connect this capped welcomes at a few
+ * hundred per second per node (each statement wakes a Postgres backend), which is what slowed
+ * reconnect storms and rebalance drains and saturated a new node's pool. Connects that arrive
+ * while earlier statements run are collected and registered together in ONE statement. There is
+ * no timer: a lone connect goes at once, batches form only under load.
+ */
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { ChatError } from '@chat/protocol';
+import { toChatError } from './errors';
+import type { Database } from './schema';
+import type { DeviceState } from './types';
+
+export interface DeviceConnectorOptions {
+  /** Most devices registered by one statement (default 500). */
+  readonly maxBatchSize?: number;
+  /** Most statements in flight at once (default 2). */
+  readonly maxConcurrent?: number;
+}
+
+/** One device to register, with the time it connected. */
+export interface DeviceConnect {
+  readonly userId: string;
+  readonly deviceId: string;
+  readonly now: number;
+}
+
+interface Pending extends DeviceConnect {
+  readonly resolve: (state: DeviceState) => void;
+  readonly reject: (err: ChatError) => void;
+}
+
+/** Counters for tests and metrics. */
+export interface DeviceConnectStats {
+  readonly connects: number;
+  readonly statements: number;
+  readonly largestBatch: number;
+}
+
+const keyOf = (userId: string, deviceId: string): string => `${userId}\u0000${deviceId}`;
+
+/**
+ * @example
+ * const connector = new DeviceConnector(db);
+ * const { latestSeq, ackedSeq } = await connector.connect('alice', 'phone', Date.now());
+ */
+export class DeviceConnector {
+  private readonly maxBatchSize: number;
+  private readonly maxConcurrent: number;
+  private readonly queue: Pending[] = [];
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private counters = { connects: 0, statements: 0, largestBatch: 0 };
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    options: DeviceConnectorOptions = {},
+  ) {
+    this.maxBatchSize = options.maxBatchSize ?? 500;
+    this.maxConcurrent = options.maxConcurrent ?? 2;
+    if (!(this.maxBatchSize >= 1 && this.maxConcurrent >= 1)) {
+      throw new RangeError('maxBatchSize and maxConcurrent must be at least 1');
+    }
+  }
+
+  get stats(): DeviceConnectStats {
+    return { ...this.counters };
+  }
+
+  /** Registers the device (and user) and returns its state; rejects with a ChatError. */
+  connect(userId: string, deviceId: string, now: number): Promise<DeviceState> {
+    this.counters.connects++;
+    return new Promise<DeviceState>((resolve, reject) => {
+      this.queue.push({ userId, deviceId, now, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Resolves once nothing is queued or running. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxConcurrent && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatchSize);
+      this.inFlight++;
+      void this.run(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+        if (this.inFlight === 0 && this.queue.length === 0) {
+          for (const wake of this.idleWaiters.splice(0)) wake();
+        }
+      });
+    }
+  }
+
+  /** Registers a batch and settles its promises; never rejects. */
+  private async run(batch: readonly Pending[]): Promise<void> {
+    this.counters.statements++;
+    this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
+    let states: ReadonlyMap<string, DeviceState>;
+    try {
+      states = await connectDevices(this.db, batch);
+    } catch (err) {
+      const error = toChatError(err);
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    for (const pending of batch) {
+      const state = states.get(keyOf(pending.userId, pending.deviceId));
+      if (state === undefined) pending.reject(toChatError(new Error('device upsert lost a row')));
+      else pending.resolve(state);
+    }
+  }
+}
+
+/**
+ * One statement for many devices: users inserted when new, the device upserted (its
+ * `last_active` moved on), a retention tombstone consumed (the device was removed for being away
+ * too long: it starts fresh and is told so), and each user's latest seq read in the same
+ * snapshot as the device's `created_seq`. The same device twice in a batch is registered once.
+ *
+ * Rows are inserted in (user, device) order, the order sends lock users in, so two batches
+ * touching the same rows wait for each other instead of deadlocking.
+ */
+export async function connectDevices(
+  db: Kysely<Database>,
+  connects: readonly DeviceConnect[],
+): Promise<Map<string, DeviceState>> {
+  const unique = new Map<string, DeviceConnect>();
+  for (const c of connects) {
+    const key = keyOf(c.userId, c.deviceId);
+    const seen = unique.get(key);
+    if (seen === undefined || c.now > seen.now) unique.set(key, c);
+  }
+  const rows = [...unique.values()];
+  const { rows: states } = await sql<{
+    user_id: string;
+    device_id: string;
+    acked_seq: string;
+    latest: string;
+    created: boolean;
+    reset: boolean;
+  }>`
+    with input as (
+      select * from unnest(
+        ${rows.map((r) => r.userId)}::text[],
+        ${rows.map((r) => r.deviceId)}::text[],
+        ${rows.map((r) => r.now)}::bigint[]
+      ) as t(user_id, device_id, now)
+    ),
+    new_users as (
+      insert into users (id)
+      select distinct user_id from input order by user_id
+      on conflict (id) do nothing
+    ),
+    -- A user inserted just now is not in this statement's snapshot: no events yet, latest 0.
+    usr as (
+      select i.user_id, coalesce(u.next_seq - 1, 0) as latest
+      from (select distinct user_id from input) i left join users u on u.id = i.user_id
+    ),
+    tomb as (
+      delete from expired_devices e using input i
+      where e.user_id = i.user_id and e.device_id = i.device_id
+      returning e.user_id, e.device_id
+    ),
+    dev as (
+      insert into devices (user_id, device_id, acked_seq, created_seq, last_active)
+      select i.user_id, i.device_id, 0, usr.latest, i.now
+      from input i join usr on usr.user_id = i.user_id
+      order by i.user_id, i.device_id
+      on conflict (user_id, device_id) do update set last_active = excluded.last_active
+      returning user_id, device_id, acked_seq, (xmax = 0) as created
+    )
+    select dev.user_id, dev.device_id, dev.acked_seq, usr.latest, dev.created,
+      exists(
+        select 1 from tomb t where t.user_id = dev.user_id and t.device_id = dev.device_id
+      ) as reset
+    from dev join usr on usr.user_id = dev.user_id`.execute(db);
+  const result = new Map<string, DeviceState>();
+  for (const s of states) {
+    result.set(keyOf(s.user_id, s.device_id), {
+      latestSeq: Number(s.latest),
+      ackedSeq: Number(s.acked_seq),
+      created: s.created,
+      ...(s.reset ? { reset: true as const } : {}),
+    });
+  }
+  return result;
+}

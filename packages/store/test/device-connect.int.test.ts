@@ -1,0 +1,88 @@
+/**
+ * Batched device registration (DeviceConnector) against real Postgres: many concurrent
+ * connects share statements and each still gets exactly its own device's state.
+ */
+import { sql } from 'kysely';
+import type { PgChatStore } from '../src/index';
+import { sendInput, storeFixture } from './helpers';
+import type { StoreFixture } from './helpers';
+
+let fx: StoreFixture;
+let store: PgChatStore;
+
+beforeAll(async () => {
+  fx = await storeFixture('devconnect');
+  store = fx.store();
+});
+afterAll(() => fx.close());
+
+test('a burst of connects shares statements and every device gets its own state', async () => {
+  // Known users with events, one device of each already acked up to 1.
+  const { chatId } = await store.createChat('dc-alice', ['dc-bob'], null, 1);
+  await store.send(sendInput('dc-alice', chatId));
+  await store.send(sendInput('dc-alice', chatId));
+  await store.connectDevice('dc-bob', 'old-phone', 1);
+  await store.ack('dc-bob', 'old-phone', 1);
+  // A device retention removed: it must be told to start fresh.
+  await sql`insert into expired_devices (user_id, device_id, expired_at)
+    values ('dc-bob', 'lost-tablet', 1)`.execute(fx.db);
+
+  const before = store.connectStats;
+  const fresh = Array.from({ length: 300 }, (_, i) => store.connectDevice(`dc-new-${i}`, 'd', 50));
+  const known = [
+    store.connectDevice('dc-bob', 'old-phone', 60),
+    store.connectDevice('dc-bob', 'lost-tablet', 60),
+    store.connectDevice('dc-alice', 'laptop', 60),
+    // The same device twice in one burst: one registration, both answered.
+    store.connectDevice('dc-alice', 'laptop', 61),
+  ];
+  const states = await Promise.all([...fresh, ...known]);
+  const after = store.connectStats;
+
+  for (const state of states.slice(0, 300)) {
+    expect(state).toEqual({ latestSeq: 0, ackedSeq: 0, created: true });
+  }
+  const [bobOld, bobLost, aliceLaptop, aliceLaptopAgain] = states.slice(300);
+  // alice and bob each have 3 events: the chat's creation and two messages.
+  expect(bobOld).toEqual({ latestSeq: 3, ackedSeq: 1, created: false });
+  expect(bobLost).toEqual({ latestSeq: 3, ackedSeq: 0, created: true, reset: true });
+  expect(aliceLaptop).toEqual({ latestSeq: 3, ackedSeq: 0, created: true });
+  expect(aliceLaptopAgain).toEqual(aliceLaptop);
+
+  expect(after.connects - before.connects).toBe(304);
+  // Batched: far fewer statements than connects (at most 2 run at once, the rest queue).
+  expect(after.statements - before.statements).toBeLessThan(20);
+  expect(after.largestBatch).toBeGreaterThan(50);
+
+  const { rows } = await sql<{ n: string }>`
+    select count(*) as n from devices where user_id like 'dc-new-%'`.execute(fx.db);
+  expect(Number(rows[0]?.n)).toBe(300);
+  const laptop = await fx.db
+    .selectFrom('devices')
+    .select(['last_active', 'created_seq'])
+    .where('user_id', '=', 'dc-alice')
+    .where('device_id', '=', 'laptop')
+    .executeTakeFirstOrThrow();
+  // The later of the two connects wins; the device starts at the user's latest seq.
+  expect(Number(laptop.last_active)).toBe(61);
+  expect(Number(laptop.created_seq)).toBe(3);
+  const tomb = await sql`select 1 from expired_devices where device_id = 'lost-tablet'`.execute(
+    fx.db,
+  );
+  expect(tomb.rows).toHaveLength(0);
+});
+
+test('connects racing sends to the same users neither deadlock nor lose a seq', async () => {
+  const users = Array.from({ length: 20 }, (_, i) => `dc-race-${i}`);
+  const { chatId } = await store.createChat(users[0]!, users.slice(1), null, 1);
+  const work: Promise<unknown>[] = [];
+  for (let round = 0; round < 10; round++) {
+    for (const u of users) work.push(store.connectDevice(u, `dev-${round % 3}`, 100 + round));
+    work.push(store.send(sendInput(users[round]!, chatId)));
+  }
+  await Promise.all(work);
+  // Every member has the creation and the 10 messages, and a fresh connect sees all of them.
+  for (const u of users) {
+    expect(await store.connectDevice(u, 'dev-check', 200)).toMatchObject({ latestSeq: 11 });
+  }
+});
