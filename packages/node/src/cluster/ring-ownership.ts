@@ -82,15 +82,6 @@ export class RingOwnership implements Ownership {
     return this.table.ring.owner(user);
   }
 
-  /** Where the user belonged before the current ring, while that still matters (or undefined). */
-  previousOwnerOf(user: string): string | undefined {
-    const fromTransition = this.table.previous?.owner(user);
-    if (fromTransition !== undefined) return fromTransition;
-    if (this.recent !== undefined && this.clock.now() < this.recent.until)
-      return this.recent.table.ring.owner(user);
-    return undefined;
-  }
-
   /**
    * Every node the user may still be connected to because of a ring change: the owner on the
    * open transition's previous ring and on the rings of transitions it superseded, or within the
