@@ -3,12 +3,12 @@
  * reads the user's latest seq; as one round trip per connect this capped welcomes at a few
  * hundred per second per node (each statement wakes a Postgres backend), which is what slowed
  * reconnect storms and rebalance drains and saturated a new node's pool. Connects that arrive
- * while earlier statements run are collected and registered together in ONE statement. There is
- * no timer: a lone connect goes at once, batches form only under load.
+ * while earlier statements run are registered together in ONE statement (see BatchQueue).
  */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { ChatError } from '@chat/protocol';
+import { BatchQueue } from './batch-queue';
 import { toChatError } from './errors';
 import type { Database } from './schema';
 import type { DeviceState } from './types';
@@ -47,22 +47,17 @@ const keyOf = (userId: string, deviceId: string): string => `${userId}\u0000${de
  * const { latestSeq, ackedSeq } = await connector.connect('alice', 'phone', Date.now());
  */
 export class DeviceConnector {
-  private readonly maxBatchSize: number;
-  private readonly maxConcurrent: number;
-  private readonly queue: Pending[] = [];
-  private inFlight = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly queue: BatchQueue<Pending>;
   private counters = { connects: 0, statements: 0, largestBatch: 0 };
 
   constructor(
     private readonly db: Kysely<Database>,
     options: DeviceConnectorOptions = {},
   ) {
-    this.maxBatchSize = options.maxBatchSize ?? 500;
-    this.maxConcurrent = options.maxConcurrent ?? 2;
-    if (!(this.maxBatchSize >= 1 && this.maxConcurrent >= 1)) {
-      throw new RangeError('maxBatchSize and maxConcurrent must be at least 1');
-    }
+    this.queue = new BatchQueue((batch) => this.run(batch), {
+      maxBatchSize: options.maxBatchSize ?? 500,
+      maxConcurrent: options.maxConcurrent ?? 2,
+    });
   }
 
   get stats(): DeviceConnectStats {
@@ -74,28 +69,12 @@ export class DeviceConnector {
     this.counters.connects++;
     return new Promise<DeviceState>((resolve, reject) => {
       this.queue.push({ userId, deviceId, now, resolve, reject });
-      this.pump();
     });
   }
 
   /** Resolves once nothing is queued or running. */
   idle(): Promise<void> {
-    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private pump(): void {
-    while (this.inFlight < this.maxConcurrent && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatchSize);
-      this.inFlight++;
-      void this.run(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-        if (this.inFlight === 0 && this.queue.length === 0) {
-          for (const wake of this.idleWaiters.splice(0)) wake();
-        }
-      });
-    }
+    return this.queue.idle();
   }
 
   /** Registers a batch and settles its promises; never rejects. */

@@ -12,6 +12,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import type { AttachmentRef, InboxEvent } from '@chat/protocol';
 import type { DeviceConnectStats } from './device-connect';
+import { BatchQueue } from './batch-queue';
 import { DeviceConnector } from './device-connect';
 import { toChatError } from './errors';
 import { silentLogger } from './pool';
@@ -103,12 +104,9 @@ interface SyncRow {
 export class PgChatStore implements ChatStore {
   private readonly options: Readonly<Required<Omit<PgChatStoreOptions, 'onBatch'>>>;
   private readonly onBatch: ((batch: SendBatchInfo) => void) | undefined;
-  private readonly queue: PendingSend[] = [];
-  private inFlight = 0;
-  private scheduled = false;
+  private readonly queue: BatchQueue<PendingSend>;
   private closed = false;
   private closing: Promise<void> | null = null;
-  private idleWaiters: (() => void)[] = [];
   private counters = { sends: 0, transactions: 0, commits: 0, largestBatch: 0 };
   private readonly devices: DeviceConnector;
 
@@ -127,6 +125,10 @@ export class PgChatStore implements ChatStore {
     if (!(this.options.maxBatchSize >= 1 && this.options.maxConcurrentBatches >= 1)) {
       throw new RangeError('maxBatchSize and maxConcurrentBatches must be at least 1');
     }
+    this.queue = new BatchQueue((batch) => this.runBatch(batch), {
+      maxBatchSize: this.options.maxBatchSize,
+      maxConcurrent: this.options.maxConcurrentBatches,
+    });
   }
 
   /** One round trip to Postgres (`select 1`), for readiness checks; throws ChatError. */
@@ -284,14 +286,6 @@ export class PgChatStore implements ChatStore {
     return new Promise<SendResult>((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
       this.counters.sends++;
-      // Sends issued in the same tick go into the same batch.
-      if (!this.scheduled) {
-        this.scheduled = true;
-        queueMicrotask(() => {
-          this.scheduled = false;
-          this.pump();
-        });
-      }
     });
   }
 
@@ -322,9 +316,7 @@ export class PgChatStore implements ChatStore {
   async close(): Promise<void> {
     this.closed = true;
     this.closing ??= (async () => {
-      if (this.inFlight > 0 || this.queue.length > 0) {
-        await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-      }
+      await this.queue.idle();
       await this.devices.idle();
       await this.db.destroy();
     })();
@@ -332,21 +324,6 @@ export class PgChatStore implements ChatStore {
   }
 
   // ---- group commit ----
-
-  private pump(): void {
-    const { maxBatchSize, maxConcurrentBatches } = this.options;
-    while (this.inFlight < maxConcurrentBatches && this.queue.length > 0) {
-      const batch = this.queue.splice(0, maxBatchSize);
-      this.inFlight++;
-      void this.runBatch(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-        if (this.inFlight === 0 && this.queue.length === 0) {
-          for (const wake of this.idleWaiters.splice(0)) wake();
-        }
-      });
-    }
-  }
 
   /** Commits a batch and settles its promises; never rejects. */
   private async runBatch(batch: readonly PendingSend[]): Promise<void> {
