@@ -35,6 +35,11 @@ export interface DashboardStreamOptions {
   readonly pollTimeoutMs?: number;
   /** Open streams allowed at once; more get 503 (default 64). */
   readonly maxClients?: number;
+  /**
+   * A client whose socket buffer stays full this long is disconnected (default 10 s): one that
+   * never reads would otherwise hold a slot for good. A live page reconnects by itself.
+   */
+  readonly congestedTimeoutMs?: number;
 }
 
 /** An open stream. `res` is never written after its `close` event. */
@@ -44,6 +49,8 @@ interface Client {
   ringKey: string | undefined;
   /** Its socket buffer is full: skip states until it drains, then send the latest. */
   congested: boolean;
+  /** Disconnects it unless it drains first; set while congested. */
+  congestedTimer: NodeJS.Timeout | undefined;
   closed: boolean;
 }
 
@@ -70,12 +77,15 @@ export class DashboardStream {
   private readonly minIntervalMs: number;
   private readonly keepAliveMs: number;
   private readonly maxClients: number;
+  private readonly congestedTimeoutMs: number;
   private readonly dispose: Disposer;
   private table: RouteTable;
   private tableOf: ClusterSnapshot;
   private flushTimer: NodeJS.Timeout | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private lastFlushAt = Number.NEGATIVE_INFINITY;
+  /** The last ring event, serialised once (~100 KB) for every client that needs it. */
+  private ringEvent: { readonly key: string; readonly text: string } | undefined;
   private closed = false;
 
   constructor(private readonly options: DashboardStreamOptions) {
@@ -83,6 +93,7 @@ export class DashboardStream {
     this.minIntervalMs = options.minIntervalMs ?? 250;
     this.keepAliveMs = options.keepAliveMs ?? 15_000;
     this.maxClients = options.maxClients ?? 64;
+    this.congestedTimeoutMs = options.congestedTimeoutMs ?? 10_000;
     this.tableOf = options.source.snapshot;
     this.table = RouteTable.from(this.tableOf);
     this.poller = new NodeFiguresPoller({
@@ -114,11 +125,21 @@ export class DashboardStream {
   attach(req: IncomingMessage, res: ServerResponse): void {
     if (this.closed || this.clients.size >= this.maxClients) {
       res
-        .writeHead(503, { 'content-type': 'application/json', 'retry-after': '5' })
+        .writeHead(503, {
+          'content-type': 'application/json',
+          'x-content-type-options': 'nosniff',
+          'retry-after': '5',
+        })
         .end(JSON.stringify({ error: 'UNAVAILABLE', message: 'too many dashboards open' }));
       return;
     }
-    const client: Client = { res, ringKey: undefined, congested: false, closed: false };
+    const client: Client = {
+      res,
+      ringKey: undefined,
+      congested: false,
+      congestedTimer: undefined,
+      closed: false,
+    };
     this.clients.add(client);
     const gone = (): void => this.detach(client);
     res.on('close', gone);
@@ -126,6 +147,8 @@ export class DashboardStream {
     res.on('drain', () => {
       if (client.closed || !client.congested) return;
       client.congested = false;
+      clearTimeout(client.congestedTimer);
+      client.congestedTimer = undefined;
       this.send(client, this.currentState());
     });
     res.writeHead(200, {
@@ -134,20 +157,25 @@ export class DashboardStream {
       connection: 'keep-alive',
       // Proxies such as nginx would otherwise hold events back in their buffers.
       'x-accel-buffering': 'no',
+      'x-content-type-options': 'nosniff',
     });
     this.write(client, `retry: ${RECONNECT_MS}\n\n`);
     this.send(client, this.currentState());
     if (this.clients.size === 1) this.firstOpened();
   }
 
-  /** Ends every stream and stops polling; later requests get 503. Idempotent. */
+  /**
+   * Ends every stream and stops polling; later requests get 503. Idempotent. The sockets are
+   * destroyed rather than ended: ending waits for a client that does not read, and would keep
+   * `server.close()` from finishing. Pages reconnect by themselves.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.dispose();
     for (const client of [...this.clients]) {
-      client.res.end();
       this.detach(client);
+      client.res.destroy();
     }
     this.stopTimers();
   }
@@ -164,6 +192,8 @@ export class DashboardStream {
   private detach(client: Client): void {
     if (client.closed) return;
     client.closed = true;
+    clearTimeout(client.congestedTimer);
+    client.congestedTimer = undefined;
     this.clients.delete(client);
     if (this.clients.size === 0) this.stopTimers();
   }
@@ -191,7 +221,12 @@ export class DashboardStream {
     for (const client of [...this.clients]) if (!client.congested) this.send(client, current);
   }
 
-  private currentState(): { ring: DashboardRing; state: DashboardState; text: string } {
+  private currentState(): {
+    ring: DashboardRing;
+    ringText: string;
+    state: DashboardState;
+    text: string;
+  } {
     const snapshot = this.options.source.snapshot;
     if (snapshot !== this.tableOf) {
       this.tableOf = snapshot;
@@ -206,13 +241,20 @@ export class DashboardStream {
       polledAt: this.poller.polledAt,
       now: this.now(),
     });
-    return { ring: picture.ring, state, text: event('state', state) };
+    if (this.ringEvent?.key !== picture.ring.key)
+      this.ringEvent = { key: picture.ring.key, text: event('ring', picture.ring) };
+    return {
+      ring: picture.ring,
+      ringText: this.ringEvent.text,
+      state,
+      text: event('state', state),
+    };
   }
 
   private send(client: Client, current: ReturnType<DashboardStream['currentState']>): void {
     if (client.ringKey !== current.ring.key) {
       client.ringKey = current.ring.key;
-      if (!this.write(client, event('ring', current.ring))) return;
+      if (!this.write(client, current.ringText)) return;
     }
     this.write(client, current.text);
   }
@@ -225,7 +267,15 @@ export class DashboardStream {
       return false;
     }
     const ok = res.write(text);
-    if (!ok) client.congested = true;
+    if (!ok && !client.congested) {
+      client.congested = true;
+      client.congestedTimer = setTimeout(() => {
+        this.options.log?.warn('dashboard stream not read for too long: disconnected');
+        this.detach(client);
+        res.destroy();
+      }, this.congestedTimeoutMs);
+      client.congestedTimer.unref();
+    }
     return ok;
   }
 }

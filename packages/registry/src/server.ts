@@ -18,7 +18,8 @@ import type { HttpAnswer } from './routes';
 import { ringAnswer, routeAnswer } from './routes';
 
 export interface RegistryOptions {
-  readonly view: ClusterView;
+  /** Where routes come from: a ClusterView (the part of it read here). */
+  readonly view: Pick<ClusterView, 'snapshot' | 'onChange'>;
   readonly host: string;
   readonly port: number;
   readonly log: Logger;
@@ -61,9 +62,8 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
           ...(options.fetchJson ? { fetchJson: options.fetchJson } : {}),
         });
 
-  const answer = (req: IncomingMessage): HttpAnswer => {
-    const url = new URL(req.url ?? '/', 'http://registry');
-    if (req.method !== 'GET')
+  const answer = (method: string | undefined, url: URL): HttpAnswer => {
+    if (method !== 'GET')
       return { status: 405, body: { error: 'BAD_REQUEST', message: 'only GET' } };
     switch (url.pathname) {
       case '/v1/route':
@@ -95,9 +95,22 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
     }
   };
 
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const sendJson = (res: ServerResponse, reply: HttpAnswer): void => {
+    res.writeHead(reply.status, {
+      'content-type': 'application/json',
+      'x-content-type-options': 'nosniff',
+      // Browser clients ask the registry from their own origin.
+      'access-control-allow-origin': '*',
+      'cache-control': 'no-store',
+      ...reply.headers,
+    });
+    res.end(JSON.stringify(reply.body));
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
     const metrics = options.metrics;
-    if (metrics !== undefined && req.method === 'GET' && req.url === '/metrics') {
+    const get = req.method === 'GET';
+    if (metrics !== undefined && get && url.pathname === '/metrics') {
       metrics.countRequest('/metrics', 200);
       metrics.scrape().then(
         (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
@@ -108,37 +121,44 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       );
       return;
     }
-    if (
-      dashboard !== undefined &&
-      req.method === 'GET' &&
-      new URL(req.url ?? '/', 'http://registry').pathname === DASHBOARD_STREAM_PATH
-    ) {
+    if (dashboard !== undefined && get && url.pathname === DASHBOARD_STREAM_PATH) {
       dashboard.attach(req, res);
       metrics?.countRequest(DASHBOARD_STREAM_PATH, res.statusCode);
       return;
     }
-    const asset = req.method === 'GET' ? webAsset(options.web, req.url ?? '/') : undefined;
+    const asset = get ? webAsset(options.web, url.pathname, options.devTokenSecret) : undefined;
     if (asset !== undefined) {
       res.writeHead(asset.status, asset.headers).end(asset.body);
-      metrics?.countRequest(new URL(req.url ?? '/', 'http://registry').pathname, asset.status);
+      metrics?.countRequest(url.pathname, asset.status);
       return;
     }
-    let reply: HttpAnswer;
+    const reply = answer(req.method, url);
+    sendJson(res, reply);
+    metrics?.countRequest(url.pathname, reply.status);
+  };
+
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let url: URL;
     try {
-      reply = answer(req);
-    } catch (err) {
-      options.log.error({ err }, 'request failed');
-      reply = { status: 500, body: { error: 'INTERNAL', message: 'internal error' } };
+      // Node passes the request target as sent: `//[` and the like do not parse.
+      url = new URL(req.url ?? '/', 'http://registry');
+    } catch {
+      sendJson(res, {
+        status: 400,
+        body: { error: 'BAD_REQUEST', message: 'malformed request target' },
+      });
+      options.metrics?.countRequest('', 400);
+      return;
     }
-    res.writeHead(reply.status, {
-      'content-type': 'application/json',
-      // Browser clients ask the registry from their own origin.
-      'access-control-allow-origin': '*',
-      'cache-control': 'no-store',
-      ...reply.headers,
-    });
-    res.end(JSON.stringify(reply.body));
-    metrics?.countRequest(new URL(req.url ?? '/', 'http://registry').pathname, reply.status);
+    try {
+      handle(req, res, url);
+    } catch (err) {
+      // A throw here would otherwise end the process: answer this request, keep serving.
+      options.log.error({ err }, 'request failed');
+      if (res.headersSent) res.destroy();
+      else sendJson(res, { status: 500, body: { error: 'INTERNAL', message: 'internal error' } });
+      options.metrics?.countRequest(url.pathname, 500);
+    }
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -188,20 +208,33 @@ function devToken(
   }
 }
 
-/** A page or bundle of the web UI, a redirect from `/` to the chat page, or undefined. */
+/**
+ * A page or bundle of the web UI, a redirect from `/`, or undefined. `/` leads to the chat page
+ * only when it can sign in (dev tokens on), else to the dashboard.
+ */
 function webAsset(
   web: WebAssets | undefined,
-  rawUrl: string,
+  path: string,
+  devTokenSecret: string | undefined,
 ): { status: number; headers: Record<string, string>; body?: Buffer } | undefined {
   if (web === undefined) return undefined;
-  const path = new URL(rawUrl, 'http://registry').pathname;
-  if (path === '/') return { status: 302, headers: { location: '/chat/' } };
+  if (path === '/') {
+    const location = devTokenSecret === undefined ? '/dashboard/' : '/chat/';
+    return { status: 302, headers: { location } };
+  }
   const asset = web.get(path);
   if (asset === undefined) return undefined;
   // Bundles are rebuilt on every start: revalidate instead of caching stale code.
-  return {
-    status: 200,
-    headers: { 'content-type': asset.contentType, 'cache-control': 'no-cache' },
-    body: asset.body,
+  const headers: Record<string, string> = {
+    'content-type': asset.contentType,
+    'cache-control': 'no-cache',
+    'x-content-type-options': 'nosniff',
   };
+  if (asset.contentType.startsWith('text/html')) {
+    // No framing (clickjacking). Nothing else is restricted: the chat page loads images from the
+    // S3 origin and opens WebSockets to nodes on other ports.
+    headers['content-security-policy'] = "frame-ancestors 'none'";
+    headers['x-frame-options'] = 'DENY';
+  }
+  return { status: 200, headers, body: asset.body };
 }

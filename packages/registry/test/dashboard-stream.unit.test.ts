@@ -34,6 +34,12 @@ class FakeResponse extends EventEmitter {
     return this;
   }
 
+  /** What the server does to drop the connection. */
+  destroy(): this {
+    if (!this.destroyed) this.disconnect();
+    return this;
+  }
+
   /** The client went away. */
   disconnect(): void {
     this.destroyed = true;
@@ -208,17 +214,84 @@ describe('DashboardStream', () => {
     expect(res.states().at(-1)?.revision).toBe(4);
   });
 
-  it('ends every stream on close, refuses new ones and stops listening', () => {
+  it('drops every stream on close, refuses new ones and stops listening', () => {
     const source = new FakeSource(snapshot(['node-1'], 1));
     const s = start(source);
     const res = open(s);
+    const stuck = open(s);
+    stuck.full = true;
+    source.set(snapshot(['node-1'], 2));
     expect(source.listening).toBe(1);
     s.close();
-    expect(res.writableEnded).toBe(true);
+    // Destroyed, not ended: ending would wait for the stuck client to read, and so would the
+    // registry's server.close().
+    expect([res.destroyed, stuck.destroyed]).toEqual([true, true]);
+    expect(s.size).toBe(0);
     expect(s.polling).toBe(false);
     expect(source.listening).toBe(0);
     const late = open(s);
     expect(late.status).toBe(503);
+  });
+
+  describe('a congested client', () => {
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
+
+    function startCongestible(source: FakeSource, maxClients = 64): DashboardStream {
+      stream = new DashboardStream({
+        source,
+        maxClients,
+        minIntervalMs: 10,
+        congestedTimeoutMs: 10_000,
+        now: () => Date.now(),
+        fetchJson: async () => ({}),
+      });
+      return stream;
+    }
+
+    it('is disconnected when it stays congested, freeing its slot', () => {
+      const source = new FakeSource(snapshot(['node-1'], 1));
+      const s = startCongestible(source, 2);
+      const stuck = open(s);
+      const reader = open(s);
+      stuck.full = true;
+      source.set(snapshot(['node-1'], 2));
+      jest.advanceTimersByTime(10);
+      expect(stuck.states().at(-1)?.revision).toBe(2);
+      expect(open(s).status).toBe(503);
+      jest.advanceTimersByTime(9_900);
+      expect(stuck.destroyed).toBe(false);
+      jest.advanceTimersByTime(100);
+      expect(stuck.destroyed).toBe(true);
+      expect(s.size).toBe(1);
+      expect(reader.destroyed).toBe(false);
+      expect(open(s).status).toBe(200);
+      source.set(snapshot(['node-1'], 3));
+      jest.advanceTimersByTime(10);
+      expect(reader.states().at(-1)?.revision).toBe(3);
+      expect(stuck.writesAfterClose).toBe(0);
+    });
+
+    it('is kept when it drains in time, and timed again when it fills up again', () => {
+      const source = new FakeSource(snapshot(['node-1'], 1));
+      const s = startCongestible(source);
+      const slow = open(s);
+      slow.full = true;
+      source.set(snapshot(['node-1'], 2));
+      jest.advanceTimersByTime(9_000);
+      slow.full = false;
+      slow.emit('drain');
+      jest.advanceTimersByTime(20_000);
+      expect(slow.destroyed).toBe(false);
+      expect(slow.states().at(-1)?.revision).toBe(2);
+      slow.full = true;
+      source.set(snapshot(['node-1'], 3));
+      jest.advanceTimersByTime(9_990);
+      expect(slow.destroyed).toBe(false);
+      jest.advanceTimersByTime(20);
+      expect(slow.destroyed).toBe(true);
+      expect(s.size).toBe(0);
+    });
   });
 
   it('refuses dashboards beyond the limit', () => {

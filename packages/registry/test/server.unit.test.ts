@@ -1,0 +1,118 @@
+import { connect } from 'node:net';
+import type { ClusterSnapshot } from '@chat/cluster';
+import type { WebAssets } from '@chat/web';
+import pino from 'pino';
+import { RegistryMetrics } from '../src/metrics';
+import { startRegistry } from '../src/server';
+import type { RegistryOptions, RunningRegistry } from '../src/server';
+
+const SNAPSHOT: ClusterSnapshot = {
+  nodes: new Map(),
+  ring: undefined,
+  drains: new Map(),
+  revision: 1,
+};
+
+const HTML = 'text/html; charset=utf-8';
+const WEB: WebAssets = new Map([
+  ['/chat/', { contentType: HTML, body: Buffer.from('<!doctype html><title>chat</title>') }],
+  ['/dashboard/', { contentType: HTML, body: Buffer.from('<!doctype html><title>dash</title>') }],
+  [
+    '/assets/chat.js',
+    { contentType: 'text/javascript; charset=utf-8', body: Buffer.from('void 0;') },
+  ],
+]);
+
+const registries: RunningRegistry[] = [];
+afterEach(async () => {
+  await Promise.all(registries.splice(0).map((r) => r.close()));
+});
+
+/** A registry in this process on a free port, with the web pages and metrics on. */
+async function start(extra: Partial<RegistryOptions> = {}): Promise<RunningRegistry> {
+  const registry = await startRegistry({
+    view: { snapshot: SNAPSHOT, onChange: () => () => undefined },
+    host: '127.0.0.1',
+    port: 0,
+    log: pino({ level: 'silent' }),
+    metrics: new RegistryMetrics({ instance: 'test', defaultMetrics: false }),
+    web: WEB,
+    fetchJson: async () => ({}),
+    ...extra,
+  });
+  registries.push(registry);
+  return registry;
+}
+
+/** Sends `GET <target>` as written, bypassing any client-side URL parsing. */
+function rawGet(port: number, target: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: registry\r\nConnection: close\r\n\r\n`),
+    );
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+  });
+}
+
+describe('registry HTTP server', () => {
+  it('answers 400 to a request target that is no URL, and keeps serving', async () => {
+    const registry = await start({ devTokenSecret: 'secret' });
+    for (const target of ['//[', '//[/metrics', '//[/v1/dashboard/stream', 'http://[/chat/']) {
+      const reply = await rawGet(registry.port, target);
+      expect(reply.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+      expect(reply).toContain('"error":"BAD_REQUEST"');
+    }
+    const health = await fetch(`${registry.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ ok: true, revision: 1 });
+  });
+
+  it('still routes /metrics with a query string', async () => {
+    const registry = await start();
+    const res = await fetch(`${registry.url}/metrics?x=1`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('chat_registry_requests_total');
+  });
+
+  it('sends / to the chat page when it can sign in, else to the dashboard', async () => {
+    const withTokens = await start({ devTokenSecret: 'secret' });
+    const withoutTokens = await start();
+    const chat = await fetch(`${withTokens.url}/`, { redirect: 'manual' });
+    expect([chat.status, chat.headers.get('location')]).toEqual([302, '/chat/']);
+    const dashboard = await fetch(`${withoutTokens.url}/`, { redirect: 'manual' });
+    expect([dashboard.status, dashboard.headers.get('location')]).toEqual([302, '/dashboard/']);
+  });
+
+  it('serves pages that may not be framed or sniffed, and scripts that may not be sniffed', async () => {
+    const registry = await start();
+    for (const path of ['/chat/', '/dashboard/']) {
+      const page = await fetch(`${registry.url}${path}`);
+      expect(page.status).toBe(200);
+      expect({
+        nosniff: page.headers.get('x-content-type-options'),
+        csp: page.headers.get('content-security-policy'),
+        frame: page.headers.get('x-frame-options'),
+      }).toEqual({ nosniff: 'nosniff', csp: "frame-ancestors 'none'", frame: 'DENY' });
+    }
+    const script = await fetch(`${registry.url}/assets/chat.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(script.headers.get('content-security-policy')).toBeNull();
+  });
+
+  it('marks the dashboard stream nosniff, and closes with a stream open', async () => {
+    const registry = await start();
+    const abort = new AbortController();
+    const stream = await fetch(`${registry.url}/v1/dashboard/stream`, { signal: abort.signal });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(stream.headers.get('x-content-type-options')).toBe('nosniff');
+    // close() must not wait for the client to go away.
+    await registries.pop()!.close();
+    abort.abort();
+  });
+});
