@@ -140,3 +140,37 @@ test('the sign-in form refuses invalid ids and says so', async () => {
   expect(await page.isHidden('#app')).toBe(true);
   await context.close();
 });
+
+test('a saved copy from another server (a fresh local database) is dropped, not trusted', async () => {
+  const context = await browser.newContext();
+  const setup = await context.newPage();
+  await setup.goto(`${cluster.registryUrl}/chat/`);
+  // What a previous `npm start` left in this browser: a copy far ahead of this server's inbox.
+  await setup.evaluate(() => {
+    const key = 'chat.state.stale-erin.laptop';
+    const chat = { chatId: 'old', name: 'from last time', members: ['stale-erin', 'x'] };
+    const state = {
+      version: 1,
+      lastSeq: 5000,
+      chats: [{ ...chat, lastMessageAt: 1, unread: 0, left: false }],
+      messages: {},
+      receipts: {},
+    };
+    localStorage.setItem(key, JSON.stringify(state));
+    localStorage.setItem(`${key}.seq`, '5000');
+  });
+  await setup.close();
+  const erin = await ChatPageDriver.open(context, cluster.registryUrl, 'stale-erin', 'laptop');
+  const peerContext = await browser.newContext();
+  const peer = await ChatPageDriver.open(peerContext, cluster.registryUrl, 'stale-frank', 'web');
+  const chatId = await peer.createChat(['stale-erin']);
+  await peer.send('new server, new history');
+  // Seq 1 and 2 of this server are below the old copy's 5000: shown only because it was dropped.
+  await erin.waitForChat(chatId);
+  await erin.openChat(chatId);
+  await erin.waitForBodies(['new server, new history']);
+  expect(await erin.page.$('.chat-item[data-chat-id="old"]')).toBeNull();
+  expect((await erin.connectionLog()).join('\n')).toMatch(/another server; starting fresh/);
+  await context.close();
+  await peerContext.close();
+});

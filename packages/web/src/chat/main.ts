@@ -17,7 +17,7 @@ import {
   defaultDevice,
 } from './identity';
 import { ChatModel } from './model';
-import { loadState, storeState } from './saved-state';
+import { clearState, loadState, storeState } from './saved-state';
 import type { Dom } from './view';
 import {
   MessageView,
@@ -60,9 +60,15 @@ class ChatSession {
   private lastTypingSent = 0;
   private closed = false;
 
+  /**
+   * @param onForeignCopy called when the saved copy cannot belong to this server (it has seen
+   * more events than the server has: a local cluster started again on a fresh database); the
+   * copy is already cleared, and the caller starts a new session.
+   */
   constructor(
     private readonly dom: Dom,
     private readonly identity: Identity,
+    private readonly onForeignCopy: () => void,
   ) {
     this.model = new ChatModel(identity.user, loadState(localStorage, identity));
     this.client = new ChatClient({
@@ -91,6 +97,12 @@ class ChatSession {
         renderConnection(dom, client.state, this.moves);
       }),
       client.on('typing', (notice) => this.showTyping(notice.chatId, notice.user)),
+      client.on('welcome', (welcome) => {
+        if (welcome.seq >= this.model.lastSeq || this.superseded) return;
+        this.superseded = true;
+        clearState(localStorage, this.identity);
+        this.onForeignCopy();
+      }),
       client.on('reset', () => {
         logConnection(dom, 'the server had removed this device; refreshing', Date.now());
         void this.refreshChats();
@@ -404,9 +416,20 @@ function main(): void {
     saveIdentity(identity, sessionStorage);
     dom.signin.hidden = true;
     dom.app.hidden = false;
+    startSession(identity);
+  };
+
+  const startSession = (identity: Identity): void => {
     let started: ChatSession;
     try {
-      started = new ChatSession(dom, identity);
+      started = new ChatSession(dom, identity, () => {
+        if (session !== started) return;
+        void started.close();
+        dom.chatList.replaceChildren();
+        dom.messages.replaceChildren();
+        startSession(identity);
+        logConnection(dom, 'this browser had chats of another server; starting fresh', Date.now());
+      });
     } catch (err) {
       return showSignIn(`cannot start: ${(err as Error).message}`);
     }

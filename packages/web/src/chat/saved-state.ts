@@ -62,3 +62,9 @@ export function storeState(storage: Storage, identity: Identity, state: SavedSta
     return 'failed';
   }
 }
+
+/** Forgets the saved copy (it belongs to another server's history). */
+export function clearState(storage: Storage, identity: Identity): void {
+  storage.removeItem(keyOf(identity));
+  storage.removeItem(seqKeyOf(identity));
+}
