@@ -3,7 +3,7 @@
  * stats of live nodes over HTTP. Everything it returns is handed to the pure modules.
  */
 import type { ClusterSnapshot, ClusterView, NodeInfo } from '@chat/cluster';
-import { RingConfigStore, createEtcdClient, watchCluster } from '@chat/cluster';
+import { RingConfigStore, createEtcdClient, nodeStatsUrl, watchCluster } from '@chat/cluster';
 import { CliError, ExitCode } from './errors';
 import type { NodeStats } from './report';
 
@@ -63,19 +63,9 @@ export async function connectCluster(options: ConnectOptions): Promise<ClusterCo
   };
 }
 
-/** `ws://h:p/ws` -> `http://h:p/v1/stats` (the node serves HTTP on its WebSocket port). */
-export function statsUrl(wsUrl: string): string {
-  const url = new URL(wsUrl);
-  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
-  url.pathname = '/v1/stats';
-  url.search = '';
-  url.hash = '';
-  return url.toString();
-}
-
 async function fetchStats(node: NodeInfo, timeoutMs: number): Promise<NodeStats | undefined> {
   try {
-    const res = await fetch(statsUrl(node.wsUrl), { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(nodeStatsUrl(node.wsUrl), { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) return undefined;
     const body = (await res.json()) as Record<string, unknown>;
     const { users, connections } = body;

@@ -4,7 +4,7 @@
  * are thrown before anything is written.
  */
 import type { NodeInfo, RingConfig, RingMember, VersionedRing } from '@chat/cluster';
-import { isValidId } from '@chat/protocol';
+import { compareIds, isValidId } from '@chat/protocol';
 import { MAX_WEIGHT } from '@chat/ring';
 import { UsageError, ValidationError } from './errors';
 
@@ -65,11 +65,6 @@ function isAlive(node: NodeInfo | undefined): boolean {
 function registeredList(nodes: ReadonlyMap<string, NodeInfo>): string {
   const ids = [...nodes.keys()].sort(compareIds);
   return ids.length === 0 ? 'none' : ids.join(', ');
-}
-
-/** Orders node ids naturally: node-2 before node-10. */
-export function compareIds(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
 }
 
 function transitionFrom(

@@ -4,7 +4,7 @@
  * cluster snapshots, it says what to print.
  */
 import type { DrainProgress, NodeInfo, RingConfig, RingMember } from '@chat/cluster';
-import { compareIds } from './plan';
+import { compareIds } from '@chat/protocol';
 import { formatDuration } from './table';
 
 /** The parts of a cluster snapshot the follower looks at. */

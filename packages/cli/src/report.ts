@@ -5,8 +5,8 @@
  */
 import type { ClusterSnapshot, DrainProgress, RingMember } from '@chat/cluster';
 import { RouteTable, liveMembers, previousLiveMembers } from '@chat/cluster';
+import { compareIds } from '@chat/protocol';
 import { buildRing, ringShares } from '@chat/ring';
-import { compareIds } from './plan';
 import { formatDuration, formatPercent, formatRate, renderTable } from './table';
 
 /** What a node's `GET /v1/stats` told us; undefined when it did not answer. */

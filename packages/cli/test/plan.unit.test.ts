@@ -1,6 +1,6 @@
 import type { VersionedRing } from '@chat/cluster';
 import { UsageError, ValidationError } from '../src/errors';
-import { compareIds, planDrainRate, planScaleIn, planScaleOut } from '../src/plan';
+import { planDrainRate, planScaleIn, planScaleOut } from '../src/plan';
 import { members, node, nodes } from './fixtures';
 
 const ring = (epoch = 5, ids = ['node-1', 'node-2', 'node-3']): VersionedRing => ({
@@ -202,8 +202,4 @@ describe('drain-rate', () => {
     expect(reason(() => planDrainRate({ current: undefined, ratePerSec: 5 }))).toBe('NO_RING');
     expect(reason(() => planDrainRate({ current: ring(), ratePerSec: -1 }))).toBe('USAGE');
   });
-});
-
-test('node ids sort naturally', () => {
-  expect(['node-10', 'node-2', 'node-1'].sort(compareIds)).toEqual(['node-1', 'node-2', 'node-10']);
 });

@@ -1,4 +1,3 @@
-import { statsUrl } from '../src/io';
 import {
   renderRing,
   renderRoute,
@@ -30,11 +29,6 @@ test.each([
   [7_440_000, '2h04m'],
 ])('formatDuration(%i) = %s', (ms, text) => {
   expect(formatDuration(ms)).toBe(text);
-});
-
-test('statsUrl: the HTTP stats route on the WebSocket port', () => {
-  expect(statsUrl('ws://10.0.0.5:7001/ws')).toBe('http://10.0.0.5:7001/v1/stats');
-  expect(statsUrl('wss://chat.example/ws?x=1')).toBe('https://chat.example/v1/stats');
 });
 
 describe('status during a scale-out', () => {

@@ -7,6 +7,7 @@ export {
   clusterKeys,
   InvalidClusterData,
   liveMembers,
+  nodeStatsUrl,
   previousLiveMembers,
   parseDrainProgress,
   parseNodeInfo,

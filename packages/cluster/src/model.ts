@@ -127,6 +127,19 @@ function nonNegativeInt(value: unknown, what: string): number {
   return value;
 }
 
+/**
+ * A node's figures (`GET /v1/stats`, served over HTTP on its WebSocket port), from its wsUrl:
+ * `ws://h:p/ws` -> `http://h:p/v1/stats`.
+ */
+export function nodeStatsUrl(wsUrl: string): string {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  url.pathname = '/v1/stats';
+  url.search = '';
+  url.hash = '';
+  return url.toString();
+}
+
 /** Validates a NodeInfo (as parsed JSON or as given by a caller) and returns a clean copy. */
 export function parseNodeInfo(value: unknown): NodeInfo {
   const o = object(value, 'node');

@@ -1,5 +1,6 @@
 import { backoffDelay } from '../src/backoff';
 import {
+  nodeStatsUrl,
   clusterKeys,
   decodeJson,
   InvalidClusterData,
@@ -94,4 +95,9 @@ test('backoffDelay grows exponentially with jitter and is capped', () => {
   expect(backoffDelay(3, {}, () => 1)).toBe(800);
   expect(backoffDelay(50, {}, () => 1)).toBe(2_000);
   expect(backoffDelay(50, { maxMs: 500 }, () => 0)).toBe(250);
+});
+
+test('nodeStatsUrl: the HTTP stats route on the WebSocket port', () => {
+  expect(nodeStatsUrl('ws://10.0.0.5:7001/ws')).toBe('http://10.0.0.5:7001/v1/stats');
+  expect(nodeStatsUrl('wss://chat.example/ws?x=1#y')).toBe('https://chat.example/v1/stats');
 });

@@ -32,3 +32,8 @@ export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export function isValidId(value: unknown): value is string {
   return typeof value === 'string' && ID_PATTERN.test(value);
 }
+
+/** Orders ids naturally, digit runs as numbers: `node-2` before `node-10`. */
+export function compareIds(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}

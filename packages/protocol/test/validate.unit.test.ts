@@ -1,5 +1,5 @@
 import type { ChatError, ClientFrame, ClientRequest, Limits, RequestType } from '../src';
-import { defaultLimits, requestIdOf, validateClientFrame } from '../src';
+import { compareIds, defaultLimits, requestIdOf, validateClientFrame } from '../src';
 import { chatErrorOf } from './helpers';
 
 const validate = (value: unknown, limits: Limits = defaultLimits): ClientFrame =>
@@ -370,4 +370,13 @@ describe('requestIdOf', () => {
   ])('reads %p as %p', (value, expected) => {
     expect(requestIdOf(value)).toBe(expected);
   });
+});
+
+test('compareIds sorts ids naturally, digit runs as numbers', () => {
+  expect(['node-10', 'node-2', 'a', 'node-1'].sort(compareIds)).toEqual([
+    'a',
+    'node-1',
+    'node-2',
+    'node-10',
+  ]);
 });

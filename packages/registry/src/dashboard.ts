@@ -5,6 +5,7 @@
  */
 import type { ClusterSnapshot, RingMember, RouteTable } from '@chat/cluster';
 import type { Ring } from '@chat/ring';
+import { compareIds } from '@chat/protocol';
 import { ringArcs, ringShares } from '@chat/ring';
 import type {
   DashboardDrain,
@@ -77,11 +78,6 @@ export class RingPictures {
   }
 }
 
-/** `node-2` before `node-10`: ids compared with their digit runs as numbers. */
-export function compareNodeIds(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
-}
-
 /** (total - remaining) / total as a percentage with one decimal; 100 when nothing was to move. */
 export function drainPercent(total: number, remaining: number): number {
   if (total <= 0) return 100;
@@ -115,7 +111,7 @@ export function dashboardState(input: DashboardInput): DashboardState {
     ...members.map((m) => m.id),
     ...fromMembers.map((m) => m.id),
   ]);
-  const nodes = [...ids].sort(compareNodeIds).map((id): DashboardNode => {
+  const nodes = [...ids].sort(compareIds).map((id): DashboardNode => {
     const info = snapshot.nodes.get(id);
     const member = members.find((m) => m.id === id);
     const figures = info === undefined ? undefined : input.figures.get(id);
@@ -136,7 +132,7 @@ export function dashboardState(input: DashboardInput): DashboardState {
   });
   const drains: DashboardDrain[] = [...snapshot.drains.values()]
     .filter((d) => snapshot.nodes.has(d.nodeId) && (d.total > 0 || !d.done))
-    .sort((a, b) => compareNodeIds(a.nodeId, b.nodeId))
+    .sort((a, b) => compareIds(a.nodeId, b.nodeId))
     .map((d) => ({
       nodeId: d.nodeId,
       epoch: d.epoch,

@@ -6,7 +6,6 @@
  */
 import { hostname } from 'node:os';
 import { createEtcdClient, watchCluster } from '@chat/cluster';
-import { buildWebAssets } from '@chat/web';
 import pino from 'pino';
 import { registryConfigFromEnv } from './config';
 import { RegistryMetrics } from './metrics';
@@ -49,7 +48,8 @@ async function main(): Promise<void> {
     port: config.port,
     log,
     metrics: new RegistryMetrics({ instance }),
-    ...(config.web ? { web: await buildWebAssets() } : {}),
+    // Loaded only when on: bundling needs esbuild, which a registry without pages never loads.
+    ...(config.web ? { web: await (await import('@chat/web')).buildWebAssets() } : {}),
     ...(config.devTokenSecret ? { devTokenSecret: config.devTokenSecret } : {}),
   });
   log.info({ port: registry.port, url: registry.url }, 'listening');

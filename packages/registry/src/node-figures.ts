@@ -5,6 +5,7 @@
  * and where comes from their etcd registrations only, never from a client.
  */
 import type { NodeInfo } from '@chat/cluster';
+import { nodeStatsUrl } from '@chat/cluster';
 import type { Logger } from 'pino';
 
 /** What the registry reads from a node's `/v1/stats`. */
@@ -37,16 +38,6 @@ export const httpFetchJson: FetchJson = async (url, timeoutMs) => {
   if (!res.ok) throw new Error(`${url} answered ${res.status}`);
   return res.json();
 };
-
-/** `ws://h:p/ws` -> `http://h:p/v1/stats` (a node serves HTTP on its WebSocket port). */
-export function statsUrl(wsUrl: string): string {
-  const url = new URL(wsUrl);
-  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
-  url.pathname = '/v1/stats';
-  url.search = '';
-  url.hash = '';
-  return url.toString();
-}
 
 function count(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
@@ -172,7 +163,7 @@ export class NodeFiguresPoller {
     const answers = await Promise.all(
       nodes.map(async (node) => {
         try {
-          const body = await this.fetchJson(statsUrl(node.wsUrl), this.timeoutMs);
+          const body = await this.fetchJson(nodeStatsUrl(node.wsUrl), this.timeoutMs);
           return [node.nodeId, parseNodeStats(body), this.now()] as const;
         } catch (err) {
           this.options.log?.debug({ err, node: node.nodeId }, 'node stats did not answer');

@@ -1,12 +1,6 @@
 import type { ClusterSnapshot, DrainProgress, NodeInfo, RingConfig } from '@chat/cluster';
 import { RouteTable } from '@chat/cluster';
-import {
-  RingPictures,
-  compareNodeIds,
-  dashboardState,
-  drainPercent,
-  ringPicture,
-} from '../src/dashboard';
+import { RingPictures, dashboardState, drainPercent, ringPicture } from '../src/dashboard';
 import type { NodeFigures } from '../src/node-figures';
 
 const info = (id: string, extra: Partial<NodeInfo> = {}): NodeInfo => ({
@@ -218,15 +212,6 @@ describe('ringPicture', () => {
 });
 
 describe('helpers', () => {
-  it('sorts node ids by their numbers', () => {
-    expect(['node-10', 'node-2', 'a', 'node-1'].sort(compareNodeIds)).toEqual([
-      'a',
-      'node-1',
-      'node-2',
-      'node-10',
-    ]);
-  });
-
   it('computes drain percentages', () => {
     expect(drainPercent(0, 0)).toBe(100);
     expect(drainPercent(3, 2)).toBe(33.3);

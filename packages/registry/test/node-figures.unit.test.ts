@@ -1,5 +1,5 @@
 import type { NodeInfo } from '@chat/cluster';
-import { NodeFiguresPoller, parseNodeStats, ratePerSec, statsUrl } from '../src/node-figures';
+import { NodeFiguresPoller, parseNodeStats, ratePerSec } from '../src/node-figures';
 
 const node = (id: string, port: number): NodeInfo => ({
   nodeId: id,
@@ -7,13 +7,6 @@ const node = (id: string, port: number): NodeInfo => ({
   rpcAddress: `10.0.0.1:${port + 1000}`,
   weight: 1,
   startedAt: 1,
-});
-
-describe('statsUrl', () => {
-  it('asks the WebSocket port over HTTP', () => {
-    expect(statsUrl('ws://10.0.0.5:7001/ws')).toBe('http://10.0.0.5:7001/v1/stats');
-    expect(statsUrl('wss://chat.example/ws?x=1#y')).toBe('https://chat.example/v1/stats');
-  });
 });
 
 describe('parseNodeStats', () => {

@@ -6,6 +6,7 @@
 import type { ConnectionState } from '@chat/client';
 import type { AttachmentRef } from '@chat/protocol';
 import type { ChatModel, StoredChat, StoredMessage } from './model';
+import { el } from '../dom';
 
 export interface Dom {
   readonly signin: HTMLElement;
@@ -58,17 +59,6 @@ export function findDom(doc: Document): Dom {
   };
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className !== '') node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 /** `14:03`, or `Mon 14:03` when not today; with seconds for the connection log. */
 export function formatTime(ts: number, now: number, seconds = false): string {
   const d = new Date(ts);
@@ -118,11 +108,11 @@ export function renderChatList(
   chats.forEach((chat: StoredChat, i) => {
     let item = existing.get(chat.chatId);
     if (item === undefined) {
-      item = el('li', 'chat-item');
+      item = el(document, 'li', 'chat-item');
       item.dataset.chatId = chat.chatId;
-      const text = el('div', 'text');
-      text.append(el('div', 'title'), el('div', 'preview'));
-      item.append(text, el('span', 'unread'));
+      const text = el(document, 'div', 'text');
+      text.append(el(document, 'div', 'title'), el(document, 'div', 'preview'));
+      item.append(text, el(document, 'span', 'unread'));
       item.addEventListener('click', () => open(chat.chatId));
     }
     existing.delete(chat.chatId);
@@ -184,14 +174,14 @@ export class MessageView {
 
   private create(msg: StoredMessage): HTMLElement {
     const mine = msg.from === this.model.me;
-    const item = el('li', mine ? 'msg mine' : 'msg');
+    const item = el(document, 'li', mine ? 'msg mine' : 'msg');
     const chat = this.model.chat(msg.chatId);
     if (!mine && chat !== undefined && chat.members.length > 2)
-      item.append(el('div', 'from', msg.from));
+      item.append(el(document, 'div', 'from', msg.from));
     for (const attachment of msg.attachments) item.append(this.attachment(attachment));
-    if (msg.body !== null && msg.body !== '') item.append(el('div', 'body', msg.body));
-    const meta = el('div', 'meta', formatTime(msg.ts, this.now()));
-    if (mine) meta.append(el('span', 'ticks'));
+    if (msg.body !== null && msg.body !== '') item.append(el(document, 'div', 'body', msg.body));
+    const meta = el(document, 'div', 'meta', formatTime(msg.ts, this.now()));
+    if (mine) meta.append(el(document, 'span', 'ticks'));
     item.append(meta);
     return item;
   }
@@ -211,9 +201,9 @@ export class MessageView {
 
   private attachment(ref: AttachmentRef): HTMLElement {
     if (!ref.mime.startsWith('image/')) {
-      return el('div', 'file', `file: ${ref.mime}, ${Math.ceil(ref.size / 1024)} KiB`);
+      return el(document, 'div', 'file', `file: ${ref.mime}, ${Math.ceil(ref.size / 1024)} KiB`);
     }
-    const img = el('img', 'attachment');
+    const img = el(document, 'img', 'attachment');
     img.alt = 'image';
     img.dataset.key = ref.key;
     let retried = false;
@@ -255,7 +245,7 @@ export function renderConnection(dom: Dom, state: ConnectionState, moves: number
 
 /** Adds a line to the connection log (newest first, a few kept). */
 export function logConnection(dom: Dom, line: string, now: number): void {
-  const item = el('li', '', `${formatTime(now, now, true)} ${line}`);
+  const item = el(document, 'li', '', `${formatTime(now, now, true)} ${line}`);
   dom.connLog.prepend(item);
   while (dom.connLog.children.length > 6) dom.connLog.lastElementChild?.remove();
 }

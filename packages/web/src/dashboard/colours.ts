@@ -3,6 +3,7 @@
  * page is open, so node-4 appearing does not repaint node-1..3. Ids first seen together get
  * colours in id order, so every page opened on the same cluster agrees.
  */
+import { compareIds } from '@chat/protocol';
 
 /** Tableau 10, readable on the dashboard's dark background. */
 const PALETTE = [
@@ -24,11 +25,6 @@ export function colourAt(n: number): string {
   if (fixed !== undefined) return fixed;
   const hue = Math.round((n * 137.508) % 360);
   return `hsl(${hue}, 55%, 60%)`;
-}
-
-/** `node-2` before `node-10`. */
-export function compareIds(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
 }
 
 /**

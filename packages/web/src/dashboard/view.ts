@@ -11,7 +11,7 @@ import type {
   DashboardState,
 } from '../dashboard-feed';
 import type { ColourBook } from './colours';
-import { compareIds } from './colours';
+import { compareIds } from '@chat/protocol';
 import type { FeedStatus } from './feed';
 import {
   UNKNOWN,
@@ -25,6 +25,7 @@ import {
 } from './format';
 import type { Circle } from './ring-svg';
 import { arcShares, ringPaths } from './ring-svg';
+import { el } from '../dom';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -36,18 +37,6 @@ function byId<T extends HTMLElement | SVGElement>(doc: Document, id: string): T 
   const el = doc.getElementById(id);
   if (el === null) throw new Error(`dashboard.html has no #${id}`);
   return el as T;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  doc: Document,
-  tag: K,
-  className?: string,
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = doc.createElement(tag);
-  if (className !== undefined) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /** Sets text only when it differs (keeps text selection and avoids needless layout). */
