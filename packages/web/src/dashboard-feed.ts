@@ -1,6 +1,7 @@
 /**
  * What the registry streams to the dashboard: `GET /v1/dashboard/stream`, server-sent events.
- * Shared by the producer (registry) and the page; no imports, so browsers can bundle it.
+ * Shared by the producer (registry) and the page; only type imports (erased), so browsers can
+ * bundle it.
  *
  * Two event names, each carrying one whole object as JSON:
  * - `ring` ({@link DashboardRing}): the arcs of the ring clients are routed by, and during a
@@ -13,6 +14,7 @@
  * const source = new EventSource(DASHBOARD_STREAM_PATH);
  * source.addEventListener('state', (e) => render(JSON.parse(e.data) as DashboardState));
  */
+import type { DrainProgress } from '@chat/cluster';
 
 /** Where the registry serves the stream (only with CHAT_REGISTRY_WEB=1). */
 export const DASHBOARD_STREAM_PATH = '/v1/dashboard/stream';
@@ -58,24 +60,10 @@ export interface DashboardNode {
   readonly pushesPerSec: number | null;
 }
 
-export interface DashboardDrain {
-  readonly nodeId: string;
-  /** The ring epoch the drain works towards. */
-  readonly epoch: number;
-  /** Users connected there that belonged elsewhere when the drain (re)started. */
-  readonly total: number;
-  /** Users told `moved` so far. */
-  readonly moved: number;
-  readonly remaining: number;
-  /** The pace the node drains at, users per second. */
-  readonly ratePerSec: number;
-  /** Most users moved within one second so far. */
-  readonly peakPerSec: number;
-  readonly done: boolean;
+/** A node's drain progress as it publishes it in etcd, with the percent the bar shows. */
+export interface DashboardDrain extends DrainProgress {
   /** (total - remaining) / total as 0..100, one decimal (100 when there was nothing to move). */
   readonly percent: number;
-  readonly startedAt: number;
-  readonly updatedAt: number;
 }
 
 export interface DashboardTransition {
