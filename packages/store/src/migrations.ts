@@ -7,6 +7,7 @@ import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'k
 import { mediaMigration } from './attachment-store';
 import { messageContentMigration, retentionMigration } from './retention-store';
 import type { Database } from './schema';
+import { sendBatchMigration } from './send-batch';
 
 const initial: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
@@ -136,6 +137,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0003_media': mediaMigration,
   '0004_retention': retentionMigration,
   '0005_message_content_removed': messageContentMigration,
+  '0006_send_batch_function': sendBatchMigration,
 });
 
 const provider: MigrationProvider = {

@@ -4,7 +4,8 @@
  * Lock order, the same in every transaction so that concurrent transactions, also from other
  * node processes, cannot deadlock: chat rows first (sorted by id), then user rows (sorted by id;
  * missing users are inserted in that order first). A user's row lock guards their next_seq, so
- * each user's inbox gets contiguous sequence numbers in commit order.
+ * each user's inbox gets contiguous sequence numbers in commit order. Sends keep this order
+ * inside Postgres, in the chat_send_batch function of send-batch.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
@@ -17,6 +18,8 @@ import { DeviceConnector } from './device-connect';
 import { toChatError } from './errors';
 import { silentLogger } from './pool';
 import type { StoreLogger } from './pool';
+import { sendBatch } from './send-batch';
+import type { Outcome } from './send-batch';
 import type { Database, InboxKind } from './schema';
 import type {
   ChatStore,
@@ -70,8 +73,6 @@ interface PendingSend {
   readonly resolve: (result: SendResult) => void;
   readonly reject: (err: ChatError) => void;
 }
-
-type Outcome = { readonly ok: SendResult } | { readonly err: ChatError };
 
 /** One inbox row to append, with the event it carries. */
 export interface NewEvent {
@@ -329,10 +330,14 @@ export class PgChatStore implements ChatStore {
   private async runBatch(batch: readonly PendingSend[]): Promise<void> {
     this.counters.transactions++;
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
-    let outcomes: Map<PendingSend, Outcome>;
+    let outcomes: Outcome[];
     const started = performance.now();
     try {
-      outcomes = await this.db.transaction().execute((tx) => sendBatch(tx, batch));
+      // One statement, so one transaction (see send-batch.ts).
+      outcomes = await sendBatch(
+        this.db,
+        batch.map((p) => p.input),
+      );
       this.counters.commits++;
       this.onBatch?.({
         size: batch.length,
@@ -358,155 +363,13 @@ export class PgChatStore implements ChatStore {
       for (const pending of batch) pending.reject(error);
       return;
     }
-    for (const pending of batch) {
-      const outcome = outcomes.get(pending);
+    for (const [i, pending] of batch.entries()) {
+      const outcome = outcomes[i];
       if (!outcome) pending.reject(new ChatError('INTERNAL', 'send lost in its batch'));
       else if ('ok' in outcome) pending.resolve(outcome.ok);
       else pending.reject(outcome.err);
     }
   }
-}
-
-/** The body of one group-commit transaction. */
-async function sendBatch(
-  tx: Transaction<Database>,
-  batch: readonly PendingSend[],
-): Promise<Map<PendingSend, Outcome>> {
-  const outcomes = new Map<PendingSend, Outcome>();
-
-  // Chats and their members in one query. FOR KEY SHARE (what the messages.chat_id foreign key
-  // takes anyway): membership stays as read until commit, because membership changes lock the
-  // chat FOR UPDATE, while concurrent sends to the same chat do not wait for each other.
-  const chatIds = unique(batch.map((p) => p.input.chatId));
-  const { rows: chatRows } = await sql<{ id: string; members: string[] }>`
-    select c.id, array(select m.user_id from chat_members m where m.chat_id = c.id) as members
-    from chats c where c.id = any(${chatIds}::text[])
-    order by c.id
-    for key share`.execute(tx);
-  const membersOf = new Map(chatRows.map((r) => [r.id, r.members]));
-
-  // Rule checks, then (sender, clientMsgId) dedupe among the valid sends.
-  const primaries = new Map<string, PendingSend>();
-  const followers: [PendingSend, PendingSend][] = [];
-  for (const pending of batch) {
-    const { chatId, senderId, clientMsgId } = pending.input;
-    const members = membersOf.get(chatId);
-    if (!members) {
-      outcomes.set(pending, { err: new ChatError('NOT_FOUND', 'no such chat', { chatId }) });
-    } else if (!members.includes(senderId)) {
-      outcomes.set(pending, {
-        err: new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId }),
-      });
-    } else {
-      const key = JSON.stringify([senderId, clientMsgId]);
-      const first = primaries.get(key);
-      if (first) followers.push([pending, first]);
-      else primaries.set(key, pending);
-    }
-  }
-  if (primaries.size === 0) return outcomes;
-  const sends = [...primaries.values()];
-
-  const recipients = unique(sends.flatMap((p) => membersOf.get(p.input.chatId) ?? []));
-  const nextSeq = await lockUsers(tx, recipients);
-
-  // Idempotency: a (sender, clientMsgId) stored before, or by a concurrent transaction that
-  // committed first, is skipped here and read back below.
-  const { rows: inserted } = await sql<{ id: string; sender_id: string; client_msg_id: string }>`
-    insert into messages (chat_id, sender_id, client_msg_id, body, attachments, created_at)
-    select chat_id, sender_id, client_msg_id, body, attachments::jsonb, created_at
-    from unnest(
-      ${sends.map((p) => p.input.chatId)}::text[],
-      ${sends.map((p) => p.input.senderId)}::text[],
-      ${sends.map((p) => p.input.clientMsgId)}::text[],
-      ${sends.map((p) => p.input.body)}::text[],
-      ${sends.map((p) => JSON.stringify(p.input.attachments))}::text[],
-      ${sends.map((p) => p.input.now)}::int8[]
-    ) as t(chat_id, sender_id, client_msg_id, body, attachments, created_at)
-    on conflict (sender_id, client_msg_id) do nothing
-    returning id, sender_id, client_msg_id`.execute(tx);
-  const newIds = new Map(
-    inserted.map((r) => [JSON.stringify([r.sender_id, r.client_msg_id]), r.id]),
-  );
-
-  const dupSends = sends.filter(
-    (p) => !newIds.has(JSON.stringify([p.input.senderId, p.input.clientMsgId])),
-  );
-  const existing = new Map<string, { id: string; ts: number }>();
-  if (dupSends.length > 0) {
-    const { rows } = await sql<{
-      id: string;
-      sender_id: string;
-      client_msg_id: string;
-      created_at: string;
-    }>`
-      select id, sender_id, client_msg_id, created_at from messages
-      where (sender_id, client_msg_id) in (
-        select * from unnest(
-          ${dupSends.map((p) => p.input.senderId)}::text[],
-          ${dupSends.map((p) => p.input.clientMsgId)}::text[]))`.execute(tx);
-    for (const r of rows) {
-      existing.set(JSON.stringify([r.sender_id, r.client_msg_id]), {
-        id: r.id,
-        ts: Number(r.created_at),
-      });
-    }
-  }
-
-  // One event per member (sender included) per new message, in batch order.
-  const events: NewEvent[] = [];
-  const results = new Map<string, SendResult>();
-  const pendingResults: [string, SendInput, string, number][] = [];
-  for (const [key, pending] of primaries) {
-    const { input } = pending;
-    const messageId = newIds.get(key);
-    if (messageId === undefined) {
-      const found = existing.get(key);
-      if (!found) throw new Error(`message ${key} neither inserted nor found`);
-      results.set(key, { messageId: found.id, ts: found.ts, dup: true, deliveries: [] });
-      continue;
-    }
-    const start = events.length;
-    const attachments = [...input.attachments];
-    for (const userId of membersOf.get(input.chatId) ?? []) {
-      events.push({
-        userId,
-        messageId,
-        payload: null,
-        event: {
-          seq: 0, // numbered by appendEvents
-          kind: 'message',
-          chatId: input.chatId,
-          messageId,
-          from: input.senderId,
-          body: input.body,
-          attachments,
-          ts: input.now,
-        },
-      });
-    }
-    pendingResults.push([key, input, messageId, start]);
-  }
-  const deliveries = await appendEvents(tx, nextSeq, events);
-  for (let i = 0; i < pendingResults.length; i++) {
-    const [key, input, messageId, start] = pendingResults[i]!;
-    const end = pendingResults[i + 1]?.[3] ?? deliveries.length;
-    results.set(key, {
-      messageId,
-      ts: input.now,
-      dup: false,
-      deliveries: deliveries.slice(start, end),
-    });
-  }
-
-  for (const [key, pending] of primaries) outcomes.set(pending, { ok: results.get(key)! });
-  for (const [pending, first] of followers) {
-    const original = results.get(JSON.stringify([first.input.senderId, first.input.clientMsgId]))!;
-    outcomes.set(pending, {
-      ok: { messageId: original.messageId, ts: original.ts, dup: true, deliveries: [] },
-    });
-  }
-  return outcomes;
 }
 
 /**

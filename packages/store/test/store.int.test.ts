@@ -57,6 +57,7 @@ describe('migrations', () => {
         '0003_media',
         '0004_retention',
         '0005_message_content_removed',
+        '0006_send_batch_function',
       ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));
@@ -367,6 +368,23 @@ describe('idempotency', () => {
     const first = await store.send(sendInput('idem-a', chatId, { clientMsgId: 'x1', now: 5 }));
     const retry = await store.send(sendInput('idem-a', chatId, { clientMsgId: 'x1', now: 6 }));
     expect(retry).toEqual({ messageId: first.messageId, ts: 5, dup: true, deliveries: [] });
+    // Retries in one batch, the first copy of a key refused (not a member of that chat).
+    const { chatId: elsewhere } = await store.createChat('idem-b', [], null, 1);
+    const mixed = await Promise.allSettled([
+      store.send(sendInput('idem-a', elsewhere, { clientMsgId: 'x3' })),
+      store.send(sendInput('idem-a', chatId, { clientMsgId: 'x1', now: 7 })),
+      store.send(sendInput('idem-a', chatId, { clientMsgId: 'x3', now: 8 })),
+      store.send(sendInput('idem-a', chatId, { clientMsgId: 'x1', now: 9 })),
+      store.send(sendInput('idem-a', chatId, { clientMsgId: 'x3', now: 10 })),
+    ]);
+    expect(mixed[0]).toMatchObject({ status: 'rejected', reason: { code: 'NOT_MEMBER' } });
+    const [, dup1, fresh, dup2, dup3] = mixed.map((r) => (r.status === 'fulfilled' ? r.value : r));
+    const dupOfFirst = { messageId: first.messageId, ts: 5, dup: true, deliveries: [] };
+    expect(dup1).toEqual(dupOfFirst);
+    expect(dup2).toEqual(dupOfFirst);
+    expect(fresh).toMatchObject({ ts: 8, dup: false, deliveries: expect.any(Array) });
+    const freshId = (fresh as { messageId: string }).messageId;
+    expect(dup3).toEqual({ messageId: freshId, ts: 8, dup: true, deliveries: [] });
 
     // Same batch, and racing stores (two pools) with the same key.
     const other = fx.store();
@@ -387,7 +405,7 @@ describe('idempotency', () => {
       .select('id')
       .where('sender_id', '=', 'idem-a')
       .execute();
-    expect(msgs).toHaveLength(2);
+    expect(msgs).toHaveLength(3);
     await expectContiguousSeqs(fx.db);
   });
 
