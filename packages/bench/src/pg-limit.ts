@@ -70,7 +70,11 @@ interface Send {
   readonly now: number;
 }
 
-/** One group-commit transaction, statement for statement what PgChatStore's sendBatch runs. */
+/**
+ * One group-commit transaction writing the same rows as PgChatStore's send batch, as separate
+ * statements from a bare client. (The store now runs them server-side in one call,
+ * `chat_send_batch`; this stays the fixed yardstick the ratio is measured against.)
+ */
 async function sendBatch(client: Client, sends: readonly Send[]): Promise<void> {
   await client.query('begin');
   try {
