@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
+import { REPO_ROOT } from './service-process';
 
 const DEFAULT_CHROMIUM = '/usr/bin/chromium';
 
@@ -41,8 +42,7 @@ export function launchBrowser(): Promise<Browser> {
  * (ignored by git). The README's pictures are made with `SCREENSHOT_DIR=docs/screenshots`.
  */
 export async function saveScreenshot(page: Page, name: string): Promise<string> {
-  const dir =
-    process.env.SCREENSHOT_DIR || join(__dirname, '..', '..', '..', '.tmp', 'screenshots');
+  const dir = process.env.SCREENSHOT_DIR || join(REPO_ROOT, '.tmp', 'screenshots');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${name}.png`);
   await page.screenshot({ path: file });

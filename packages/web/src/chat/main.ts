@@ -122,11 +122,6 @@ class ChatSession {
     await client.connect();
   }
 
-  /** Saves at once (page hidden or closing). */
-  saveNow(): void {
-    this.save();
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.save();
@@ -356,7 +351,8 @@ class ChatSession {
     });
   }
 
-  private save(): void {
+  /** Saves at once (also called when the page is hidden or closing). */
+  save(): void {
     if (this.closed || this.superseded) return;
     const result = storeState(localStorage, this.identity, this.model.save());
     if (result === 'stale') {
@@ -512,9 +508,9 @@ function main(): void {
   });
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') session?.visible();
-    else session?.saveNow();
+    else session?.save();
   });
-  window.addEventListener('pagehide', () => session?.saveNow());
+  window.addEventListener('pagehide', () => session?.save());
 
   const remembered = rememberedIdentity(location.search, sessionStorage, localStorage);
   if (remembered === undefined) showSignIn();
