@@ -44,10 +44,41 @@ export interface StepResult {
   readonly cpu: CpuSeconds;
   /** Milliseconds from the end of the schedule until every ok and delivery was in (or the deadline). */
   readonly drainMs: number;
-  /** Postgres transaction commits per second in the database during the whole step. */
-  readonly pgCommitsPerSec: number;
+  /** Sends acked with ok in the whole step (warm-up and drain included). */
+  readonly acked: number;
+  /** What Postgres did for the whole step, by its own statistics. */
+  readonly db?: StepDbFigures;
   readonly passed: boolean;
   readonly reasons: readonly string[];
+}
+
+/** Postgres' figures over one whole step (warm-up and drain included), per acked message. */
+export interface StepDbFigures {
+  /** Sends acked in the step: the divisor of the per-message figures. */
+  readonly messages: number;
+  /** Rows inserted + updated + deleted (pg_stat_user_tables), per message. */
+  readonly rowsPerMessage: number;
+  /** Transactions committed in the database (pg_stat_database), per message. */
+  readonly commitsPerMessage: number;
+  /** CPU time of the postmaster and its children, per message, microseconds. */
+  readonly pgCpuUsPerMessage: number;
+  /** Rows written per table in the step (not per message). */
+  readonly tables: Readonly<Record<string, { ins: number; upd: number; del: number }>>;
+  /** Items per batched store statement, by kind, from the nodes' histograms. */
+  readonly batches: Readonly<
+    Record<string, { count: number; p50: number; p90: number; p99: number; max: number }>
+  >;
+  /** Share of the samples of busy backends: `CPU`, `Lock:transactionid`, `IO:WALSync`, ... */
+  readonly waits: Readonly<Record<string, number>>;
+  readonly waitSamples: number;
+  /** The costliest statements of the step (pg_stat_statements). */
+  readonly topStatements: readonly {
+    query: string;
+    calls: number;
+    totalMs: number;
+    meanMs: number;
+    rows: number;
+  }[];
 }
 
 /** The bare-`pg` limit: the rows of sends written with the store's batching. */
@@ -72,6 +103,8 @@ export interface Durable1to1Repeat {
   readonly highestRate: number | null;
   /** The run at half the highest rate. */
   readonly half: StepResult | null;
+  /** Runs at the reference rates (e.g. 550 msgs/s, a latency target's rate). */
+  readonly reference: readonly StepResult[];
   readonly rssBeforeBytes: number;
   readonly rssConnectedBytes: number;
   readonly rssPerUserBytes: number;
@@ -110,6 +143,11 @@ export interface StepRow {
   readonly postgresCores: Spread | null;
   readonly generatorCores: Spread | null;
   readonly lagP99Ms: Spread | null;
+  readonly rowsPerMessage: Spread | null;
+  readonly commitsPerMessage: Spread | null;
+  readonly pgCpuUsPerMessage: Spread | null;
+  readonly sendBatchP50: Spread | null;
+  readonly sendBatchP99: Spread | null;
 }
 
 export interface Durable1to1Summary {
@@ -126,6 +164,8 @@ export interface Durable1to1Summary {
   /** Highest durable rate over the bare-script limit, per repeat. */
   readonly durableOverBare: Spread | null;
   readonly steps: readonly StepRow[];
+  /** The half-rate run and the reference runs, as step rows. */
+  readonly extra: readonly (StepRow & { readonly label: string })[];
 }
 
 export function summarizeDurable1to1(repeats: readonly Durable1to1Repeat[]): Durable1to1Summary {
@@ -134,9 +174,9 @@ export function summarizeDurable1to1(repeats: readonly Durable1to1Repeat[]): Dur
   const rates = [...new Set(repeats.flatMap((r) => r.steps.map((s) => s.offeredRate)))].sort(
     (a, b) => a - b,
   );
-  const steps: StepRow[] = rates.map((rate) => {
-    const at = repeats.flatMap((r) => r.steps.filter((s) => s.offeredRate === rate));
-    const col = (pick: (s: StepResult) => number): Spread | null => spread(at.map(pick));
+  const row = (rate: number, at: readonly StepResult[]): StepRow => {
+    const col = (pick: (s: StepResult) => number | undefined): Spread | null =>
+      spread(at.map(pick).filter((v): v is number => typeof v === 'number'));
     return {
       rate,
       runs: at.length,
@@ -149,8 +189,31 @@ export function summarizeDurable1to1(repeats: readonly Durable1to1Repeat[]): Dur
       postgresCores: col((s) => s.cpu.postgres / s.windowSec),
       generatorCores: col((s) => s.cpu.generator / s.windowSec),
       lagP99Ms: col((s) => s.lag.p99Ms),
+      rowsPerMessage: col((s) => s.db?.rowsPerMessage),
+      commitsPerMessage: col((s) => s.db?.commitsPerMessage),
+      pgCpuUsPerMessage: col((s) => s.db?.pgCpuUsPerMessage),
+      sendBatchP50: col((s) => s.db?.batches['send']?.p50),
+      sendBatchP99: col((s) => s.db?.batches['send']?.p99),
     };
-  });
+  };
+  const steps = rates.map((rate) =>
+    row(
+      rate,
+      repeats.flatMap((r) => r.steps.filter((s) => s.offeredRate === rate)),
+    ),
+  );
+  const halves = repeats.flatMap((r) => (r.half === null ? [] : [r.half]));
+  const extra: (StepRow & { label: string })[] = [];
+  if (halves.length > 0) {
+    extra.push({ ...row(halves[0]!.offeredRate, halves), label: 'half the highest rate' });
+  }
+  const referenceRates = [
+    ...new Set(repeats.flatMap((r) => r.reference.map((s) => s.offeredRate))),
+  ];
+  for (const rate of referenceRates) {
+    const at = repeats.flatMap((r) => r.reference.filter((s) => s.offeredRate === rate));
+    extra.push({ ...row(rate, at), label: `reference rate ${rate} msgs/s` });
+  }
   return {
     repeats: repeats.length,
     highestRate: of((r) => r.highestRate),
@@ -168,6 +231,7 @@ export function summarizeDurable1to1(repeats: readonly Durable1to1Repeat[]): Dur
         : r.highestRate / r.bare.messagesPerSec,
     ),
     steps,
+    extra,
   };
 }
 
@@ -235,19 +299,24 @@ export function renderDurable1to1Markdown(summary: Durable1to1Summary, info: Run
     `| node RSS per idle connected user | ${formatSpread(scale(summary.rssPerUserBytes, 1 / 1024), 2, ' KiB')} |`,
   );
   lines.push('');
-  lines.push('Steps (CPU in cores = CPU seconds per second of the measurement window):');
+  lines.push(
+    'Steps (CPU in cores = CPU seconds per second of the measurement window; rows, commits and Postgres CPU per acked message over the whole step; send batch = sends per group-commit statement):',
+  );
   lines.push('');
   lines.push(
-    '| offered msgs/s | passed | achieved msgs/s | ack p99 ms | deliver p50 ms | deliver p99 ms | node cores | Postgres cores | generator cores | generator lag p99 ms |',
+    '| offered msgs/s | passed | achieved msgs/s | ack p99 ms | deliver p50 ms | deliver p99 ms | node cores | Postgres cores | generator cores | generator lag p99 ms | rows/msg | commits/msg | pg µs/msg | send batch p50/p99 |',
   );
-  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const s of summary.steps) {
-    lines.push(
-      `| ${s.rate} | ${s.passed}/${s.runs} | ${formatSpread(s.achievedRate)} | ${formatSpread(s.ackP99Ms, 1)} | ` +
-        `${formatSpread(s.deliverP50Ms, 1)} | ${formatSpread(s.deliverP99Ms, 1)} | ${formatSpread(s.nodeCores, 2)} | ` +
-        `${formatSpread(s.postgresCores, 2)} | ${formatSpread(s.generatorCores, 2)} | ${formatSpread(s.lagP99Ms, 1)} |`,
-    );
-  }
+  lines.push(
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
+  const stepLine = (label: string, s: StepRow): string =>
+    `| ${label} | ${s.passed}/${s.runs} | ${formatSpread(s.achievedRate)} | ${formatSpread(s.ackP99Ms, 1)} | ` +
+    `${formatSpread(s.deliverP50Ms, 1)} | ${formatSpread(s.deliverP99Ms, 1)} | ${formatSpread(s.nodeCores, 2)} | ` +
+    `${formatSpread(s.postgresCores, 2)} | ${formatSpread(s.generatorCores, 2)} | ${formatSpread(s.lagP99Ms, 1)} | ` +
+    `${formatSpread(s.rowsPerMessage, 2)} | ${formatSpread(s.commitsPerMessage, 2)} | ${formatSpread(s.pgCpuUsPerMessage)} | ` +
+    `${formatSpread(s.sendBatchP50)} / ${formatSpread(s.sendBatchP99)} |`;
+  for (const s of summary.steps) lines.push(stepLine(String(s.rate), s));
+  for (const s of summary.extra) lines.push(stepLine(`${s.rate} (${s.label})`, s));
   if (info.notes.length > 0) {
     lines.push('');
     for (const note of info.notes) lines.push(`- ${note}`);

@@ -27,7 +27,18 @@ function step(rate: number, passed: boolean, deliverP99: number): StepResult {
     closeCodes: {},
     cpu: { node: 3, postgres: 6, generator: 1.2 },
     drainMs: 12,
-    pgCommitsPerSec: 300,
+    acked: rate * 8,
+    db: {
+      messages: rate * 8,
+      rowsPerMessage: 4.5,
+      commitsPerMessage: 0.25,
+      pgCpuUsPerMessage: 300,
+      tables: { inbox: { ins: rate * 8, upd: 0, del: rate * 8 } },
+      batches: { send: { count: 100, p50: 8, p90: 16, p99: 32, max: 48 } },
+      waits: { CPU: 0.6, 'IO:WALSync': 0.4 },
+      waitSamples: 80,
+      topStatements: [],
+    },
     passed,
     reasons: passed ? [] : ['slow'],
   };
@@ -38,6 +49,7 @@ function repeat(highest: number, halfP99: number, bare: number): Durable1to1Repe
     steps: [step(250, true, 20), step(500, highest >= 500, 150), step(1000, false, 400)],
     highestRate: highest,
     half: step(highest / 2, true, halfP99),
+    reference: [step(550, true, 30)],
     rssBeforeBytes: 100 * 2 ** 20,
     rssConnectedBytes: 100 * 2 ** 20 + 3 * 1024 * 1000,
     rssPerUserBytes: 3 * 1024,
@@ -90,6 +102,15 @@ describe('summarizeDurable1to1', () => {
     expect(summary.steps[0]!.postgresCores?.median).toBeCloseTo(1);
   });
 
+  it('carries the per-message Postgres figures and the half and reference runs', () => {
+    expect(summary.steps[0]!.rowsPerMessage?.median).toBeCloseTo(4.5);
+    expect(summary.steps[0]!.sendBatchP99?.median).toBe(32);
+    expect(summary.extra.map((e) => [e.label, e.rate, e.runs])).toEqual([
+      ['half the highest rate', 250, 3],
+      ['reference rate 550 msgs/s', 550, 3],
+    ]);
+  });
+
   it('renders a Markdown table', () => {
     const info: RunInfo = {
       date: '2026-01-01T00:00:00.000Z',
@@ -107,6 +128,10 @@ describe('summarizeDurable1to1', () => {
     expect(md).toContain('| highest sustained durable rate | 500 msgs/s (250–500) |');
     expect(md).toContain('| node RSS per idle connected user | 3.00 KiB (3.00–3.00) |');
     expect(md).toContain('| 500 | 2/3 |');
+    expect(md).toContain(
+      '| 4.50 (4.50–4.50) | 0.25 (0.25–0.25) | 300 (300–300) | 8 (8–8) / 32 (32–32) |',
+    );
+    expect(md).toContain('| 550 (reference rate 550 msgs/s) | 3/3 |');
     expect(md).toContain('- a note');
   });
 });

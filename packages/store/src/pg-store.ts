@@ -49,7 +49,9 @@ export interface PgChatStoreOptions {
 
 /** One group-commit transaction, as `onBatch` sees it. */
 export interface SendBatchInfo {
-  /** Sends in the transaction. */
+  /** What the statement wrote (`send`: a group commit of sends). */
+  readonly kind: string;
+  /** Items in the statement. */
   readonly size: number;
   /** From begin to commit (or failure), milliseconds. */
   readonly durationMs: number;
@@ -340,12 +342,14 @@ export class PgChatStore implements ChatStore {
       );
       this.counters.commits++;
       this.onBatch?.({
+        kind: 'send',
         size: batch.length,
         durationMs: performance.now() - started,
         committed: true,
       });
     } catch (err) {
       this.onBatch?.({
+        kind: 'send',
         size: batch.length,
         durationMs: performance.now() - started,
         committed: false,

@@ -2,7 +2,8 @@
  * The load generator: N users with one device each over protocol v1 (the `ws` package), paired
  * 1:1 in chats, sending open-loop at a fixed total rate. It records send→ok on the sender and
  * send→evt on the recipient (matched by a `step:k` body tag) in HDR histograms, acks events
- * cumulatively every `ackEveryMs` like a real client, and answers pings.
+ * cumulatively as the SDK does by default (at most `ackEveryMs` after the first unacked event,
+ * at once after `ackEveryEvents` of them), and answers pings.
  *
  * It runs in its own process (see child.ts) so that it does not share an event loop with the
  * harness, and every wait in it has a deadline.
@@ -44,8 +45,9 @@ class Conn {
   /** Highest event seq received, and the highest acked to the node. */
   seenSeq = 0;
   ackedSeq = 0;
-  /** Earliest time of this device's next ack: devices ack on their own phase, not in unison. */
-  nextAckAt = 0;
+  /** Events received since the last ack, and when the pending ack is due (0: none pending). */
+  unacked = 0;
+  ackDueAt = 0;
   chatId = '';
   nextRequestId = 1;
   /** Request id -> message index of the current step. */
@@ -75,6 +77,8 @@ class StepState {
   outstandingDeliveries = 0;
   sentInWindow = 0;
   ackedInWindow = 0;
+  /** ok replies in the whole step (warm-up and drain included): the messages stored. */
+  ackedTotal = 0;
   deliveredInWindow = 0;
   errors = 0;
   readonly ackHist = newHistogram();
@@ -161,6 +165,7 @@ export class LoadGenerator {
   private closing = false;
   private ackTimer: NodeJS.Timeout | undefined;
   private ackEveryMs = 20;
+  private ackEveryEvents = 50;
 
   constructor(private readonly options: LoadGeneratorOptions) {}
 
@@ -170,7 +175,11 @@ export class LoadGenerator {
     this.codec = command.codec === 'msgpack' ? msgpackCodec : jsonCodec;
     clearInterval(this.ackTimer);
     this.ackEveryMs = command.ackEveryMs;
-    this.ackTimer = setInterval(() => this.flushAcks(), Math.min(command.ackEveryMs, 20));
+    this.ackEveryEvents = command.ackEveryEvents ?? 50;
+    this.ackTimer = setInterval(
+      () => this.flushAcks(),
+      Math.max(1, Math.min(command.ackEveryMs / 4, 5)),
+    );
     const started = performance.now();
     const deadline = started + command.timeoutMs;
     const expSec = Math.floor(Date.now() / 1000) + 3600;
@@ -336,6 +345,7 @@ export class LoadGenerator {
       windowSec,
       sentRate: state.sentInWindow / windowSec,
       ackedRate: state.ackedInWindow / windowSec,
+      acked: state.ackedTotal,
       achievedRate: state.deliveredInWindow / windowSec,
       ack: summarize(state.ackHist),
       deliver: summarize(state.deliverHist),
@@ -409,7 +419,6 @@ export class LoadGenerator {
           conn.open = true;
           conn.seenSeq = frame.seq ?? 0;
           conn.ackedSeq = conn.seenSeq;
-          conn.nextAckAt = performance.now() + ((index * 7919) % 1000) * (this.ackEveryMs / 1000);
           resolve();
           return;
         }
@@ -472,6 +481,7 @@ export class LoadGenerator {
       }
       return;
     }
+    state.ackedTotal++;
     if (k >= state.firstWindowIndex) record(state.ackHist, now - state.schedule.scheduledAt(k));
     if (state.inWindow(now)) state.ackedInWindow++;
   }
@@ -480,7 +490,7 @@ export class LoadGenerator {
     const seq = frame.seq ?? 0;
     if (seq > conn.seenSeq) {
       conn.seenSeq = seq;
-      this.dirty.add(conn);
+      this.noteUnacked(conn);
     }
     // The sender's own copy of its message is acked but not measured.
     if (frame.kind !== 'message' || frame.from === conn.userId) return;
@@ -500,18 +510,29 @@ export class LoadGenerator {
     if (state.inWindow(now)) state.deliveredInWindow++;
   }
 
+  /** The SDK's AckCoalescer: an ack at most ackEveryMs after the first unacked event, or at once after ackEveryEvents. */
+  private noteUnacked(conn: Conn): void {
+    conn.unacked++;
+    if (conn.unacked >= this.ackEveryEvents) {
+      this.sendAck(conn);
+    } else if (conn.ackDueAt === 0) {
+      conn.ackDueAt = performance.now() + this.ackEveryMs;
+      this.dirty.add(conn);
+    }
+  }
+
+  private sendAck(conn: Conn): void {
+    conn.unacked = 0;
+    conn.ackDueAt = 0;
+    this.dirty.delete(conn);
+    if (!conn.open || conn.seenSeq <= conn.ackedSeq) return;
+    conn.ackedSeq = conn.seenSeq;
+    conn.ws.send(this.codec.encode({ t: 'ack', seq: conn.ackedSeq }));
+  }
+
   private flushAcks(): void {
     const now = performance.now();
-    for (const conn of this.dirty) {
-      if (!conn.open || conn.seenSeq <= conn.ackedSeq) {
-        this.dirty.delete(conn);
-      } else if (now >= conn.nextAckAt) {
-        conn.ackedSeq = conn.seenSeq;
-        conn.nextAckAt = now + this.ackEveryMs;
-        conn.ws.send(this.codec.encode({ t: 'ack', seq: conn.ackedSeq }));
-        this.dirty.delete(conn);
-      }
-    }
+    for (const conn of this.dirty) if (now >= conn.ackDueAt) this.sendAck(conn);
   }
 
   private request(conn: Conn, frame: object, timeoutMs: number): Promise<Frame> {

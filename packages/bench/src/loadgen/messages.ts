@@ -18,8 +18,10 @@ export interface ConnectCommand {
   /** Connections being opened at once at most. */
   readonly maxPending: number;
   readonly timeoutMs: number;
-  /** Cumulative acks are sent at most this often per connection (ms). */
+  /** A cumulative ack goes at most this long (ms) after the first event it covers (SDK: 20). */
   readonly ackEveryMs: number;
+  /** ... or at once after this many unacked events (SDK: 50; default 50). */
+  readonly ackEveryEvents?: number;
 }
 
 export interface DisconnectCommand {
@@ -76,6 +78,8 @@ export interface GeneratorStepResult {
   readonly windowSec: number;
   readonly sentRate: number;
   readonly ackedRate: number;
+  /** Sends acked with ok in the whole step (warm-up and drain included). */
+  readonly acked: number;
   readonly achievedRate: number;
   readonly ack: LatencySummary;
   readonly deliver: LatencySummary;

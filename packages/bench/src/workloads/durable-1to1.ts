@@ -1,8 +1,12 @@
 /**
  * `durable-1to1`: one node on durable Postgres, N users paired 1:1, open-loop sends stepped up
- * until p99 send→deliver passes 200 ms or the achieved rate falls under 90 % of the offered one;
- * then a run at half the highest sustained rate. Beside it, in the same run and on the same
- * server: the bare-`pg` limit for the same rows and the raw commit (fsync) rate.
+ * (by at most 1.5x, at least 15 s measured per step) until p99 send→deliver passes 200 ms or the
+ * achieved rate falls under 90 % of the offered one; then a run at half the highest sustained
+ * rate and one at each reference rate. Every step also reports what Postgres did for it: rows
+ * written and commits per message (its own statistics), its CPU per message, the batch sizes
+ * of the nodes' store statements, what busy backends waited on and the costliest statements.
+ * Beside it, in the same run and on the same server: the bare-`pg` limit for the same rows and
+ * the raw commit (fsync) rate.
  */
 import { Client } from 'pg';
 import {
@@ -18,7 +22,9 @@ import { startGenerator } from '../loadgen/handle';
 import type { GeneratorHandle } from '../loadgen/handle';
 import type { CodecName } from '../loadgen/messages';
 import { bareSendLimit, fsyncRate } from '../pg-limit';
-import { parentPid, rssBytes } from '../procstat';
+import { batchSizesBetween, scrapeBatchSizes } from '../batch-sizes';
+import { PgStats, WaitSampler, diffSnapshots } from '../pg-stats';
+import { parentPid, rssBytes, treeCpuSeconds } from '../procstat';
 import type { LadderEntry, LadderOptions, StepCriteria } from '../steps';
 import { defaultCriteria, highestPassed, judgeStep, nextRate } from '../steps';
 import type { Durable1to1Repeat, StepResult } from '../summary';
@@ -35,8 +41,12 @@ export interface Durable1to1Options {
   readonly ladder: LadderOptions;
   readonly criteria: StepCriteria;
   readonly connectRatePerSec: number;
-  /** How often each simulated device sends its cumulative ack (ms). */
+  /** A device acks at most this long after the first unacked event (the SDK's default: 20 ms)... */
   readonly ackEveryMs: number;
+  /** ...or at once after this many (the SDK's default: 50). */
+  readonly ackEveryEvents: number;
+  /** Rates measured once more after the search (with `halfMeasureMs`), e.g. a latency target's. */
+  readonly referenceRates: readonly number[];
   readonly bareSeconds: number;
   readonly fsyncSeconds: number;
   /** 1: one node without etcd; 3: a cluster (etcd, registry, ring of three). */
@@ -48,20 +58,22 @@ export const defaultDurable1to1Options: Durable1to1Options = Object.freeze({
   users: 1000,
   codec: 'json' as CodecName,
   repeats: 3,
-  warmupMs: 2000,
-  measureMs: 6000,
-  halfMeasureMs: 8000,
+  warmupMs: 3000,
+  measureMs: 15_000,
+  halfMeasureMs: 15_000,
   drainTimeoutMs: 8000,
   ladder: Object.freeze({
     startRate: 250,
-    factor: 2,
+    factor: 1.5,
     maxRate: 64_000,
-    maxSteps: 10,
+    maxSteps: 14,
     refine: true,
   }),
   criteria: defaultCriteria,
   connectRatePerSec: 500,
   ackEveryMs: 20,
+  ackEveryEvents: 50,
+  referenceRates: Object.freeze([550]),
   bareSeconds: 5,
   fsyncSeconds: 3,
   nodes: 1 as 1 | 3,
@@ -85,8 +97,11 @@ export interface Durable1to1Output {
 
 export async function runDurable1to1(options: Durable1to1Options): Promise<Durable1to1Output> {
   const { log } = options;
-  log('starting durable Postgres');
-  const pg = await startPostgres({ durable: true });
+  log('starting durable Postgres (with pg_stat_statements)');
+  const pg = await startPostgres({
+    durable: true,
+    settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '1000' },
+  });
   const admin = new Client({ connectionString: pg.url, connectionTimeoutMillis: 10_000 });
   admin.on('error', () => undefined);
   try {
@@ -127,6 +142,7 @@ async function runRepeat(
   let gen: GeneratorHandle | null = null;
   const steps: StepResult[] = [];
   let half: StepResult | null = null;
+  const reference: StepResult[] = [];
   let highestRate: number | null = null;
   let rssBeforeBytes = 0;
   let rssConnectedBytes = 0;
@@ -157,6 +173,7 @@ async function runRepeat(
       connectRatePerSec: options.connectRatePerSec,
       maxPending: 100,
       ackEveryMs: options.ackEveryMs,
+      ackEveryEvents: options.ackEveryEvents,
       timeoutMs: Math.max(30_000, (options.users / options.connectRatePerSec) * 4000),
     };
     // A few connections first, so lazily opened pg connections and warmed-up code paths are
@@ -180,9 +197,16 @@ async function runRepeat(
     );
     await gen.createChats({ concurrency: 20, timeoutMs: 60_000 });
 
+    const dbUrl = cluster?.db.url ?? db!.url;
+    await createExtension(dbUrl, 'pg_stat_statements');
+    const stats = new PgStats(admin, dbUrl);
+    const httpUrls = nodes.map((n) => n.httpUrl);
     const step = async (rate: number, measureMs: number): Promise<StepResult> => {
-      const commitsBefore = await commits(admin, dbName);
-      const started = Date.now();
+      const before = await stats.snapshot(dbName);
+      const batchesBefore = await scrapeBatchSizes(httpUrls);
+      const pgCpuBefore = treeCpuSeconds(postmasterPid);
+      const waits = new WaitSampler(admin, dbName);
+      waits.start();
       const result = await gen!.step({
         rate,
         warmupMs: options.warmupMs,
@@ -192,8 +216,11 @@ async function runRepeat(
         otherNodePids: others.map((n) => n.pid),
         postmasterPid,
       });
-      const pgCommitsPerSec =
-        ((await commits(admin, dbName)) - commitsBefore) / ((Date.now() - started) / 1000);
+      const waited = waits.stop();
+      const pgCpu = treeCpuSeconds(postmasterPid) - pgCpuBefore;
+      const delta = diffSnapshots(before, await stats.snapshot(dbName));
+      const batches = batchSizesBetween(batchesBefore, await scrapeBatchSizes(httpUrls));
+      const messages = Math.max(result.acked, 1);
       const verdict = judgeStep(
         {
           offeredRate: rate,
@@ -205,15 +232,28 @@ async function runRepeat(
       );
       const out: StepResult = {
         ...result,
-        pgCommitsPerSec,
+        db: {
+          messages: result.acked,
+          rowsPerMessage: delta.rowsWritten / messages,
+          commitsPerMessage: delta.commits / messages,
+          pgCpuUsPerMessage: (pgCpu * 1e6) / messages,
+          tables: delta.tables,
+          batches,
+          waits: waited.shares,
+          waitSamples: waited.samples,
+          topStatements: delta.topStatements,
+        },
         passed: verdict.passed,
         reasons: verdict.reasons,
       };
+      const send = batches['send'];
       log(
         `  ${String(rate).padStart(6)} msgs/s: ${verdict.passed ? 'pass' : 'FAIL'} achieved ${Math.round(result.achievedRate)}/s, ` +
           `ack p50/p99 ${result.ack.p50Ms}/${result.ack.p99Ms} ms, deliver p50/p99 ${result.deliver.p50Ms}/${result.deliver.p99Ms} ms, ` +
           `cpu node ${result.cpu.node.toFixed(1)} pg ${result.cpu.postgres.toFixed(1)} gen ${result.cpu.generator.toFixed(1)} s ` +
-          `in ${result.windowSec.toFixed(1)} s, lag p99 ${result.lag.p99Ms} ms, commits ${Math.round(pgCommitsPerSec)}/s` +
+          `in ${result.windowSec.toFixed(1)} s, lag p99 ${result.lag.p99Ms} ms; per message: ${out.db!.rowsPerMessage.toFixed(2)} rows, ` +
+          `${out.db!.commitsPerMessage.toFixed(2)} commits, ${Math.round(out.db!.pgCpuUsPerMessage)} µs pg CPU; ` +
+          `send batch p50/p99 ${send?.p50 ?? '–'}/${send?.p99 ?? '–'}` +
           (verdict.passed ? '' : ` (${verdict.reasons.join('; ')})`),
       );
       return out;
@@ -230,6 +270,10 @@ async function runRepeat(
     if (highestRate !== null) {
       log(`  highest sustained ${highestRate} msgs/s; half-rate run`);
       half = await step(highestRate / 2, options.halfMeasureMs);
+    }
+    for (const rate of options.referenceRates) {
+      log(`  reference run at ${rate} msgs/s`);
+      reference.push(await step(rate, options.halfMeasureMs));
     }
   } finally {
     await gen?.close();
@@ -259,6 +303,7 @@ async function runRepeat(
       steps,
       highestRate,
       half,
+      reference,
       rssBeforeBytes,
       rssConnectedBytes,
       rssPerUserBytes: (rssConnectedBytes - rssBeforeBytes) / options.users,
@@ -271,12 +316,15 @@ async function runRepeat(
   }
 }
 
-async function commits(admin: Client, database: string): Promise<number> {
-  const { rows } = await admin.query<{ n: string }>(
-    'select xact_commit as n from pg_stat_database where datname = $1',
-    [database],
-  );
-  return Number(rows[0]?.n ?? 0);
+async function createExtension(url: string, name: string): Promise<void> {
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query(`create extension if not exists ${client.escapeIdentifier(name)}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /** Polls the node's /v1/stats until it counts `expected` connections. */

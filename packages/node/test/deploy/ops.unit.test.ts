@@ -142,7 +142,7 @@ describe('NodeMetrics', () => {
     errors = 2; // the peer's client was replaced: its count restarted
     text = parsePromText(await metrics.scrape());
     expect(total(text, 'chat_rpc_errors_total')).toBe(7);
-    metrics.observeBatch({ size: 12, durationMs: 3, committed: true });
+    metrics.observeBatch({ kind: 'send', size: 12, durationMs: 3, committed: true });
     text = parsePromText(await metrics.scrape());
     expect(total(text, 'chat_pg_batch_size_sum')).toBe(12);
     expect(total(text, 'chat_pg_batch_seconds_count', 'result="committed"')).toBe(1);

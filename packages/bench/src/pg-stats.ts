@@ -1,0 +1,216 @@
+/**
+ * What Postgres did during a benchmark step, from its own statistics: rows written per table
+ * (pg_stat_user_tables), commits (pg_stat_database), the most expensive statements
+ * (pg_stat_statements, when the server preloads it) and what busy backends waited on (sampled
+ * from pg_stat_activity). Snapshots are taken before and after a step and subtracted.
+ */
+import { Client } from 'pg';
+
+/** Rows inserted, updated and deleted in one table. */
+export interface TableWrites {
+  readonly ins: number;
+  readonly upd: number;
+  readonly del: number;
+}
+
+export interface DbSnapshot {
+  readonly tables: Readonly<Record<string, TableWrites>>;
+  readonly commits: number;
+  /** Statement figures by query id (empty without pg_stat_statements). */
+  readonly statements: ReadonlyMap<string, StatementFigures>;
+}
+
+export interface StatementFigures {
+  readonly query: string;
+  readonly calls: number;
+  readonly totalMs: number;
+  readonly rows: number;
+}
+
+/** One statement's share of a step. */
+export interface StatementDelta extends StatementFigures {
+  readonly meanMs: number;
+}
+
+export interface DbDelta {
+  readonly tables: Readonly<Record<string, TableWrites>>;
+  /** Sum of inserted, updated and deleted rows over every table. */
+  readonly rowsWritten: number;
+  readonly commits: number;
+  /** Top statements by total execution time. */
+  readonly topStatements: readonly StatementDelta[];
+}
+
+/**
+ * Reads the counters of `database` over an admin connection to the same server. pg_stat
+ * counters are per database, so the admin connection may sit in another one.
+ */
+export class PgStats {
+  private statementsAvailable: boolean | undefined;
+
+  constructor(
+    private readonly admin: Client,
+    private readonly dbUrl: string,
+  ) {}
+
+  async snapshot(database: string): Promise<DbSnapshot> {
+    const { rows: commitRows } = await this.admin.query<{ n: string }>(
+      'select xact_commit as n from pg_stat_database where datname = $1',
+      [database],
+    );
+    // pg_stat_user_tables is per database: ask inside it.
+    return withClient(this.dbUrl, async (client) => {
+      const { rows } = await client.query<{
+        relname: string;
+        ins: string;
+        upd: string;
+        del: string;
+      }>(
+        `select relname, n_tup_ins as ins, n_tup_upd as upd, n_tup_del as del
+         from pg_stat_user_tables where schemaname = 'public'`,
+      );
+      const tables: Record<string, TableWrites> = {};
+      for (const r of rows) {
+        tables[r.relname] = { ins: Number(r.ins), upd: Number(r.upd), del: Number(r.del) };
+      }
+      return {
+        tables,
+        commits: Number(commitRows[0]?.n ?? 0),
+        statements: await this.statements(client),
+      };
+    });
+  }
+
+  private async statements(client: Client): Promise<Map<string, StatementFigures>> {
+    const out = new Map<string, StatementFigures>();
+    if (this.statementsAvailable === false) return out;
+    try {
+      const { rows } = await client.query<{
+        queryid: string;
+        query: string;
+        calls: string;
+        total: number;
+        rows: string;
+      }>(
+        `select s.queryid::text as queryid, s.query, s.calls, s.total_exec_time as total, s.rows
+         from pg_stat_statements s join pg_database d on d.oid = s.dbid
+         where d.datname = current_database()`,
+      );
+      this.statementsAvailable = true;
+      for (const r of rows) {
+        out.set(r.queryid, {
+          query: r.query,
+          calls: Number(r.calls),
+          totalMs: Number(r.total),
+          rows: Number(r.rows),
+        });
+      }
+    } catch {
+      this.statementsAvailable = false; // not preloaded on this server
+    }
+    return out;
+  }
+}
+
+export function diffSnapshots(before: DbSnapshot, after: DbSnapshot, top = 8): DbDelta {
+  const tables: Record<string, TableWrites> = {};
+  let rowsWritten = 0;
+  for (const [name, a] of Object.entries(after.tables)) {
+    const b = before.tables[name] ?? { ins: 0, upd: 0, del: 0 };
+    const d = { ins: a.ins - b.ins, upd: a.upd - b.upd, del: a.del - b.del };
+    if (d.ins + d.upd + d.del === 0) continue;
+    tables[name] = d;
+    rowsWritten += d.ins + d.upd + d.del;
+  }
+  const statements: StatementDelta[] = [];
+  for (const [id, a] of after.statements) {
+    const b = before.statements.get(id);
+    const calls = a.calls - (b?.calls ?? 0);
+    if (calls <= 0) continue;
+    const totalMs = a.totalMs - (b?.totalMs ?? 0);
+    statements.push({
+      query: a.query.replace(/\s+/g, ' ').slice(0, 160),
+      calls,
+      totalMs,
+      rows: a.rows - (b?.rows ?? 0),
+      meanMs: totalMs / calls,
+    });
+  }
+  statements.sort((x, y) => y.totalMs - x.totalMs);
+  return {
+    tables,
+    rowsWritten,
+    commits: after.commits - before.commits,
+    topStatements: statements.slice(0, top),
+  };
+}
+
+/**
+ * Samples what the database's busy backends are doing every `intervalMs`: on CPU (no wait
+ * event), or waiting on a lock, on WAL, on I/O, ... Idle connections are not counted; "idle in
+ * transaction" ones are, as a state of their own (a transaction held open across round trips).
+ */
+export class WaitSampler {
+  private readonly counts = new Map<string, number>();
+  private samples = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly admin: Client,
+    private readonly database: string,
+    private readonly intervalMs = 100,
+  ) {}
+
+  start(): void {
+    this.counts.clear();
+    this.samples = 0;
+    this.timer = setInterval(() => void this.sample(), this.intervalMs);
+  }
+
+  /** Stops and returns each activity's share of the backend samples (0..1), largest first. */
+  stop(): { samples: number; shares: Record<string, number> } {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    const total = [...this.counts.values()].reduce((s, n) => s + n, 0);
+    const shares: Record<string, number> = {};
+    for (const [what, n] of [...this.counts].sort((a, b) => b[1] - a[1])) {
+      shares[what] = total === 0 ? 0 : n / total;
+    }
+    return { samples: this.samples, shares };
+  }
+
+  private async sample(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const { rows } = await this.admin.query<{ what: string }>(
+        `select case
+            when state = 'idle in transaction' then 'idle in transaction'
+            when wait_event_type is null then 'CPU'
+            else wait_event_type || ':' || wait_event end as what
+         from pg_stat_activity
+         where datname = $1 and state <> 'idle' and pid <> pg_backend_pid()
+           and backend_type = 'client backend'`,
+        [this.database],
+      );
+      this.samples++;
+      for (const r of rows) this.counts.set(r.what, (this.counts.get(r.what) ?? 0) + 1);
+    } catch {
+      // a sample lost to a busy server is just a sample
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+async function withClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
