@@ -1,9 +1,10 @@
 /**
  * The Postgres limits beside the durable benchmark, straight through `pg`, no node involved:
  *
- * - `bareSendLimit`: writes exactly the rows of a send (one messages row, one inbox row per
- *   member, the users.next_seq bumps) with the statements and the batching of PgChatStore's
- *   group commit (batches of up to 256 sends, 2 transactions in flight), as fast as it can.
+ * - `bareSendLimit`: writes the rows a 1:1 send leaves (one messages row, the recipient's inbox
+ *   row with the message's content) with PgChatStore's batching (batches of up to 256 sends,
+ *   2 transactions in flight), as plain INSERTs with ids and seqs counted by the script: no
+ *   rule checks, no locks, no idempotency. The yardstick for the durable rate.
  * - `fsyncRate`: single-row INSERT commits on one connection, i.e. the server's commit rate.
  */
 import { performance } from 'node:perf_hooks';
@@ -64,98 +65,54 @@ async function setupChats(url: string, users: number): Promise<string[]> {
 
 interface Send {
   readonly chatId: string;
+  readonly messageId: number;
   readonly senderId: string;
   readonly clientMsgId: string;
   readonly body: string;
   readonly now: number;
 }
 
-/**
- * One group-commit transaction writing the same rows as PgChatStore's send batch, as separate
- * statements from a bare client. (The store now runs them server-side in one call,
- * `chat_send_batch`; this stays the fixed yardstick the ratio is measured against.)
- */
-async function sendBatch(client: Client, sends: readonly Send[]): Promise<void> {
+/** One transaction: the batch's message rows, then their recipients' inbox rows. */
+async function sendBatch(
+  client: Client,
+  sends: readonly Send[],
+  nextSeq: Map<string, number>,
+): Promise<void> {
+  const recipients = sends.map((s) => partnerOf(s.senderId));
+  const seqs = recipients.map((user) => {
+    const seq = nextSeq.get(user) ?? 1;
+    nextSeq.set(user, seq + 1);
+    return seq;
+  });
   await client.query('begin');
   try {
-    const chatIds = [...new Set(sends.map((s) => s.chatId))];
-    const { rows: chatRows } = await client.query<{ id: string; members: string[] }>(
-      `select c.id, array(select m.user_id from chat_members m where m.chat_id = c.id) as members
-       from chats c where c.id = any($1::text[])
-       order by c.id
-       for key share`,
-      [chatIds],
-    );
-    const membersOf = new Map(chatRows.map((r) => [r.id, r.members]));
-    const recipients = [...new Set(sends.flatMap((s) => membersOf.get(s.chatId) ?? []))];
     await client.query(
-      `insert into users (id)
-       select id from unnest($1::text[]) as t(id) order by id
-       on conflict (id) do nothing`,
-      [recipients],
-    );
-    const { rows: seqRows } = await client.query<{ id: string; next_seq: string }>(
-      `select id, next_seq from users where id = any($1::text[]) order by id for update`,
-      [recipients],
-    );
-    const nextSeq = new Map(seqRows.map((r) => [r.id, Number(r.next_seq)]));
-    const { rows: inserted } = await client.query<{ id: string; client_msg_id: string }>(
-      `insert into messages (chat_id, sender_id, client_msg_id, body, attachments, created_at)
-       select chat_id, sender_id, client_msg_id, body, attachments::jsonb, created_at
-       from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
-         as t(chat_id, sender_id, client_msg_id, body, attachments, created_at)
-       on conflict (sender_id, client_msg_id) do nothing
-       returning id, sender_id, client_msg_id`,
+      `insert into messages (chat_id, id, sender_id, client_msg_id, body, attachments, created_at)
+       select chat_id, id, sender_id, client_msg_id, body, '[]'::jsonb, created_at
+       from unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[])
+         as t(chat_id, id, sender_id, client_msg_id, body, created_at)`,
       [
         sends.map((s) => s.chatId),
+        sends.map((s) => s.messageId),
         sends.map((s) => s.senderId),
         sends.map((s) => s.clientMsgId),
         sends.map((s) => s.body),
-        sends.map(() => '[]'),
         sends.map((s) => s.now),
       ],
     );
-    const idOf = new Map(inserted.map((r) => [r.client_msg_id, r.id]));
-    const next = new Map(nextSeq);
-    const cols = {
-      user: [] as string[],
-      seq: [] as number[],
-      chat: [] as string[],
-      message: [] as string[],
-      ts: [] as number[],
-    };
-    for (const send of sends) {
-      const messageId = idOf.get(send.clientMsgId);
-      if (messageId === undefined) continue;
-      for (const userId of membersOf.get(send.chatId) ?? []) {
-        const seq = next.get(userId)!;
-        next.set(userId, seq + 1);
-        cols.user.push(userId);
-        cols.seq.push(seq);
-        cols.chat.push(send.chatId);
-        cols.message.push(messageId);
-        cols.ts.push(send.now);
-      }
-    }
-    const bumped = [...next].filter(([id, seq]) => seq !== nextSeq.get(id));
     await client.query(
-      `with bump as (
-         update users u set next_seq = v.next_seq
-         from unnest($1::text[], $2::int8[]) as v(id, next_seq)
-         where u.id = v.id
-       )
-       insert into inbox (user_id, seq, kind, chat_id, message_id, payload, created_at)
-       select user_id, seq, 'message', chat_id, message_id, null, created_at
-       from unnest($3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[])
-         as t(user_id, seq, chat_id, message_id, created_at)`,
+      `insert into inbox (user_id, seq, kind, chat_id, message_id, sender_id, body, created_at)
+       select user_id, seq, 'message', chat_id, message_id, sender_id, body, created_at
+       from unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[])
+         as t(user_id, seq, chat_id, message_id, sender_id, body, created_at)`,
       [
-        bumped.map(([id]) => id),
-        bumped.map(([, seq]) => seq),
-        cols.user,
-        cols.seq,
-        cols.chat,
-        cols.message,
-        cols.ts,
+        recipients,
+        seqs,
+        sends.map((s) => s.chatId),
+        sends.map((s) => s.messageId),
+        sends.map((s) => s.senderId),
+        sends.map((s) => s.body),
+        sends.map((s) => s.now),
       ],
     );
     await client.query('commit');
@@ -163,6 +120,12 @@ async function sendBatch(client: Client, sends: readonly Send[]): Promise<void> 
     await client.query('rollback').catch(() => undefined);
     throw err;
   }
+}
+
+/** The other user of a benchmark pair (u0000 with u0001, ...). */
+function partnerOf(user: string): string {
+  const i = Number(user.slice(1));
+  return `u${String(i % 2 === 0 ? i + 1 : i - 1).padStart(4, '0')}`;
 }
 
 /** Runs the bare send writer for `seconds` on a fresh database at `url`. */
@@ -174,6 +137,8 @@ export async function bareSendLimit(options: BareLimitOptions): Promise<BareLimi
   let k = 0;
   let messages = 0;
   let transactions = 0;
+  const nextSeq = new Map<string, number>();
+  const idBase = Date.now() * 1000;
   const users = options.users - (options.users % 2);
   const nextBatch = (): Send[] => {
     const now = Date.now();
@@ -182,6 +147,7 @@ export async function bareSendLimit(options: BareLimitOptions): Promise<BareLimi
       const sender = k % users;
       batch.push({
         chatId: chatOf[sender]!,
+        messageId: idBase + k,
         senderId: `u${String(sender).padStart(4, '0')}`,
         clientMsgId: `b-${k}`,
         body: `0:${k}`,
@@ -200,7 +166,7 @@ export async function bareSendLimit(options: BareLimitOptions): Promise<BareLimi
       clients.map(async (client) => {
         while (performance.now() < deadline) {
           const batch = nextBatch();
-          await sendBatch(client, batch);
+          await sendBatch(client, batch, nextSeq);
           messages += batch.length;
           transactions++;
         }

@@ -25,6 +25,11 @@ export interface StatementFigures {
   readonly calls: number;
   readonly totalMs: number;
   readonly rows: number;
+  /** WAL written by the statement, and how much of it were full-page images. */
+  readonly walBytes: number;
+  readonly walFpi: number;
+  /** Buffers dirtied. */
+  readonly dirtied: number;
 }
 
 /** One statement's share of a step. */
@@ -91,8 +96,12 @@ export class PgStats {
         calls: string;
         total: number;
         rows: string;
+        wal_bytes: string;
+        wal_fpi: string;
+        dirtied: string;
       }>(
-        `select s.queryid::text as queryid, s.query, s.calls, s.total_exec_time as total, s.rows
+        `select s.queryid::text as queryid, s.query, s.calls, s.total_exec_time as total, s.rows,
+           s.wal_bytes, s.wal_fpi, s.shared_blks_dirtied as dirtied
          from pg_stat_statements s join pg_database d on d.oid = s.dbid
          where d.datname = current_database()`,
       );
@@ -103,6 +112,9 @@ export class PgStats {
           calls: Number(r.calls),
           totalMs: Number(r.total),
           rows: Number(r.rows),
+          walBytes: Number(r.wal_bytes),
+          walFpi: Number(r.wal_fpi),
+          dirtied: Number(r.dirtied),
         });
       }
     } catch {
@@ -112,7 +124,7 @@ export class PgStats {
   }
 }
 
-export function diffSnapshots(before: DbSnapshot, after: DbSnapshot, top = 8): DbDelta {
+export function diffSnapshots(before: DbSnapshot, after: DbSnapshot, top = 20): DbDelta {
   const tables: Record<string, TableWrites> = {};
   let rowsWritten = 0;
   for (const [name, a] of Object.entries(after.tables)) {
@@ -133,6 +145,9 @@ export function diffSnapshots(before: DbSnapshot, after: DbSnapshot, top = 8): D
       calls,
       totalMs,
       rows: a.rows - (b?.rows ?? 0),
+      walBytes: a.walBytes - (b?.walBytes ?? 0),
+      walFpi: a.walFpi - (b?.walFpi ?? 0),
+      dirtied: a.dirtied - (b?.dirtied ?? 0),
       meanMs: totalMs / calls,
     });
   }

@@ -78,6 +78,9 @@ export interface StepDbFigures {
     totalMs: number;
     meanMs: number;
     rows: number;
+    walBytes: number;
+    walFpi: number;
+    dirtied: number;
   }[];
 }
 

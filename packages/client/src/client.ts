@@ -15,6 +15,7 @@ import type {
   EventFrame,
   MovedFrame,
   OkFields,
+  ReceiptsFrame,
   RequestType,
   ServerFrame,
   TypingNotice,
@@ -52,6 +53,11 @@ export interface ChatClientEvents {
   /** An inbox event, delivered once and strictly in seq order. */
   event: EventFrame;
   typing: TypingNotice;
+  /**
+   * Receipt watermarks of a chat member: every message of the chat up to `delivered` reached
+   * a device of `user`, every one up to `read` they read. Values only grow; keep the greater.
+   */
+  receipts: ReceiptsFrame;
   state: ConnectionState;
   /** Auth failures (ChatError UNAUTHORIZED), terminal stops, id-less `err` frames. */
   error: ChatError | Error;
@@ -282,8 +288,8 @@ export class ChatClient {
   }
 
   /**
-   * Marks a message, and every earlier one of the chat, read: their senders get `receipt`
-   * events with status `read` (and `delivered`, when not sent yet).
+   * Marks a message, and every earlier one of the chat, read: the other members get a
+   * `receipts` event with the caller's new `read` watermark.
    */
   async read(chatId: string, messageId: string): Promise<void> {
     await this.request('read', { chatId, messageId });
@@ -565,6 +571,9 @@ export class ChatClient {
         return this.onReply(session, frame.id, undefined, frame);
       case 'typing':
         this.events.emit('typing', frame);
+        return;
+      case 'receipts':
+        this.events.emit('receipts', frame);
         return;
       case 'moved':
         session.moved = frame;

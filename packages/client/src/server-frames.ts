@@ -4,7 +4,9 @@
  */
 import type { ServerFrame } from '@chat/protocol';
 
-const KNOWN = new Set(['welcome', 'ok', 'err', 'evt', 'typing', 'ping', 'moved']);
+const KNOWN = new Set(['welcome', 'ok', 'err', 'evt', 'receipts', 'typing', 'ping', 'moved']);
+
+const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string';
 
 function isInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -31,6 +33,10 @@ export function parseServerFrame(value: unknown): ServerFrame | undefined {
       break;
     case 'typing':
       if (typeof f.chatId !== 'string' || typeof f.user !== 'string') return undefined;
+      break;
+    case 'receipts':
+      if (typeof f.chatId !== 'string' || typeof f.user !== 'string') return undefined;
+      if (!optionalString(f.delivered) || !optionalString(f.read)) return undefined;
       break;
     case 'moved':
       if (typeof f.url !== 'string' || typeof f.node !== 'string') return undefined;

@@ -1,57 +1,93 @@
 /**
- * Coalesces device acks: a device acks every event, but its cursor is written to Postgres at
- * most once per flush interval, with the highest seq seen. A failed write is kept for the next
- * flush (a lost cursor write only means events are kept, never lost).
+ * Device cursors, kept in memory and written lazily (docs/durable-path.md): a device acks every
+ * event, its cursor is written at most once per flush interval with the highest seq seen, many
+ * devices in one statement, and sooner (within `soonMs`) once a device disconnects, so that the
+ * node it reconnects to finds it current. A crash loses at most one interval of acks: those
+ * devices get the events again and drop them by seq. A failed write is kept for the next flush.
+ *
+ * Each flush first runs `beforeWrite` (the delivered watermarks are written with the cursors).
  */
 import type { ChatStore, DeviceCursor } from '@chat/store';
 import type { Logger } from 'pino';
 
+export interface AckWriterOptions {
+  readonly store: Pick<ChatStore, 'writeCursors'>;
+  /** Longest time an ack waits to be written. */
+  readonly flushMs: number;
+  /** How soon after a disconnect its cursor is written (default 100 ms). */
+  readonly soonMs?: number;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** Runs before each write; a failure is logged and does not stop the cursors. */
+  readonly beforeWrite?: () => Promise<void>;
+}
+
 export class AckWriter {
   private readonly dirty = new Map<string, { user: string; device: string; seq: number }>();
   private timer: NodeJS.Timeout | undefined;
+  private timerDue = Number.POSITIVE_INFINITY;
   private flushing: Promise<void> = Promise.resolve();
 
-  constructor(
-    private readonly store: ChatStore,
-    private readonly flushMs: number,
-    private readonly log: Logger,
-    /** Runs before each write with its cursors (delivered receipts need the events it deletes). */
-    private readonly beforeWrite?: (cursors: readonly DeviceCursor[]) => Promise<void>,
-    /** When given, each write also refreshes the devices' last_active (retention keeps them). */
-    private readonly now?: () => number,
-  ) {}
+  constructor(private readonly options: AckWriterOptions) {}
 
   note(user: string, device: string, seq: number): void {
     const key = `${user}\u0000${device}`;
     const current = this.dirty.get(key);
     if (current === undefined) this.dirty.set(key, { user, device, seq });
     else if (seq > current.seq) current.seq = seq;
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      this.flushing = this.flushing.then(() => this.flush());
-    }, this.flushMs);
+    this.scheduleIn(this.options.flushMs);
+  }
+
+  /** A device went away: write soon. */
+  flushSoon(): void {
+    if (this.dirty.size > 0) this.scheduleIn(this.options.soonMs ?? 100);
   }
 
   /** Writes everything noted so far in one statement; a failed write is kept for the next flush. */
-  async flush(): Promise<void> {
-    const batch = [...this.dirty.values()];
-    this.dirty.clear();
-    if (batch.length === 0) return;
-    const cursors = batch.map(({ user, device, seq }) => ({ userId: user, deviceId: device, seq }));
-    try {
-      await this.beforeWrite?.(cursors);
-      await this.store.ackMany(cursors, this.now?.());
-    } catch (err) {
-      this.log.warn({ err, devices: batch.length }, 'ack write failed; will retry');
-      for (const { user, device, seq } of batch) this.note(user, device, seq);
-    }
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.write());
+    return this.flushing;
   }
 
   async close(): Promise<void> {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.flushing;
     await this.flush();
     if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private scheduleIn(ms: number): void {
+    const due = Date.now() + ms;
+    if (this.timer !== undefined && this.timerDue <= due) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerDue = due;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerDue = Number.POSITIVE_INFINITY;
+      void this.flush();
+    }, ms);
+  }
+
+  private async write(): Promise<void> {
+    try {
+      await this.options.beforeWrite?.();
+    } catch (err) {
+      this.options.log.warn({ err }, 'writing before the cursors failed; will retry');
+    }
+    const batch = [...this.dirty.values()];
+    this.dirty.clear();
+    if (batch.length === 0) return;
+    const cursors: DeviceCursor[] = batch.map(({ user, device, seq }) => ({
+      userId: user,
+      deviceId: device,
+      seq,
+    }));
+    try {
+      await this.options.store.writeCursors(cursors, this.options.now());
+    } catch (err) {
+      this.options.log.warn({ err, devices: batch.length }, 'cursor write failed; will retry');
+      for (const { user, device, seq } of batch) this.note(user, device, seq);
+    }
   }
 }

@@ -8,6 +8,7 @@ import type {
   ClientRequest,
   Codec,
   ErrorCode,
+  ReceiptsFrame,
   TokenClaims,
   WireData,
 } from '@chat/protocol';
@@ -19,14 +20,16 @@ import {
   requestIdOf,
   verifyToken,
 } from '@chat/protocol';
-import type { ChatStore, Delivery, SyncPage } from '@chat/store';
+import type { ChatStore, Delivery, ReceiptMark, ReceiptNotice, SyncPage } from '@chat/store';
 import type { Logger } from 'pino';
 import { AckWriter } from './ack-writer';
 import type { Clock } from './clock';
 import type { NodeConfig } from './config';
+import { DeliveredReceipts } from './delivered-receipts';
 import type { MediaGateway } from './media';
 import { mediaNotConfigured } from './media';
 import type { NodeMetrics } from './metrics';
+import type { DeliveredMessage } from './pending-pushes';
 import type { RequestContext } from './requests';
 import { handleRequest } from './requests';
 import type { DeliveryFabric, LocalDeliverer, Ownership } from './routing';
@@ -73,6 +76,9 @@ export class ChatNode {
   private readonly ownership: Ownership;
   private readonly fabric: DeliveryFabric;
   private readonly acks: AckWriter;
+  private readonly receipts: DeliveredReceipts;
+  private receiptTimer: NodeJS.Timeout | undefined;
+  private readonly stopListening: () => void;
   private readonly presence: PresencePeers;
   private readonly social: Social;
   private readonly requestContext: RequestContext;
@@ -97,8 +103,12 @@ export class ChatNode {
       this.config.admitBurst,
       this.clock.now(),
     );
-    const local: LocalDeliverer = (deliveries) => this.pushToLocalDevices(deliveries);
+    const local: LocalDeliverer = {
+      deliver: (deliveries) => this.pushToLocalDevices(deliveries),
+      notify: (notices) => this.pushReceipts(notices),
+    };
     this.fabric = (deps.fabric ?? localFabric)(local);
+    this.stopListening = this.store.onDeliveries((deliveries) => this.fabric.deliver(deliveries));
     this.presence = (deps.presence ?? localPresencePeers)({
       isOnlineHere: (user) => this.sessions.isOnline(user),
       pushTyping: (items) => this.pushTyping(items),
@@ -108,21 +118,21 @@ export class ChatNode {
       peers: this.presence,
       clock: this.clock,
       log: this.log.child({ component: 'social' }),
-      deliver: (deliveries) => this.fabric.deliver(deliveries),
+      notify: (notices) => this.fabric.notify(notices),
       ...(deps.socialOptions ? { options: deps.socialOptions } : {}),
     });
-    this.acks = new AckWriter(
-      this.store,
-      this.config.ackFlushMs,
-      this.log.child({ component: 'acks' }),
-      (cursors) => this.social.beforeAcks(cursors),
-      () => this.clock.now(),
-    );
+    this.receipts = new DeliveredReceipts((notices) => this.fabric.notify(notices));
+    this.acks = new AckWriter({
+      store: this.store,
+      flushMs: this.config.ackFlushMs,
+      log: this.log.child({ component: 'acks' }),
+      now: () => this.clock.now(),
+      beforeWrite: () => this.social.recordDelivered(this.receipts),
+    });
     this.requestContext = {
       store: this.store,
       now: () => this.clock.now(),
       syncPageSize: this.config.syncPageSize,
-      deliver: (deliveries) => this.fabric.deliver(deliveries),
       media: deps.media ?? mediaNotConfigured,
       sendEvents: (session, page) => this.sendSyncPage(session, page),
       social: this.social,
@@ -132,6 +142,8 @@ export class ChatNode {
   start(): void {
     this.sweeper = setInterval(() => this.sweep(), this.config.sweepIntervalMs);
     this.sweeper.unref();
+    this.receiptTimer = setInterval(() => this.receipts.flushLive(), this.config.receiptFlushMs);
+    this.receiptTimer.unref();
   }
 
   /** Checks a device token; throws ChatError UNAUTHORIZED. */
@@ -183,10 +195,12 @@ export class ChatNode {
 
   private async welcome(session: Session): Promise<void> {
     let reset = false;
+    let missed: readonly ReceiptMark[] = [];
     try {
       const state = await this.store.connectDevice(session.user, session.device, this.clock.now());
       this.sessions.noteSeq(session.user, state.latestSeq);
       reset = state.reset === true;
+      missed = state.receipts;
       // Also on connect, so that a crash of this node does not leave an old time behind.
       this.social.touchLastSeen(session.user);
     } catch (err) {
@@ -211,6 +225,8 @@ export class ChatNode {
       heartbeatMs: this.config.heartbeatMs,
       ...(reset ? { reset: true as const } : {}),
     });
+    // Receipt watermarks that moved while the device was away.
+    for (const mark of missed) session.send(receiptsFrame(mark));
     session.ready = true;
     const early = this.notReady.get(session) ?? [];
     this.notReady.delete(session);
@@ -261,10 +277,15 @@ export class ChatNode {
 
   private dispatch(session: Session, frame: ClientFrame): void {
     switch (frame.t) {
-      case 'ack':
-        if (session.onAck(frame.seq)) session.ping(this.sessions.latestSeq(session.user));
-        this.acks.note(session.user, session.device, frame.seq);
+      case 'ack': {
+        // Never past what the user has: the cursor decides what is deleted.
+        const seq = Math.min(frame.seq, this.sessions.latestSeq(session.user));
+        const acked = session.onAck(seq);
+        if (acked.resumed) session.ping(this.sessions.latestSeq(session.user));
+        if (acked.delivered.length > 0) this.receipts.delivered(session.user, acked.delivered);
+        this.acks.note(session.user, session.device, seq);
         return;
+      }
       case 'pong':
         session.onPong();
         return;
@@ -316,7 +337,11 @@ export class ChatNode {
   }
 
   private sendSyncPage(session: Session, page: SyncPage): void {
-    for (const event of page.events) session.send({ t: 'evt', ...event });
+    for (const event of page.events) {
+      session.send({ t: 'evt', ...event });
+      const message = deliveredMessage(session.user, event);
+      if (message !== undefined) session.noteSynced(event.seq, message);
+    }
     this.sessions.noteSeq(session.user, page.latestSeq);
   }
 
@@ -327,6 +352,7 @@ export class ChatNode {
     for (const { userId, event } of deliveries) {
       this.sessions.noteSeq(userId, event.seq);
       let encoded: Map<Codec, WireData> | undefined;
+      const message = deliveredMessage(userId, event);
       for (const session of this.sessions.devicesOf(userId)) {
         encoded ??= new Map();
         let data = encoded.get(session.codec);
@@ -334,13 +360,29 @@ export class ChatNode {
           data = session.codec.encode({ t: 'evt', ...event });
           encoded.set(session.codec, data);
         }
-        session.push(event.seq, data, now);
+        session.push(event.seq, data, now, message);
         pushed += 1;
       }
       if (encoded !== undefined) this.metrics?.deliverSeconds.observe((now - event.ts) / 1000);
     }
     this.eventsPushed += pushed;
     if (pushed > 0) this.metrics?.messagesOut.inc(pushed);
+    return pushed;
+  }
+
+  /** Pushes receipt watermarks to the devices here of the users each one is for. */
+  pushReceipts(notices: readonly ReceiptNotice[]): number {
+    let pushed = 0;
+    for (const notice of notices) {
+      const frame = receiptsFrame(notice);
+      for (const user of notice.notify) {
+        for (const session of this.sessions.devicesOf(user)) {
+          if (!session.ready || session.isClosed) continue;
+          session.send(frame);
+          pushed += 1;
+        }
+      }
+    }
     return pushed;
   }
 
@@ -356,6 +398,7 @@ export class ChatNode {
       session.send(moved);
       session.close(CloseCode.MOVED, 'moved');
     }
+    this.acks.flushSoon();
     this.metrics?.movedUsers.inc();
     this.metrics?.movedDevices.inc(sessions.length);
     return true;
@@ -391,6 +434,8 @@ export class ChatNode {
     session.markClosed();
     this.notReady.delete(session);
     this.sessions.remove(session);
+    // The device may reconnect elsewhere: its cursor should be there when it does.
+    this.acks.flushSoon();
     // The user's last device here went away: that is when they were last seen.
     if (session.ready && !this.sessions.isOnline(session.user))
       this.social.touchLastSeen(session.user);
@@ -447,8 +492,11 @@ export class ChatNode {
   /** Closes every connection with 1001, writes pending acks and stops the fabric. */
   async stop(): Promise<void> {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    if (this.receiptTimer !== undefined) clearInterval(this.receiptTimer);
+    this.stopListening();
     for (const session of [...this.sessions.all()])
       session.close(CloseCode.GOING_AWAY, 'node shutting down');
+    this.receipts.flushLive();
     await this.acks.close();
     await this.social.close();
     await this.presence.close();
@@ -484,4 +532,20 @@ export class ChatNode {
       messagesOut: this.eventsPushed,
     };
   }
+}
+
+/** The part of a message event from someone else that a delivered receipt needs. */
+function deliveredMessage(user: string, event: Delivery['event']): DeliveredMessage | undefined {
+  if (event.kind !== 'message' || event.from === user) return undefined;
+  return { chatId: event.chatId, messageId: event.messageId, from: event.from };
+}
+
+function receiptsFrame(mark: ReceiptMark): ReceiptsFrame {
+  return {
+    t: 'receipts',
+    chatId: mark.chatId,
+    user: mark.reader,
+    ...(mark.delivered === null ? {} : { delivered: mark.delivered }),
+    ...(mark.read === null ? {} : { read: mark.read }),
+  };
 }

@@ -30,8 +30,20 @@ export interface NodeConfig {
   readonly maxPushTries: number;
   /** How often timers (heartbeats, ack timeouts) are checked. */
   readonly sweepIntervalMs: number;
-  /** How often device cursors (acks) are written to Postgres, coalesced. */
+  /**
+   * How often device cursors (acks) and delivered watermarks are written to Postgres,
+   * coalesced (also on disconnect and at shutdown). A crash loses at most this long of acks:
+   * devices then get those events again and drop them by seq.
+   */
   readonly ackFlushMs: number;
+  /** How often delivered receipts are pushed live to the senders, coalesced. */
+  readonly receiptFlushMs: number;
+  /** How often this node writes its fan-out mark. */
+  readonly fanoutMarkMs: number;
+  /** A node whose mark is older than this is swept: its owed fan-out is finished for it. */
+  readonly fanoutStaleMs: number;
+  /** How often the fan-out sweeper looks for such nodes (on the elected node). */
+  readonly fanoutSweepMs: number;
   /** Frames a connection may send per second (token bucket refill). */
   readonly ratePerSec: number;
   /** Token bucket size. */
@@ -68,7 +80,11 @@ export const defaultNodeConfig = Object.freeze({
   ackTimeoutMs: 10_000,
   maxPushTries: 3,
   sweepIntervalMs: 500,
-  ackFlushMs: 50,
+  ackFlushMs: 5000,
+  receiptFlushMs: 250,
+  fanoutMarkMs: 1000,
+  fanoutStaleMs: 15_000,
+  fanoutSweepMs: 2000,
   ratePerSec: 50,
   rateBurst: 100,
   rateStrikes: 50,
@@ -128,6 +144,10 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     maxPushTries: r.int('CHAT_PUSH_TRIES', d.maxPushTries, 1, 100),
     sweepIntervalMs: r.int('CHAT_SWEEP_MS', d.sweepIntervalMs, 10, 60_000),
     ackFlushMs: r.int('CHAT_ACK_FLUSH_MS', d.ackFlushMs, 1, 60_000),
+    receiptFlushMs: r.int('CHAT_RECEIPT_FLUSH_MS', d.receiptFlushMs, 1, 60_000),
+    fanoutMarkMs: r.int('CHAT_FANOUT_MARK_MS', d.fanoutMarkMs, 50, 60_000),
+    fanoutStaleMs: r.int('CHAT_FANOUT_STALE_MS', d.fanoutStaleMs, 500, 3_600_000),
+    fanoutSweepMs: r.int('CHAT_FANOUT_SWEEP_MS', d.fanoutSweepMs, 50, 600_000),
     ratePerSec: r.int('CHAT_RATE_PER_SEC', d.ratePerSec, 1, 1_000_000),
     rateBurst: r.int('CHAT_RATE_BURST', d.rateBurst, 1, 1_000_000),
     rateStrikes: r.int('CHAT_RATE_STRIKES', d.rateStrikes, 1, 1_000_000),

@@ -14,6 +14,8 @@ import {
   migrate,
 } from '@chat/store';
 import { ChatNode } from './chat-node';
+import { scheduleCpuProfile } from './cpu-profile';
+import { FanoutSweeper } from './fanout-sweeper';
 import { systemClock } from './clock';
 import { clusterConfigFromEnv, loggableClusterConfig } from './cluster/cluster-config';
 import type { LoadedClusterConfig } from './cluster/cluster-config';
@@ -85,7 +87,10 @@ async function main(): Promise<void> {
   const metrics = new NodeMetrics({ nodeId: config.nodeId });
   const store = new PgChatStore(db, {
     maxMembersPerChat: config.limits.maxMembersPerChat,
+    nodeId: config.nodeId,
     maxBatchSize: config.batchMaxSize,
+    markIntervalMs: config.fanoutMarkMs,
+    now: () => systemClock.now(),
     logger: log.child({ component: 'store' }),
     onBatch: (batch) => metrics.observeBatch(batch),
   });
@@ -109,7 +114,7 @@ async function main(): Promise<void> {
     metrics,
     ...(media ? { media } : {}),
     social: {
-      groups: new PgGroupStore(db, { maxMembersPerChat: config.limits.maxMembersPerChat }),
+      groups: new PgGroupStore(db, { maxMembersPerChat: config.limits.maxMembersPerChat }, store),
       presence: new PgPresenceStore(db),
       receipts: new PgReceiptStore(db),
     },
@@ -118,6 +123,8 @@ async function main(): Promise<void> {
       : {}),
   });
   node.start();
+  // Finishes what a previous run of this node owed, then writes its fan-out mark.
+  await store.start();
   metrics.bind({ local: () => node.stats(), ...cluster?.metricSources() });
   const readiness = new Readiness({
     clock: systemClock,
@@ -148,14 +155,27 @@ async function main(): Promise<void> {
     onPass: (report, durationMs) => metrics.observeRetention({ ...report }, durationMs),
     onActive: (active) => metrics.retentionActive.set(active ? 1 : 0),
   });
+  // Finishes the fan-out of nodes that stopped owing it: on the elected node, or here alone.
+  const sweeper = new FanoutSweeper({
+    store,
+    clock: systemClock,
+    log: log.child({ component: 'fanout-sweeper' }),
+    intervalMs: config.fanoutSweepMs,
+    staleMs: config.fanoutStaleMs,
+  });
   let stopRetention: () => Promise<void>;
+  let stopSweeper: () => Promise<void>;
   if (cluster) {
     stopRetention = runWhileLeader(cluster.elect('retention-cleanup'), retention);
+    stopSweeper = runWhileLeader(cluster.elect('fanout-sweeper'), sweeper);
   } else {
     retention.start();
     stopRetention = () => retention.stop();
+    sweeper.start();
+    stopSweeper = () => sweeper.stop();
   }
   log.info({ port: server.port, url, rpcAddress: cluster?.rpcAddress }, 'listening');
+  scheduleCpuProfile(process.env['CHAT_CPU_PROFILE'], config.nodeId, log);
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
@@ -165,6 +185,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     // Leave the ring first and move our users to their new owners, then stop.
     await stopRetention();
+    await stopSweeper();
     await cluster?.drainAndLeave();
     server.close();
     await node.stop();

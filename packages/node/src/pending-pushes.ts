@@ -4,9 +4,17 @@
  */
 import type { WireData } from '@chat/protocol';
 
+/** A message from someone else: once acked, it counts as delivered to the device's user. */
+export interface DeliveredMessage {
+  readonly chatId: string;
+  readonly messageId: string;
+  readonly from: string;
+}
+
 export interface PendingPush {
   readonly seq: number;
   readonly data: WireData;
+  readonly message: DeliveredMessage | undefined;
   sentAt: number;
   tries: number;
 }
@@ -18,19 +26,25 @@ export class PendingPushes {
     return this.items.length;
   }
 
-  add(seq: number, data: WireData, now: number): void {
+  add(seq: number, data: WireData, now: number, message?: DeliveredMessage): void {
     // Pushes nearly always come in seq order; walk back from the end for the rare exception.
     let i = this.items.length;
     while (i > 0 && this.items[i - 1]!.seq > seq) i--;
     if (i > 0 && this.items[i - 1]!.seq === seq) return;
-    this.items.splice(i, 0, { seq, data, sentAt: now, tries: 1 });
+    this.items.splice(i, 0, { seq, data, message, sentAt: now, tries: 1 });
   }
 
-  /** Forgets every push with seq <= `seq`. */
-  ackUpTo(seq: number): void {
+  /** Forgets every push with seq <= `seq`; returns the messages among them. */
+  ackUpTo(seq: number): DeliveredMessage[] {
     let n = 0;
-    while (n < this.items.length && this.items[n]!.seq <= seq) n++;
+    const messages: DeliveredMessage[] = [];
+    while (n < this.items.length && this.items[n]!.seq <= seq) {
+      const message = this.items[n]!.message;
+      if (message !== undefined) messages.push(message);
+      n++;
+    }
     if (n > 0) this.items.splice(0, n);
+    return messages;
   }
 
   /** True when the oldest unacked push has waited longer than `timeoutMs`. */

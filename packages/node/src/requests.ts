@@ -4,7 +4,7 @@
  * checked where the data is), so a handler cannot act for anyone but the session's user.
  */
 import type { ClientRequest, OkFields, RequestType } from '@chat/protocol';
-import type { ChatStore, Delivery } from '@chat/store';
+import type { ChatStore } from '@chat/store';
 import type { MediaGateway } from './media';
 import type { Session } from './session';
 import type { Social } from './social';
@@ -13,8 +13,6 @@ export interface RequestContext {
   readonly store: ChatStore;
   readonly now: () => number;
   readonly syncPageSize: number;
-  /** Hands committed events to the delivery fabric. */
-  readonly deliver: (deliveries: readonly Delivery[]) => void;
   /** Presigned uploads and downloads, attachment checks (mediaNotConfigured without storage). */
   readonly media: MediaGateway;
   /** Sends the events of a sync page to the session, before its `ok`. */
@@ -33,13 +31,13 @@ type HandlerTable = { [T in RequestType]: Handler<T> };
 
 const handlers: HandlerTable = {
   async createChat(ctx, session, req) {
+    // The store pushes the `chat` events once they are in the inboxes (onDeliveries).
     const result = await ctx.store.createChat(
       session.user,
       req.members,
       req.name ?? null,
       ctx.now(),
     );
-    ctx.deliver(result.deliveries);
     return { chatId: result.chatId };
   },
   async addMembers(ctx, session, req) {
@@ -58,6 +56,7 @@ const handlers: HandlerTable = {
       req.attachments !== undefined && req.attachments.length > 0
         ? await ctx.media.verifyAttachments(session.user, req.attachments)
         : [];
+    // Resolved once the message is durable; its fan-out and pushes follow (onDeliveries).
     const result = await ctx.store.send({
       senderId: session.user,
       chatId: req.chatId,
@@ -65,8 +64,8 @@ const handlers: HandlerTable = {
       body: req.body ?? null,
       attachments,
       now: ctx.now(),
+      deviceId: session.device,
     });
-    ctx.deliver(result.deliveries);
     return result.dup
       ? { messageId: result.messageId, ts: result.ts, dup: true }
       : { messageId: result.messageId, ts: result.ts };

@@ -5,15 +5,16 @@
  * clock; the pause from an injected sleep.
  *
  * One pass, in this order (each step repeats its batch until a short one, bounded):
- * 1. messages delivered to every device (no inbox event references them) and older than the
- *    delivered grace period: their content (body, attachments) goes, the row stays for read
- *    receipts; those every recipient has also read are deleted whole (with their receipts);
+ * 1. messages delivered to every recipient (their delivered watermarks passed them), fanned
+ *    out and older than the delivered grace period: their content (body, attachments) goes,
+ *    the row stays for read receipts; those every recipient has also read are deleted whole;
  * 2. inbox events older than the retention period, delivered or not;
  * 3. messages older than it, emptied or not, read or not (their receipts go with them);
  * 4. attachment index rows older than it that no message carries;
  * 5. devices inactive for longer than it (tombstoned, so they are told `reset` on return);
  * 6. tombstones older than `tombstoneFactor` retention periods;
- * 7. attachment objects queued by steps 1, 3 and 4, removed from object storage.
+ * 7. receipt watermarks kept for away devices, unchanged for the retention period;
+ * 8. attachment objects queued by steps 1, 3 and 4, removed from object storage.
  */
 import type { Election } from '@chat/cluster';
 import type { RetentionStore } from '@chat/store';
@@ -37,6 +38,8 @@ export interface RetentionReport {
   /** Inbox events freed because an expired device no longer held them. */
   freedEvents: number;
   tombstones: number;
+  /** Receipt watermarks kept for away devices, deleted by age. */
+  receiptMarks: number;
   /** Attachment objects deleted from object storage. */
   objects: number;
 }
@@ -89,6 +92,7 @@ export function emptyReport(): RetentionReport {
     devices: 0,
     freedEvents: 0,
     tombstones: 0,
+    receiptMarks: 0,
     objects: 0,
   };
 }
@@ -195,6 +199,11 @@ export class RetentionJob {
       report.tombstones += n;
       return n >= limit;
     });
+    await this.batches(async () => {
+      const n = await store.deleteExpiredReceiptMarks(cut.expiredBefore, limit);
+      report.receiptMarks += n;
+      return n >= limit;
+    });
     const objects = this.deps.objects;
     if (objects !== undefined) {
       await this.batches(async () => {
@@ -250,7 +259,10 @@ export class RetentionJob {
  * @example
  * const stop = runWhileLeader(cluster.elect('retention-cleanup'), job);
  */
-export function runWhileLeader(election: Election, job: RetentionJob): () => Promise<void> {
+export function runWhileLeader(
+  election: Election,
+  job: { start(): void; stop(): Promise<void> },
+): () => Promise<void> {
   const disposers = [
     election.onLeader(() => job.start()),
     election.onFollower(() => void job.stop()),

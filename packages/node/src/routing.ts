@@ -3,7 +3,7 @@
  * cluster implementation answers ownership from the ring and forwards deliveries over RPC.
  */
 import type { MovedFrame } from '@chat/protocol';
-import type { Delivery } from '@chat/store';
+import type { Delivery, ReceiptNotice } from '@chat/store';
 
 export interface Ownership {
   /** Undefined when this node owns the user; otherwise where the user belongs. */
@@ -14,15 +14,26 @@ export interface Ownership {
   ownerOf(user: string): string | undefined;
 }
 
-/** Pushes committed inbox events to the devices of their users, wherever they are connected. */
+/**
+ * Pushes committed inbox events, and receipt watermarks, to the devices of their users,
+ * wherever they are connected.
+ */
 export interface DeliveryFabric {
   /** Fire-and-forget: the inbox is the truth, so a failed push is repaired by sync. */
   deliver(deliveries: readonly Delivery[]): void;
+  /**
+   * Receipt watermarks for the users in each notice's `notify`. Fire-and-forget: they are
+   * recorded for those users too, and reach devices that missed them at their next welcome.
+   */
+  notify(notices: readonly ReceiptNotice[]): void;
   close(): Promise<void>;
 }
 
 /** Delivery to devices connected to this node. */
-export type LocalDeliverer = (deliveries: readonly Delivery[]) => void;
+export interface LocalDeliverer {
+  deliver(deliveries: readonly Delivery[]): void;
+  notify(notices: readonly ReceiptNotice[]): void;
+}
 
 export const singleNodeOwnership: Ownership = Object.freeze({
   redirectFor: () => undefined,
@@ -32,7 +43,8 @@ export const singleNodeOwnership: Ownership = Object.freeze({
 
 export function localFabric(local: LocalDeliverer): DeliveryFabric {
   return {
-    deliver: local,
+    deliver: (deliveries) => local.deliver(deliveries),
+    notify: (notices) => local.notify(notices),
     close: async () => undefined,
   };
 }

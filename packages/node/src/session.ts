@@ -5,6 +5,7 @@
 import type { Codec, WireData } from '@chat/protocol';
 import { CloseCode } from '@chat/protocol';
 import { PendingPushes } from './pending-pushes';
+import type { DeliveredMessage } from './pending-pushes';
 import { TokenBucket } from './token-bucket';
 
 /** What a session needs of its socket. Never called after `end`. */
@@ -28,6 +29,9 @@ export interface SessionPolicy {
 
 export type AdmitResult = 'ok' | 'refuse' | 'close';
 
+/** Sync-delivered messages remembered per connection until acked. */
+const MAX_SYNCED = 2000;
+
 export class Session {
   /** Set once the device row exists and `welcome` went out; requests wait for it. */
   ready = false;
@@ -35,6 +39,8 @@ export class Session {
   /** Pushes are paused while the socket is over its buffer bound or the pending list is full. */
   private lagging = false;
   private readonly pending = new PendingPushes();
+  /** Messages handed over by sync, not acked yet (bounded: the oldest are forgotten). */
+  private synced: { seq: number; message: DeliveredMessage }[] = [];
   private readonly bucket: TokenBucket;
   private strikes = 0;
   private nextPingAt: number;
@@ -77,20 +83,34 @@ export class Session {
    * Pushes one already-encoded event. Skipped (the device will sync) while the socket is
    * lagging, so a slow reader never makes the node buffer more than the bound.
    */
-  push(seq: number, data: WireData, now: number): void {
+  push(seq: number, data: WireData, now: number, message?: DeliveredMessage): void {
     if (this.closed || !this.ready) return;
     if (this.lagging || this.isBackedUp()) {
       this.lagging = true;
       return;
     }
-    this.pending.add(seq, data, now);
+    this.pending.add(seq, data, now, message);
     this.sendData(data);
   }
 
-  /** Returns true when pushes resume (see `onDrain`). */
-  onAck(seq: number): boolean {
-    this.pending.ackUpTo(seq);
-    return this.resumeIfClear();
+  /** A message handed over in a sync page: delivered once acked, like a push. */
+  noteSynced(seq: number, message: DeliveredMessage): void {
+    this.synced.push({ seq, message });
+    if (this.synced.length > MAX_SYNCED) this.synced.splice(0, this.synced.length - MAX_SYNCED);
+  }
+
+  /**
+   * A cumulative ack: `resumed` is true when pushes resume (see `onDrain`); `delivered` are the
+   * messages from others it covers that this connection handed over.
+   */
+  onAck(seq: number): { resumed: boolean; delivered: DeliveredMessage[] } {
+    const delivered = this.pending.ackUpTo(seq);
+    if (this.synced.length > 0 && this.synced[0]!.seq <= seq) {
+      const rest = this.synced.filter((s) => s.seq > seq);
+      for (const s of this.synced) if (s.seq <= seq) delivered.push(s.message);
+      this.synced = rest;
+    }
+    return { resumed: this.resumeIfClear(), delivered };
   }
 
   onPong(): void {

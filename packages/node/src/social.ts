@@ -8,18 +8,19 @@
  * and dropped whenever something is backed up.
  */
 import type { ChatSummary, OkFields } from '@chat/protocol';
-import { ChatError, MAX_LIST_CHATS, isChatError } from '@chat/protocol';
+import { ChatError, MAX_LIST_CHATS } from '@chat/protocol';
 import type {
   ChatPage,
-  Delivery,
-  DeviceCursor,
+  DeliveredMark,
   ListChatsOptions,
   MembershipResult,
   ReadBatchResult,
   ReadIntent,
+  ReceiptNotice,
 } from '@chat/store';
 import type { Logger } from 'pino';
 import type { Clock } from './clock';
+import type { DeliveredReceipts } from './delivered-receipts';
 import type { PresencePeers } from './presence';
 
 /** What the node needs of the group store (PgGroupStore). */
@@ -49,7 +50,7 @@ export interface PresenceStore {
 
 /** What the node needs of the receipt store (PgReceiptStore). */
 export interface ReceiptStore {
-  recordDelivered(cursors: readonly DeviceCursor[], now: number): Promise<Delivery[]>;
+  recordDelivered(marks: readonly DeliveredMark[], now: number): Promise<void>;
   markRead(intents: readonly ReadIntent[], now: number): Promise<ReadBatchResult>;
 }
 
@@ -81,8 +82,8 @@ export interface SocialDeps {
   readonly peers: PresencePeers;
   readonly clock: Clock;
   readonly log: Logger;
-  /** Hands committed events (chat and receipt events) to the delivery fabric. */
-  readonly deliver: (deliveries: readonly Delivery[]) => void;
+  /** Pushes receipt watermarks to the users they concern (the delivery fabric). */
+  readonly notify: (notices: readonly ReceiptNotice[]) => void;
   readonly options?: SocialOptions;
 }
 
@@ -205,26 +206,14 @@ export class Social {
     members: readonly string[],
     admin: boolean,
   ): Promise<void> {
-    const result = await this.deps.stores.groups.addMembers(
-      by,
-      chatId,
-      members,
-      { admin },
-      this.deps.clock.now(),
-    );
+    // The `chat` events are pushed by the store's fan-out.
+    await this.deps.stores.groups.addMembers(by, chatId, members, { admin }, this.deps.clock.now());
     this.memberCache.delete(chatId);
-    this.deps.deliver(result.deliveries);
   }
 
   async removeMembers(by: string, chatId: string, members: readonly string[]): Promise<void> {
-    const result = await this.deps.stores.groups.removeMembers(
-      by,
-      chatId,
-      members,
-      this.deps.clock.now(),
-    );
+    await this.deps.stores.groups.removeMembers(by, chatId, members, this.deps.clock.now());
     this.memberCache.delete(chatId);
-    this.deps.deliver(result.deliveries);
   }
 
   async listChats(
@@ -242,22 +231,18 @@ export class Social {
   // ---- receipts ----
 
   /**
-   * Records `delivered` receipts for the message events these acks cover for the first time.
-   * Called by the ack writer before it writes the cursors; a failure keeps them for the next
-   * flush.
+   * Writes the delivered watermarks worked out since the last call (the cursor writer calls it
+   * before each write). A failed write gives them back for the next one.
    */
-  async beforeAcks(cursors: readonly DeviceCursor[]): Promise<void> {
-    let deliveries: Delivery[];
+  async recordDelivered(receipts: DeliveredReceipts): Promise<void> {
+    const marks = receipts.takeForPersist();
+    if (marks.length === 0) return;
     try {
-      deliveries = await this.deps.stores.receipts.recordDelivered(cursors, this.deps.clock.now());
+      await this.deps.stores.receipts.recordDelivered(marks, this.deps.clock.now());
     } catch (err) {
-      // Postgres away: keep the acks for the next flush. Anything else must not stop acks
-      // (and so inbox cleanup) for good: those receipts are lost, and logged.
-      if (isChatError(err) && err.code === 'UNAVAILABLE') throw err;
-      this.deps.log.error({ err, devices: cursors.length }, 'delivered receipts not recorded');
-      return;
+      receipts.restore(marks);
+      throw err;
     }
-    if (deliveries.length > 0) this.deps.deliver(deliveries);
   }
 
   /** Queues a read; resolves once it is committed (with the receipts it caused). */
@@ -306,7 +291,7 @@ export class Social {
       for (const r of batch) r.reject(err);
       return;
     }
-    if (result.deliveries.length > 0) this.deps.deliver(result.deliveries);
+    if (result.notices.length > 0) this.deps.notify(result.notices);
     batch.forEach((r, i) => {
       const err = result.outcomes[i];
       if (err === undefined) r.resolve();

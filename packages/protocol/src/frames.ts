@@ -206,6 +206,20 @@ export type EventFrame = MessageEvent | ChatEvent | ReceiptEvent;
 /** An event as stored in a user's inbox, before it gets its frame type. */
 export type InboxEvent = Omit<MessageEvent, 't'> | Omit<ChatEvent, 't'> | Omit<ReceiptEvent, 't'>;
 
+/**
+ * How far one member of a chat got (receipts as watermarks): every message of the chat up to
+ * `delivered` reached a device of `user`, every one up to `read` they read (message ids; either
+ * may be absent). Pushed when they move, and right after `welcome` for those that moved while
+ * the device was away. Values only grow: keep the greater of what you have and what arrives.
+ */
+export interface ReceiptsFrame {
+  t: 'receipts';
+  chatId: string;
+  user: string;
+  delivered?: string;
+  read?: string;
+}
+
 export interface TypingNotice {
   t: 'typing';
   chatId: string;
@@ -223,4 +237,11 @@ export interface MovedFrame {
 }
 
 export type ServerFrame =
-  WelcomeFrame | OkFrame | ErrFrame | EventFrame | TypingNotice | PingFrame | MovedFrame;
+  | WelcomeFrame
+  | OkFrame
+  | ErrFrame
+  | EventFrame
+  | ReceiptsFrame
+  | TypingNotice
+  | PingFrame
+  | MovedFrame;

@@ -9,15 +9,19 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { ChatError } from '@chat/protocol';
 import { BatchQueue } from './batch-queue';
+import type { BatchInfo } from './batch-queue';
+import { LATEST_SEQ } from './cursors';
 import { toChatError } from './errors';
 import type { Database } from './schema';
-import type { DeviceState } from './types';
+import type { DeviceState, ReceiptMark } from './types';
 
 export interface DeviceConnectorOptions {
   /** Most devices registered by one statement (default 500). */
   readonly maxBatchSize?: number;
   /** Most statements in flight at once (default 2). */
   readonly maxConcurrent?: number;
+  /** Called after each statement, for metrics (kind `connect`). */
+  readonly onBatch?: (batch: BatchInfo) => void;
 }
 
 /** One device to register, with the time it connected. */
@@ -52,7 +56,7 @@ export class DeviceConnector {
 
   constructor(
     private readonly db: Kysely<Database>,
-    options: DeviceConnectorOptions = {},
+    private readonly options: DeviceConnectorOptions = {},
   ) {
     this.queue = new BatchQueue((batch) => this.run(batch), {
       maxBatchSize: options.maxBatchSize ?? 500,
@@ -82,9 +86,19 @@ export class DeviceConnector {
     this.counters.statements++;
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
     let states: ReadonlyMap<string, DeviceState>;
+    const started = performance.now();
+    const report = (committed: boolean): void =>
+      this.options.onBatch?.({
+        kind: 'connect',
+        size: batch.length,
+        durationMs: performance.now() - started,
+        committed,
+      });
     try {
       states = await connectDevices(this.db, batch);
+      report(true);
     } catch (err) {
+      report(false);
       const error = toChatError(err);
       for (const pending of batch) pending.reject(error);
       return;
@@ -100,11 +114,13 @@ export class DeviceConnector {
 /**
  * One statement for many devices: users inserted when new, the device upserted (its
  * `last_active` moved on), a retention tombstone consumed (the device was removed for being away
- * too long: it starts fresh and is told so), and each user's latest seq read in the same
- * snapshot as the device's `created_seq`. The same device twice in a batch is registered once.
+ * too long: it starts fresh and is told so), each user's latest seq read in the same snapshot
+ * as the device's `created_seq`, and the receipt watermarks of the user's chats that moved
+ * since the device was last active (what it missed while away). The same device twice in a
+ * batch is registered once. Every row it touches is the user's own.
  *
- * Rows are inserted in (user, device) order, the order sends lock users in, so two batches
- * touching the same rows wait for each other instead of deadlocking.
+ * Rows are inserted in (user, device) order, so two batches touching the same rows wait for
+ * each other instead of deadlocking.
  */
 export async function connectDevices(
   db: Kysely<Database>,
@@ -124,6 +140,7 @@ export async function connectDevices(
     latest: string;
     created: boolean;
     reset: boolean;
+    receipts: { chatId: string; reader: string; delivered: string; read: string }[];
   }>`
     with input as (
       select * from unnest(
@@ -139,8 +156,13 @@ export async function connectDevices(
     ),
     -- A user inserted just now is not in this statement's snapshot: no events yet, latest 0.
     usr as (
-      select i.user_id, coalesce(u.next_seq - 1, 0) as latest
+      select i.user_id, coalesce(${LATEST_SEQ}, 0) as latest
       from (select distinct user_id from input) i left join users u on u.id = i.user_id
+    ),
+    -- The rows as they were: when each known device was last active.
+    old as (
+      select d.user_id, d.device_id, d.last_active from devices d
+      join input i on i.user_id = d.user_id and i.device_id = d.device_id
     ),
     tomb as (
       delete from expired_devices e using input i
@@ -158,8 +180,16 @@ export async function connectDevices(
     select dev.user_id, dev.device_id, dev.acked_seq, usr.latest, dev.created,
       exists(
         select 1 from tomb t where t.user_id = dev.user_id and t.device_id = dev.device_id
-      ) as reset
-    from dev join usr on usr.user_id = dev.user_id`.execute(db);
+      ) as reset,
+      coalesce((
+        select jsonb_agg(jsonb_build_object('chatId', r.chat_id, 'reader', r.reader,
+            'delivered', r.delivered_upto::text, 'read', r.read_upto::text)
+          order by r.chat_id, r.reader)
+        from receipt_marks r
+        where r.user_id = dev.user_id and r.updated_at > old.last_active
+      ), '[]'::jsonb) as receipts
+    from dev join usr on usr.user_id = dev.user_id
+    left join old on old.user_id = dev.user_id and old.device_id = dev.device_id`.execute(db);
   const result = new Map<string, DeviceState>();
   for (const s of states) {
     result.set(keyOf(s.user_id, s.device_id), {
@@ -167,6 +197,14 @@ export async function connectDevices(
       ackedSeq: Number(s.acked_seq),
       created: s.created,
       ...(s.reset ? { reset: true as const } : {}),
+      receipts: s.receipts.map(
+        (r): ReceiptMark => ({
+          chatId: r.chatId,
+          reader: r.reader,
+          delivered: r.delivered === '0' ? null : r.delivered,
+          read: r.read === '0' ? null : r.read,
+        }),
+      ),
     });
   }
   return result;

@@ -1,17 +1,27 @@
 /**
- * Group administration and the paginated chat list (issue 7). Same lock order as PgChatStore:
- * the chat row first (FOR UPDATE, so membership and admins cannot change under us), then user
- * rows in id order.
+ * Group administration and the paginated chat list (issue 7). A membership change is a chat
+ * step (chat-changes.ts: the chat row locked FOR UPDATE, so membership and admins cannot change
+ * under it, and the change stored as the chat's next message row) whose `chat` events and
+ * chat-list entries then reach every member's inbox through the same fan-out as a message.
  */
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import type { ChatSummary } from '@chat/protocol';
+import { lockChat, storeChange } from './chat-changes';
 import { toChatError } from './errors';
-import { appendEvents, lockUsers } from './pg-store';
-import type { NewEvent } from './pg-store';
+import type { StoredChatChange } from './fanout-events';
 import type { Database } from './schema';
 import type { MembershipResult } from './types';
+
+/** Runs a change's chat step and queues its fan-out (PgChatStore.storeChange). */
+export interface ChangeStore {
+  readonly nodeId: string;
+  storeChange(
+    now: number,
+    step: (tx: Transaction<Database>) => Promise<StoredChatChange | null>,
+  ): Promise<StoredChatChange | null>;
+}
 
 export interface GroupStoreOptions {
   /** Most members of one chat, the creator included (protocol default 100). */
@@ -31,8 +41,6 @@ export interface ChatPage {
   readonly more: boolean;
 }
 
-type Change = 'membersAdded' | 'membersRemoved';
-
 /**
  * @example
  * const groups = new PgGroupStore(db, { maxMembersPerChat: 100 });
@@ -44,6 +52,7 @@ export class PgGroupStore {
   constructor(
     private readonly db: Kysely<Database>,
     options: GroupStoreOptions,
+    private readonly changes: ChangeStore,
   ) {
     this.options = Object.freeze({ ...options });
   }
@@ -60,49 +69,50 @@ export class PgGroupStore {
     opts: { readonly admin?: boolean },
     now: number,
   ): Promise<MembershipResult> {
-    try {
-      const deliveries = await this.db.transaction().execute(async (tx) => {
-        const current = await lockChat(tx, chatId, by);
-        if (current.get(by) !== true) {
-          throw new ChatError('NOT_MEMBER', 'only admins can add members', { chatId });
-        }
-        const listed = unique(members);
-        const added = listed.filter((m) => !current.has(m));
-        const promoted = opts.admin === true ? listed.filter((m) => current.get(m) === false) : [];
-        if (current.size + added.length > this.options.maxMembersPerChat) {
-          throw new ChatError(
-            'LIMIT',
-            `a chat has at most ${this.options.maxMembersPerChat} members`,
-            { chatId, members: current.size + added.length },
-          );
-        }
-        if (added.length === 0 && promoted.length === 0) return [];
-        const recipients = [...current.keys(), ...added];
-        const nextSeq = await lockUsers(tx, recipients);
-        if (added.length > 0) {
-          await sql`
-            insert into chat_members (chat_id, user_id, joined_at, is_admin)
-            select ${chatId}, unnest(${added}::text[]), ${now}, ${opts.admin === true}`.execute(tx);
-        }
-        if (promoted.length > 0) {
-          await tx
-            .updateTable('chat_members')
-            .set({ is_admin: true })
-            .where('chat_id', '=', chatId)
-            .where('user_id', 'in', promoted)
-            .execute();
-        }
-        const changed = opts.admin === true ? [...added, ...promoted] : added;
-        return appendEvents(
-          tx,
-          nextSeq,
-          chatEvents(recipients, chatId, 'membersAdded', changed, by, opts.admin === true, now),
-        );
-      });
-      return { chatId, deliveries };
-    } catch (err) {
-      throw toChatError(err);
-    }
+    await this.changes.storeChange(now, async (tx) => {
+      const current = await lockChat(tx, chatId, by);
+      if (current.get(by) !== true) {
+        throw new ChatError('NOT_MEMBER', 'only admins can add members', { chatId });
+      }
+      const listed = unique(members);
+      const added = listed.filter((m) => !current.has(m));
+      const promoted = opts.admin === true ? listed.filter((m) => current.get(m) === false) : [];
+      if (current.size + added.length > this.options.maxMembersPerChat) {
+        throw new ChatError('LIMIT', `a chat has at most ${this.options.maxMembersPerChat} members`, {
+          chatId,
+          members: current.size + added.length,
+        });
+      }
+      if (added.length === 0 && promoted.length === 0) return null;
+      if (added.length > 0) {
+        await sql`
+          insert into chat_members (chat_id, user_id, joined_at, is_admin)
+          select ${chatId}, unnest(${added}::text[]), ${now}, ${opts.admin === true}`.execute(tx);
+      }
+      if (promoted.length > 0) {
+        await tx
+          .updateTable('chat_members')
+          .set({ is_admin: true })
+          .where('chat_id', '=', chatId)
+          .where('user_id', 'in', promoted)
+          .execute();
+      }
+      const admin = opts.admin === true;
+      return storeChange(
+        tx,
+        {
+          chatId,
+          change: 'membersAdded',
+          members: admin ? [...added, ...promoted] : added,
+          by,
+          ...(admin ? { admin: true } : {}),
+          recipients: [...current.keys(), ...added],
+          ts: now,
+        },
+        this.changes.nodeId,
+      );
+    });
+    return { chatId };
   }
 
   /**
@@ -116,41 +126,42 @@ export class PgGroupStore {
     members: readonly string[],
     now: number,
   ): Promise<MembershipResult> {
-    try {
-      const deliveries = await this.db.transaction().execute(async (tx) => {
-        const current = await lockChat(tx, chatId, by);
-        const removed = unique(members).filter((m) => current.has(m));
-        if (removed.some((m) => m !== by) && current.get(by) !== true) {
-          throw new ChatError('NOT_MEMBER', 'only admins can remove other members', { chatId });
-        }
-        if (removed.length === 0) return [];
-        const recipients = [...current.keys()];
-        const nextSeq = await lockUsers(tx, recipients);
+    await this.changes.storeChange(now, async (tx) => {
+      const current = await lockChat(tx, chatId, by);
+      const removed = unique(members).filter((m) => current.has(m));
+      if (removed.some((m) => m !== by) && current.get(by) !== true) {
+        throw new ChatError('NOT_MEMBER', 'only admins can remove other members', { chatId });
+      }
+      if (removed.length === 0) return null;
+      await tx
+        .deleteFrom('chat_members')
+        .where('chat_id', '=', chatId)
+        .where('user_id', 'in', removed)
+        .execute();
+      const remaining = [...current].filter(([m]) => !removed.includes(m));
+      if (remaining.length > 0 && !remaining.some(([, admin]) => admin)) {
+        // current iterates in join order: the first remaining member joined earliest.
         await tx
-          .deleteFrom('chat_members')
+          .updateTable('chat_members')
+          .set({ is_admin: true })
           .where('chat_id', '=', chatId)
-          .where('user_id', 'in', removed)
+          .where('user_id', '=', remaining[0]![0])
           .execute();
-        const remaining = [...current].filter(([m]) => !removed.includes(m));
-        if (remaining.length > 0 && !remaining.some(([, admin]) => admin)) {
-          // current iterates in join order: the first remaining member joined earliest.
-          await tx
-            .updateTable('chat_members')
-            .set({ is_admin: true })
-            .where('chat_id', '=', chatId)
-            .where('user_id', '=', remaining[0]![0])
-            .execute();
-        }
-        return appendEvents(
-          tx,
-          nextSeq,
-          chatEvents(recipients, chatId, 'membersRemoved', removed, by, false, now),
-        );
-      });
-      return { chatId, deliveries };
-    } catch (err) {
-      throw toChatError(err);
-    }
+      }
+      return storeChange(
+        tx,
+        {
+          chatId,
+          change: 'membersRemoved',
+          members: removed,
+          by,
+          recipients: [...current.keys()],
+          ts: now,
+        },
+        this.changes.nodeId,
+      );
+    });
+    return { chatId };
   }
 
   /** Current members of a chat, or null when there is no such chat (for typing fan-out). */
@@ -170,7 +181,7 @@ export class PgGroupStore {
     try {
       const { rows } = await sql<{ found: boolean }>`
         select exists(
-          select 1 from chat_members x join chat_members y on y.chat_id = x.chat_id
+          select 1 from user_chats x join user_chats y on y.chat_id = x.chat_id
           where x.user_id = ${a} and y.user_id = ${b}) as found`.execute(this.db);
       return rows[0]?.found === true;
     } catch (err) {
@@ -195,11 +206,11 @@ export class PgGroupStore {
         active_at: string;
       }>`
         with mine as (
-          select c.id, c.name, c.created_at,
-            (select m.created_at from messages m where m.chat_id = c.id
-              order by m.id desc limit 1) as last_message_at
-          from chat_members cm join chats c on c.id = cm.chat_id
-          where cm.user_id = ${userId}
+          select c.id, c.name, c.created_at, greatest(c.last_message_at,
+              (select m.created_at from messages m where m.chat_id = c.id and m.kind = 'message'
+                order by m.id desc limit 1)) as last_message_at
+          from user_chats uc join chats c on c.id = uc.chat_id
+          where uc.user_id = ${userId}
         ),
         ranked as (
           select *, coalesce(last_message_at, created_at) as active_at from mine
@@ -244,52 +255,6 @@ export class PgGroupStore {
       throw toChatError(err);
     }
   }
-}
-
-/**
- * Locks the chat row against concurrent membership changes and returns its members (in join
- * order) with their admin flags. NOT_FOUND for an unknown chat, NOT_MEMBER when `by` is not a
- * member.
- */
-async function lockChat(
-  tx: Transaction<Database>,
-  chatId: string,
-  by: string,
-): Promise<Map<string, boolean>> {
-  const { rows } = await sql<{ id: string }>`
-    select id from chats where id = ${chatId} for update`.execute(tx);
-  if (rows.length === 0) throw new ChatError('NOT_FOUND', 'no such chat', { chatId });
-  const members = await tx
-    .selectFrom('chat_members')
-    .select(['user_id', 'is_admin'])
-    .where('chat_id', '=', chatId)
-    .orderBy('joined_at')
-    .orderBy('user_id')
-    .execute();
-  const current = new Map<string, boolean>(
-    members.map((m): [string, boolean] => [m.user_id, m.is_admin]),
-  );
-  if (!current.has(by)) throw new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId });
-  return current;
-}
-
-function chatEvents(
-  recipients: readonly string[],
-  chatId: string,
-  change: Change,
-  members: string[],
-  by: string,
-  admin: boolean,
-  now: number,
-): NewEvent[] {
-  const fields = admin ? { change, members, by, admin: true as const } : { change, members, by };
-  const payload = JSON.stringify(fields);
-  return [...recipients].sort().map((userId) => ({
-    userId,
-    messageId: null,
-    payload,
-    event: { seq: 0, kind: 'chat', chatId, ...fields, ts: now },
-  }));
 }
 
 function unique(values: readonly string[]): string[] {

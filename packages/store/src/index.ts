@@ -14,15 +14,17 @@ export type {
   DeviceCursor,
   DeviceState,
   MembershipResult,
+  ReceiptMark,
   SendInput,
   SendResult,
   SyncPage,
 } from './types';
+export type { BatchInfo } from './batch-queue';
 export { PgGroupStore } from './group-store';
-export type { GroupStoreOptions, ListChatsOptions, ChatPage } from './group-store';
+export type { ChangeStore, GroupStoreOptions, ListChatsOptions, ChatPage } from './group-store';
 export { PgPresenceStore } from './presence-store';
 export { PgReceiptStore } from './receipt-store';
-export type { ReadIntent, ReadBatchResult, ReceiptStoreOptions } from './receipt-store';
+export type { DeliveredMark, ReadIntent, ReadBatchResult, ReceiptNotice } from './receipt-store';
 export { PgRetentionStore } from './retention-store';
 export type {
   DeliveredBatch,

@@ -7,7 +7,8 @@ import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'k
 import { mediaMigration } from './attachment-store';
 import { messageContentMigration, retentionMigration } from './retention-store';
 import type { Database } from './schema';
-import { sendBatchMigration } from './send-batch';
+import { durablePathMigration } from './migration-durable-path';
+import { sendBatchMigration } from './migration-send-batch';
 
 const initial: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
@@ -138,6 +139,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0004_retention': retentionMigration,
   '0005_message_content_removed': messageContentMigration,
   '0006_send_batch_function': sendBatchMigration,
+  '0007_durable_path': durablePathMigration,
 });
 
 const provider: MigrationProvider = {

@@ -1,25 +1,37 @@
 /**
- * The Postgres implementation of ChatStore (DESIGN.md sections 3 and 8).
+ * The Postgres implementation of ChatStore (docs/durable-path.md): every statement touches the
+ * rows of one user or of one chat, so the same steps run on plain Postgres and, key by key, on a
+ * distributed engine.
  *
- * Lock order, the same in every transaction so that concurrent transactions, also from other
- * node processes, cannot deadlock: chat rows first (sorted by id), then user rows (sorted by id;
- * missing users are inserted in that order first). A user's row lock guards their next_seq, so
- * each user's inbox gets contiguous sequence numbers in commit order. Sends keep this order
- * inside Postgres, in the chat_send_batch function of send-batch.ts.
+ * A send is a chat step (chat-step.ts: membership, idempotency, the message row) that the
+ * sender's `ok` waits for, then a fan-out (fanout.ts, user-step.ts) that appends the event to
+ * each recipient's inbox and hands the committed events to the `onDeliveries` listeners. Sends
+ * are group-committed: concurrent ones share a chat step statement, and events share user
+ * steps. Each node writes a fan-out mark (fanout-marks.ts) so that a sweeper finishes what a
+ * node that died still owed.
+ *
+ * Lock order: a chat step locks chat rows (by id); a user step locks user rows (by id); no
+ * statement holds both, so no two statements can deadlock over them.
  */
-import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import type { AttachmentRef, InboxEvent } from '@chat/protocol';
-import type { DeviceConnectStats } from './device-connect';
+import type { BatchInfo } from './batch-queue';
 import { BatchQueue } from './batch-queue';
+import { storeNewChat } from './chat-changes';
+import { storeMessages } from './chat-step';
+import { latestSeqs, writeCursors } from './cursors';
+import type { DeviceConnectStats } from './device-connect';
 import { DeviceConnector } from './device-connect';
 import { toChatError } from './errors';
+import { Fanout } from './fanout';
+import type { FanoutTicket } from './fanout';
+import { chatChangeEvents, messageEvents } from './fanout-events';
+import type { StoredChatChange } from './fanout-events';
+import { beatMark, staleMarks, sweepNode } from './fanout-marks';
 import { silentLogger } from './pool';
 import type { StoreLogger } from './pool';
-import { sendBatch } from './send-batch';
-import type { Outcome } from './send-batch';
 import type { Database, InboxKind } from './schema';
 import type {
   ChatStore,
@@ -31,57 +43,58 @@ import type {
   SendResult,
   SyncPage,
 } from './types';
+import { appendEvents } from './user-step';
 
 export interface PgChatStoreOptions {
   /** Most members of one chat, the creator included (protocol default 100). */
   readonly maxMembersPerChat: number;
-  /** Most sends committed in one transaction (default 256). */
-  readonly maxBatchSize?: number;
-  /** Most send transactions in flight at once (default 2). */
-  readonly maxConcurrentBatches?: number;
-  readonly logger?: StoreLogger;
   /**
-   * Called after each group-commit transaction (committed or not), for metrics; must be cheap
-   * and must not throw.
+   * This node's id: the origin of the messages it stores, under which it writes its fan-out
+   * mark. Every process writing to one database needs its own (default `node-1`).
    */
-  readonly onBatch?: (batch: SendBatchInfo) => void;
+  readonly nodeId?: string;
+  /** Most sends in one chat step statement (default 256). */
+  readonly maxBatchSize?: number;
+  /** Most chat step statements in flight at once (default 1: the next batch fills meanwhile). */
+  readonly maxConcurrentBatches?: number;
+  /**
+   * Under load, how long a chat step or user step may wait for more items (default 3 ms):
+   * every statement costs a round trip and a commit whatever it carries.
+   */
+  readonly lingerMs?: number;
+  /** Most events per user step statement (default 512). */
+  readonly maxFanoutBatch?: number;
+  /** Events waiting for fan-out past which sends wait before their chat step (default 20000). */
+  readonly maxFanoutBacklog?: number;
+  /** How often the fan-out mark is written (default 1000 ms). */
+  readonly markIntervalMs?: number;
+  /** Milliseconds since the epoch; Date.now by default. */
+  readonly now?: () => number;
+  readonly logger?: StoreLogger;
+  /** Called after each batched statement (committed or not), for metrics; must not throw. */
+  readonly onBatch?: (batch: BatchInfo) => void;
 }
 
-/** One group-commit transaction, as `onBatch` sees it. */
-export interface SendBatchInfo {
-  /** What the statement wrote (`send`: a group commit of sends). */
-  readonly kind: string;
-  /** Items in the statement. */
-  readonly size: number;
-  /** From begin to commit (or failure), milliseconds. */
-  readonly durationMs: number;
-  readonly committed: boolean;
-}
+/** One batched statement, as `onBatch` sees it. */
+export type SendBatchInfo = BatchInfo;
 
 /** Counters of the send batcher, for tests and metrics. */
 export interface SendStats {
   /** send() calls that reached the batcher. */
   readonly sends: number;
-  /** Send transactions started (retries of a split batch included). */
+  /** Chat step statements run (retries of a split batch included). */
   readonly transactions: number;
-  /** Send transactions that committed. */
+  /** Chat step statements that committed. */
   readonly commits: number;
-  /** Most sends in one transaction so far. */
+  /** Most sends in one statement so far. */
   readonly largestBatch: number;
 }
 
 interface PendingSend {
   readonly input: SendInput;
+  readonly ticket: FanoutTicket;
   readonly resolve: (result: SendResult) => void;
   readonly reject: (err: ChatError) => void;
-}
-
-/** One inbox row to append, with the event it carries. */
-export interface NewEvent {
-  readonly userId: string;
-  readonly event: InboxEvent;
-  readonly messageId: string | null;
-  readonly payload: string | null;
 }
 
 interface SyncRow {
@@ -89,49 +102,150 @@ interface SyncRow {
   kind: InboxKind;
   chat_id: string;
   message_id: string | null;
-  payload: Record<string, unknown> | null;
-  created_at: string;
   sender_id: string | null;
   body: string | null;
   attachments: AttachmentRef[] | null;
-  content_removed_at: string | null;
+  payload: Record<string, unknown> | null;
+  created_at: string;
 }
+
+/** How long close() waits for owed fan-out before leaving it to the next start or a sweeper. */
+const CLOSE_FANOUT_WAIT_MS = 10_000;
+/** First delay before this node sweeps its own mark after a chat step with an unknown outcome. */
+const RESWEEP_MS = 500;
+/** A chat change is answered once its events are in the members' inboxes, or after this long. */
+const CHANGE_FANOUT_WAIT_MS = 5000;
 
 /**
  * @example
- * const store = new PgChatStore(createDatabase(url), { maxMembersPerChat: 100 });
+ * const store = new PgChatStore(createDatabase(url), { maxMembersPerChat: 100, nodeId: 'node-1' });
+ * store.onDeliveries((deliveries) => push(deliveries));
+ * await store.start();
  * const { chatId } = await store.createChat('alice', ['bob'], null, Date.now());
  * const sent = await store.send({ senderId: 'alice', chatId, clientMsgId: 'c1', body: 'hi',
  *   attachments: [], now: Date.now() });
  */
 export class PgChatStore implements ChatStore {
-  private readonly options: Readonly<Required<Omit<PgChatStoreOptions, 'onBatch'>>>;
-  private readonly onBatch: ((batch: SendBatchInfo) => void) | undefined;
+  readonly nodeId: string;
+  private readonly options: Readonly<
+    Required<Omit<PgChatStoreOptions, 'onBatch' | 'nodeId' | 'now'>>
+  >;
+  private readonly onBatch: ((batch: BatchInfo) => void) | undefined;
+  private readonly now: () => number;
   private readonly queue: BatchQueue<PendingSend>;
+  readonly fanout: Fanout;
+  private readonly listeners = new Set<(deliveries: readonly Delivery[]) => void>();
   private closed = false;
   private closing: Promise<void> | null = null;
   private counters = { sends: 0, transactions: 0, commits: 0, largestBatch: 0 };
   private readonly devices: DeviceConnector;
+  private markTimer: NodeJS.Timeout | undefined;
+  private marking: Promise<void> | undefined;
+  private keepFromMs = 0;
+  /** Chat steps whose outcome was lost with their connection: they may have committed. */
+  private readonly doubtful = new Map<FanoutTicket, number>();
+  private resweepTimer: NodeJS.Timeout | undefined;
+  private resweepDelayMs = RESWEEP_MS;
+  private backlogWaiters: (() => void)[] = [];
 
   constructor(
     private readonly db: Kysely<Database>,
     options: PgChatStoreOptions,
   ) {
+    this.nodeId = options.nodeId ?? 'node-1';
+    this.now = options.now ?? Date.now;
     this.options = Object.freeze({
       maxMembersPerChat: options.maxMembersPerChat,
       maxBatchSize: options.maxBatchSize ?? 256,
-      maxConcurrentBatches: options.maxConcurrentBatches ?? 2,
+      maxConcurrentBatches: options.maxConcurrentBatches ?? 1,
+      maxFanoutBatch: options.maxFanoutBatch ?? 512,
+      maxFanoutBacklog: options.maxFanoutBacklog ?? 20_000,
+      markIntervalMs: options.markIntervalMs ?? 1000,
+      lingerMs: options.lingerMs ?? 3,
       logger: options.logger ?? silentLogger,
     });
     this.onBatch = options.onBatch;
-    this.devices = new DeviceConnector(db);
+    this.devices = new DeviceConnector(db, { ...(options.onBatch ? { onBatch: options.onBatch } : {}) });
     if (!(this.options.maxBatchSize >= 1 && this.options.maxConcurrentBatches >= 1)) {
       throw new RangeError('maxBatchSize and maxConcurrentBatches must be at least 1');
     }
     this.queue = new BatchQueue((batch) => this.runBatch(batch), {
       maxBatchSize: this.options.maxBatchSize,
       maxConcurrent: this.options.maxConcurrentBatches,
+      lingerMs: this.options.lingerMs,
     });
+    this.fanout = new Fanout({
+      append: (events) => appendEvents(this.db, events),
+      onDeliveries: (deliveries) => this.emit(deliveries),
+      now: this.now,
+      logger: this.options.logger,
+      maxBatchSize: this.options.maxFanoutBatch,
+      lingerMs: this.options.lingerMs,
+      ...(options.onBatch ? { onBatch: options.onBatch } : {}),
+    });
+  }
+
+  /**
+   * Finishes the fan-out a previous run of this node left (messages it stored after its last
+   * mark), then writes the mark every `markIntervalMs`. Call before taking traffic.
+   */
+  async start(): Promise<void> {
+    try {
+      const swept = await sweepNode(this.db, this.nodeId, this.now(), { claim: false });
+      if (swept.messages > 0) {
+        this.options.logger.warn(
+          { messages: swept.messages, events: swept.deliveries.length },
+          'finished the fan-out of the previous run',
+        );
+      }
+      this.emit(swept.deliveries);
+      await this.writeMark();
+    } catch (err) {
+      throw toChatError(err);
+    }
+    this.markTimer = setInterval(() => {
+      this.marking ??= this.writeMark()
+        .catch((err: unknown) =>
+          this.options.logger.warn({ err }, 'fan-out mark not written; retrying'),
+        )
+        .finally(() => (this.marking = undefined));
+    }, this.options.markIntervalMs);
+    this.markTimer.unref();
+  }
+
+  /**
+   * Finishes the fan-out of nodes that have not written their mark since `now - staleMs`
+   * (the sweeper's job, on one node at a time); the appended events go to the listeners.
+   * Marks silent for longer than `forgetMs` are dropped once swept.
+   */
+  async sweepStale(
+    now: number,
+    staleMs: number,
+    forgetMs: number,
+  ): Promise<{ nodes: number; messages: number; events: number }> {
+    try {
+      const stale = await staleMarks(this.db, now - staleMs);
+      let messages = 0;
+      let events = 0;
+      for (const mark of stale) {
+        if (mark.nodeId === this.nodeId) continue;
+        const swept = await sweepNode(this.db, mark.nodeId, now, {
+          deleteIfHeartbeatBefore: now - forgetMs,
+        });
+        if (swept.messages > 0) {
+          this.options.logger.warn(
+            { node: mark.nodeId, messages: swept.messages, events: swept.deliveries.length },
+            'finished the fan-out of a node that stopped',
+          );
+        }
+        messages += swept.messages;
+        events += swept.deliveries.length;
+        this.emit(swept.deliveries);
+      }
+      return { nodes: stale.length, messages, events };
+    } catch (err) {
+      throw toChatError(err);
+    }
   }
 
   /** One round trip to Postgres (`select 1`), for readiness checks; throws ChatError. */
@@ -148,6 +262,21 @@ export class PgChatStore implements ChatStore {
     return { ...this.counters };
   }
 
+  /** A snapshot of the device-connect batcher's counters. */
+  get connectStats(): DeviceConnectStats {
+    return this.devices.stats;
+  }
+
+  onDeliveries(listener: (deliveries: readonly Delivery[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves once every message stored so far is in its recipients' inboxes. */
+  fanoutIdle(): Promise<void> {
+    return this.fanout.idle();
+  }
+
   // ---- devices and cursors ----
 
   /** Registers a device at welcome; concurrent calls share one statement (see DeviceConnector). */
@@ -155,91 +284,43 @@ export class PgChatStore implements ChatStore {
     return this.devices.connect(userId, deviceId, now);
   }
 
-  /** A snapshot of the device-connect batcher's counters. */
-  get connectStats(): DeviceConnectStats {
-    return this.devices.stats;
-  }
-
-  async ack(userId: string, deviceId: string, seq: number): Promise<void> {
-    await this.ackMany([{ userId, deviceId, seq }]);
-  }
-
-  /** `now`, when given, also refreshes the devices' last_active (retention keeps them). */
-  async ackMany(cursors: readonly DeviceCursor[], now?: number): Promise<void> {
-    // One statement per flush, whatever the number of devices: acks are the most frequent
-    // write, and a transaction per device would cost a commit (an fsync) each.
-    const latest = new Map<string, DeviceCursor>();
-    for (const c of cursors) {
-      const key = `${c.userId}\u0000${c.deviceId}`;
-      const seen = latest.get(key);
-      if (seen === undefined || c.seq > seen.seq) latest.set(key, c);
-    }
-    const rows = [...latest.values()].sort((a, b) =>
-      a.userId === b.userId ? (a.deviceId < b.deviceId ? -1 : 1) : a.userId < b.userId ? -1 : 1,
-    );
-    if (rows.length === 0) return;
+  async writeCursors(cursors: readonly DeviceCursor[], now: number): Promise<void> {
+    if (cursors.length === 0) return;
+    const started = performance.now();
     try {
-      // Cursors move forward only and never past the user's latest seq. Then each user's events
-      // that every device has acked are deleted. A CTE's update is invisible to the rest of the
-      // statement, so the floor takes the new cursors from `cur` and the others from `devices`.
-      await sql`
-        with input as (
-          select * from unnest(
-            ${rows.map((r) => r.userId)}::text[],
-            ${rows.map((r) => r.deviceId)}::text[],
-            ${rows.map((r) => r.seq)}::int8[]
-          ) as t(user_id, device_id, seq)
-        ),
-        cur as (
-          update devices d
-          set acked_seq = greatest(d.acked_seq, least(i.seq, u.next_seq - 1)),
-            last_active = greatest(d.last_active, coalesce(${now ?? null}::int8, d.last_active))
-          from input i, users u
-          where d.user_id = i.user_id and d.device_id = i.device_id and u.id = i.user_id
-          returning d.user_id, d.device_id, d.acked_seq
-        ),
-        floors as (
-          select c.user_id, least(
-            min(c.acked_seq),
-            (select min(o.acked_seq) from devices o
-              where o.user_id = c.user_id
-                and o.device_id <> all(array(select c2.device_id from cur c2 where c2.user_id = c.user_id)))
-          ) as seq
-          from cur c
-          group by c.user_id
-        )
-        delete from inbox i using floors f
-        where i.user_id = f.user_id and i.seq <= f.seq`.execute(this.db);
+      await writeCursors(this.db, cursors, now, this.keepFromMs);
+      this.onBatch?.({
+        kind: 'cursors',
+        size: cursors.length,
+        durationMs: performance.now() - started,
+        committed: true,
+      });
     } catch (err) {
+      this.onBatch?.({
+        kind: 'cursors',
+        size: cursors.length,
+        durationMs: performance.now() - started,
+        committed: false,
+      });
       throw toChatError(err);
     }
   }
 
+  /** One device's cursor, written now (tests, tools). */
+  ack(userId: string, deviceId: string, seq: number): Promise<void> {
+    return this.writeCursors([{ userId, deviceId, seq }], this.now());
+  }
+
   async latestSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
-    if (userIds.length === 0) return new Map();
     try {
-      const rows = await this.db
-        .selectFrom('users')
-        .select(['id', 'next_seq'])
-        .where('id', 'in', [...userIds])
-        .execute();
-      return new Map(rows.map((r) => [r.id, Number(r.next_seq) - 1]));
+      return await latestSeqs(this.db, userIds);
     } catch (err) {
       throw toChatError(err);
     }
   }
 
   async latestSeq(userId: string): Promise<number> {
-    try {
-      const row = await this.db
-        .selectFrom('users')
-        .select('next_seq')
-        .where('id', '=', userId)
-        .executeTakeFirst();
-      return row ? Number(row.next_seq) - 1 : 0;
-    } catch (err) {
-      throw toChatError(err);
-    }
+    return (await this.latestSeqs([userId])).get(userId) ?? 0;
   }
 
   // ---- chats ----
@@ -250,56 +331,73 @@ export class PgChatStore implements ChatStore {
     name: string | null,
     now: number,
   ): Promise<MembershipResult> {
-    const all = unique([creatorId, ...members]);
+    const all = [...new Set([creatorId, ...members])];
     if (all.length > this.options.maxMembersPerChat) {
       throw new ChatError('LIMIT', `a chat has at most ${this.options.maxMembersPerChat} members`, {
         members: all.length,
       });
     }
-    const chatId = randomUUID();
+    const change = await this.storeChange(now, (tx) =>
+      storeNewChat(tx, creatorId, all, name, now, this.nodeId),
+    );
+    return { chatId: change!.chatId };
+  }
+
+  /**
+   * Runs a chat change's chat step (in one transaction), queues its fan-out and waits for it (a
+   * bounded time: the change is durable either way), so that whoever made the change finds it
+   * in their chat list; null when the step changed nothing. PgGroupStore's membership changes
+   * come through here too.
+   */
+  async storeChange(
+    now: number,
+    step: (tx: Transaction<Database>) => Promise<StoredChatChange | null>,
+  ): Promise<StoredChatChange | null> {
+    if (this.closed) throw new ChatError('UNAVAILABLE', 'store is closed');
+    const ticket = this.fanout.register(now);
+    let change: StoredChatChange | null;
     try {
-      const deliveries = await this.db.transaction().execute(async (tx) => {
-        await tx
-          .insertInto('chats')
-          .values({ id: chatId, name, created_by: creatorId, created_at: now })
-          .execute();
-        const nextSeq = await lockUsers(tx, all);
-        // The creator is the chat's first admin.
-        await sql`
-          insert into chat_members (chat_id, user_id, joined_at, is_admin)
-          select ${chatId}, u, ${now}, u = ${creatorId} from unnest(${all}::text[]) as t(u)`.execute(
-          tx,
-        );
-        return appendEvents(
-          tx,
-          nextSeq,
-          chatEvents(all, chatId, { change: 'created', members: all, by: creatorId }, now),
-        );
-      });
-      return { chatId, deliveries };
+      change = await this.db.transaction().execute(step);
     } catch (err) {
-      throw toChatError(err);
+      const error = toChatError(err);
+      this.settleFailed(ticket, error);
+      throw error;
     }
+    if (change === null) {
+      this.fanout.release(ticket);
+      return null;
+    }
+    this.fanout.enqueue(ticket, chatChangeEvents(change, this.nodeId));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.fanout.settled(ticket),
+      new Promise((resolve) => (timer = setTimeout(resolve, CHANGE_FANOUT_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    return change;
   }
 
   // ---- messages ----
 
   send(input: SendInput): Promise<SendResult> {
     if (this.closed) return Promise.reject(new ChatError('UNAVAILABLE', 'store is closed'));
+    this.counters.sends++;
+    const ticket = this.fanout.register(input.now);
     return new Promise<SendResult>((resolve, reject) => {
-      this.queue.push({ input, resolve, reject });
-      this.counters.sends++;
+      const pending = { input, ticket, resolve, reject };
+      if (this.fanout.backlog < this.options.maxFanoutBacklog) this.queue.push(pending);
+      else this.backlogWaiters.push(() => this.queue.push(pending));
     });
   }
 
   async sync(userId: string, after: number, limit: number): Promise<SyncPage> {
     try {
       const { rows } = await sql<SyncRow>`
-        select i.seq, i.kind, i.chat_id, i.message_id, i.payload, i.created_at,
-               m.sender_id, m.body, m.attachments, m.content_removed_at
-        from inbox i left join messages m on m.id = i.message_id
-        where i.user_id = ${userId} and i.seq > ${after}
-        order by i.seq
+        select seq, kind, chat_id, message_id::text as message_id, sender_id, body, attachments,
+          payload, created_at
+        from inbox
+        where user_id = ${userId} and seq > ${after}
+        order by seq
         limit ${Math.max(0, Math.floor(limit)) + 1}`.execute(this.db);
       // Read after the events, so latestSeq is never below the last returned seq.
       const latestSeq = await this.latestSeq(userId);
@@ -308,7 +406,7 @@ export class PgChatStore implements ChatStore {
       for (const row of more ? rows.slice(0, limit) : rows) {
         const event = toEvent(row);
         if (event) events.push(event);
-        else this.options.logger.warn({ userId, seq: row.seq }, 'inbox event without its message');
+        else this.options.logger.warn({ userId, seq: row.seq }, 'inbox event without content');
       }
       return { events, latestSeq, more };
     } catch (err) {
@@ -321,24 +419,59 @@ export class PgChatStore implements ChatStore {
     this.closing ??= (async () => {
       await this.queue.idle();
       await this.devices.idle();
+      clearTimeout(this.resweepTimer);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.fanout.idle(),
+        new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_FANOUT_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
+      clearInterval(this.markTimer);
+      await this.marking;
+      // A last mark, so that a sweeper has nothing to repeat after a clean stop.
+      await this.writeMark().catch(() => undefined);
+      this.fanout.close();
       await this.db.destroy();
     })();
     return this.closing;
   }
 
-  // ---- group commit ----
+  // ---- internals ----
 
-  /** Commits a batch and settles its promises; never rejects. */
+  private emit(deliveries: readonly Delivery[]): void {
+    if (deliveries.length === 0) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(deliveries);
+      } catch (err) {
+        this.options.logger.error({ err }, 'deliveries listener threw');
+      }
+    }
+    this.wakeBacklogWaiters();
+  }
+
+  private wakeBacklogWaiters(): void {
+    while (this.backlogWaiters.length > 0 && this.fanout.backlog < this.options.maxFanoutBacklog) {
+      this.backlogWaiters.shift()!();
+    }
+  }
+
+  private async writeMark(): Promise<void> {
+    const beat = await beatMark(this.db, this.nodeId, this.fanout.upto(), this.now());
+    this.keepFromMs = beat.keepFrom;
+  }
+
+  /** Runs a chat step statement and settles its sends; never rejects. */
   private async runBatch(batch: readonly PendingSend[]): Promise<void> {
     this.counters.transactions++;
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
-    let outcomes: Outcome[];
     const started = performance.now();
+    let outcomes: Awaited<ReturnType<typeof storeMessages>>;
     try {
-      // One statement, so one transaction (see send-batch.ts).
-      outcomes = await sendBatch(
+      outcomes = await storeMessages(
         this.db,
         batch.map((p) => p.input),
+        this.nodeId,
       );
       this.counters.commits++;
       this.onBatch?.({
@@ -364,112 +497,84 @@ export class PgChatStore implements ChatStore {
         return;
       }
       if (error.code === 'INTERNAL') this.options.logger.error({ err }, 'send failed');
-      for (const pending of batch) pending.reject(error);
+      for (const pending of batch) {
+        pending.reject(error);
+        this.settleFailed(pending.ticket, error);
+      }
       return;
     }
     for (const [i, pending] of batch.entries()) {
-      const outcome = outcomes[i];
-      if (!outcome) pending.reject(new ChatError('INTERNAL', 'send lost in its batch'));
-      else if ('ok' in outcome) pending.resolve(outcome.ok);
-      else pending.reject(outcome.err);
+      const outcome = outcomes[i]!;
+      if (outcome.status === 'refused') {
+        this.fanout.release(pending.ticket);
+        pending.reject(outcome.error);
+        continue;
+      }
+      const { messageId, ts } = outcome;
+      pending.resolve({ messageId, ts, dup: outcome.status === 'dup' });
+      // A dup's fan-out is owed by whoever stored it.
+      if (outcome.status === 'dup') {
+        this.fanout.release(pending.ticket);
+        continue;
+      }
+      const { input } = pending;
+      this.fanout.enqueue(
+        pending.ticket,
+        messageEvents(
+          {
+            chatId: input.chatId,
+            messageId,
+            senderId: input.senderId,
+            body: input.body,
+            attachments: input.attachments,
+            ts,
+          },
+          outcome.recipients,
+          input.deviceId,
+          this.nodeId,
+        ),
+      );
     }
   }
-}
 
-/**
- * Creates missing users and locks every user row, both in id order, and returns each user's
- * next_seq. Must come after any chat row locks of the transaction.
- */
-export async function lockUsers(
-  tx: Transaction<Database>,
-  userIds: readonly string[],
-): Promise<Map<string, number>> {
-  await sql`
-    insert into users (id)
-    select id from unnest(${userIds}::text[]) as t(id) order by id
-    on conflict (id) do nothing`.execute(tx);
-  const { rows } = await sql<{ id: string; next_seq: string }>`
-    select id, next_seq from users where id = any(${userIds}::text[])
-    order by id
-    for update`.execute(tx);
-  return new Map(rows.map((r) => [r.id, Number(r.next_seq)]));
-}
-
-/**
- * Numbers the events with each user's next seqs (in array order), inserts them and moves
- * next_seq on, in one statement. The users must be locked by lockUsers.
- */
-export async function appendEvents(
-  tx: Transaction<Database>,
-  nextSeq: Map<string, number>,
-  events: readonly NewEvent[],
-): Promise<Delivery[]> {
-  if (events.length === 0) return [];
-  const next = new Map(nextSeq);
-  const deliveries: Delivery[] = [];
-  const cols = {
-    user: [] as string[],
-    seq: [] as number[],
-    kind: [] as string[],
-    chat: [] as string[],
-    message: [] as (string | null)[],
-    payload: [] as (string | null)[],
-    ts: [] as number[],
-  };
-  for (const e of events) {
-    const seq = next.get(e.userId);
-    if (seq === undefined) throw new Error(`user ${e.userId} is not locked`);
-    next.set(e.userId, seq + 1);
-    const event = { ...e.event, seq };
-    deliveries.push({ userId: e.userId, event });
-    cols.user.push(e.userId);
-    cols.seq.push(seq);
-    cols.kind.push(event.kind);
-    cols.chat.push(event.chatId);
-    cols.message.push(e.messageId);
-    cols.payload.push(e.payload);
-    cols.ts.push(event.ts);
+  /**
+   * A chat step failed. Refused by Postgres, it wrote nothing. Unavailable, it may have
+   * committed before its connection went: its fan-out is owed until this node has swept its
+   * own mark (every message it stored since, appended where missing); the ticket holds the
+   * mark back until then.
+   */
+  private settleFailed(ticket: FanoutTicket, error: ChatError): void {
+    if (error.code !== 'UNAVAILABLE') {
+      this.fanout.release(ticket);
+      return;
+    }
+    this.doubtful.set(ticket, this.now());
+    this.resweepTimer ??= setTimeout(() => void this.resweep(), this.resweepDelayMs);
+    this.resweepTimer.unref();
   }
-  const bumped = [...next].filter(([id, seq]) => seq !== nextSeq.get(id));
-  await sql`
-    with bump as (
-      update users u set next_seq = v.next_seq
-      from unnest(${bumped.map(([id]) => id)}::text[], ${bumped.map(([, seq]) => seq)}::int8[])
-        as v(id, next_seq)
-      where u.id = v.id
-    )
-    insert into inbox (user_id, seq, kind, chat_id, message_id, payload, created_at)
-    select * from unnest(
-      ${cols.user}::text[], ${cols.seq}::int8[], ${cols.kind}::text[], ${cols.chat}::text[],
-      ${cols.message}::int8[], ${cols.payload}::jsonb[], ${cols.ts}::int8[])`.execute(tx);
-  return deliveries;
-}
 
-/**
- * One `chat` event per recipient; the fields beside chatId and ts go to the payload. Membership
- * changes after creation are PgGroupStore's, with their own events.
- */
-function chatEvents(
-  recipients: readonly string[],
-  chatId: string,
-  fields: { change: 'created'; members: string[]; by: string },
-  now: number,
-): NewEvent[] {
-  const payload = JSON.stringify(fields);
-  return [...recipients].sort().map((userId) => ({
-    userId,
-    messageId: null,
-    payload,
-    event: {
-      seq: 0,
-      kind: 'chat',
-      chatId,
-      change: fields.change,
-      members: fields.members,
-      by: fields.by,
-      ts: now,
-    },
-  }));
+  private async resweep(): Promise<void> {
+    const to = this.now();
+    try {
+      const swept = await sweepNode(this.db, this.nodeId, to, { claim: false });
+      this.emit(swept.deliveries);
+      for (const [ticket, failedAt] of this.doubtful) {
+        if (failedAt < to) {
+          this.doubtful.delete(ticket);
+          this.fanout.release(ticket);
+        }
+      }
+      this.resweepDelayMs = RESWEEP_MS;
+    } catch (err) {
+      this.resweepDelayMs = Math.min(this.resweepDelayMs * 2, 5000);
+      this.options.logger.warn({ err }, 'own fan-out sweep failed; retrying');
+    }
+    this.resweepTimer = undefined;
+    if (this.doubtful.size > 0 && !this.closed) {
+      this.resweepTimer = setTimeout(() => void this.resweep(), this.resweepDelayMs);
+      this.resweepTimer.unref();
+    }
+  }
 }
 
 function toEvent(row: SyncRow): InboxEvent | null {
@@ -478,11 +583,7 @@ function toEvent(row: SyncRow): InboxEvent | null {
   const payload = row.payload ?? {};
   switch (row.kind) {
     case 'message':
-      // Retention empties a message only once no event references it; should one still do,
-      // its emptied row is not handed out as the message.
-      if (row.message_id === null || row.sender_id === null || row.content_removed_at !== null) {
-        return null;
-      }
+      if (row.message_id === null || row.sender_id === null) return null;
       return {
         seq,
         kind: 'message',
@@ -505,6 +606,7 @@ function toEvent(row: SyncRow): InboxEvent | null {
         ts,
       };
     case 'receipt':
+      // Written before receipts became watermarks (migration 0007), until acked or expired.
       return {
         seq,
         kind: 'receipt',
@@ -515,8 +617,4 @@ function toEvent(row: SyncRow): InboxEvent | null {
         ts,
       };
   }
-}
-
-function unique(values: readonly string[]): string[] {
-  return [...new Set(values)];
 }

@@ -1,20 +1,31 @@
 /**
- * Delivered and read receipts (issue 7). The `receipts` table holds one row per (message,
- * recipient) with the first delivery and read times; each change that sets a time also appends
- * a `receipt` event to the sender's inbox in the same transaction, so the sender's devices get
- * it durably (also later, by sync). A time is set once, so no receipt event is ever repeated.
+ * Delivered and read receipts as watermarks (docs/durable-path.md): each chat member has
+ * `delivered_upto` (every message up to it reached one of their devices) and `read_upto` (they
+ * read every message up to it), moved forward only. The node pushes changes live to the users
+ * they concern (`receipts` frames, not inbox events) and records them here in two steps:
  *
- * Lock order, the same as sends: chat rows (FOR KEY SHARE) first, then user rows in id order
- * (here the senders, whose inboxes get the events), then receipts and chat_members rows.
+ * - the chat step moves the watermarks in chat_members (chat-keyed);
+ * - the user step upserts `receipt_marks` for each user to be told (user-keyed), so a device
+ *   that was away gets, at its next welcome, the watermarks that moved meanwhile.
+ *
+ * Delivered watermarks are written lazily (the node coalesces them over seconds); a read is
+ * written when it is made. A watermark write lost in a crash is made good by the next one: they
+ * are cumulative.
  */
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import { toChatError } from './errors';
-import { appendEvents, lockUsers } from './pg-store';
-import type { NewEvent } from './pg-store';
 import type { Database } from './schema';
-import type { Delivery, DeviceCursor } from './types';
+import type { ReceiptMark } from './types';
+
+/** A reader's delivered watermark in a chat, and the users to tell (senders it covers). */
+export interface DeliveredMark {
+  readonly chatId: string;
+  readonly reader: string;
+  readonly upto: string;
+  readonly notify: readonly string[];
+}
 
 export interface ReadIntent {
   readonly userId: string;
@@ -22,29 +33,16 @@ export interface ReadIntent {
   readonly messageId: string;
 }
 
+/** A watermark change to push live, and to whom. */
+export interface ReceiptNotice extends ReceiptMark {
+  readonly notify: readonly string[];
+}
+
 export interface ReadBatchResult {
   /** One entry per intent, in order: undefined when it was applied, else why not. */
   readonly outcomes: readonly (ChatError | undefined)[];
-  /** The receipt events committed for senders. */
-  readonly deliveries: readonly Delivery[];
-}
-
-export interface ReceiptStoreOptions {
-  /** Most messages one read marks with individual receipts (older unread ones only move the
-   *  read position). Default 500. */
-  readonly maxReadReceipts?: number;
-  /** Most delivered receipts one ack flush records (the rest follow on the next). Default 5000. */
-  readonly maxDeliveredPerFlush?: number;
-}
-
-type Status = 'delivered' | 'read';
-
-interface Receipt {
-  readonly messageId: string;
-  readonly chatId: string;
-  readonly sender: string;
-  readonly user: string;
-  readonly status: Status;
+  /** The read watermarks that moved, with the users to tell. */
+  readonly notices: readonly ReceiptNotice[];
 }
 
 const MESSAGE_ID = /^[0-9]{1,18}$/;
@@ -52,281 +50,201 @@ const MESSAGE_ID = /^[0-9]{1,18}$/;
 /**
  * @example
  * const receipts = new PgReceiptStore(db);
- * const delivered = await receipts.recordDelivered([{ userId: 'bob', deviceId: 'd1', seq: 7 }], Date.now());
- * fabric.deliver(delivered);
+ * await receipts.recordDelivered([{ chatId, reader: 'bob', upto: messageId, notify: ['alice'] }], Date.now());
+ * const { outcomes, notices } = await receipts.markRead([{ userId: 'bob', chatId, messageId }], Date.now());
  */
 export class PgReceiptStore {
-  private readonly options: Readonly<Required<ReceiptStoreOptions>>;
+  constructor(private readonly db: Kysely<Database>) {}
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    options: ReceiptStoreOptions = {},
-  ) {
-    this.options = Object.freeze({
-      maxReadReceipts: options.maxReadReceipts ?? 500,
-      maxDeliveredPerFlush: options.maxDeliveredPerFlush ?? 5000,
-    });
-  }
-
-  /**
-   * Call with device acks BEFORE they are written (ackMany deletes acked events): the message
-   * events of each user between the highest cursor of any of their devices and the new one are
-   * acked for the first time, so their senders get a `delivered` receipt. Safe to call again
-   * with the same cursors (receipts are set once).
-   */
-  async recordDelivered(cursors: readonly DeviceCursor[], now: number): Promise<Delivery[]> {
-    const newest = new Map<string, number>();
-    for (const c of cursors) newest.set(c.userId, Math.max(newest.get(c.userId) ?? 0, c.seq));
-    if (newest.size === 0) return [];
+  /** Moves delivered watermarks forward and records them for the users to tell. */
+  async recordDelivered(marks: readonly DeliveredMark[], now: number): Promise<void> {
+    if (marks.length === 0) return;
     try {
-      const { rows } = await sql<{
-        user_id: string;
-        message_id: string;
-        chat_id: string;
-        sender_id: string;
-      }>`
-        with input as (
-          select * from unnest(${[...newest.keys()]}::text[], ${[...newest.values()]}::int8[])
-            as t(user_id, seq)
+      await sql`
+        update chat_members cm set delivered_upto = greatest(cm.delivered_upto, m.upto)
+        from (
+          select chat_id, user_id, max(upto) as upto from unnest(
+            ${marks.map((m) => m.chatId)}::text[], ${marks.map((m) => m.reader)}::text[],
+            ${marks.map((m) => m.upto)}::int8[]) as t(chat_id, user_id, upto)
+          group by chat_id, user_id
+        ) m
+        where cm.chat_id = m.chat_id and cm.user_id = m.user_id`.execute(this.db);
+      await upsertMarks(
+        this.db,
+        marks.flatMap((m) =>
+          m.notify.map((user) => ({ user, chatId: m.chatId, reader: m.reader, delivered: m.upto })),
         ),
-        prev as (
-          select d.user_id, max(d.acked_seq) as acked from devices d
-          where d.user_id = any(${[...newest.keys()]}::text[]) group by d.user_id
-        )
-        select i.user_id, i.message_id, m.chat_id, m.sender_id
-        from input
-        join prev on prev.user_id = input.user_id
-        join inbox i on i.user_id = input.user_id and i.seq > prev.acked and i.seq <= input.seq
-        join messages m on m.id = i.message_id
-        where i.kind = 'message' and m.sender_id <> i.user_id
-        order by i.user_id, i.seq
-        limit ${this.options.maxDeliveredPerFlush}`.execute(this.db);
-      if (rows.length === 0) return [];
-      return await this.db.transaction().execute(async (tx) => {
-        const nextSeq = await lockUsers(tx, unique(rows.map((r) => r.sender_id)));
-        const { rows: fresh } = await sql<{ message_id: string; user_id: string }>`
-          insert into receipts (message_id, user_id, delivered_at)
-          select * from unnest(
-            ${rows.map((r) => r.message_id)}::int8[], ${rows.map((r) => r.user_id)}::text[],
-            ${rows.map(() => now)}::int8[])
-          on conflict (message_id, user_id) do nothing
-          returning message_id, user_id`.execute(tx);
-        const isFresh = new Set(fresh.map((r) => `${r.message_id}\u0000${r.user_id}`));
-        const receipts = rows
-          .filter((r) => isFresh.has(`${r.message_id}\u0000${r.user_id}`))
-          .map((r): Receipt => ({
-            messageId: r.message_id,
-            chatId: r.chat_id,
-            sender: r.sender_id,
-            user: r.user_id,
-            status: 'delivered',
-          }));
-        return appendEvents(tx, nextSeq, receiptEvents(receipts, now));
-      });
+        now,
+      );
     } catch (err) {
       throw toChatError(err);
     }
   }
 
   /**
-   * Marks messages read, many requests in one transaction: each intent marks its message and
-   * every earlier message of the chat from others (since the reader joined) read, sending
-   * `read` receipts to their senders, and `delivered` first where none was sent yet. The
-   * member's read position moves to the message; one intent gives individual receipts for at
-   * most maxReadReceipts messages. Per intent: NOT_FOUND (no such chat, or no such message in
-   * it), NOT_MEMBER. A message retention deleted after every recipient read it counts as read
-   * (no error) when at or below the reader's read position.
+   * Marks messages read, many requests at once: each intent moves the reader's read (and
+   * delivered) watermark in its chat to its message. Per intent: NOT_FOUND for no such chat, or
+   * no such message in it (a message retention removed counts if the reader had it delivered),
+   * NOT_MEMBER. The users to tell are the senders of the messages the watermark passed (all
+   * other members when retention removed those).
    */
   async markRead(intents: readonly ReadIntent[], now: number): Promise<ReadBatchResult> {
-    if (intents.length === 0) return { outcomes: [], deliveries: [] };
+    if (intents.length === 0) return { outcomes: [], notices: [] };
     try {
-      return await this.db.transaction().execute((tx) => this.readBatch(tx, intents, now));
+      const result = await this.db.transaction().execute((tx) => readStep(tx, intents));
+      await upsertMarks(
+        this.db,
+        result.notices.flatMap((n) =>
+          n.notify.map((user) => ({ user, chatId: n.chatId, reader: n.reader, read: n.read! })),
+        ),
+        now,
+      );
+      return result;
     } catch (err) {
       throw toChatError(err);
     }
-  }
-
-  private async readBatch(
-    tx: Transaction<Database>,
-    intents: readonly ReadIntent[],
-    now: number,
-  ): Promise<ReadBatchResult> {
-    const chatIds = unique(intents.map((i) => i.chatId)).sort();
-    // Membership stays as read until commit (changes lock the chat FOR UPDATE).
-    const { rows: chats } = await sql<{ id: string }>`
-      select id from chats where id = any(${chatIds}::text[]) order by id for key share`.execute(
-      tx,
-    );
-    const chatExists = new Set(chats.map((c) => c.id));
-    const users = unique(intents.map((i) => i.userId));
-    const memberRows = await tx
-      .selectFrom('chat_members')
-      .select(['chat_id', 'user_id', 'read_upto', 'joined_at'])
-      .where('chat_id', 'in', chatIds)
-      .where('user_id', 'in', users)
-      .execute();
-    const member = new Map(memberRows.map((m) => [`${m.chat_id}\u0000${m.user_id}`, m]));
-    const messageIds = unique(intents.map((i) => i.messageId).filter((id) => MESSAGE_ID.test(id)));
-    const messageRows =
-      messageIds.length === 0
-        ? []
-        : await tx
-            .selectFrom('messages')
-            .select(['id', 'chat_id'])
-            .where('id', 'in', messageIds)
-            .execute();
-    const chatOf = new Map(messageRows.map((m) => [String(m.id), m.chat_id]));
-
-    // Per (chat, reader): the highest message read, above the current read position.
-    const outcomes: (ChatError | undefined)[] = [];
-    const wanted = new Map<
-      string,
-      { chatId: string; userId: string; from: number; upto: bigint; joinedAt: number }
-    >();
-    for (const intent of intents) {
-      const m = member.get(`${intent.chatId}\u0000${intent.userId}`);
-      if (!chatExists.has(intent.chatId)) {
-        outcomes.push(new ChatError('NOT_FOUND', 'no such chat', { chatId: intent.chatId }));
-      } else if (m === undefined) {
-        outcomes.push(
-          new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId: intent.chatId }),
-        );
-      } else if (chatOf.get(intent.messageId) !== intent.chatId) {
-        // Retention deletes a message once every recipient has read it, so a late read of one
-        // at or below the reader's read position (another device of theirs, say) finds it gone
-        // with nothing left to do.
-        const readAndGone =
-          MESSAGE_ID.test(intent.messageId) &&
-          !chatOf.has(intent.messageId) &&
-          BigInt(intent.messageId) <= BigInt(m.read_upto);
-        outcomes.push(
-          readAndGone
-            ? undefined
-            : new ChatError('NOT_FOUND', 'no such message in this chat', {
-                chatId: intent.chatId,
-                messageId: intent.messageId,
-              }),
-        );
-      } else {
-        outcomes.push(undefined);
-        const upto = BigInt(intent.messageId);
-        if (upto <= BigInt(m.read_upto)) continue;
-        const key = `${intent.chatId}\u0000${intent.userId}`;
-        const seen = wanted.get(key);
-        if (seen === undefined || upto > seen.upto) {
-          wanted.set(key, {
-            chatId: intent.chatId,
-            userId: intent.userId,
-            from: Number(m.read_upto),
-            upto,
-            joinedAt: Number(m.joined_at),
-          });
-        }
-      }
-    }
-    if (wanted.size === 0) return { outcomes, deliveries: [] };
-    const ranges = [...wanted.values()];
-
-    const { rows: candidates } = await sql<{
-      id: string;
-      chat_id: string;
-      sender_id: string;
-      reader: string;
-    }>`
-      select m.id, m.chat_id, m.sender_id, r.user_id as reader
-      from unnest(
-        ${ranges.map((r) => r.chatId)}::text[], ${ranges.map((r) => r.userId)}::text[],
-        ${ranges.map((r) => r.from)}::int8[], ${ranges.map((r) => r.upto.toString())}::int8[],
-        ${ranges.map((r) => r.joinedAt)}::int8[]
-      ) as r(chat_id, user_id, from_id, upto_id, joined_at)
-      cross join lateral (
-        select m.id, m.chat_id, m.sender_id from messages m
-        where m.chat_id = r.chat_id and m.id > r.from_id and m.id <= r.upto_id
-          and m.sender_id <> r.user_id and m.created_at >= r.joined_at
-        order by m.id desc
-        limit ${this.options.maxReadReceipts}
-        -- Retention deletes a message read by everyone: it skips these rows until we commit,
-        -- so the receipts written below never lose their message.
-        for key share
-      ) m`.execute(tx);
-
-    let deliveries: Delivery[] = [];
-    if (candidates.length > 0) {
-      const nextSeq = await lockUsers(tx, unique(candidates.map((c) => c.sender_id)));
-      // Read after the sender locks: a concurrent recordDelivered for these senders has either
-      // committed (and is seen here) or waits for us (and then finds our rows).
-      const { rows: existing } = await sql<{
-        message_id: string;
-        user_id: string;
-        delivered_at: string | null;
-        read_at: string | null;
-      }>`
-        select r.message_id, r.user_id, r.delivered_at, r.read_at
-        from receipts r
-        join unnest(${candidates.map((c) => c.id)}::int8[], ${candidates.map((c) => c.reader)}::text[])
-          as t(message_id, user_id) on r.message_id = t.message_id and r.user_id = t.user_id
-        for update of r`.execute(tx);
-      const known = new Map(existing.map((r) => [`${r.message_id}\u0000${r.user_id}`, r]));
-      const receipts: Receipt[] = [];
-      const toWrite = candidates.filter(
-        (c) => known.get(`${c.id}\u0000${c.reader}`)?.read_at == null,
-      );
-      for (const c of toWrite) {
-        const base = { messageId: c.id, chatId: c.chat_id, sender: c.sender_id, user: c.reader };
-        if (known.get(`${c.id}\u0000${c.reader}`)?.delivered_at == null) {
-          receipts.push({ ...base, status: 'delivered' });
-        }
-        receipts.push({ ...base, status: 'read' });
-      }
-      if (toWrite.length > 0) {
-        await sql`
-          insert into receipts (message_id, user_id, delivered_at, read_at)
-          select id, reader, ${now}::int8, ${now}::int8
-          from unnest(${toWrite.map((c) => c.id)}::int8[], ${toWrite.map((c) => c.reader)}::text[])
-            as t(id, reader)
-          on conflict (message_id, user_id) do update
-          set read_at = excluded.read_at,
-              delivered_at = coalesce(receipts.delivered_at, excluded.delivered_at)`.execute(tx);
-      }
-      deliveries = await appendEvents(tx, nextSeq, receiptEvents(receipts, now));
-    }
-    await sql`
-      update chat_members cm set read_upto = greatest(cm.read_upto, r.upto)
-      from unnest(
-        ${ranges.map((r) => r.chatId)}::text[], ${ranges.map((r) => r.userId)}::text[],
-        ${ranges.map((r) => r.upto.toString())}::int8[]) as r(chat_id, user_id, upto)
-      where cm.chat_id = r.chat_id and cm.user_id = r.user_id`.execute(tx);
-    return { outcomes, deliveries };
   }
 }
 
-/** One receipt event per receipt, into the sender's inbox, oldest message first. */
-function receiptEvents(receipts: readonly Receipt[], now: number): NewEvent[] {
-  const sorted = [...receipts].sort((a, b) =>
-    a.sender !== b.sender
-      ? a.sender < b.sender
-        ? -1
-        : 1
-      : BigInt(a.messageId) !== BigInt(b.messageId)
-        ? BigInt(a.messageId) < BigInt(b.messageId)
-          ? -1
-          : 1
-        : 0,
-  );
-  return sorted.map((r) => ({
-    userId: r.sender,
-    messageId: null,
-    payload: JSON.stringify({ messageId: r.messageId, user: r.user, status: r.status }),
-    event: {
-      seq: 0,
-      kind: 'receipt',
+/** The chat step of a read batch: watermarks moved in chat_members, notices computed. */
+async function readStep(
+  tx: Transaction<Database>,
+  intents: readonly ReadIntent[],
+): Promise<ReadBatchResult> {
+  const chatIds = unique(intents.map((i) => i.chatId)).sort();
+  // Membership stays as read until commit (changes lock the chat FOR UPDATE).
+  const { rows: chats } = await sql<{ id: string }>`
+    select id from chats where id = any(${chatIds}::text[]) order by id for key share`.execute(tx);
+  const chatExists = new Set(chats.map((c) => c.id));
+  const { rows: memberRows } = await sql<{
+    chat_id: string;
+    user_id: string;
+    read_upto: string;
+    delivered_upto: string;
+  }>`
+    select chat_id, user_id, read_upto, delivered_upto from chat_members
+    where chat_id = any(${chatIds}::text[])`.execute(tx);
+  const member = new Map(memberRows.map((m) => [`${m.chat_id}\u0000${m.user_id}`, m]));
+  const wellFormed = intents.filter((i) => MESSAGE_ID.test(i.messageId));
+  const { rows: found } = await sql<{ chat_id: string; id: string }>`
+    select m.chat_id, m.id::text as id from messages m
+    join unnest(${wellFormed.map((i) => i.chatId)}::text[], ${wellFormed.map((i) => i.messageId)}::int8[])
+      as t(chat_id, id) on m.chat_id = t.chat_id and m.id = t.id
+    where m.kind = 'message'`.execute(tx);
+  const exists = new Set(found.map((f) => `${f.chat_id}\u0000${f.id}`));
+
+  const outcomes: (ChatError | undefined)[] = [];
+  const wanted = new Map<string, { chatId: string; reader: string; from: bigint; upto: bigint }>();
+  for (const intent of intents) {
+    const m = member.get(`${intent.chatId}\u0000${intent.userId}`);
+    if (!chatExists.has(intent.chatId)) {
+      outcomes.push(new ChatError('NOT_FOUND', 'no such chat', { chatId: intent.chatId }));
+      continue;
+    }
+    if (m === undefined) {
+      outcomes.push(
+        new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId: intent.chatId }),
+      );
+      continue;
+    }
+    const id = MESSAGE_ID.test(intent.messageId) ? BigInt(intent.messageId) : null;
+    const known =
+      id !== null &&
+      (exists.has(`${intent.chatId}\u0000${intent.messageId}`) ||
+        id <= BigInt(m.delivered_upto) ||
+        id <= BigInt(m.read_upto));
+    if (!known) {
+      outcomes.push(
+        new ChatError('NOT_FOUND', 'no such message in this chat', {
+          chatId: intent.chatId,
+          messageId: intent.messageId,
+        }),
+      );
+      continue;
+    }
+    outcomes.push(undefined);
+    if (id <= BigInt(m.read_upto)) continue;
+    const key = `${intent.chatId}\u0000${intent.userId}`;
+    const seen = wanted.get(key);
+    if (seen === undefined || id > seen.upto) {
+      wanted.set(key, {
+        chatId: intent.chatId,
+        reader: intent.userId,
+        from: BigInt(m.read_upto),
+        upto: id,
+      });
+    }
+  }
+  if (wanted.size === 0) return { outcomes, notices: [] };
+  const ranges = [...wanted.values()];
+  await sql`
+    update chat_members cm set read_upto = greatest(cm.read_upto, r.upto),
+      delivered_upto = greatest(cm.delivered_upto, r.upto)
+    from unnest(
+      ${ranges.map((r) => r.chatId)}::text[], ${ranges.map((r) => r.reader)}::text[],
+      ${ranges.map((r) => r.upto.toString())}::int8[]) as r(chat_id, user_id, upto)
+    where cm.chat_id = r.chat_id and cm.user_id = r.user_id`.execute(tx);
+  const { rows: senders } = await sql<{ chat_id: string; reader: string; senders: string[] }>`
+    select r.chat_id, r.reader, array(
+        select distinct m.sender_id from messages m
+        where m.chat_id = r.chat_id and m.id > r.from_id and m.id <= r.upto_id
+          and m.kind = 'message' and m.sender_id <> r.reader) as senders
+    from unnest(
+      ${ranges.map((r) => r.chatId)}::text[], ${ranges.map((r) => r.reader)}::text[],
+      ${ranges.map((r) => r.from.toString())}::int8[], ${ranges.map((r) => r.upto.toString())}::int8[])
+      as r(chat_id, reader, from_id, upto_id)`.execute(tx);
+  const sendersOf = new Map(senders.map((s) => [`${s.chat_id}\u0000${s.reader}`, s.senders]));
+  const notices = ranges.map((r): ReceiptNotice => {
+    const found = sendersOf.get(`${r.chatId}\u0000${r.reader}`) ?? [];
+    const others = memberRows
+      .filter((m) => m.chat_id === r.chatId && m.user_id !== r.reader)
+      .map((m) => m.user_id);
+    const upto = r.upto.toString();
+    return {
       chatId: r.chatId,
-      messageId: r.messageId,
-      user: r.user,
-      status: r.status,
-      ts: now,
-    },
-  }));
+      reader: r.reader,
+      delivered: upto,
+      read: upto,
+      notify: found.length > 0 ? found : others,
+    };
+  });
+  return { outcomes, notices };
+}
+
+/** The user step: what each user is to be told, one row per (user, chat, reader). */
+async function upsertMarks(
+  db: Kysely<Database>,
+  marks: readonly {
+    user: string;
+    chatId: string;
+    reader: string;
+    delivered?: string;
+    read?: string;
+  }[],
+  now: number,
+): Promise<void> {
+  if (marks.length === 0) return;
+  // One row per key, in key order (no two statements lock them in different orders).
+  const merged = new Map<string, { user: string; chatId: string; reader: string; d: bigint; r: bigint }>();
+  for (const m of marks) {
+    const key = `${m.user}\u0000${m.chatId}\u0000${m.reader}`;
+    const row = merged.get(key) ?? { user: m.user, chatId: m.chatId, reader: m.reader, d: 0n, r: 0n };
+    if (m.delivered !== undefined && BigInt(m.delivered) > row.d) row.d = BigInt(m.delivered);
+    if (m.read !== undefined && BigInt(m.read) > row.r) row.r = BigInt(m.read);
+    if (row.r > row.d) row.d = row.r;
+    merged.set(key, row);
+  }
+  const rows = [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, r]) => r);
+  await sql`
+    insert into receipt_marks (user_id, chat_id, reader, delivered_upto, read_upto, updated_at)
+    select user_id, chat_id, reader, d, r, ${now}::int8 from unnest(
+      ${rows.map((r) => r.user)}::text[], ${rows.map((r) => r.chatId)}::text[],
+      ${rows.map((r) => r.reader)}::text[], ${rows.map((r) => r.d.toString())}::int8[],
+      ${rows.map((r) => r.r.toString())}::int8[]) as t(user_id, chat_id, reader, d, r)
+    on conflict (user_id, chat_id, reader) do update set
+      delivered_upto = greatest(receipt_marks.delivered_upto, excluded.delivered_upto),
+      read_upto = greatest(receipt_marks.read_upto, excluded.read_upto),
+      updated_at = excluded.updated_at`.execute(db);
 }
 
 function unique(values: readonly string[]): string[] {

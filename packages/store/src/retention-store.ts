@@ -1,17 +1,18 @@
 /**
  * Retention (issue 8): the statements of the cleanup job. Each call is one short statement on
  * at most `limit` rows (its own transaction), so the job never holds locks for long; rows it
- * selects are locked with SKIP LOCKED, so it never waits for a send or an ack flush (and they
- * wait at most for one batch).
+ * selects are locked with SKIP LOCKED, so it never waits for a send or a cursor write (and
+ * they wait at most for one batch).
  *
  * What goes, and when:
- * - a message's content (body, attachments), once no inbox event references it any more (every
- *   member's devices acked it and ackMany deleted the events) and it is older than the delivered
- *   grace period. The row stays, emptied, with what read receipts need (id, chat, sender, time)
- *   until every recipient has read it (their read position in `chat_members.read_upto` passed
- *   it; members who joined after it do not count), then goes with its receipts;
- * - everything older than the retention period: inbox events, messages (emptied or not; their
- *   receipts go with them by the foreign key's cascade), attachment index rows;
+ * - a message's content (body, attachments), once its fan-out is done (it is older than every
+ *   node's fan-out mark) and every member it was for has it delivered (their delivered
+ *   watermark passed it), and it is older than the delivered grace period. The row stays,
+ *   emptied, with what read receipts need (id, chat, sender, time) until every recipient has
+ *   read it (their read watermark passed it; members who joined after it do not count), then
+ *   goes. A chat change's row goes once its fan-out is done and the grace period passed;
+ * - everything older than the retention period: inbox events, messages (emptied or not),
+ *   attachment index rows, receipt watermarks kept for away devices;
  * - devices not active for the retention period (a tombstone remembers them, so a device that
  *   comes back is told it starts fresh);
  * - attachment objects whose key no message carries any more: queued in `media_deletions` in
@@ -19,9 +20,8 @@
  *   storage by the job afterwards (a crash in between leaves the queue row, so the object is
  *   removed later).
  *
- * An emptied message is never handed out as a message: it is emptied only when no inbox event
- * references it, and message events are only ever appended with their message, in the send's
- * transaction (sync also skips one, should it ever find one).
+ * Deleting events or devices can remove the newest seq a user had: those statements raise
+ * users.next_seq past it, so a seq is never given out twice (user-step.ts).
  */
 import { sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
@@ -30,7 +30,7 @@ import type { Database } from './schema';
 
 /** One window of the delivered-messages scan. */
 export interface DeliveredBatch {
-  /** Highest message id looked at; pass it as `after` to continue, null when none was left. */
+  /** Where the window ended; pass it as `after` to continue, null when none was left. */
   readonly lastId: string | null;
   /** Messages whose content was removed; their rows stay for read receipts. */
   readonly emptied: number;
@@ -54,8 +54,9 @@ export interface ExpiredDevices {
 /** The cleanup job's view of the store (one implementation, Postgres; the job tests use it). */
 export interface RetentionStore {
   /**
-   * Among the `limit` messages after id `after` created before `createdBefore`: empties those
-   * delivered everywhere, and deletes those also read by every recipient.
+   * Among the `limit` messages after position `after` ('0' for the start; positions follow
+   * (created_at, chat, id)) created before `createdBefore`: empties those delivered
+   * everywhere, and deletes those also read by every recipient.
    */
   cleanDelivered(
     after: string,
@@ -68,6 +69,8 @@ export interface RetentionStore {
   deleteExpiredAttachmentIndex(createdBefore: number, limit: number): Promise<number>;
   expireDevices(activeBefore: number, now: number, limit: number): Promise<ExpiredDevices>;
   pruneTombstones(expiredBefore: number, limit: number): Promise<number>;
+  /** Receipt watermarks kept for away devices that have not moved since `before`. */
+  deleteExpiredReceiptMarks(before: number, limit: number): Promise<number>;
   /** Keys queued for object deletion, oldest first. */
   queuedObjectKeys(limit: number): Promise<string[]>;
   /** Drops keys from the queue once their objects are gone. */
@@ -90,7 +93,7 @@ const ORPHAN_KEYS = sql`
       select 1 from messages m
       where m.attachments <> '[]'::jsonb
         and m.attachments @> jsonb_build_array(jsonb_build_object('key', k.key))
-        and m.id not in (select id from released))
+        and (m.chat_id, m.id) not in (select chat_id, id from released))
   ),
   unindexed as (
     delete from message_attachments ma using orphans o where ma.key = o.key
@@ -100,6 +103,18 @@ const ORPHAN_KEYS = sql`
     on conflict (key) do nothing
     returning key
   )`;
+
+/** A cleanDelivered position: '0' (the start) or `createdAt:chatId:id`. */
+function parsePosition(position: string): { createdAt: number; chatId: string; id: string } {
+  const first = position.indexOf(':');
+  const last = position.lastIndexOf(':');
+  if (first < 0 || first === last) return { createdAt: -1, chatId: '', id: '0' };
+  return {
+    createdAt: Number(position.slice(0, first)),
+    chatId: position.slice(first + 1, last),
+    id: position.slice(last + 1),
+  };
+}
 
 /**
  * @example
@@ -115,57 +130,72 @@ export class PgRetentionStore implements RetentionStore {
     now: number,
     limit: number,
   ): Promise<DeliveredBatch> {
-    // A window of ids in key order, so messages still waiting for delivery or for a reader are
-    // passed over once per pass instead of being looked at again by every batch. Only rows that
-    // change are locked: an emptied message still waiting for a reader is left alone.
+    // A window in (created_at, chat, id) order, so messages still waiting for delivery or for
+    // a reader are passed over once per pass instead of being looked at again by every batch.
+    // Only rows that change are locked: an emptied message still waiting for a reader is left
+    // alone. Nothing is touched before every node's fan-out passed it.
+    const from = parsePosition(after);
     return this.run(async () => {
       const { rows } = await sql<{
-        last_id: string | null;
+        last: string | null;
         emptied: string;
         deleted: string;
         keys: string;
       }>`
-        with win as (
-          select id from messages
-          where id > ${after}::int8 and created_at < ${createdBefore}
-          order by id
+        with fanned as (
+          select least(${createdBefore}::int8, coalesce(min(upto), ${createdBefore}::int8)) as before
+          from fanout_marks
+        ),
+        win as (
+          select created_at, chat_id, id from messages
+          where (created_at, chat_id, id) > (${from.createdAt}::int8, ${from.chatId}, ${from.id}::int8)
+            and created_at < (select before from fanned)
+          order by created_at, chat_id, id
           limit ${limit}
         ),
         victims as (
-          select m.id, m.attachments, r.read_by_all from messages m
+          select m.chat_id, m.id, m.attachments, m.kind = 'chat' or r.read_by_all as gone
+          from messages m
           cross join lateral (
-            -- The members markRead would give a receipt for it have all read past it.
-            select not exists (
-              select 1 from chat_members cm
-              where cm.chat_id = m.chat_id and cm.user_id <> m.sender_id
-                and cm.joined_at <= m.created_at and cm.read_upto < m.id) as read_by_all
+            select
+              not exists (
+                select 1 from chat_members cm
+                where cm.chat_id = m.chat_id and cm.user_id <> m.sender_id
+                  and cm.joined_at <= m.created_at and cm.delivered_upto < m.id) as delivered,
+              not exists (
+                select 1 from chat_members cm
+                where cm.chat_id = m.chat_id and cm.user_id <> m.sender_id
+                  and cm.joined_at <= m.created_at and cm.read_upto < m.id) as read_by_all
           ) r
-          where m.id in (select id from win)
-            and not exists (select 1 from inbox i where i.message_id = m.id)
-            and (m.content_removed_at is null or r.read_by_all)
+          where (m.chat_id, m.id) in (select chat_id, id from win)
+            and (m.kind = 'chat'
+              or (r.delivered and (m.content_removed_at is null or r.read_by_all)))
           for update of m skip locked
         ),
         gone as (
-          delete from messages m using victims v where m.id = v.id and v.read_by_all
-          returning m.id, v.attachments
+          delete from messages m using victims v
+          where m.chat_id = v.chat_id and m.id = v.id and v.gone
+          returning m.chat_id, m.id, v.attachments
         ),
         emptied as (
           update messages m
           set body = null, attachments = '[]'::jsonb, content_removed_at = ${now}::int8
-          from victims v where m.id = v.id and not v.read_by_all
-          returning m.id, v.attachments
+          from victims v where m.chat_id = v.chat_id and m.id = v.id and not v.gone
+          returning m.chat_id, m.id, v.attachments
         ),
         released as (
-          select id, attachments from gone union all select id, attachments from emptied
+          select chat_id, id, attachments from gone
+          union all select chat_id, id, attachments from emptied
         ),
         ${ORPHAN_KEYS}
-        select (select max(id) from win)::text as last_id,
+        select (select created_at || ':' || chat_id || ':' || id from win
+                order by created_at desc, chat_id desc, id desc limit 1) as last,
                (select count(*) from emptied) as emptied,
                (select count(*) from gone) as deleted,
                (select count(*) from queued) as keys`.execute(this.db);
       const row = rows[0];
       return {
-        lastId: row?.last_id ?? null,
+        lastId: row?.last ?? null,
         emptied: Number(row?.emptied ?? 0),
         deleted: Number(row?.deleted ?? 0),
         keys: Number(row?.keys ?? 0),
@@ -175,12 +205,21 @@ export class PgRetentionStore implements RetentionStore {
 
   async deleteExpiredInbox(createdBefore: number, limit: number): Promise<number> {
     return this.run(async () => {
-      const result = await sql`
-        delete from inbox where ctid = any(array(
-          select ctid from inbox where created_at < ${createdBefore}
-          limit ${limit}
-          for update skip locked))`.execute(this.db);
-      return Number(result.numAffectedRows ?? 0);
+      const { rows } = await sql<{ n: string }>`
+        with gone as (
+          delete from inbox where ctid = any(array(
+            select ctid from inbox where created_at < ${createdBefore}
+            limit ${limit}
+            for update skip locked))
+          returning user_id, seq
+        ),
+        floors as (
+          update users u set next_seq = greatest(u.next_seq, g.seq + 1)
+          from (select user_id, max(seq) as seq from gone group by user_id) g
+          where u.id = g.user_id
+        )
+        select count(*) as n from gone`.execute(this.db);
+      return Number(rows[0]?.n ?? 0);
     });
   }
 
@@ -188,13 +227,13 @@ export class PgRetentionStore implements RetentionStore {
     return this.run(async () => {
       const { rows } = await sql<{ messages: string; keys: string }>`
         with victims as (
-          select id from messages where created_at < ${createdBefore}
+          select chat_id, id from messages where created_at < ${createdBefore}
           limit ${limit}
           for update skip locked
         ),
         released as (
-          delete from messages m using victims v where m.id = v.id
-          returning m.id, m.attachments
+          delete from messages m using victims v where m.chat_id = v.chat_id and m.id = v.id
+          returning m.chat_id, m.id, m.attachments
         ),
         ${ORPHAN_KEYS}
         select (select count(*) from released) as messages,
@@ -244,7 +283,13 @@ export class PgRetentionStore implements RetentionStore {
         gone as (
           delete from devices d using victims v
           where d.user_id = v.user_id and d.device_id = v.device_id
-          returning d.user_id, d.device_id
+          returning d.user_id, d.device_id, d.acked_seq
+        ),
+        -- The newest seq may have been known only from a removed device's cursor.
+        kept_seq as (
+          update users u set next_seq = greatest(u.next_seq, g.acked + 1)
+          from (select user_id, max(acked_seq) as acked from gone group by user_id) g
+          where u.id = g.user_id
         ),
         tombs as (
           insert into expired_devices (user_id, device_id, expired_at)
@@ -275,6 +320,17 @@ export class PgRetentionStore implements RetentionStore {
       const result = await sql`
         delete from expired_devices where (user_id, device_id) in (
           select user_id, device_id from expired_devices where expired_at < ${expiredBefore}
+          limit ${limit}
+          for update skip locked)`.execute(this.db);
+      return Number(result.numAffectedRows ?? 0);
+    });
+  }
+
+  async deleteExpiredReceiptMarks(before: number, limit: number): Promise<number> {
+    return this.run(async () => {
+      const result = await sql`
+        delete from receipt_marks where (user_id, chat_id, reader) in (
+          select user_id, chat_id, reader from receipt_marks where updated_at < ${before}
           limit ${limit}
           for update skip locked)`.execute(this.db);
       return Number(result.numAffectedRows ?? 0);

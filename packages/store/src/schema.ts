@@ -13,7 +13,12 @@ export type Int8Default = ColumnType<string, number | string | undefined, number
 
 export interface UsersTable {
   id: string;
-  /** The user's next inbox sequence number; the latest is next_seq - 1. */
+  /**
+   * A floor of the user's next inbox sequence number. The next seq is the greatest of this,
+   * the highest seq in the inbox + 1 and the highest device cursor + 1 (see user-step.ts), so
+   * appending an event never writes this row; retention raises it when it deletes the events
+   * and devices that held the latest seq.
+   */
   next_seq: Int8Default;
   last_seen: ColumnType<string | null, number | null | undefined, number | null>;
 }
@@ -33,6 +38,8 @@ export interface ChatsTable {
   name: string | null;
   created_by: string;
   created_at: Int8;
+  /** Time of a recent message, written at most once a minute (listChats' activity order). */
+  last_message_at: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
 export interface ChatMembersTable {
@@ -43,13 +50,53 @@ export interface ChatMembersTable {
   is_admin: ColumnType<boolean, boolean | undefined, boolean>;
   /** Highest message id this member marked read (0: none). */
   read_upto: Int8Default;
+  /** Highest message id that reached a device of this member (0: none); read implies it. */
+  delivered_upto: Int8Default;
 }
 
-export interface MessagesTable {
-  id: ColumnType<string, never, never>;
+/** "My chats": the chats of a user, keyed by user (written by the user step of chat events). */
+export interface UserChatsTable {
+  user_id: string;
   chat_id: string;
+  joined_at: Int8;
+}
+
+/** The receipt watermarks of `reader` in a chat, as the user `user_id` is to be told them. */
+export interface ReceiptMarksTable {
+  user_id: string;
+  chat_id: string;
+  reader: string;
+  delivered_upto: Int8Default;
+  read_upto: Int8Default;
+  updated_at: Int8;
+}
+
+/**
+ * Each node's fan-out promise: every message it stored with created_at below `upto` is in its
+ * recipients' inboxes. A sweeper finishes the rest for a node that stopped heartbeating, and
+ * sets `swept_upto` so that the node itself, should it wake up, leaves those alone.
+ */
+export interface FanoutMarksTable {
+  node_id: string;
+  upto: Int8;
+  heartbeat_at: Int8;
+  swept_upto: ColumnType<string | null, number | null | undefined, number | null>;
+}
+
+export type MessageKind = 'message' | 'chat';
+
+/**
+ * Messages and chat changes of a chat, keyed by chat. Ids are ordered within the chat (the
+ * chat row is locked while they are assigned) and never reused: each is at least its
+ * created_at in ms times 1000, and above the chat's previous one.
+ */
+export interface MessagesTable {
+  id: ColumnType<string, number | string, never>;
+  chat_id: string;
+  kind: ColumnType<MessageKind, MessageKind | undefined, MessageKind>;
   sender_id: string;
-  client_msg_id: string;
+  /** Null for chat changes. */
+  client_msg_id: string | null;
   body: string | null;
   /** JSON array of AttachmentRef. */
   attachments: ColumnType<unknown, string, string>;
@@ -60,27 +107,34 @@ export interface MessagesTable {
    * the retention period ends.
    */
   content_removed_at: ColumnType<string | null, number | null | undefined, number | null>;
+  /** A chat change's fields (change, members, by, admin). */
+  payload: ColumnType<unknown, string | null | undefined, string | null>;
+  /** A chat change's recipients (members before and after). */
+  recipients: string[] | null;
+  /** The node that stored it and owes its fan-out (see FanoutMarksTable). */
+  origin: string | null;
 }
 
+/** `receipt`: rows written before receipts became watermarks (migration 0007). */
 export type InboxKind = 'message' | 'chat' | 'receipt';
 
+/**
+ * A user's events, keyed by user. Self-contained: a message event carries its sender, body and
+ * attachments, so sync reads nothing else (the message row lives in another shard on Citus).
+ */
 export interface InboxTable {
   user_id: string;
   seq: Int8;
   kind: InboxKind;
   chat_id: string;
-  /** Set for message and receipt events; message events join messages for their content. */
+  /** The message or chat change (messages.id within chat_id). */
   message_id: ColumnType<string | null, number | string | null | undefined, number | string | null>;
+  sender_id: string | null;
+  body: string | null;
+  attachments: ColumnType<unknown, string | undefined, string>;
   /** The event's own fields for chat and receipt events (JSON object). */
   payload: ColumnType<unknown, string | null | undefined, string | null>;
   created_at: Int8;
-}
-
-export interface ReceiptsTable {
-  message_id: Int8;
-  user_id: string;
-  delivered_at: ColumnType<string | null, number | null | undefined, number | null>;
-  read_at: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
 export interface Database {
@@ -90,5 +144,7 @@ export interface Database {
   chat_members: ChatMembersTable;
   messages: MessagesTable;
   inbox: InboxTable;
-  receipts: ReceiptsTable;
+  user_chats: UserChatsTable;
+  receipt_marks: ReceiptMarksTable;
+  fanout_marks: FanoutMarksTable;
 }

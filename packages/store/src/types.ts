@@ -23,6 +23,19 @@ export interface DeviceState {
    * period) and starts fresh: events it never got may be gone. Absent otherwise.
    */
   readonly reset?: true;
+  /** Receipt watermarks that changed in the user's chats while this device was away. */
+  readonly receipts: readonly ReceiptMark[];
+}
+
+/**
+ * How far `reader` got in a chat: every message up to `delivered` reached one of their devices,
+ * every one up to `read` they read (message ids; null: none).
+ */
+export interface ReceiptMark {
+  readonly chatId: string;
+  readonly reader: string;
+  readonly delivered: string | null;
+  readonly read: string | null;
 }
 
 /** A device's ack: every event up to `seq` has reached it. */
@@ -40,21 +53,24 @@ export interface SendInput {
   readonly attachments: readonly AttachmentRef[];
   /** Server receive time, ms since the epoch: becomes the message's ts. */
   readonly now: number;
+  /**
+   * The sending device: the sender's own inbox gets a copy only when they have another device
+   * (the sending one has the message from its `ok`).
+   */
+  readonly deviceId?: string;
 }
 
+/** Resolved once the message is durable (the chat step committed); its fan-out follows. */
 export interface SendResult {
   readonly messageId: string;
   readonly ts: number;
-  /** True when (senderId, clientMsgId) was stored before: nothing new was written. */
+  /** True when (chat, sender, clientMsgId) was stored before: nothing new was written. */
   readonly dup: boolean;
-  /** The committed inbox events, one per member (sender included); empty when dup. */
-  readonly deliveries: readonly Delivery[];
 }
 
+/** Resolved once the change is durable; its `chat` events follow like a message's. */
 export interface MembershipResult {
   readonly chatId: string;
-  /** The `chat` events committed for every member (and, on removal, every removed member). */
-  readonly deliveries: readonly Delivery[];
 }
 
 export interface SyncPage {
@@ -73,12 +89,12 @@ export interface ChatStore {
    */
   connectDevice(userId: string, deviceId: string, now: number): Promise<DeviceState>;
   /**
-   * Moves the device's cursor forward to `seq` (never backwards, never past the user's latest
-   * seq) and deletes the user's inbox events that every device of the user has acked.
+   * Moves device cursors forward (never backwards) in one statement, refreshes the devices'
+   * last_active, and deletes the users' inbox events that every device of theirs has acked.
+   * The node calls it lazily (every few seconds, on disconnect, at shutdown); the caller keeps
+   * cursors at or below the user's latest seq.
    */
-  ack(userId: string, deviceId: string, seq: number): Promise<void>;
-  /** `ack` for many devices in one statement (the node flushes coalesced acks with it). */
-  ackMany(cursors: readonly DeviceCursor[], now?: number): Promise<void>;
+  writeCursors(cursors: readonly DeviceCursor[], now: number): Promise<void>;
   /** The user's latest sequence number, 0 when none. */
   latestSeq(userId: string): Promise<number>;
   /** Latest sequence numbers of many users in one query (unknown users are left out). */
@@ -93,14 +109,18 @@ export interface ChatStore {
   ): Promise<MembershipResult>;
 
   /**
-   * Stores a message and one inbox event per member, in a transaction shared with other
-   * concurrent sends (group commit). Resolves only after the commit. NOT_FOUND for an unknown
-   * chat, NOT_MEMBER when the sender is not a member (nothing written in either case).
+   * Stores a message (the chat step, in a statement shared with other concurrent sends) and
+   * resolves once it is durable; its events are then appended to the members' inboxes and
+   * handed to the `onDeliveries` listeners. NOT_FOUND for an unknown chat, NOT_MEMBER when the
+   * sender is not a member (nothing written in either case).
    */
   send(input: SendInput): Promise<SendResult>;
 
+  /** Listens to committed inbox events (for pushing to devices); returns a disposer. */
+  onDeliveries(listener: (deliveries: readonly Delivery[]) => void): () => void;
+
   sync(userId: string, after: number, limit: number): Promise<SyncPage>;
 
-  /** Waits for in-flight batches, then closes the pool. */
+  /** Waits (a bounded time) for in-flight batches and fan-out, then closes the pool. */
   close(): Promise<void>;
 }

@@ -37,8 +37,13 @@ export const BENCH_NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
 });
 
 export function profilingEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
   const options = process.env.BENCH_NODE_OPTIONS;
-  return options === undefined || options === '' ? {} : { NODE_OPTIONS: options };
+  if (options !== undefined && options !== '') env['NODE_OPTIONS'] = options;
+  // CHAT_CPU_PROFILE=<dir>:<delayMs>:<durationMs>: each node writes a CPU profile.
+  const profile = process.env.CHAT_CPU_PROFILE;
+  if (profile !== undefined && profile !== '') env['CHAT_CPU_PROFILE'] = profile;
+  return env;
 }
 
 /** Durable Postgres for one workload, closed afterwards. */

@@ -6,11 +6,11 @@
  */
 import type { PeerPool } from '@chat/rpc';
 import { DeliveryBatcher } from '@chat/rpc';
-import type { Delivery } from '@chat/store';
+import type { Delivery, ReceiptNotice } from '@chat/store';
 import type { Logger } from 'pino';
 import type { DeliveryFabric, LocalDeliverer } from '../routing';
 import type { RingOwnership } from './ring-ownership';
-import { Deliver } from './rpc-methods';
+import { Deliver, NotifyReceipts } from './rpc-methods';
 
 export interface ClusterFabricDeps {
   readonly ownership: RingOwnership;
@@ -35,19 +35,60 @@ export function clusterFabric(deps: ClusterFabricDeps): (local: LocalDeliverer) 
         }
       },
     });
-    return {
-      deliver(deliveries) {
-        local(deliveries);
-        const self = deps.ownership.selfId;
-        for (const delivery of deliveries) {
-          const owner = deps.ownership.ownerOf(delivery.userId);
-          if (owner !== undefined && owner !== self) batcher.add(owner, delivery);
-          // Dual delivery during a transition: the user may still be connected to an old owner.
-          for (const previous of deps.ownership.previousOwnersOf(delivery.userId))
-            if (previous !== owner && previous !== self) batcher.add(previous, delivery);
+    // Receipts: one notice per peer with the recipients that peer holds.
+    const notices = new DeliveryBatcher<ReceiptNotice>({
+      send: async (peer, items) => {
+        const info = deps.ownership.nodeInfo(peer);
+        if (info === undefined) throw new Error(`node ${peer} is not alive`);
+        await deps.pool.peer(peer, info.rpcAddress).call(NotifyReceipts, { notices: items });
+      },
+      onResult: (peer, notice, err) => {
+        if (err !== undefined) {
+          deps.log.debug(
+            { peer, chat: notice.chatId, err },
+            'receipts not forwarded; recorded for a later welcome',
+          );
         }
       },
-      close: () => batcher.drain(),
+    });
+    /** Every node a user may be connected to: the owner, and old owners while users move. */
+    const nodesOf = (user: string): string[] => {
+      const owner = deps.ownership.ownerOf(user);
+      const nodes = owner === undefined ? [] : [owner];
+      for (const previous of deps.ownership.previousOwnersOf(user))
+        if (!nodes.includes(previous)) nodes.push(previous);
+      return nodes;
+    };
+    return {
+      deliver(deliveries) {
+        local.deliver(deliveries);
+        const self = deps.ownership.selfId;
+        for (const delivery of deliveries) {
+          // Dual delivery during a transition: the user may still be connected to an old owner.
+          for (const node of nodesOf(delivery.userId))
+            if (node !== self) batcher.add(node, delivery);
+        }
+      },
+      notify(items) {
+        local.notify(items);
+        const self = deps.ownership.selfId;
+        for (const notice of items) {
+          const byNode = new Map<string, string[]>();
+          for (const user of notice.notify) {
+            for (const node of nodesOf(user)) {
+              if (node === self) continue;
+              const users = byNode.get(node);
+              if (users === undefined) byNode.set(node, [user]);
+              else users.push(user);
+            }
+          }
+          for (const [node, users] of byNode) notices.add(node, { ...notice, notify: users });
+        }
+      },
+      close: async () => {
+        await batcher.drain();
+        await notices.drain();
+      },
     };
   };
 }

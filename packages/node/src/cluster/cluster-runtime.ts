@@ -24,7 +24,7 @@ import type { LocalPresence, PresencePeers } from '../presence';
 import { DrainController } from './drain-controller';
 import { RingOwnership } from './ring-ownership';
 import type { MetricSources } from '../metrics';
-import { Deliver, Presence, TypingNotify } from './rpc-methods';
+import { Deliver, NotifyReceipts, Presence, TypingNotify } from './rpc-methods';
 import { TransitionCloser } from './transition-closer';
 
 type EtcdClient = ReturnType<typeof createEtcdClient>;
@@ -95,6 +95,7 @@ export class ClusterRuntime {
   /** Serves peers, follows ring changes and registers this node, which makes it alive. */
   async start(node: ChatNode, wsUrl: string): Promise<void> {
     this.rpc.handle(Deliver, (req) => ({ pushed: node.pushToLocalDevices(req.deliveries) }));
+    this.rpc.handle(NotifyReceipts, (req) => ({ pushed: node.pushReceipts(req.notices) }));
     this.rpc.handle(Presence, (req) => ({
       online: req.users.map((user) => node.sessions.isOnline(user)),
     }));

@@ -1,5 +1,5 @@
 /** The typed RPC methods chat nodes call on each other. */
-import type { Delivery } from '@chat/store';
+import type { Delivery, ReceiptNotice } from '@chat/store';
 import { defineMethod } from '@chat/rpc';
 import type { TypingItem } from '../presence';
 
@@ -21,3 +21,9 @@ export const TypingNotify = defineMethod<
   { readonly items: readonly TypingItem[] },
   { readonly pushed: number }
 >('typing');
+
+/** Pushes receipt watermarks to the devices of the notices' users connected to the receiving node. */
+export const NotifyReceipts = defineMethod<
+  { readonly notices: readonly ReceiptNotice[] },
+  { readonly pushed: number }
+>('receipts');

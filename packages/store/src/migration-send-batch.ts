@@ -1,91 +1,11 @@
 /**
- * One group-commit batch of sends in one statement: `chat_send_batch`, a PL/pgSQL function, runs
- * the whole transaction inside Postgres (rule checks, idempotency, user locks, message and inbox
- * rows), so a batch costs one round trip instead of one per statement. It keeps the lock order
- * of pg-store.ts: chat rows first (by id), then user rows (by id; missing users inserted first).
+ * Migration 0006_send_batch_function: a send batch in one PL/pgSQL function, one transaction
+ * over every key of the batch. Migration 0007 (migration-durable-path.ts) drops the function
+ * and replaces it with the chat step and the user step; this stays because a migration that
+ * has shipped never changes.
  */
 import { sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
-import { ChatError } from '@chat/protocol';
-import type { Database } from './schema';
-import type { Delivery, SendInput, SendResult } from './types';
-
-export type Outcome = { readonly ok: SendResult } | { readonly err: ChatError };
-
-/**
- * One row per send (`i`, 1-based batch position) or, for a new message, one row per recipient.
- * Statuses: 'new', 'dup' (the original's message_id and ts), 'NOT_FOUND', 'NOT_MEMBER'.
- */
-interface SendRow {
-  i: number;
-  status: 'new' | 'dup' | 'NOT_FOUND' | 'NOT_MEMBER';
-  message_id: string | null;
-  ts: string | null;
-  user_id: string | null;
-  seq: string | null;
-}
-
-/**
- * Commits the sends in one statement (one transaction) and returns their outcomes in batch
- * order. A send that Postgres refuses (say, a NUL byte in a body) fails the whole statement.
- */
-export async function sendBatch(
-  db: Kysely<Database>,
-  inputs: readonly SendInput[],
-): Promise<Outcome[]> {
-  const { rows } = await sql<SendRow>`
-    select * from chat_send_batch(
-      ${inputs.map((s) => s.chatId)}::text[],
-      ${inputs.map((s) => s.senderId)}::text[],
-      ${inputs.map((s) => s.clientMsgId)}::text[],
-      ${inputs.map((s) => s.body)}::text[],
-      ${inputs.map((s) => JSON.stringify(s.attachments))}::jsonb[],
-      ${inputs.map((s) => s.now)}::int8[])`.execute(db);
-  const rowsOf = new Map<number, SendRow[]>();
-  for (const row of rows) {
-    const same = rowsOf.get(row.i);
-    if (same) same.push(row);
-    else rowsOf.set(row.i, [row]);
-  }
-  return inputs.map((input, index) => {
-    const sendRows = rowsOf.get(index + 1) ?? [];
-    const first = sendRows[0];
-    if (first === undefined) throw new Error(`send ${index + 1} has no outcome`);
-    return toOutcome(input, first, sendRows);
-  });
-}
-
-function toOutcome(input: SendInput, first: SendRow, rows: readonly SendRow[]): Outcome {
-  const { chatId } = input;
-  switch (first.status) {
-    case 'NOT_FOUND':
-      return { err: new ChatError('NOT_FOUND', 'no such chat', { chatId }) };
-    case 'NOT_MEMBER':
-      return { err: new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId }) };
-    case 'dup':
-      return {
-        ok: { messageId: first.message_id!, ts: Number(first.ts), dup: true, deliveries: [] },
-      };
-    case 'new': {
-      const messageId = first.message_id!;
-      const attachments = [...input.attachments];
-      const deliveries = rows.map((row): Delivery => ({
-        userId: row.user_id!,
-        event: {
-          seq: Number(row.seq),
-          kind: 'message',
-          chatId,
-          messageId,
-          from: input.senderId,
-          body: input.body,
-          attachments,
-          ts: input.now,
-        },
-      }));
-      return { ok: { messageId, ts: input.now, dup: false, deliveries } };
-    }
-  }
-}
 
 /**
  * Migration 0006_send_batch_function. Membership is read after the chats are locked FOR KEY

@@ -1,0 +1,118 @@
+/**
+ * Delivered receipts as watermarks, worked out on the node that holds the reader's devices:
+ * when a device acks a message from someone else that this node pushed or synced to it, the
+ * reader's delivered watermark in that chat moves to it. Coalesced per (chat, reader): changes
+ * are pushed live to the senders every `liveFlushMs` (one `receipts` frame each, however many
+ * messages it covers) and written every few seconds (`takeForPersist`, by the cursor writer).
+ * No database read on the way: the acked messages are the node's own pushes.
+ */
+import { compareIds } from '@chat/protocol';
+import type { DeliveredMark, ReceiptNotice } from '@chat/store';
+import type { DeliveredMessage } from './pending-pushes';
+
+interface Watermark {
+  readonly chatId: string;
+  readonly reader: string;
+  upto: string;
+  /** Senders to push the next live notice to. */
+  liveNotify: Set<string>;
+  /** Senders to record it for at the next write (null: nothing to write). */
+  persistNotify: Set<string> | null;
+}
+
+/**
+ * @example
+ * const receipts = new DeliveredReceipts((notices) => fabric.notify(notices));
+ * receipts.delivered('bob', session.onAck(seq).delivered);
+ * setInterval(() => receipts.flushLive(), 250);
+ * await store.recordDelivered(receipts.takeForPersist(), now);
+ */
+export class DeliveredReceipts {
+  private readonly marks = new Map<string, Watermark>();
+  private readonly live = new Set<Watermark>();
+
+  constructor(private readonly push: (notices: readonly ReceiptNotice[]) => void) {}
+
+  /** `reader` has these messages on a device now. */
+  delivered(reader: string, messages: readonly DeliveredMessage[]): void {
+    for (const m of messages) {
+      if (m.from === reader) continue;
+      const key = `${m.chatId}\u0000${reader}`;
+      let mark = this.marks.get(key);
+      if (mark === undefined) {
+        mark = {
+          chatId: m.chatId,
+          reader,
+          upto: m.messageId,
+          liveNotify: new Set(),
+          persistNotify: new Set(),
+        };
+        this.marks.set(key, mark);
+      } else if (compareIds(m.messageId, mark.upto) > 0) {
+        mark.upto = m.messageId;
+      } else if (mark.liveNotify.has(m.from)) {
+        continue;
+      }
+      mark.liveNotify.add(m.from);
+      (mark.persistNotify ??= new Set()).add(m.from);
+      this.live.add(mark);
+    }
+  }
+
+  /** Pushes the watermarks that moved since the last call to the senders they concern. */
+  flushLive(): void {
+    if (this.live.size === 0) return;
+    const notices: ReceiptNotice[] = [];
+    for (const mark of this.live) {
+      notices.push({
+        chatId: mark.chatId,
+        reader: mark.reader,
+        delivered: mark.upto,
+        read: null,
+        notify: [...mark.liveNotify],
+      });
+      mark.liveNotify = new Set();
+    }
+    this.live.clear();
+    this.push(notices);
+  }
+
+  /** The watermarks to write since the last call; what was written is forgotten. */
+  takeForPersist(): DeliveredMark[] {
+    const out: DeliveredMark[] = [];
+    for (const [key, mark] of this.marks) {
+      if (mark.persistNotify !== null) {
+        out.push({
+          chatId: mark.chatId,
+          reader: mark.reader,
+          upto: mark.upto,
+          notify: [...mark.persistNotify],
+        });
+        mark.persistNotify = null;
+      }
+      if (!this.live.has(mark)) this.marks.delete(key);
+    }
+    return out;
+  }
+
+  /** Gives back marks whose write failed, for the next write. */
+  restore(marks: readonly DeliveredMark[]): void {
+    for (const m of marks) {
+      const key = `${m.chatId}\u0000${m.reader}`;
+      const mark = this.marks.get(key);
+      if (mark === undefined) {
+        this.marks.set(key, {
+          chatId: m.chatId,
+          reader: m.reader,
+          upto: m.upto,
+          liveNotify: new Set(),
+          persistNotify: new Set(m.notify),
+        });
+      } else {
+        if (compareIds(m.upto, mark.upto) > 0) mark.upto = m.upto;
+        mark.persistNotify ??= new Set();
+        for (const user of m.notify) mark.persistNotify.add(user);
+      }
+    }
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The chat step of a send (docs/durable-path.md): for a batch of sends, in one statement that
+ * touches only chat-keyed rows (chats, chat_members, messages), check membership and
+ * idempotency and store the new messages. The sender's ack waits only for this commit: the
+ * message is durable, and the node that stored it (`origin`) owes its fan-out to the
+ * recipients' inboxes (user-step.ts), which a sweeper finishes should that node die.
+ *
+ * Ids: the batch's chats are locked FOR UPDATE in id order, so sends to one chat (from any
+ * node) and membership changes take turns, and each new message gets the chat's next id:
+ * above every id the chat has, and at least created_at * 1000 - 1 + its rank, so an id is
+ * never reused after retention deleted the chat's newest messages.
+ */
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { ChatError } from '@chat/protocol';
+import type { Database } from './schema';
+import type { SendInput } from './types';
+
+/** Outcome of one send of a batch. */
+export type ChatStepOutcome =
+  | {
+      readonly status: 'new';
+      readonly messageId: string;
+      readonly ts: number;
+      /** Members of the chat when it was stored, sorted: the fan-out's recipients. */
+      readonly recipients: readonly string[];
+    }
+  | { readonly status: 'dup'; readonly messageId: string; readonly ts: number }
+  | { readonly status: 'refused'; readonly error: ChatError };
+
+interface ChatStepRow {
+  i: number;
+  status: 'new' | 'dup' | 'NOT_FOUND' | 'NOT_MEMBER';
+  message_id: string | null;
+  ts: string | null;
+  recipients: string[] | null;
+}
+
+/**
+ * Stores a batch of sends in one statement (one transaction) and returns their outcomes in
+ * batch order. A send Postgres refuses (say, a NUL byte in a body) fails the whole statement.
+ */
+export async function storeMessages(
+  db: Kysely<Database>,
+  inputs: readonly SendInput[],
+  origin: string,
+): Promise<ChatStepOutcome[]> {
+  const { rows } = await sql<ChatStepRow>`
+    select * from chat_store_messages(
+      ${inputs.map((s) => s.chatId)}::text[],
+      ${inputs.map((s) => s.senderId)}::text[],
+      ${inputs.map((s) => s.clientMsgId)}::text[],
+      ${inputs.map((s) => s.body)}::text[],
+      ${inputs.map((s) => JSON.stringify(s.attachments))}::jsonb[],
+      ${inputs.map((s) => s.now)}::int8[],
+      ${origin}::text)`.execute(db);
+  const byIndex = new Map(rows.map((r) => [r.i, r]));
+  return inputs.map((input, index) => {
+    const row = byIndex.get(index + 1);
+    if (row === undefined) throw new Error(`send ${index + 1} has no outcome`);
+    switch (row.status) {
+      case 'NOT_FOUND':
+        return refused(new ChatError('NOT_FOUND', 'no such chat', { chatId: input.chatId }));
+      case 'NOT_MEMBER':
+        return refused(
+          new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId: input.chatId }),
+        );
+      case 'dup':
+        return { status: 'dup', messageId: row.message_id!, ts: Number(row.ts) };
+      case 'new':
+        return {
+          status: 'new',
+          messageId: row.message_id!,
+          ts: Number(row.ts),
+          recipients: row.recipients ?? [],
+        };
+    }
+  });
+}
+
+function refused(error: ChatError): ChatStepOutcome {
+  return { status: 'refused', error };
+}
+
+/**
+ * The function of migration 0007. Membership is read after the chats are locked, and
+ * membership changes lock them too, so it holds until commit. A (chat, sender, client_msg_id)
+ * stored before is answered as a dup with the stored id and time, and so is a repeat of it
+ * later in the same batch (the lock makes "stored before" include concurrent transactions
+ * that committed while this one waited).
+ */
+export const CHAT_STEP_FUNCTION = `
+  create or replace function chat_store_messages(
+    p_chat_ids text[], p_sender_ids text[], p_client_msg_ids text[], p_bodies text[],
+    p_attachments jsonb[], p_created_ats int8[], p_origin text)
+  returns table (i int, status text, message_id int8, ts int8, recipients text[])
+  language plpgsql
+  -- Plan each statement once per connection (the arrays do not change the best plan), and
+  -- by key lookups: a connection's first call may come while the tables are nearly empty,
+  -- when a scan looks cheapest, and the plan would stay with it as the tables grow.
+  set plan_cache_mode = force_generic_plan
+  set enable_seqscan = off
+  as $fn$
+  #variable_conflict use_column
+  declare
+    v_members jsonb;   -- chat id -> its members (sorted), for chats that exist
+    v_new_i int[];     -- batch positions stored now, their ids
+    v_new_id int8[];
+  begin
+    perform 1 from chats where id = any(p_chat_ids) order by id for update;
+    select coalesce(jsonb_object_agg(c.id, array(
+        select m.user_id from chat_members m where m.chat_id = c.id order by m.user_id)), '{}')
+      into v_members
+      from chats c where c.id = any(p_chat_ids);
+
+    -- First valid copy of each (chat, sender, client) in the batch that is not stored yet,
+    -- numbered within its chat; ids continue from the chat's highest.
+    with sends as (
+      select t.i::int as i, t.chat, t.sender, t.client
+      from unnest(p_chat_ids, p_sender_ids, p_client_msg_ids) with ordinality
+        as t(chat, sender, client, i)
+      where (v_members -> t.chat) ? t.sender
+    ),
+    firsts as (
+      select distinct on (s.chat, s.sender, s.client) s.i, s.chat, s.sender, s.client
+      from sends s order by s.chat, s.sender, s.client, s.i
+    ),
+    -- Lookups are scalar subqueries with LIMIT 1: the planner cannot turn them into joins
+    -- that read a whole index (a generic plan made while the tables were small would).
+    fresh as (
+      select f.i, f.chat, row_number() over (partition by f.chat order by f.i) as k
+      from firsts f
+      where (select 1 from messages m
+             where m.chat_id = f.chat and m.sender_id = f.sender and m.client_msg_id = f.client
+             limit 1) is null
+    ),
+    base as (
+      select c.chat, greatest(
+          coalesce((select max(m.id) from messages m where m.chat_id = c.chat), 0),
+          c.first_at * 1000 - 1) as b
+      from (select fr.chat, min(p_created_ats[fr.i]) as first_at from fresh fr group by fr.chat) c
+    ),
+    ins as (
+      insert into messages (chat_id, id, kind, sender_id, client_msg_id, body, attachments,
+          created_at, origin)
+        select fr.chat, b.b + fr.k, 'message', p_sender_ids[fr.i], p_client_msg_ids[fr.i],
+          p_bodies[fr.i], p_attachments[fr.i], p_created_ats[fr.i], p_origin
+        from fresh fr join base b on b.chat = fr.chat
+        order by fr.chat, fr.k
+    )
+    select array_agg(fr.i order by fr.i), array_agg(b.b + fr.k order by fr.i)
+      into v_new_i, v_new_id
+      from fresh fr join base b on b.chat = fr.chat;
+
+    -- listChats orders by activity: keep it to the minute without a write per message.
+    update chats c set last_message_at = n.at
+    from (
+      select p_chat_ids[t.i] as chat, max(p_created_ats[t.i]) as at
+      from unnest(v_new_i) as t(i) group by 1
+    ) n
+    where c.id = n.chat and coalesce(c.last_message_at, 0) < n.at - 60000;
+
+    return query
+      with sends as (
+        select t.i::int as i, t.chat, t.sender, t.client,
+          (v_members -> t.chat) ? t.sender as valid
+        from unnest(p_chat_ids, p_sender_ids, p_client_msg_ids) with ordinality
+          as t(chat, sender, client, i)
+      ),
+      fresh as (
+        select n.i, n.id from unnest(v_new_i, v_new_id) as n(i, id)
+      )
+      select s.i,
+        case
+          when v_members -> s.chat is null then 'NOT_FOUND'
+          when not s.valid then 'NOT_MEMBER'
+          when f.i is not null then 'new'
+          else 'dup'
+        end,
+        coalesce(f.id, m.id),
+        coalesce(p_created_ats[f.i], m.created_at),
+        case when f.i is not null then
+          array(select jsonb_array_elements_text(v_members -> s.chat)) end
+      from sends s
+      left join fresh f on f.i = s.i
+      left join lateral (
+        select m.id, m.created_at from messages m
+        where f.i is null and s.valid
+          and m.chat_id = s.chat and m.sender_id = s.sender and m.client_msg_id = s.client
+        limit 1
+      ) m on true
+      order by s.i;
+  end
+  $fn$`;

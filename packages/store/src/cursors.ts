@@ -1,0 +1,91 @@
+/**
+ * Device cursors, written lazily (docs/durable-path.md): the node keeps each device's acks in
+ * memory and writes them every few seconds, on disconnect and on shutdown, many devices in one
+ * statement; the same statement deletes each user's events that every device has acked. A
+ * cursor lost in a crash only makes devices get events again, which they drop by seq.
+ *
+ * Events at or above the lowest fan-out mark of any node are kept even when acked: a sweeper
+ * repeating a dead node's fan-out must find them, or it would append them a second time.
+ */
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { Database } from './schema';
+import type { DeviceCursor } from './types';
+
+/**
+ * Moves the cursors forward (never back) and refreshes the devices' last_active, then deletes
+ * the acked events created before `keepFrom` (the lowest fan-out mark). Returns the number of
+ * events deleted.
+ */
+export async function writeCursors(
+  db: Kysely<Database>,
+  cursors: readonly DeviceCursor[],
+  now: number,
+  keepFrom: number,
+): Promise<number> {
+  const latest = new Map<string, DeviceCursor>();
+  for (const c of cursors) {
+    const key = `${c.userId}\u0000${c.deviceId}`;
+    const seen = latest.get(key);
+    if (seen === undefined || c.seq > seen.seq) latest.set(key, c);
+  }
+  // Row order (user, device): the order every statement locks devices in.
+  const rows = [...latest.values()].sort((a, b) =>
+    a.userId === b.userId ? (a.deviceId < b.deviceId ? -1 : 1) : a.userId < b.userId ? -1 : 1,
+  );
+  if (rows.length === 0) return 0;
+  // A CTE's update is invisible to the rest of the statement: the floor takes the new cursors
+  // from `cur` and those of the user's other devices from `devices`.
+  const result = await sql`
+    with input as (
+      select * from unnest(
+        ${rows.map((r) => r.userId)}::text[],
+        ${rows.map((r) => r.deviceId)}::text[],
+        ${rows.map((r) => r.seq)}::int8[]
+      ) as t(user_id, device_id, seq)
+    ),
+    cur as (
+      update devices d
+      set acked_seq = greatest(d.acked_seq, i.seq),
+        last_active = greatest(d.last_active, ${now}::int8)
+      from input i
+      where d.user_id = i.user_id and d.device_id = i.device_id
+      returning d.user_id, d.device_id, d.acked_seq
+    ),
+    floors as (
+      select c.user_id, least(
+        min(c.acked_seq),
+        (select min(o.acked_seq) from devices o
+          where o.user_id = c.user_id
+            and o.device_id <> all(array(select c2.device_id from cur c2 where c2.user_id = c.user_id)))
+      ) as seq
+      from cur c
+      group by c.user_id
+    )
+    delete from inbox i using floors f
+    where i.user_id = f.user_id and i.seq <= f.seq and i.created_at < ${keepFrom}::int8`.execute(
+    db,
+  );
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * The users' latest seqs in one query (users never seen are left out): the greatest of the
+ * floor, the newest event and the furthest cursor.
+ */
+export async function latestSeqs(
+  db: Kysely<Database>,
+  userIds: readonly string[],
+): Promise<Map<string, number>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await sql<{ id: string; latest: string }>`
+    select u.id, ${LATEST_SEQ} as latest
+    from users u where u.id = any(${[...userIds]}::text[])`.execute(db);
+  return new Map(rows.map((r) => [r.id, Number(r.latest)]));
+}
+
+/** The latest seq of the user row `u` (see user-step.ts for why it is derived). */
+export const LATEST_SEQ = sql`greatest(
+  u.next_seq - 1,
+  coalesce((select max(x.seq) from inbox x where x.user_id = u.id), 0),
+  coalesce((select max(d.acked_seq) from devices d where d.user_id = u.id), 0))`;

@@ -1,0 +1,169 @@
+/**
+ * The user step of a fan-out (docs/durable-path.md): appends events to users' inboxes, in one
+ * statement that touches only user-keyed rows (users, devices, inbox, user_chats). Each user's
+ * row is locked while their new events are numbered, so every user's seqs are contiguous in
+ * commit order; nothing else is written per event (the next seq is derived, not stored).
+ *
+ * Idempotent on (user, chat, message): an event already in the inbox is not appended again,
+ * so a fan-out may be repeated (a retry, a sweeper finishing a dead node's work) and still
+ * leaves exactly one row. An event whose storing node was swept (its fan-out taken over by a
+ * sweeper) is left to the sweeper. Rows are deleted only below every node's fan-out mark
+ * (cursors.ts), so a repeated fan-out always finds the rows of its first attempt.
+ */
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { InboxEvent } from '@chat/protocol';
+import type { Database } from './schema';
+import type { Delivery } from './types';
+
+/** One event for one user's inbox. */
+export interface FanoutEvent {
+  readonly userId: string;
+  /** The event; its seq is assigned by the user step. Message and chat events only. */
+  readonly event: InboxEvent & { readonly kind: 'message' | 'chat' };
+  /** messages.id of the message or chat change within event.chatId. */
+  readonly messageId: string;
+  /** Append only if the user has a device other than this one (a sender's own copy). */
+  readonly unlessOnlyDevice?: string;
+  /** The chat enters (`add`) or leaves (`remove`) the user's chat list with this event. */
+  readonly membership?: 'add' | 'remove';
+  /** The node that stored the message and owes its fan-out; null for a sweeper. */
+  readonly origin: string | null;
+}
+
+/**
+ * Appends the events in one statement and returns those appended now, with their seqs, in
+ * input order (events already there, or skipped, are left out).
+ */
+export async function appendEvents(
+  db: Kysely<Database>,
+  events: readonly FanoutEvent[],
+): Promise<Delivery[]> {
+  if (events.length === 0) return [];
+  const col = <T>(pick: (e: FanoutEvent) => T): T[] => events.map(pick);
+  const users = [...new Set(col((e) => e.userId))].sort();
+  const { rows } = await sql<{ i: number; seq: string }>`
+    select * from chat_append_events(
+      ${users}::text[],
+      ${col((e) => e.userId)}::text[],
+      ${col((e) => e.event.kind)}::text[],
+      ${col((e) => e.event.chatId)}::text[],
+      ${col((e) => e.messageId)}::int8[],
+      ${col((e) => (e.event.kind === 'message' ? e.event.from : e.event.by))}::text[],
+      ${col((e) => (e.event.kind === 'message' ? e.event.body : null))}::text[],
+      ${col((e) => (e.event.kind === 'message' ? JSON.stringify(e.event.attachments) : '[]'))}::jsonb[],
+      ${col((e) => (e.event.kind === 'chat' ? JSON.stringify(chatPayload(e.event)) : null))}::jsonb[],
+      ${col((e) => e.event.ts)}::int8[],
+      ${col((e) => e.origin)}::text[],
+      ${col((e) => e.unlessOnlyDevice ?? null)}::text[],
+      ${col((e) => e.membership ?? null)}::text[])`.execute(db);
+  return rows.map((r) => {
+    const e = events[r.i - 1]!;
+    return { userId: e.userId, event: { ...e.event, seq: Number(r.seq) } };
+  });
+}
+
+/** The stored fields of a chat event beside chatId and ts. */
+export function chatPayload(event: Extract<InboxEvent, { kind: 'chat' }>): object {
+  const { change, members, by } = event;
+  return event.admin === true ? { change, members, by, admin: true } : { change, members, by };
+}
+
+/**
+ * The function of migration 0007. Users are locked in id order (the same order everywhere, so
+ * two steps cannot deadlock), created first when missing; the statements after the lock see
+ * every event committed before it (a new snapshot per statement). The next seq of a user is
+ * the greatest of users.next_seq (a floor retention raises), the highest seq in the inbox + 1
+ * and the highest device cursor + 1: events are deleted only once every device acked them.
+ */
+export const USER_STEP_FUNCTION = `
+  create or replace function chat_append_events(
+    p_distinct_users text[], p_users text[], p_kinds text[], p_chat_ids text[],
+    p_message_ids int8[], p_senders text[], p_bodies text[], p_attachments jsonb[],
+    p_payloads jsonb[], p_created_ats int8[], p_origins text[], p_unless_only_device text[],
+    p_memberships text[])
+  returns table (i int, seq int8)
+  language plpgsql
+  -- Plan each statement once per connection (the arrays do not change the best plan), and
+  -- by key lookups: a connection's first call may come while the tables are nearly empty,
+  -- when a scan looks cheapest, and the plan would stay with it as the tables grow.
+  set plan_cache_mode = force_generic_plan
+  set enable_seqscan = off
+  as $fn$
+  #variable_conflict use_column
+  declare
+    v_locked int;
+  begin
+    -- p_distinct_users: the users of the batch, distinct and sorted (the lock order).
+    perform 1 from users where id = any(p_distinct_users) order by id for update;
+    get diagnostics v_locked = row_count;
+    if v_locked < cardinality(p_distinct_users) then
+      insert into users (id) select u from unnest(p_distinct_users) as t(u) order by u
+        on conflict (id) do nothing;
+      perform 1 from users where id = any(p_distinct_users) order by id for update;
+    end if;
+
+    return query
+      with ev as (
+        select t.*
+        from unnest(p_users, p_kinds, p_chat_ids, p_message_ids, p_senders, p_bodies,
+            p_attachments, p_payloads, p_created_ats, p_origins, p_unless_only_device,
+            p_memberships)
+          with ordinality as t(user_id, kind, chat_id, message_id, sender_id, body,
+            attachments, payload, created_at, origin, only_device, membership, i)
+      ),
+      -- Lookups are scalar subqueries with LIMIT 1: the planner cannot turn them into joins
+      -- that read a whole index (a generic plan made while the inbox was small would).
+      wanted as (
+        select distinct on (ev.user_id, ev.chat_id, ev.message_id) ev.*
+        from ev
+        where (select 1 from inbox x
+               where x.user_id = ev.user_id and x.chat_id = ev.chat_id
+                 and x.message_id = ev.message_id and x.kind in ('message', 'chat')
+               limit 1) is null
+          and (ev.only_device is null or (
+            select 1 from devices d
+            where d.user_id = ev.user_id and d.device_id <> ev.only_device limit 1) is not null)
+          and (ev.origin is null or (
+            select 1 from fanout_marks f
+            where f.node_id = ev.origin and f.swept_upto > ev.created_at limit 1) is null)
+        order by ev.user_id, ev.chat_id, ev.message_id, ev.i
+      ),
+      base as (
+        select w.user_id, greatest(
+            (select u.next_seq from users u where u.id = w.user_id),
+            coalesce((select max(x.seq) from inbox x where x.user_id = w.user_id), 0) + 1,
+            coalesce((select max(d.acked_seq) from devices d where d.user_id = w.user_id), 0) + 1)
+          as next_seq
+        from (select distinct user_id from wanted) w
+      ),
+      numbered as (
+        select w.*, b.next_seq + row_number() over (partition by w.user_id order by w.i) - 1
+          as seq
+        from wanted w join base b on b.user_id = w.user_id
+      ),
+      appended as (
+        insert into inbox (user_id, seq, kind, chat_id, message_id, sender_id, body,
+            attachments, payload, created_at)
+          select n.user_id, n.seq, n.kind, n.chat_id, n.message_id, n.sender_id, n.body,
+            coalesce(n.attachments, '[]'::jsonb), n.payload, n.created_at
+          from numbered n
+      )
+      select n.i::int, n.seq from numbered n order by n.i;
+
+    -- Chat lists: only chat changes carry a membership, and only for the events appended now.
+    if exists (select 1 from unnest(p_memberships) as m(v) where m.v is not null) then
+      insert into user_chats (user_id, chat_id, joined_at)
+        select t.user_id, t.chat_id, t.created_at
+        from unnest(p_users, p_chat_ids, p_message_ids, p_created_ats, p_memberships)
+          as t(user_id, chat_id, message_id, created_at, membership)
+        where t.membership = 'add' and exists (
+          select 1 from inbox x where x.user_id = t.user_id and x.chat_id = t.chat_id
+            and x.message_id = t.message_id and x.kind = 'chat')
+        on conflict (user_id, chat_id) do nothing;
+      delete from user_chats uc
+        using unnest(p_users, p_chat_ids, p_memberships) as t(user_id, chat_id, membership)
+        where t.membership = 'remove' and uc.user_id = t.user_id and uc.chat_id = t.chat_id;
+    end if;
+  end
+  $fn$`;
