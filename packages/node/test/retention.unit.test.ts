@@ -59,6 +59,7 @@ function fakeStore(expired: number): RetentionStore & { cutoffs: number[] } {
     deleteExpiredAttachmentIndex: () => Promise.resolve(0),
     expireDevices: () => Promise.resolve({ devices: 0, events: 0 }),
     pruneTombstones: () => Promise.resolve(0),
+    deleteExpiredReceiptMarks: () => Promise.resolve(0),
     queuedObjectKeys: () => Promise.resolve([]),
     dequeueObjectKeys: () => Promise.resolve(),
   };

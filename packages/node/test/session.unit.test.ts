@@ -152,9 +152,25 @@ describe('Session', () => {
     const { session, socket } = readySession();
     for (let seq = 1; seq <= 6; seq++) session.push(seq, `e${seq}`, 0);
     expect(socket.sent).toEqual(['e1', 'e2', 'e3', 'e4']);
-    expect(session.onAck(4)).toBe(true);
+    expect(session.onAck(4).resumed).toBe(true);
     session.push(7, 'e7', 0);
     expect(socket.sent).toEqual(['e1', 'e2', 'e3', 'e4', 'e7']);
+  });
+
+  it('reports the messages from others an ack covers, pushed or synced', () => {
+    const { session } = readySession();
+    const m = (n: number): { chatId: string; messageId: string; from: string } => ({
+      chatId: 'c',
+      messageId: String(n),
+      from: 'bob',
+    });
+    session.push(1, 'a', 0, m(1));
+    session.push(2, 'b', 0); // not a message from someone else
+    session.noteSynced(3, m(3));
+    session.push(4, 'd', 0, m(4));
+    expect(session.onAck(3).delivered.map((d) => d.messageId)).toEqual(['1', '3']);
+    expect(session.onAck(3).delivered).toEqual([]);
+    expect(session.onAck(9).delivered.map((d) => d.messageId)).toEqual(['4']);
   });
 
   it('refuses frames over the rate and asks to close after repeated strikes', () => {

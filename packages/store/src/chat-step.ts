@@ -158,7 +158,7 @@ export const CHAT_STEP_FUNCTION = `
       select p_chat_ids[t.i] as chat, max(p_created_ats[t.i]) as at
       from unnest(v_new_i) as t(i) group by 1
     ) n
-    where c.id = n.chat and coalesce(c.last_message_at, 0) < n.at - 60000;
+    where c.id = n.chat and (c.last_message_at is null or c.last_message_at < n.at - 60000);
 
     return query
       with sends as (

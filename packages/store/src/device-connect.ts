@@ -197,14 +197,12 @@ export async function connectDevices(
       ackedSeq: Number(s.acked_seq),
       created: s.created,
       ...(s.reset ? { reset: true as const } : {}),
-      receipts: s.receipts.map(
-        (r): ReceiptMark => ({
-          chatId: r.chatId,
-          reader: r.reader,
-          delivered: r.delivered === '0' ? null : r.delivered,
-          read: r.read === '0' ? null : r.read,
-        }),
-      ),
+      receipts: s.receipts.map((r): ReceiptMark => ({
+        chatId: r.chatId,
+        reader: r.reader,
+        delivered: r.delivered === '0' ? null : r.delivered,
+        read: r.read === '0' ? null : r.read,
+      })),
     });
   }
   return result;

@@ -49,6 +49,11 @@ export async function beatMark(
   };
 }
 
+/** Removes a node's mark: it owes nothing (a clean stop). */
+export async function dropMark(db: Kysely<Database>, nodeId: string): Promise<void> {
+  await sql`delete from fanout_marks where node_id = ${nodeId}`.execute(db);
+}
+
 /** A mark whose node has not written it since `heartbeatBefore`. */
 export async function staleMarks(
   db: Kysely<Database>,
@@ -120,8 +125,8 @@ export async function sweepNode(
     const page = await owedMessages(db, nodeId, from, after, to);
     const events: FanoutEvent[] = [];
     for (const m of page) {
-      events.push(...(
-        m.kind === 'chat'
+      events.push(
+        ...(m.kind === 'chat'
           ? chatChangeEvents(
               {
                 chatId: m.chat_id,

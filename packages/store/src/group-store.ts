@@ -78,10 +78,14 @@ export class PgGroupStore {
       const added = listed.filter((m) => !current.has(m));
       const promoted = opts.admin === true ? listed.filter((m) => current.get(m) === false) : [];
       if (current.size + added.length > this.options.maxMembersPerChat) {
-        throw new ChatError('LIMIT', `a chat has at most ${this.options.maxMembersPerChat} members`, {
-          chatId,
-          members: current.size + added.length,
-        });
+        throw new ChatError(
+          'LIMIT',
+          `a chat has at most ${this.options.maxMembersPerChat} members`,
+          {
+            chatId,
+            members: current.size + added.length,
+          },
+        );
       }
       if (added.length === 0 && promoted.length === 0) return null;
       if (added.length > 0) {

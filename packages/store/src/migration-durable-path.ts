@@ -74,7 +74,9 @@ export const durablePathMigration: Migration = {
         group by m.chat_id, r.user_id
       ) d
       where d.chat_id = cm.chat_id and d.user_id = cm.user_id`);
-    await run('update chat_members set delivered_upto = read_upto where delivered_upto < read_upto');
+    await run(
+      'update chat_members set delivered_upto = read_upto where delivered_upto < read_upto',
+    );
     await run('drop table receipts');
     await run(`
       create table receipt_marks (

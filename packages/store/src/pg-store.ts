@@ -29,7 +29,7 @@ import { Fanout } from './fanout';
 import type { FanoutTicket } from './fanout';
 import { chatChangeEvents, messageEvents } from './fanout-events';
 import type { StoredChatChange } from './fanout-events';
-import { beatMark, staleMarks, sweepNode } from './fanout-marks';
+import { beatMark, dropMark, staleMarks, sweepNode } from './fanout-marks';
 import { silentLogger } from './pool';
 import type { StoreLogger } from './pool';
 import type { Database, InboxKind } from './schema';
@@ -141,7 +141,10 @@ export class PgChatStore implements ChatStore {
   private readonly devices: DeviceConnector;
   private markTimer: NodeJS.Timeout | undefined;
   private marking: Promise<void> | undefined;
+  /** Acked events created before this may be deleted (the lowest fan-out mark, last read). */
   private keepFromMs = 0;
+  private marksStarted = 0;
+  private marksApplied = 0;
   /** Chat steps whose outcome was lost with their connection: they may have committed. */
   private readonly doubtful = new Map<FanoutTicket, number>();
   private resweepTimer: NodeJS.Timeout | undefined;
@@ -165,7 +168,9 @@ export class PgChatStore implements ChatStore {
       logger: options.logger ?? silentLogger,
     });
     this.onBatch = options.onBatch;
-    this.devices = new DeviceConnector(db, { ...(options.onBatch ? { onBatch: options.onBatch } : {}) });
+    this.devices = new DeviceConnector(db, {
+      ...(options.onBatch ? { onBatch: options.onBatch } : {}),
+    });
     if (!(this.options.maxBatchSize >= 1 && this.options.maxConcurrentBatches >= 1)) {
       throw new RangeError('maxBatchSize and maxConcurrentBatches must be at least 1');
     }
@@ -428,8 +433,10 @@ export class PgChatStore implements ChatStore {
       clearTimeout(timer);
       clearInterval(this.markTimer);
       await this.marking;
-      // A last mark, so that a sweeper has nothing to repeat after a clean stop.
-      await this.writeMark().catch(() => undefined);
+      // Nothing owed: the mark goes, so that it holds nobody's acked events back. Something
+      // owed (Postgres away): a last mark leaves it to a sweeper or to this node's next start.
+      const owed = this.fanout.backlog > 0 || this.doubtful.size > 0;
+      await (owed ? this.writeMark() : dropMark(this.db, this.nodeId)).catch(() => undefined);
       this.fanout.close();
       await this.db.destroy();
     })();
@@ -456,9 +463,22 @@ export class PgChatStore implements ChatStore {
     }
   }
 
-  private async writeMark(): Promise<void> {
-    const beat = await beatMark(this.db, this.nodeId, this.fanout.upto(), this.now());
-    this.keepFromMs = beat.keepFrom;
+  /**
+   * Writes this node's fan-out mark now (it is written every `markIntervalMs` anyway) and takes
+   * the lowest of all marks: acked events older than that may be deleted.
+   */
+  async writeMark(): Promise<void> {
+    const n = ++this.marksStarted;
+    try {
+      const beat = await beatMark(this.db, this.nodeId, this.fanout.upto(), this.now());
+      // A write that started earlier and answered later saw older marks: not taken.
+      if (n > this.marksApplied) {
+        this.marksApplied = n;
+        this.keepFromMs = beat.keepFrom;
+      }
+    } catch (err) {
+      throw toChatError(err);
+    }
   }
 
   /** Runs a chat step statement and settles its sends; never rejects. */

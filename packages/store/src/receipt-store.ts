@@ -225,10 +225,19 @@ async function upsertMarks(
 ): Promise<void> {
   if (marks.length === 0) return;
   // One row per key, in key order (no two statements lock them in different orders).
-  const merged = new Map<string, { user: string; chatId: string; reader: string; d: bigint; r: bigint }>();
+  const merged = new Map<
+    string,
+    { user: string; chatId: string; reader: string; d: bigint; r: bigint }
+  >();
   for (const m of marks) {
     const key = `${m.user}\u0000${m.chatId}\u0000${m.reader}`;
-    const row = merged.get(key) ?? { user: m.user, chatId: m.chatId, reader: m.reader, d: 0n, r: 0n };
+    const row = merged.get(key) ?? {
+      user: m.user,
+      chatId: m.chatId,
+      reader: m.reader,
+      d: 0n,
+      r: 0n,
+    };
     if (m.delivered !== undefined && BigInt(m.delivered) > row.d) row.d = BigInt(m.delivered);
     if (m.read !== undefined && BigInt(m.read) > row.r) row.r = BigInt(m.read);
     if (row.r > row.d) row.d = row.r;

@@ -12,7 +12,7 @@ let store: PgChatStore;
 
 beforeAll(async () => {
   fx = await storeFixture('devconnect');
-  store = fx.store();
+  store = await fx.store();
 });
 afterAll(() => fx.close());
 
@@ -21,6 +21,7 @@ test('a burst of connects shares statements and every device gets its own state'
   const { chatId } = await store.createChat('dc-alice', ['dc-bob'], null, 1);
   await store.send(sendInput('dc-alice', chatId));
   await store.send(sendInput('dc-alice', chatId));
+  await store.fanoutIdle();
   await store.connectDevice('dc-bob', 'old-phone', 1);
   await store.ack('dc-bob', 'old-phone', 1);
   // A device retention removed: it must be told to start fresh.
@@ -40,13 +41,20 @@ test('a burst of connects shares statements and every device gets its own state'
   const after = store.connectStats;
 
   for (const state of states.slice(0, 300)) {
-    expect(state).toEqual({ latestSeq: 0, ackedSeq: 0, created: true });
+    expect(state).toEqual({ latestSeq: 0, ackedSeq: 0, created: true, receipts: [] });
   }
   const [bobOld, bobLost, aliceLaptop, aliceLaptopAgain] = states.slice(300);
-  // alice and bob each have 3 events: the chat's creation and two messages.
-  expect(bobOld).toEqual({ latestSeq: 3, ackedSeq: 1, created: false });
-  expect(bobLost).toEqual({ latestSeq: 3, ackedSeq: 0, created: true, reset: true });
-  expect(aliceLaptop).toEqual({ latestSeq: 3, ackedSeq: 0, created: true });
+  // bob has 3 events: the chat's creation and two messages; alice (who sent them without a
+  // device, so got no copies) only the creation.
+  expect(bobOld).toEqual({ latestSeq: 3, ackedSeq: 1, created: false, receipts: [] });
+  expect(bobLost).toEqual({
+    latestSeq: 3,
+    ackedSeq: 0,
+    created: true,
+    reset: true,
+    receipts: [],
+  });
+  expect(aliceLaptop).toEqual({ latestSeq: 1, ackedSeq: 0, created: true, receipts: [] });
   expect(aliceLaptopAgain).toEqual(aliceLaptop);
 
   expect(after.connects - before.connects).toBe(304);
@@ -65,7 +73,7 @@ test('a burst of connects shares statements and every device gets its own state'
     .executeTakeFirstOrThrow();
   // The later of the two connects wins; the device starts at the user's latest seq.
   expect(Number(laptop.last_active)).toBe(61);
-  expect(Number(laptop.created_seq)).toBe(3);
+  expect(Number(laptop.created_seq)).toBe(1);
   const tomb = await sql`select 1 from expired_devices where device_id = 'lost-tablet'`.execute(
     fx.db,
   );
@@ -78,11 +86,38 @@ test('connects racing sends to the same users neither deadlock nor lose a seq', 
   const work: Promise<unknown>[] = [];
   for (let round = 0; round < 10; round++) {
     for (const u of users) work.push(store.connectDevice(u, `dev-${round % 3}`, 100 + round));
-    work.push(store.send(sendInput(users[round]!, chatId)));
+    // Sent from a device of the sender's, which has others: the sender gets a copy too.
+    work.push(store.send(sendInput(users[round]!, chatId, { deviceId: 'dev-0' })));
   }
   await Promise.all(work);
+  await store.fanoutIdle();
   // Every member has the creation and the 10 messages, and a fresh connect sees all of them.
   for (const u of users) {
     expect(await store.connectDevice(u, 'dev-check', 200)).toMatchObject({ latestSeq: 11 });
   }
+});
+
+test('a device that was away gets the receipt watermarks that moved meanwhile', async () => {
+  const { chatId } = await store.createChat('rm-alice', ['rm-bob', 'rm-carol'], null, 1);
+  await store.connectDevice('rm-alice', 'phone', 100);
+  await store.connectDevice('rm-alice', 'laptop', 100);
+  // While the phone is away (last active at 100), bob's and carol's watermarks move.
+  const { PgReceiptStore } = await import('../src/index');
+  const receipts = new PgReceiptStore(fx.db);
+  await receipts.recordDelivered(
+    [
+      { chatId, reader: 'rm-bob', upto: '5000', notify: ['rm-alice'] },
+      { chatId, reader: 'rm-carol', upto: '4000', notify: ['rm-alice'] },
+    ],
+    150,
+  );
+  const phone = await store.connectDevice('rm-alice', 'phone', 200);
+  expect(phone.receipts).toEqual([
+    { chatId, reader: 'rm-bob', delivered: '5000', read: null },
+    { chatId, reader: 'rm-carol', delivered: '4000', read: null },
+  ]);
+  // Nothing moved since: the next connect gets none.
+  expect((await store.connectDevice('rm-alice', 'phone', 300)).receipts).toEqual([]);
+  // A brand-new device has no messages to show ticks on: none either.
+  expect((await store.connectDevice('rm-alice', 'tablet', 300)).receipts).toEqual([]);
 });

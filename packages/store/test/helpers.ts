@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { createTestDatabase } from '../../testkit/src/db';
 import type { TestDatabase } from '../../testkit/src/db';
+import { LATEST_SEQ } from '../src/cursors';
 import { createDatabase, migrate, PgChatStore } from '../src/index';
 import type { Database, PgChatStoreOptions, SendInput } from '../src/index';
 import type { DatabaseOptions } from '../src/pool';
@@ -11,8 +12,11 @@ export interface StoreFixture {
   readonly testDb: TestDatabase;
   /** A separate connection for assertions in SQL. */
   readonly db: Kysely<Database>;
-  /** Opens another store (its own pool, like another node); closed by close(). */
-  store(options?: Partial<PgChatStoreOptions>, dbOptions?: DatabaseOptions): PgChatStore;
+  /**
+   * Opens and starts another store (its own pool and node id, like another node); closed by
+   * close().
+   */
+  store(options?: Partial<PgChatStoreOptions>, dbOptions?: DatabaseOptions): Promise<PgChatStore>;
   close(): Promise<void>;
 }
 
@@ -25,15 +29,17 @@ export async function storeFixture(prefix: string, adminUrl?: string): Promise<S
   return {
     testDb,
     db,
-    store: (options = {}, dbOptions = {}) => {
+    store: async (options = {}, dbOptions = {}) => {
       const store = new PgChatStore(
         createDatabase(testDb.url, { maxConnections: 4, ...dbOptions }),
         {
           maxMembersPerChat: 100,
+          nodeId: `${prefix}-${stores.length + 1}`,
           ...options,
         },
       );
       stores.push(store);
+      await store.start();
       return store;
     },
     close: async () => {
@@ -70,17 +76,18 @@ export async function inboxSeqs(db: Kysely<Database>): Promise<Map<string, numbe
 }
 
 /**
- * Asserts each user's inbox holds contiguous seqs ending at next_seq - 1 (acked events may be
- * gone from the front); with `fromOne`, exactly 1..next_seq-1.
+ * Asserts each user's inbox holds contiguous seqs ending at their latest seq (acked events may
+ * be gone from the front); with `fromOne`, exactly 1..latest.
  */
 export async function expectContiguousSeqs(
   db: Kysely<Database>,
   fromOne = false,
 ): Promise<Map<string, number[]>> {
   const seqs = await inboxSeqs(db);
-  const users = await db.selectFrom('users').select(['id', 'next_seq']).execute();
+  const { rows: users } = await sql<{ id: string; latest: string }>`
+    select u.id, ${LATEST_SEQ} as latest from users u`.execute(db);
   for (const user of users) {
-    const latest = Number(user.next_seq) - 1;
+    const latest = Number(user.latest);
     const actual = seqs.get(user.id) ?? [];
     const first = fromOne ? 1 : latest - actual.length + 1;
     const expected = Array.from({ length: latest - first + 1 }, (_, i) => first + i);
@@ -95,4 +102,24 @@ export async function countRows(db: Kysely<Database>, table: keyof Database): Pr
     .select((eb) => eb.fn.countAll<string>().as('n'))
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** Every inbox event of `user` as (seq, kind, message or change). */
+export async function inboxOf(
+  db: Kysely<Database>,
+  user: string,
+): Promise<{ seq: number; kind: string; messageId: string | null }[]> {
+  const rows = await db
+    .selectFrom('inbox')
+    .select(['seq', 'kind', 'message_id'])
+    .where('user_id', '=', user)
+    .orderBy('seq')
+    .execute();
+  return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, messageId: r.message_id }));
+}
+
+/** Lets every queued fan-out land, then writes the mark so acked events may be deleted. */
+export async function settle(store: PgChatStore): Promise<void> {
+  await store.fanoutIdle();
+  await store.writeMark();
 }

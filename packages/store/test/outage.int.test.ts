@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 it('fails sends with UNAVAILABLE while Postgres is down and recovers when it is back', async () => {
-  const store: PgChatStore = fx.store(
+  const store: PgChatStore = await fx.store(
     {},
     { connectionTimeoutMillis: 1_000, queryTimeoutMillis: 2_000 },
   );
@@ -50,6 +50,7 @@ it('fails sends with UNAVAILABLE while Postgres is down and recovers when it is 
     100,
   );
   expect(retried.dup).toBe(false);
+  await store.fanoutIdle();
   const page = await store.sync('out-b', 0, 10);
   expect(page.events.map((e) => (e.kind === 'message' ? e.messageId : e.kind))).toEqual([
     'chat',

@@ -1,9 +1,9 @@
 /**
  * Issue 7 in the store: last seen never moves backwards (also with two pools racing, like two
- * nodes), receipts are recorded once each, and group administration rules.
+ * nodes), receipts are watermarks that only move forward, and group administration rules.
  */
+import { sql } from 'kysely';
 import { ChatError } from '@chat/protocol';
-import type { ReceiptEvent } from '@chat/protocol';
 import { PgGroupStore, PgPresenceStore, PgReceiptStore, createDatabase } from '../src/index';
 import type { Delivery, PgChatStore } from '../src/index';
 import { sendInput, storeFixture } from './helpers';
@@ -14,10 +14,13 @@ let store: PgChatStore;
 let groups: PgGroupStore;
 let receipts: PgReceiptStore;
 
+const pushed: Delivery[] = [];
+
 beforeAll(async () => {
   fx = await storeFixture('presence');
-  store = fx.store();
-  groups = new PgGroupStore(fx.db, { maxMembersPerChat: 5 });
+  store = await fx.store();
+  store.onDeliveries((d) => pushed.push(...d));
+  groups = new PgGroupStore(fx.db, { maxMembersPerChat: 5 }, store);
   receipts = new PgReceiptStore(fx.db);
 });
 afterAll(() => fx.close());
@@ -32,13 +35,24 @@ async function rejection(promise: Promise<unknown>): Promise<ChatError> {
   throw new Error('expected a rejection');
 }
 
-function receiptsOf(deliveries: readonly Delivery[]): Array<[string, string, string, string]> {
-  return deliveries
-    .filter((d) => d.event.kind === 'receipt')
-    .map((d) => {
-      const e = d.event as Omit<ReceiptEvent, 't'>;
-      return [d.userId, e.messageId, e.user, e.status];
-    });
+/** A member's watermarks in a chat, as stored. */
+async function marks(chatId: string, user: string): Promise<{ delivered: string; read: string }> {
+  const { rows } = await sql<{ delivered: string; read: string }>`
+    select delivered_upto::text as delivered, read_upto::text as read from chat_members
+    where chat_id = ${chatId} and user_id = ${user}`.execute(fx.db);
+  return rows[0]!;
+}
+
+/** What `user` is to be told about `reader` (receipt_marks). */
+async function toldTo(
+  user: string,
+  chatId: string,
+  reader: string,
+): Promise<{ delivered: string; read: string } | undefined> {
+  const { rows } = await sql<{ delivered: string; read: string }>`
+    select delivered_upto::text as delivered, read_upto::text as read from receipt_marks
+    where user_id = ${user} and chat_id = ${chatId} and reader = ${reader}`.execute(fx.db);
+  return rows[0];
 }
 
 describe('last seen', () => {
@@ -73,54 +87,48 @@ describe('last seen', () => {
 });
 
 describe('receipts', () => {
-  it('records delivered on the first ack of any device, and read once, with no duplicates', async () => {
-    const { chatId } = await store.createChat('rc-a', ['rc-b'], null, 1);
-    await store.connectDevice('rc-b', 'd1', 1);
-    await store.connectDevice('rc-b', 'd2', 1);
+  it('moves delivered and read watermarks forward only, and records them for the senders', async () => {
+    const { chatId } = await store.createChat('rc-a', ['rc-b', 'rc-c'], null, 1);
     const m1 = await store.send(sendInput('rc-a', chatId));
     const m2 = await store.send(sendInput('rc-a', chatId));
-    const seqB = m2.deliveries.find((d) => d.userId === 'rc-b')!.event.seq;
 
-    const first = await receipts.recordDelivered(
-      [{ userId: 'rc-b', deviceId: 'd1', seq: seqB }],
+    await receipts.recordDelivered(
+      [{ chatId, reader: 'rc-b', upto: m2.messageId, notify: ['rc-a'] }],
       5,
     );
-    expect(receiptsOf(first)).toEqual([
-      ['rc-a', m1.messageId, 'rc-b', 'delivered'],
-      ['rc-a', m2.messageId, 'rc-b', 'delivered'],
-    ]);
-    // The same acks again (a retried flush), then the second device: nothing new.
-    expect(
-      await receipts.recordDelivered([{ userId: 'rc-b', deviceId: 'd1', seq: seqB }], 6),
-    ).toEqual([]);
-    await store.ackMany([{ userId: 'rc-b', deviceId: 'd1', seq: seqB }]);
-    expect(
-      await receipts.recordDelivered([{ userId: 'rc-b', deviceId: 'd2', seq: seqB }], 7),
-    ).toEqual([]);
+    expect(await marks(chatId, 'rc-b')).toEqual({ delivered: m2.messageId, read: '0' });
+    expect(await toldTo('rc-a', chatId, 'rc-b')).toEqual({ delivered: m2.messageId, read: '0' });
+    // An older watermark (a late or repeated write) moves nothing back.
+    await receipts.recordDelivered(
+      [{ chatId, reader: 'rc-b', upto: m1.messageId, notify: ['rc-a'] }],
+      6,
+    );
+    expect(await marks(chatId, 'rc-b')).toEqual({ delivered: m2.messageId, read: '0' });
 
-    const read = await receipts.markRead([{ userId: 'rc-b', chatId, messageId: m2.messageId }], 8);
+    // Reading m1 marks it read (and delivered) and tells its sender; m2 stays unread.
+    const read = await receipts.markRead([{ userId: 'rc-c', chatId, messageId: m1.messageId }], 7);
     expect(read.outcomes).toEqual([undefined]);
-    expect(receiptsOf(read.deliveries)).toEqual([
-      ['rc-a', m1.messageId, 'rc-b', 'read'],
-      ['rc-a', m2.messageId, 'rc-b', 'read'],
+    expect(read.notices).toEqual([
+      { chatId, reader: 'rc-c', delivered: m1.messageId, read: m1.messageId, notify: ['rc-a'] },
     ]);
-    const again = await receipts.markRead([{ userId: 'rc-b', chatId, messageId: m1.messageId }], 9);
-    expect(again.deliveries).toEqual([]);
-
-    // A read before any ack sends delivered too; the later ack adds nothing.
-    const m3 = await store.send(sendInput('rc-a', chatId));
-    const r3 = await receipts.markRead([{ userId: 'rc-b', chatId, messageId: m3.messageId }], 10);
-    expect(receiptsOf(r3.deliveries)).toEqual([
-      ['rc-a', m3.messageId, 'rc-b', 'delivered'],
-      ['rc-a', m3.messageId, 'rc-b', 'read'],
+    expect(await marks(chatId, 'rc-c')).toEqual({ delivered: m1.messageId, read: m1.messageId });
+    expect(await toldTo('rc-a', chatId, 'rc-c')).toEqual({
+      delivered: m1.messageId,
+      read: m1.messageId,
+    });
+    // Reading an earlier message again is a no-op.
+    const again = await receipts.markRead([{ userId: 'rc-c', chatId, messageId: m1.messageId }], 8);
+    expect(again).toEqual({ outcomes: [undefined], notices: [] });
+    // One read covers everything before it: m2 read means m1 too.
+    const both = await receipts.markRead([{ userId: 'rc-b', chatId, messageId: m2.messageId }], 9);
+    expect(both.notices.map((n) => [n.reader, n.read, n.notify])).toEqual([
+      ['rc-b', m2.messageId, ['rc-a']],
     ]);
-    const seq3 = m3.deliveries.find((d) => d.userId === 'rc-b')!.event.seq;
-    expect(
-      await receipts.recordDelivered([{ userId: 'rc-b', deviceId: 'd1', seq: seq3 }], 11),
-    ).toEqual([]);
-    // The sender's inbox holds them durably.
-    const synced = await store.sync('rc-a', 0, 100);
-    expect(synced.events.filter((e) => e.kind === 'receipt')).toHaveLength(6);
+    // Nothing per message is written: no receipt events in the sender's inbox.
+    await store.fanoutIdle();
+    expect((await store.sync('rc-a', 0, 100)).events.filter((e) => e.kind === 'receipt')).toEqual(
+      [],
+    );
   });
 
   it('answers NOT_FOUND and NOT_MEMBER per read', async () => {
@@ -131,6 +139,7 @@ describe('receipts', () => {
         { userId: 'rr-b', chatId: 'nope', messageId: m.messageId },
         { userId: 'rr-x', chatId, messageId: m.messageId },
         { userId: 'rr-b', chatId, messageId: 'abc' },
+        { userId: 'rr-b', chatId, messageId: '123' }, // no such message in the chat
         { userId: 'rr-b', chatId, messageId: m.messageId },
       ],
       5,
@@ -139,9 +148,23 @@ describe('receipts', () => {
       'NOT_FOUND',
       'NOT_MEMBER',
       'NOT_FOUND',
+      'NOT_FOUND',
       undefined,
     ]);
-    expect(receiptsOf(result.deliveries)).toHaveLength(2);
+    expect(result.notices).toHaveLength(1);
+  });
+
+  it('accepts a read of a message retention removed, when the reader had it delivered', async () => {
+    const { chatId } = await store.createChat('rg-a', ['rg-b'], null, 1);
+    const m = await store.send(sendInput('rg-a', chatId));
+    await receipts.recordDelivered([{ chatId, reader: 'rg-b', upto: m.messageId, notify: [] }], 5);
+    await sql`delete from messages where chat_id = ${chatId} and id = ${m.messageId}`.execute(
+      fx.db,
+    );
+    const result = await receipts.markRead([{ userId: 'rg-b', chatId, messageId: m.messageId }], 6);
+    expect(result.outcomes).toEqual([undefined]);
+    // Its sender is unknown now: every other member is told.
+    expect(result.notices.map((n) => n.notify)).toEqual([['rg-a']]);
   });
 });
 
@@ -151,13 +174,19 @@ describe('groups', () => {
     expect((await rejection(groups.addMembers('gr-b', chatId, ['gr-c'], {}, 2))).code).toBe(
       'NOT_MEMBER',
     );
-    const added = await groups.addMembers('gr-a', chatId, ['gr-c'], {}, 2);
-    expect(added.deliveries.map((d) => d.userId).sort()).toEqual(['gr-a', 'gr-b', 'gr-c']);
+    await groups.addMembers('gr-a', chatId, ['gr-c'], {}, 2);
+    const changesOf = (change: string): string[] =>
+      pushed
+        .filter((d) => d.event.chatId === chatId && d.event.kind === 'chat')
+        .filter((d) => d.event.kind === 'chat' && d.event.change === change)
+        .map((d) => d.userId)
+        .sort();
+    expect(changesOf('membersAdded')).toEqual(['gr-a', 'gr-b', 'gr-c']);
     expect((await rejection(groups.removeMembers('gr-b', chatId, ['gr-c'], 3))).code).toBe(
       'NOT_MEMBER',
     );
-    const promoted = await groups.addMembers('gr-a', chatId, ['gr-b'], { admin: true }, 3);
-    expect(promoted.deliveries[0]?.event).toMatchObject({
+    await groups.addMembers('gr-a', chatId, ['gr-b'], { admin: true }, 3);
+    expect(pushed.at(-1)?.event).toMatchObject({
       change: 'membersAdded',
       members: ['gr-b'],
       admin: true,

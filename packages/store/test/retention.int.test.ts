@@ -1,15 +1,15 @@
 /**
- * Retention's statements against Postgres: a message delivered to every device loses its
- * content (body, attachments, attachment objects) but keeps what read receipts need until every
- * recipient has read it or the retention period ends; an emptied message is never handed out by
- * sync. The job that runs them on a node is tested in packages/node.
+ * Retention's statements against Postgres: a message delivered to every recipient (their
+ * delivered watermarks passed it) and fanned out loses its content (body, attachments,
+ * attachment objects) but keeps what read receipts need until every recipient has read it or
+ * the retention period ends; expiring events and devices never lets a seq be given out twice.
+ * The job that runs them on a node is tested in packages/node.
  */
 import { sql } from 'kysely';
-import type { RawBuilder } from 'kysely';
-import type { AttachmentRef, ReceiptEvent } from '@chat/protocol';
+import type { AttachmentRef } from '@chat/protocol';
 import { PgGroupStore, PgReceiptStore, PgRetentionStore } from '../src/index';
-import type { Delivery, PgChatStore } from '../src/index';
-import { sendInput, storeFixture } from './helpers';
+import type { DeliveredMark, PgChatStore } from '../src/index';
+import { inboxOf, sendInput, settle, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
 
 let fx: StoreFixture;
@@ -20,8 +20,8 @@ let retention: PgRetentionStore;
 
 beforeAll(async () => {
   fx = await storeFixture('retention');
-  store = fx.store();
-  groups = new PgGroupStore(fx.db, { maxMembersPerChat: 100 });
+  store = await fx.store();
+  groups = new PgGroupStore(fx.db, { maxMembersPerChat: 100 }, store);
   receipts = new PgReceiptStore(fx.db);
   retention = new PgRetentionStore(fx.db);
 });
@@ -33,14 +33,31 @@ async function chatOf(creator: string, others: readonly string[], now = Date.now
   return (await store.createChat(creator, others, null, now)).chatId;
 }
 
-/** Every device of `users` acks everything, as the node's ack flush does (receipts first). */
-async function ackAll(users: readonly string[], now = Date.now()): Promise<Delivery[]> {
-  const cursors = await Promise.all(
-    users.map(async (userId) => ({ userId, deviceId: 'd1', seq: await store.latestSeq(userId) })),
-  );
-  const delivered = await receipts.recordDelivered(cursors, now);
-  await store.ackMany(cursors);
-  return delivered;
+/**
+ * Every device of `users` acks everything up to `upto` (their latest seq by default), as the
+ * node writes it: the delivered watermarks of the messages acked, then the cursors.
+ */
+async function ackAll(
+  users: readonly string[],
+  now = Date.now(),
+  upto?: ReadonlyMap<string, number>,
+): Promise<void> {
+  await settle(store);
+  const marks: DeliveredMark[] = [];
+  const cursors = [];
+  for (const userId of users) {
+    const seq = upto?.get(userId) ?? (await store.latestSeq(userId));
+    const { rows } = await sql<{ chat_id: string; upto: string; senders: string[] }>`
+      select chat_id, max(message_id)::text as upto, array_agg(distinct sender_id) as senders
+      from inbox where user_id = ${userId} and kind = 'message' and seq <= ${seq}
+        and sender_id <> ${userId}
+      group by chat_id`.execute(fx.db);
+    for (const r of rows)
+      marks.push({ chatId: r.chat_id, reader: userId, upto: r.upto, notify: r.senders });
+    cursors.push({ userId, deviceId: 'd1', seq });
+  }
+  await receipts.recordDelivered(marks, now);
+  await store.writeCursors(cursors, now);
 }
 
 /** One cleanup pass over the delivered messages (no grace period), like the job's step 1. */
@@ -66,38 +83,22 @@ interface MessageRow {
 async function messageRow(id: string): Promise<MessageRow | undefined> {
   const { rows } = await sql<MessageRow>`
     select chat_id, sender_id, body, attachments, content_removed_at
-    from messages where id = ${id}::int8`.execute(fx.db);
+    from messages where id = ${id}::int8 and kind = 'message'`.execute(fx.db);
   return rows[0];
 }
 
-async function count(query: RawBuilder<{ n: string }>): Promise<number> {
-  const { rows } = await query.execute(fx.db);
-  return Number(rows[0]?.n ?? 0);
-}
-
-function receiptsOf(deliveries: readonly Delivery[]): Array<[string, string, string, string]> {
-  return deliveries
-    .filter((d) => d.event.kind === 'receipt')
-    .map((d) => {
-      const e = d.event as Omit<ReceiptEvent, 't'>;
-      return [d.userId, e.messageId, e.user, e.status];
-    });
-}
 
 it('empties a delivered message, keeps it for read receipts, and deletes it once all have read it', async () => {
   const chatId = await chatOf('e-alice', ['e-bob', 'e-carol']);
   const sent = await store.send(sendInput('e-alice', chatId, { body: 'hi' }));
   const id = sent.messageId;
 
-  // Not delivered everywhere yet: untouched.
+  // Not delivered everywhere yet (carol's device has not acked it): untouched.
+  await ackAll(['e-alice', 'e-bob']);
   await cleanDelivered();
   expect(await messageRow(id)).toMatchObject({ body: 'hi', content_removed_at: null });
 
-  const delivered = await ackAll(['e-alice', 'e-bob', 'e-carol']);
-  expect(receiptsOf(delivered)).toEqual([
-    ['e-alice', id, 'e-bob', 'delivered'],
-    ['e-alice', id, 'e-carol', 'delivered'],
-  ]);
+  await ackAll(['e-alice', 'e-bob', 'e-carol']);
   const removedAt = Date.now();
   await cleanDelivered(removedAt);
   expect(await messageRow(id)).toEqual({
@@ -111,25 +112,24 @@ it('empties a delivered message, keeps it for read receipts, and deletes it once
   await cleanDelivered(removedAt + 5);
   expect((await messageRow(id))?.content_removed_at).toBe(String(removedAt));
 
-  // Bob reads it much later: it works, and alice gets `read` only (delivered was sent before).
+  // Bob reads it much later: it works, and alice is told (its sender is known from the row).
   const bobRead = await receipts.markRead([{ userId: 'e-bob', chatId, messageId: id }], 10);
   expect(bobRead.outcomes).toEqual([undefined]);
-  expect(receiptsOf(bobRead.deliveries)).toEqual([['e-alice', id, 'e-bob', 'read']]);
+  expect(bobRead.notices.map((n) => [n.reader, n.read, n.notify])).toEqual([
+    ['e-bob', id, ['e-alice']],
+  ]);
   await cleanDelivered();
   expect(await messageRow(id)).toBeDefined(); // carol has not read it
 
   const carolRead = await receipts.markRead([{ userId: 'e-carol', chatId, messageId: id }], 11);
-  expect(receiptsOf(carolRead.deliveries)).toEqual([['e-alice', id, 'e-carol', 'read']]);
+  expect(carolRead.notices.map((n) => n.notify)).toEqual([['e-alice']]);
   await cleanDelivered();
   expect(await messageRow(id)).toBeUndefined();
-  expect(await count(sql`select count(*) as n from receipts where message_id = ${id}::int8`)).toBe(
-    0,
-  );
 
   // A late read of it (bob's other device) has nothing left to do; it is no error. Someone
-  // whose read position is not past it (another chat) still gets NOT_FOUND.
+  // who never had it (another chat) still gets NOT_FOUND.
   const late = await receipts.markRead([{ userId: 'e-bob', chatId, messageId: id }], 12);
-  expect(late).toEqual({ outcomes: [undefined], deliveries: [] });
+  expect(late).toEqual({ outcomes: [undefined], notices: [] });
   const otherChat = await chatOf('e-bob', ['e-dave']);
   const stranger = await receipts.markRead(
     [{ userId: 'e-dave', chatId: otherChat, messageId: id }],
@@ -144,12 +144,14 @@ it('deletes at once a message already read by everyone it was for; later members
   const sent = await store.send(sendInput('w-alice', chatId, { now: sentAt }));
   await store.connectDevice('w-zoe', 'd1', sentAt + 1000);
   await groups.addMembers('w-alice', chatId, ['w-zoe'], {}, sentAt + 1000);
-  // Bob reads it on the device that got it before the ack flush; zoe joined after it.
+  // Bob reads it on the device that got it before the ack was written; zoe joined after it.
   const read = await receipts.markRead(
     [{ userId: 'w-bob', chatId, messageId: sent.messageId }],
     sentAt + 1500,
   );
-  expect(receiptsOf(read.deliveries).map((r) => r[3])).toEqual(['delivered', 'read']);
+  expect(read.notices.map((n) => [n.delivered, n.read])).toEqual([
+    [sent.messageId, sent.messageId],
+  ]);
   await ackAll(['w-alice', 'w-bob', 'w-zoe']);
   await cleanDelivered();
   expect(await messageRow(sent.messageId)).toBeUndefined();
@@ -161,14 +163,13 @@ it('queues attachment objects when the content goes, keeping keys another messag
   const first = await store.send(
     sendInput('a-alice', chatId, { body: null, attachments: [ref('a-only'), ref('a-shared')] }),
   );
-  const seqs = new Map(first.deliveries.map((d) => [d.userId, d.event.seq]));
+  await store.fanoutIdle();
+  const seqs = new Map([['a-bob', await store.latestSeq('a-bob')]]);
   // A second message with the shared key, not delivered yet: only the first one is acked.
   const second = await store.send(
     sendInput('a-alice', chatId, { body: null, attachments: [ref('a-shared')] }),
   );
-  const cursors = [...seqs].map(([userId, seq]) => ({ userId, deviceId: 'd1', seq }));
-  await receipts.recordDelivered(cursors, Date.now());
-  await store.ackMany(cursors);
+  await ackAll(['a-bob'], Date.now(), seqs);
 
   await cleanDelivered();
   const queued = async (): Promise<string[]> =>
@@ -209,40 +210,66 @@ it('deletes an emptied message at the retention period, read or not', async () =
   await cleanDelivered();
   expect(await messageRow(sent.messageId)).toMatchObject({ body: null });
 
+  // (The chat's creation went already: a change is kept only until it is fanned out.)
   expect(await retention.deleteExpiredMessages(oldAt + 1, 100)).toEqual({ messages: 1, keys: 0 });
   expect(await messageRow(sent.messageId)).toBeUndefined();
-  const read = await receipts.markRead(
-    [{ userId: 'x-bob', chatId, messageId: sent.messageId }],
-    Date.now(),
-  );
-  expect(read.outcomes.map((o) => o?.code)).toEqual(['NOT_FOUND']);
 });
 
 it('works in windows of at most `limit` messages', async () => {
-  const chatId = await chatOf('b-alice', ['b-bob']);
+  const chatId = await chatOf('b-alice', ['b-bob'], 5_000);
   const ids: string[] = [];
-  for (let i = 0; i < 3; i++) ids.push((await store.send(sendInput('b-alice', chatId))).messageId);
+  for (let i = 0; i < 3; i++) {
+    ids.push((await store.send(sendInput('b-alice', chatId, { now: 5_001 + i }))).messageId);
+  }
   await ackAll(['b-alice', 'b-bob']);
   const now = Date.now();
-  const after = String(BigInt(ids[0]!) - 1n);
-  const batch = await retention.cleanDelivered(after, now + 1, now, 2);
-  expect(batch).toEqual({ lastId: ids[1], emptied: 2, deleted: 0, keys: 0 });
+  // The window starts after the chat's creation (at 5000).
+  const batch = await retention.cleanDelivered(`5000:${chatId}:9999999999999999`, now + 1, now, 2);
+  expect(batch).toEqual({ lastId: `5002:${chatId}:${ids[1]}`, emptied: 2, deleted: 0, keys: 0 });
   expect((await messageRow(ids[2]!))?.content_removed_at).toBeNull();
-  expect(await retention.cleanDelivered(ids[1]!, now + 1, now, 2)).toMatchObject({ emptied: 1 });
+  expect(await retention.cleanDelivered(batch.lastId!, now + 1, now, 2)).toMatchObject({
+    emptied: 1,
+  });
 });
 
-it('never hands an emptied message out by sync', async () => {
-  const chatId = await chatOf('s-alice', ['s-bob']);
-  const sent = await store.send(sendInput('s-alice', chatId, { body: 'secret' }));
-  await ackAll(['s-alice', 's-bob']);
+it('leaves a message alone until every node fanned out what it stored before it', async () => {
+  const chatId = await chatOf('f-alice', ['f-bob']);
+  const sent = await store.send(sendInput('f-alice', chatId));
+  await ackAll(['f-alice', 'f-bob']);
+  // Another node's mark is behind this message: it may still owe a fan-out from before it.
+  await sql`insert into fanout_marks (node_id, upto, heartbeat_at) values ('slow', 1, ${Date.now()})`.execute(
+    fx.db,
+  );
+  try {
+    await cleanDelivered();
+    expect(await messageRow(sent.messageId)).toMatchObject({ content_removed_at: null });
+  } finally {
+    await sql`delete from fanout_marks where node_id = 'slow'`.execute(fx.db);
+  }
   await cleanDelivered();
-  // Retention empties a message only when no event references it; force one that does.
-  const seq = (await store.latestSeq('s-bob')) + 1;
-  await sql`
-    with bump as (update users set next_seq = ${seq + 1} where id = 's-bob')
-    insert into inbox (user_id, seq, kind, chat_id, message_id, created_at)
-    values ('s-bob', ${seq}, 'message', ${chatId}, ${sent.messageId}::int8, 1)`.execute(fx.db);
-  const page = await store.sync('s-bob', 0, 100);
-  expect(page.latestSeq).toBe(seq);
-  expect(page.events.filter((e) => e.kind === 'message')).toEqual([]);
+  expect(await messageRow(sent.messageId)).toMatchObject({ body: null });
+});
+
+it('never gives a seq out twice after expiring events or devices', async () => {
+  const chatId = await chatOf('q-alice', ['q-bob'], 1_000);
+  for (let i = 0; i < 3; i++) await store.send(sendInput('q-alice', chatId, { now: 1_000 + i }));
+  await settle(store);
+  expect(await store.latestSeq('q-bob')).toBe(4);
+  // Every event of bob's expires (nobody acked them): the next one still continues at 5.
+  expect(await retention.deleteExpiredInbox(2_000, 100)).toBeGreaterThanOrEqual(4);
+  expect(await inboxOf(fx.db, 'q-bob')).toEqual([]);
+  expect(await store.latestSeq('q-bob')).toBe(4);
+  await store.send(sendInput('q-alice', chatId, { now: 3_000 }));
+  await store.fanoutIdle();
+  expect((await inboxOf(fx.db, 'q-bob')).map((e) => e.seq)).toEqual([5]);
+
+  // Bob's only device acked everything and the events went; then the device expires.
+  await ackAll(['q-bob']);
+  expect(await inboxOf(fx.db, 'q-bob')).toEqual([]);
+  const gone = await retention.expireDevices(Number.MAX_SAFE_INTEGER, Date.now(), 1000);
+  expect(gone.devices).toBeGreaterThanOrEqual(1);
+  expect(await store.latestSeq('q-bob')).toBe(5);
+  await store.send(sendInput('q-alice', chatId));
+  await store.fanoutIdle();
+  expect((await inboxOf(fx.db, 'q-bob')).map((e) => e.seq)).toEqual([6]);
 });
