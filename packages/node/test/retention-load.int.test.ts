@@ -82,11 +82,11 @@ it('keeps send latency within budget while removing 150 000 expired rows', async
   // One statement: the cleanup must not see the messages without their events.
   await harness.sql.query(
     `with m as (
-       insert into messages (chat_id, sender_id, client_msg_id, body, created_at)
-       select $1, 'filler', 'f' || g, 'expired', 1 from generate_series(1, $2::int) g
+       insert into messages (chat_id, id, sender_id, client_msg_id, body, created_at)
+       select $1, g, 'filler', 'f' || g, 'expired', 1 from generate_series(1, $2::int) g
        returning id, chat_id)
-     insert into inbox (user_id, seq, kind, chat_id, message_id, created_at)
-     select 'filler-' || k, m.id, 'message', m.chat_id, m.id, 1
+     insert into inbox (user_id, seq, kind, chat_id, message_id, sender_id, body, created_at)
+     select 'filler-' || k, m.id, 'message', m.chat_id, m.id, 'filler', 'expired', 1
      from m cross join generate_series(0, 1) k`,
     [chatId, EXPIRED_MESSAGES],
   );

@@ -14,15 +14,15 @@ import type { DeviceCursor } from './types';
 
 /**
  * Moves the cursors forward (never back) and refreshes the devices' last_active, then deletes
- * the acked events created before `keepFrom` (the lowest fan-out mark). Returns the number of
- * events deleted.
+ * the acked events created before `keepFrom` (the lowest fan-out mark). Returns the users whose
+ * acked events newer than that were kept (for `deleteAcked` once the marks have moved on).
  */
 export async function writeCursors(
   db: Kysely<Database>,
   cursors: readonly DeviceCursor[],
   now: number,
   keepFrom: number,
-): Promise<number> {
+): Promise<string[]> {
   const latest = new Map<string, DeviceCursor>();
   for (const c of cursors) {
     const key = `${c.userId}\u0000${c.deviceId}`;
@@ -33,10 +33,10 @@ export async function writeCursors(
   const rows = [...latest.values()].sort((a, b) =>
     a.userId === b.userId ? (a.deviceId < b.deviceId ? -1 : 1) : a.userId < b.userId ? -1 : 1,
   );
-  if (rows.length === 0) return 0;
+  if (rows.length === 0) return [];
   // A CTE's update is invisible to the rest of the statement: the floor takes the new cursors
   // from `cur` and those of the user's other devices from `devices`.
-  const result = await sql`
+  const { rows: kept } = await sql<{ user_id: string }>`
     with input as (
       select * from unnest(
         ${rows.map((r) => r.userId)}::text[],
@@ -61,8 +61,38 @@ export async function writeCursors(
       ) as seq
       from cur c
       group by c.user_id
+    ),
+    gone as (
+      delete from inbox i using floors f
+      where i.user_id = f.user_id and i.seq <= f.seq and i.created_at < ${keepFrom}::int8
     )
-    delete from inbox i using floors f
+    select f.user_id from floors f
+    where exists (
+      select 1 from inbox i
+      where i.user_id = f.user_id and i.seq <= f.seq and i.created_at >= ${keepFrom}::int8)`.execute(
+    db,
+  );
+  return kept.map((r) => r.user_id);
+}
+
+/**
+ * Deletes the events of `users` that every device of theirs has acked and that were created
+ * before `keepFrom`: what `writeCursors` had to keep because a fan-out mark was behind them
+ * then. Returns the number of events deleted.
+ */
+export async function deleteAcked(
+  db: Kysely<Database>,
+  users: readonly string[],
+  keepFrom: number,
+): Promise<number> {
+  if (users.length === 0) return 0;
+  const result = await sql`
+    delete from inbox i
+    using (
+      select d.user_id, min(d.acked_seq) as seq from devices d
+      where d.user_id = any(${[...users]}::text[])
+      group by d.user_id
+    ) f
     where i.user_id = f.user_id and i.seq <= f.seq and i.created_at < ${keepFrom}::int8`.execute(
     db,
   );

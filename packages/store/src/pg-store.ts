@@ -21,7 +21,7 @@ import type { BatchInfo } from './batch-queue';
 import { BatchQueue } from './batch-queue';
 import { storeNewChat } from './chat-changes';
 import { storeMessages } from './chat-step';
-import { latestSeqs, writeCursors } from './cursors';
+import { deleteAcked, latestSeqs, writeCursors } from './cursors';
 import type { DeviceConnectStats } from './device-connect';
 import { DeviceConnector } from './device-connect';
 import { toChatError } from './errors';
@@ -143,6 +143,11 @@ export class PgChatStore implements ChatStore {
   private marking: Promise<void> | undefined;
   /** Acked events created before this may be deleted (the lowest fan-out mark, last read). */
   private keepFromMs = 0;
+  /**
+   * Users whose cursors were written while the lowest mark was behind their newest acked
+   * events (kept then, see cursors.ts), and when: deleted once the marks have passed that time.
+   */
+  private readonly ackedKept = new Map<string, number>();
   private marksStarted = 0;
   private marksApplied = 0;
   /** Chat steps whose outcome was lost with their connection: they may have committed. */
@@ -293,7 +298,9 @@ export class PgChatStore implements ChatStore {
     if (cursors.length === 0) return;
     const started = performance.now();
     try {
-      await writeCursors(this.db, cursors, now, this.keepFromMs);
+      const kept = await writeCursors(this.db, cursors, now, this.keepFromMs);
+      const writtenAt = this.now();
+      for (const user of kept) this.ackedKept.set(user, writtenAt);
       this.onBatch?.({
         kind: 'cursors',
         size: cursors.length,
@@ -476,9 +483,19 @@ export class PgChatStore implements ChatStore {
         this.marksApplied = n;
         this.keepFromMs = beat.keepFrom;
       }
+      await this.deleteKeptAcked();
     } catch (err) {
       throw toChatError(err);
     }
+  }
+
+  /** Deletes the acked events kept back by a mark that has moved past them since. */
+  private async deleteKeptAcked(): Promise<void> {
+    const due: string[] = [];
+    for (const [user, writtenAt] of this.ackedKept) if (writtenAt < this.keepFromMs) due.push(user);
+    if (due.length === 0) return;
+    await deleteAcked(this.db, due, this.keepFromMs);
+    for (const user of due) this.ackedKept.delete(user);
   }
 
   /** Runs a chat step statement and settles its sends; never rejects. */

@@ -5,12 +5,12 @@
  * they wait at most for one batch).
  *
  * What goes, and when:
- * - a message's content (body, attachments), once its fan-out is done (it is older than every
- *   node's fan-out mark) and every member it was for has it delivered (their delivered
- *   watermark passed it), and it is older than the delivered grace period. The row stays,
- *   emptied, with what read receipts need (id, chat, sender, time) until every recipient has
- *   read it (their read watermark passed it; members who joined after it do not count), then
- *   goes. A chat change's row goes once its fan-out is done and the grace period passed;
+ * - a message's text, once its fan-out is done (it is older than every node's fan-out mark:
+ *   its recipients' inboxes have their own copies) and the delivered grace period passed. The
+ *   row stays, with its attachments and what read receipts need (id, chat, sender, time), until
+ *   every recipient has read it (their read watermark passed it; members who joined after it
+ *   do not count), then goes, and attachment objects no other message carries go with it. A
+ *   chat change's row goes once its fan-out is done and the grace period passed;
  * - everything older than the retention period: inbox events, messages (emptied or not),
  *   attachment index rows, receipt watermarks kept for away devices;
  * - devices not active for the retention period (a tombstone remembers them, so a device that
@@ -32,9 +32,9 @@ import type { Database } from './schema';
 export interface DeliveredBatch {
   /** Where the window ended; pass it as `after` to continue, null when none was left. */
   readonly lastId: string | null;
-  /** Messages whose content was removed; their rows stay for read receipts. */
+  /** Messages whose text was removed; their rows stay for read receipts and attachments. */
   readonly emptied: number;
-  /** Messages deleted whole: delivered everywhere and read by every recipient. */
+  /** Messages deleted whole: read by every recipient (and chat changes, fanned out). */
   readonly deleted: number;
   /** Attachment keys queued for object deletion. */
   readonly keys: number;
@@ -55,8 +55,8 @@ export interface ExpiredDevices {
 export interface RetentionStore {
   /**
    * Among the `limit` messages after position `after` ('0' for the start; positions follow
-   * (created_at, chat, id)) created before `createdBefore`: empties those delivered
-   * everywhere, and deletes those also read by every recipient.
+   * (created_at, chat, id)) created before `createdBefore` and fanned out: empties their text,
+   * and deletes those read by every recipient (and chat changes).
    */
   cleanDelivered(
     after: string,
@@ -157,19 +157,14 @@ export class PgRetentionStore implements RetentionStore {
           select m.chat_id, m.id, m.attachments, m.kind = 'chat' or r.read_by_all as gone
           from messages m
           cross join lateral (
-            select
-              not exists (
-                select 1 from chat_members cm
-                where cm.chat_id = m.chat_id and cm.user_id <> m.sender_id
-                  and cm.joined_at <= m.created_at and cm.delivered_upto < m.id) as delivered,
-              not exists (
+            -- The members a read receipt is for have all read past it.
+            select not exists (
                 select 1 from chat_members cm
                 where cm.chat_id = m.chat_id and cm.user_id <> m.sender_id
                   and cm.joined_at <= m.created_at and cm.read_upto < m.id) as read_by_all
           ) r
           where (m.chat_id, m.id) in (select chat_id, id from win)
-            and (m.kind = 'chat'
-              or (r.delivered and (m.content_removed_at is null or r.read_by_all)))
+            and (m.kind = 'chat' or m.content_removed_at is null or r.read_by_all)
           for update of m skip locked
         ),
         gone as (
@@ -177,16 +172,15 @@ export class PgRetentionStore implements RetentionStore {
           where m.chat_id = v.chat_id and m.id = v.id and v.gone
           returning m.chat_id, m.id, v.attachments
         ),
+        -- The text goes; attachments stay until the row does, so that a device of a recipient
+        -- that comes online later can still fetch them.
         emptied as (
           update messages m
-          set body = null, attachments = '[]'::jsonb, content_removed_at = ${now}::int8
+          set body = null, content_removed_at = ${now}::int8
           from victims v where m.chat_id = v.chat_id and m.id = v.id and not v.gone
-          returning m.chat_id, m.id, v.attachments
+          returning m.chat_id, m.id
         ),
-        released as (
-          select chat_id, id, attachments from gone
-          union all select chat_id, id, attachments from emptied
-        ),
+        released as (select chat_id, id, attachments from gone),
         ${ORPHAN_KEYS}
         select (select created_at || ':' || chat_id || ':' || id from win
                 order by created_at desc, chat_id desc, id desc limit 1) as last,

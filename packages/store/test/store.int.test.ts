@@ -218,6 +218,8 @@ describe('send, sync, ack', () => {
     const { chatId } = await store.createChat('copy-a', ['copy-b'], null, 1);
     await store.connectDevice('copy-a', 'phone', 1);
     const alone = await store.send(sendInput('copy-a', chatId, { deviceId: 'phone' }));
+    // (Decided when the events are appended: let the first one be, before the laptop appears.)
+    await store.fanoutIdle();
     await store.connectDevice('copy-a', 'laptop', 2);
     const two = await store.send(sendInput('copy-a', chatId, { deviceId: 'phone' }));
     await store.fanoutIdle();

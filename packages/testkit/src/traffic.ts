@@ -220,7 +220,9 @@ export function runLoad(options: LoadOptions): RunningLoad {
 /**
  * What users did not observe as they should, as readable lines (empty when all is well): an
  * acked message missing at a member or seen twice, or a user whose events are not exactly
- * seqs 1..n. Users must have started with `lastSeq` 0 and a fresh id.
+ * seqs 1..n. Users must have started with `lastSeq` 0 and a fresh id. Each user is one device,
+ * so the sender is not expected to get its own message as an event (it has the `ok`; only a
+ * sender's other devices get a copy).
  */
 export function deliveryProblems(
   acked: readonly SentMessage[],
@@ -231,8 +233,11 @@ export function deliveryProblems(
   const seen = new Map<SdkUser, Map<string, number>>();
   for (const u of users) {
     const counts = new Map<string, number>();
-    for (const e of u.events)
-      if (e.kind === 'message') counts.set(e.messageId, (counts.get(e.messageId) ?? 0) + 1);
+    for (const e of u.events) {
+      if (e.kind !== 'message') continue;
+      const key = `${e.chatId}:${e.messageId}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
     seen.set(u, counts);
     const holes = u.events.findIndex((e, i) => e.seq !== i + 1);
     if (holes >= 0)
@@ -243,7 +248,8 @@ export function deliveryProblems(
   let missing = 0;
   for (const s of acked) {
     for (const m of s.chat.members) {
-      const n = seen.get(m)?.get(s.messageId) ?? 0;
+      if (m === s.sender) continue;
+      const n = seen.get(m)?.get(`${s.chat.chatId}:${s.messageId}`) ?? 0;
       if (n !== 1) {
         missing += 1;
         if (problems.length < limit)
@@ -260,8 +266,13 @@ export async function latestSeqs(
   sql: Pool,
   users: readonly string[],
 ): Promise<Record<string, number>> {
+  // The latest seq is derived: the seq floor, the newest event, the furthest device cursor.
   const { rows } = await sql.query<{ id: string; latest: string }>(
-    'select id, next_seq - 1 as latest from users where id = any($1)',
+    `select u.id, greatest(
+       u.next_seq - 1,
+       coalesce((select max(x.seq) from inbox x where x.user_id = u.id), 0),
+       coalesce((select max(d.acked_seq) from devices d where d.user_id = u.id), 0)) as latest
+     from users u where u.id = any($1)`,
     [users],
   );
   const out: Record<string, number> = {};

@@ -97,6 +97,10 @@ class ChatSession {
         renderConnection(dom, client.state, this.moves);
       }),
       client.on('typing', (notice) => this.showTyping(notice.chatId, notice.user)),
+      client.on('receipts', (frame) => {
+        this.model.applyReceipts(frame);
+        this.changed();
+      }),
       client.on('welcome', (welcome) => {
         if (welcome.seq >= this.model.lastSeq || this.superseded) return;
         this.superseded = true;
@@ -299,10 +303,11 @@ class ChatSession {
     this.client
       .read(chatId, messageId)
       .then(
-        () => this.model.markedRead(messageId),
+        () => this.model.markedRead(chatId, messageId),
         (err: unknown) => {
           // NOT_FOUND: the message is gone from the server; marking it again would not help.
-          if (isChatError(err) && err.code === 'NOT_FOUND') this.model.markedRead(messageId);
+          if (isChatError(err) && err.code === 'NOT_FOUND')
+            this.model.markedRead(chatId, messageId);
         },
       )
       .finally(() => {

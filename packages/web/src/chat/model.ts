@@ -1,10 +1,12 @@
 /**
- * What the chat page knows, as plain data: chats, the latest messages of each, receipts and the
- * last inbox seq. The server keeps no history for a device that has it already (messages are
- * removed once delivered), so this state is the device's copy and is saved locally. Pure: no
- * DOM, no storage, no clock; the page applies events and renders what this answers.
+ * What the chat page knows, as plain data: chats, the latest messages of each, each member's
+ * receipt watermarks and the last inbox seq. The server keeps no history for a device that has
+ * it already (messages are removed once delivered), so this state is the device's copy and is
+ * saved locally. Pure: no DOM, no storage, no clock; the page applies events and renders what
+ * this answers.
  */
-import type { AttachmentRef, ChatSummary, EventFrame } from '@chat/protocol';
+import { compareIds } from '@chat/protocol';
+import type { AttachmentRef, ChatSummary, EventFrame, ReceiptsFrame } from '@chat/protocol';
 
 /** One message as the page shows it. `messageId` is absent while the send is unconfirmed. */
 export interface StoredMessage {
@@ -29,10 +31,13 @@ export interface StoredChat {
   readonly left: boolean;
 }
 
-/** Who has a message: recipients that got it on a device, recipients that read it. */
-export interface MessageReceipts {
-  readonly delivered: readonly string[];
-  readonly read: readonly string[];
+/**
+ * How far one member got in a chat: every message up to `delivered` reached one of their
+ * devices, every one up to `read` they read (message ids, null: none yet).
+ */
+export interface Watermarks {
+  readonly delivered: string | null;
+  readonly read: string | null;
 }
 
 /**
@@ -42,11 +47,20 @@ export interface MessageReceipts {
 export type Ticks = 'pending' | 'failed' | 'sent' | 'delivered' | 'read';
 
 export interface SavedState {
-  readonly version: 1;
+  readonly version: 2;
   readonly lastSeq: number;
   readonly chats: readonly StoredChat[];
   readonly messages: Readonly<Record<string, readonly StoredMessage[]>>;
-  readonly receipts: Readonly<Record<string, MessageReceipts>>;
+  /** Chat id -> member -> their watermarks. */
+  readonly marks: Readonly<Record<string, Readonly<Record<string, Watermarks>>>>;
+}
+
+/** What a page saved before receipts became watermarks: a receipt per message. */
+export interface SavedStateV1 extends Omit<SavedState, 'version' | 'marks'> {
+  readonly version: 1;
+  readonly receipts: Readonly<
+    Record<string, { readonly delivered: readonly string[]; readonly read: readonly string[] }>
+  >;
 }
 
 /** Messages kept per chat; older ones are dropped from the device copy. */
@@ -55,12 +69,13 @@ export const MESSAGES_PER_CHAT = 200;
 export class ChatModel {
   private readonly chats = new Map<string, StoredChat>();
   private readonly messages = new Map<string, StoredMessage[]>();
-  private readonly receipts = new Map<string, MessageReceipts>();
+  /** Chat id -> member -> watermarks. */
+  private readonly marks = new Map<string, Map<string, Watermarks>>();
   private seq = 0;
 
   constructor(
     readonly me: string,
-    saved?: SavedState,
+    saved?: SavedState | SavedStateV1,
   ) {
     if (saved === undefined) return;
     this.seq = saved.lastSeq;
@@ -68,7 +83,21 @@ export class ChatModel {
     for (const [chatId, list] of Object.entries(saved.messages)) {
       this.messages.set(chatId, [...list]);
     }
-    for (const [messageId, r] of Object.entries(saved.receipts)) this.receipts.set(messageId, r);
+    if (saved.version === 2) {
+      for (const [chatId, members] of Object.entries(saved.marks)) {
+        this.marks.set(chatId, new Map(Object.entries(members)));
+      }
+      return;
+    }
+    // A per-message receipt of an old copy is a watermark at that message.
+    for (const list of this.messages.values()) {
+      for (const m of list) {
+        const r = m.messageId === undefined ? undefined : saved.receipts[m.messageId];
+        if (r === undefined || m.messageId === undefined) continue;
+        for (const user of r.delivered) this.raise(m.chatId, user, m.messageId, null);
+        for (const user of r.read) this.raise(m.chatId, user, m.messageId, m.messageId);
+      }
+    }
   }
 
   /** Seq of the last event applied (what the client resumes from). */
@@ -127,9 +156,20 @@ export class ChatModel {
         this.applyChatChange(evt.chatId, evt.change, evt.members, evt.ts);
         return;
       case 'receipt':
-        this.addReceipt(evt.messageId, evt.user, evt.status);
+        // Written by servers before receipts became watermarks; one message each.
+        this.raise(
+          evt.chatId,
+          evt.user,
+          evt.messageId,
+          evt.status === 'read' ? evt.messageId : null,
+        );
         return;
     }
+  }
+
+  /** A member's watermarks moved (or were re-sent after a welcome): keep the greater. */
+  applyReceipts(frame: ReceiptsFrame): void {
+    this.raise(frame.chatId, frame.user, frame.delivered ?? null, frame.read ?? null);
   }
 
   /** Takes the server's view of chats (names, members) without losing local unread counts. */
@@ -182,15 +222,16 @@ export class ChatModel {
     if (list !== undefined && i >= 0) list[i] = { ...(list[i] as StoredMessage), failed: true };
   }
 
-  /** Ticks of an own message, by the receipts of the chat's other members. */
+  /** Ticks of an own message, by the watermarks of the chat's other members. */
   ticks(msg: StoredMessage): Ticks {
     if (msg.failed === true) return 'failed';
     if (msg.messageId === undefined) return 'pending';
+    const id = msg.messageId;
     const others = (this.chats.get(msg.chatId)?.members ?? []).filter((m) => m !== this.me);
-    const r = this.receipts.get(msg.messageId);
-    if (others.length === 0 || r === undefined) return 'sent';
-    if (others.every((m) => r.read.includes(m))) return 'read';
-    if (others.every((m) => r.delivered.includes(m) || r.read.includes(m))) return 'delivered';
+    if (others.length === 0) return 'sent';
+    const marks = others.map((m) => this.marksOf(msg.chatId, m));
+    if (marks.every((w) => covers(w.read, id))) return 'read';
+    if (marks.every((w) => covers(w.delivered, id) || covers(w.read, id))) return 'delivered';
     return 'sent';
   }
 
@@ -205,35 +246,28 @@ export class ChatModel {
     for (let i = list.length - 1; i >= 0; i--) {
       const m = list[i] as StoredMessage;
       if (m.from === this.me || m.messageId === undefined) continue;
-      return this.receipts.get(m.messageId)?.read.includes(this.me) === true
-        ? undefined
-        : m.messageId;
+      return covers(this.marksOf(chatId, this.me).read, m.messageId) ? undefined : m.messageId;
     }
     return undefined;
   }
 
-  /** Notes that this user read `messageId` (so it is not marked read again). */
-  markedRead(messageId: string): void {
-    this.addReceipt(messageId, this.me, 'read');
+  /** Notes that this user read up to `messageId` (so it is not marked read again). */
+  markedRead(chatId: string, messageId: string): void {
+    this.raise(chatId, this.me, messageId, messageId);
   }
 
   /** A copy to save; at most {@link MESSAGES_PER_CHAT} messages per chat. */
   save(): SavedState {
     const messages: Record<string, StoredMessage[]> = {};
-    const kept = new Set<string>();
-    for (const [chatId, list] of this.messages) {
-      const recent = list.slice(-MESSAGES_PER_CHAT);
-      messages[chatId] = recent;
-      for (const m of recent) if (m.messageId !== undefined) kept.add(m.messageId);
-    }
-    const receipts: Record<string, MessageReceipts> = {};
-    for (const [id, r] of this.receipts) if (kept.has(id)) receipts[id] = r;
+    for (const [chatId, list] of this.messages) messages[chatId] = list.slice(-MESSAGES_PER_CHAT);
+    const marks: Record<string, Record<string, Watermarks>> = {};
+    for (const [chatId, members] of this.marks) marks[chatId] = Object.fromEntries(members);
     return {
-      version: 1,
+      version: 2,
       lastSeq: this.lastSeq,
       chats: [...this.chats.values()],
       messages,
-      receipts,
+      marks,
     };
   }
 
@@ -245,11 +279,7 @@ export class ChatModel {
     }
     if (msg.messageId !== undefined && list.some((m) => m.messageId === msg.messageId)) return;
     this.insertInOrder(list, msg);
-    if (list.length > MESSAGES_PER_CHAT * 2) {
-      for (const old of list.splice(0, list.length - MESSAGES_PER_CHAT)) {
-        if (old.messageId !== undefined) this.receipts.delete(old.messageId);
-      }
-    }
+    if (list.length > MESSAGES_PER_CHAT * 2) list.splice(0, list.length - MESSAGES_PER_CHAT);
     const chat = this.chats.get(msg.chatId) ?? this.placeholderChat(msg.chatId, msg.from);
     this.chats.set(msg.chatId, {
       ...chat,
@@ -296,9 +326,28 @@ export class ChatModel {
     };
   }
 
-  private addReceipt(messageId: string, user: string, status: 'delivered' | 'read'): void {
-    const r = this.receipts.get(messageId) ?? { delivered: [], read: [] };
-    if (r[status].includes(user)) return;
-    this.receipts.set(messageId, { ...r, [status]: [...r[status], user] });
+  private marksOf(chatId: string, user: string): Watermarks {
+    return this.marks.get(chatId)?.get(user) ?? { delivered: null, read: null };
   }
+
+  /** Moves a member's watermarks forward (never back); read implies delivered. */
+  private raise(chatId: string, user: string, delivered: string | null, read: string | null): void {
+    const was = this.marksOf(chatId, user);
+    const nextRead = max(was.read, read);
+    const next = { delivered: max(max(was.delivered, delivered), nextRead), read: nextRead };
+    let members = this.marks.get(chatId);
+    if (members === undefined) this.marks.set(chatId, (members = new Map()));
+    members.set(user, next);
+  }
+}
+
+/** True when the watermark reaches message `id`. */
+function covers(mark: string | null, id: string): boolean {
+  return mark !== null && compareIds(mark, id) >= 0;
+}
+
+function max(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return compareIds(a, b) >= 0 ? a : b;
 }

@@ -5,7 +5,7 @@
  * may delete is always in this copy first.
  */
 import type { Identity } from './identity';
-import type { SavedState } from './model';
+import type { SavedState, SavedStateV1 } from './model';
 
 function keyOf(identity: Identity): string {
   return `chat.state.${identity.user}.${identity.device}`;
@@ -16,24 +16,30 @@ function seqKeyOf(identity: Identity): string {
   return `${keyOf(identity)}.seq`;
 }
 
-function isSavedState(value: unknown): value is SavedState {
-  const v = value as Partial<SavedState> | null;
-  return (
+function isSavedState(value: unknown): value is SavedState | SavedStateV1 {
+  const v = value as Partial<SavedState> & Partial<Omit<SavedStateV1, 'version'>>;
+  const base =
     typeof v === 'object' &&
     v !== null &&
-    v.version === 1 &&
     Number.isSafeInteger(v.lastSeq) &&
     Array.isArray(v.chats) &&
     typeof v.messages === 'object' &&
     v.messages !== null &&
-    Object.values(v.messages).every(Array.isArray) &&
-    typeof v.receipts === 'object' &&
-    v.receipts !== null
-  );
+    Object.values(v.messages).every(Array.isArray);
+  if (!base) return false;
+  const version = (v as { version?: unknown }).version;
+  if (version === 2) return typeof v.marks === 'object' && v.marks !== null;
+  return version === 1 && typeof v.receipts === 'object' && v.receipts !== null;
 }
 
-/** The saved copy, or undefined when there is none or it is not one this page can read. */
-export function loadState(storage: Storage, identity: Identity): SavedState | undefined {
+/**
+ * The saved copy (a version 1 copy, from before receipts became watermarks, is read too), or
+ * undefined when there is none or it is not one this page can read.
+ */
+export function loadState(
+  storage: Storage,
+  identity: Identity,
+): SavedState | SavedStateV1 | undefined {
   const raw = storage.getItem(keyOf(identity));
   if (raw === null) return undefined;
   try {

@@ -1,0 +1,47 @@
+import type { ReceiptNotice } from '@chat/store';
+import { DeliveredReceipts } from '../src/delivered-receipts';
+
+const m = (chatId: string, messageId: string, from: string) => ({ chatId, messageId, from });
+
+test('coalesces acked messages into one watermark per chat and reader, told to their senders', () => {
+  const pushed: ReceiptNotice[][] = [];
+  const receipts = new DeliveredReceipts((n) => pushed.push([...n]));
+  receipts.delivered('bob', [
+    m('c1', '100', 'alice'),
+    m('c1', '102', 'alice'),
+    m('c1', '101', 'carol'),
+  ]);
+  receipts.delivered('bob', [m('c1', '99', 'alice')]); // older: changes nothing
+  receipts.delivered('bob', [m('c2', '7', 'bob')]); // his own: no receipt
+  receipts.flushLive();
+  expect(pushed).toEqual([
+    [{ chatId: 'c1', reader: 'bob', delivered: '102', read: null, notify: ['alice', 'carol'] }],
+  ]);
+  receipts.flushLive();
+  expect(pushed).toHaveLength(1); // nothing moved since
+
+  // Numbers, not strings: 1000 is past 999.
+  receipts.delivered('bob', [m('c1', '1000', 'alice')]);
+  receipts.flushLive();
+  expect(pushed[1]).toEqual([
+    { chatId: 'c1', reader: 'bob', delivered: '1000', read: null, notify: ['alice'] },
+  ]);
+
+  // Written lazily: one mark per (chat, reader) with every sender told since the last write.
+  expect(receipts.takeForPersist()).toEqual([
+    { chatId: 'c1', reader: 'bob', upto: '1000', notify: ['alice', 'carol'] },
+  ]);
+  expect(receipts.takeForPersist()).toEqual([]);
+});
+
+test('a failed write is given back and merged into the next one', () => {
+  const receipts = new DeliveredReceipts(() => undefined);
+  receipts.delivered('bob', [m('c1', '5', 'alice')]);
+  receipts.flushLive();
+  const marks = receipts.takeForPersist();
+  receipts.delivered('bob', [m('c1', '6', 'dave')]);
+  receipts.restore(marks);
+  expect(receipts.takeForPersist()).toEqual([
+    { chatId: 'c1', reader: 'bob', upto: '6', notify: ['dave', 'alice'] },
+  ]);
+});
