@@ -25,7 +25,13 @@ export type ChatStepOutcome =
       /** Members of the chat when it was stored, sorted: the fan-out's recipients. */
       readonly recipients: readonly string[];
     }
-  | { readonly status: 'dup'; readonly messageId: string; readonly ts: number }
+  | {
+      readonly status: 'dup';
+      readonly messageId: string;
+      readonly ts: number;
+      /** The chat's members now (a dup may be fanned out again, see PgChatStore). */
+      readonly recipients: readonly string[];
+    }
   | { readonly status: 'refused'; readonly error: ChatError };
 
 interface ChatStepRow {
@@ -66,7 +72,12 @@ export async function storeMessages(
           new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId: input.chatId }),
         );
       case 'dup':
-        return { status: 'dup', messageId: row.message_id!, ts: Number(row.ts) };
+        return {
+          status: 'dup',
+          messageId: row.message_id!,
+          ts: Number(row.ts),
+          recipients: row.recipients ?? [],
+        };
       case 'new':
         return {
           status: 'new',
@@ -179,7 +190,7 @@ export const CHAT_STEP_FUNCTION = `
         end,
         coalesce(f.id, m.id),
         coalesce(p_created_ats[f.i], m.created_at),
-        case when f.i is not null then
+        case when s.valid then
           array(select jsonb_array_elements_text(v_members -> s.chat)) end
       from sends s
       left join fresh f on f.i = s.i

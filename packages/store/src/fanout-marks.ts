@@ -49,6 +49,19 @@ export async function beatMark(
   };
 }
 
+/** A node's mark as it is now, or null when it has none. */
+export async function readMark(
+  db: Kysely<Database>,
+  nodeId: string,
+): Promise<{ upto: number; heartbeatAt: number } | null> {
+  const { rows } = await sql<{ upto: string; heartbeat_at: string }>`
+    select upto, heartbeat_at from fanout_marks where node_id = ${nodeId}`.execute(db);
+  const row = rows[0];
+  return row === undefined
+    ? null
+    : { upto: Number(row.upto), heartbeatAt: Number(row.heartbeat_at) };
+}
+
 /** Removes a node's mark: it owes nothing (a clean stop). */
 export async function dropMark(db: Kysely<Database>, nodeId: string): Promise<void> {
   await sql`delete from fanout_marks where node_id = ${nodeId}`.execute(db);

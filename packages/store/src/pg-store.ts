@@ -29,7 +29,7 @@ import { Fanout } from './fanout';
 import type { FanoutTicket } from './fanout';
 import { chatChangeEvents, messageEvents } from './fanout-events';
 import type { StoredChatChange } from './fanout-events';
-import { beatMark, dropMark, staleMarks, sweepNode } from './fanout-marks';
+import { beatMark, dropMark, readMark, staleMarks, sweepNode } from './fanout-marks';
 import { silentLogger } from './pool';
 import type { StoreLogger } from './pool';
 import type { Database, InboxKind } from './schema';
@@ -68,6 +68,13 @@ export interface PgChatStoreOptions {
   readonly maxFanoutBacklog?: number;
   /** How often the fan-out mark is written (default 1000 ms). */
   readonly markIntervalMs?: number;
+  /**
+   * How long a statement of a node that died may still commit: its pool's statement timeout
+   * plus the dead-client check, with a margin (default 12 000 ms, for the default 10 s query
+   * timeout). After a restart the node sweeps its own mark again once that long has passed
+   * since its last heartbeat; another node's sweeper must wait longer than this too.
+   */
+  readonly orphanWindowMs?: number;
   /** Milliseconds since the epoch; Date.now by default. */
   readonly now?: () => number;
   readonly logger?: StoreLogger;
@@ -170,6 +177,7 @@ export class PgChatStore implements ChatStore {
       maxFanoutBacklog: options.maxFanoutBacklog ?? 20_000,
       markIntervalMs: options.markIntervalMs ?? 1000,
       lingerMs: options.lingerMs ?? 3,
+      orphanWindowMs: options.orphanWindowMs ?? 12_000,
       logger: options.logger ?? silentLogger,
     });
     this.onBatch = options.onBatch;
@@ -201,14 +209,15 @@ export class PgChatStore implements ChatStore {
    */
   async start(): Promise<void> {
     try {
-      const swept = await sweepNode(this.db, this.nodeId, this.now(), { claim: false });
-      if (swept.messages > 0) {
-        this.options.logger.warn(
-          { messages: swept.messages, events: swept.deliveries.length },
-          'finished the fan-out of the previous run',
-        );
+      const previous = await readMark(this.db, this.nodeId);
+      await this.sweepOwn();
+      if (previous !== null) {
+        // A statement of the previous run may still commit for a while (a backend that has not
+        // noticed its client died): keep the mark where that run left it, and sweep again once
+        // nothing of it can land any more.
+        const waitMs = previous.heartbeatAt + this.options.orphanWindowMs - this.now();
+        if (waitMs > 0) this.sweepOwnLater(this.fanout.register(previous.upto), waitMs);
       }
-      this.emit(swept.deliveries);
       await this.writeMark();
     } catch (err) {
       throw toChatError(err);
@@ -221,6 +230,31 @@ export class PgChatStore implements ChatStore {
         .finally(() => (this.marking = undefined));
     }, this.options.markIntervalMs);
     this.markTimer.unref();
+  }
+
+  /** Appends what is missing of every message this node stored since its mark. */
+  private async sweepOwn(): Promise<void> {
+    const swept = await sweepNode(this.db, this.nodeId, this.now(), { claim: false });
+    if (swept.messages > 0) {
+      this.options.logger.warn(
+        { messages: swept.messages, events: swept.deliveries.length },
+        'finished the fan-out of an earlier run of this node',
+      );
+    }
+    this.emit(swept.deliveries);
+  }
+
+  private sweepOwnLater(ticket: FanoutTicket, waitMs: number): void {
+    const timer = setTimeout(() => {
+      this.sweepOwn().then(
+        () => this.fanout.release(ticket),
+        (err: unknown) => {
+          this.options.logger.warn({ err }, 'own fan-out sweep failed; retrying');
+          if (!this.closed) this.sweepOwnLater(ticket, 1000);
+        },
+      );
+    }, waitMs);
+    timer.unref();
   }
 
   /**
@@ -549,7 +583,8 @@ export class PgChatStore implements ChatStore {
       }
       const { messageId, ts } = outcome;
       pending.resolve({ messageId, ts, dup: outcome.status === 'dup' });
-      // A dup's fan-out is owed by whoever stored it.
+      // A dup's fan-out is owed by whoever stored it (a statement of a node that died, too: its
+      // mark stays until nothing of it can land any more, see start()).
       if (outcome.status === 'dup') {
         this.fanout.release(pending.ticket);
         continue;

@@ -54,6 +54,10 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Kyse
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
     query_timeout: queryTimeout,
     statement_timeout: options.statementTimeoutMillis ?? queryTimeout,
+    // A statement whose node died ends within a second instead of running on (and committing)
+    // for nobody: with statement_timeout it bounds how long a dead node's writes may still land
+    // (the fan-out sweep waits that long, see PgChatStore.start).
+    options: '-c client_connection_check_interval=1000',
     idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMillis ?? 60_000,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
     application_name: options.applicationName ?? 'chat',
