@@ -1,6 +1,7 @@
 /**
- * The fan-out sweeper (docs/durable-path.md): on one node at a time (etcd election
- * `fanout-sweeper`; a single node without etcd runs it itself), every `intervalMs` it finishes
+ * The fan-out sweeper (docs/durable-path.md): on one node at a time (the winner of the etcd
+ * election `retention-cleanup` runs it too; a single node without etcd runs it itself), every
+ * `intervalMs` it finishes
  * the fan-out owed by nodes whose fan-out mark went stale (crashed, frozen, cut off from
  * Postgres for longer than `staleMs`): every message they acked but had not yet appended to
  * every recipient's inbox gets there, exactly once. The appended events are pushed like any.
@@ -45,7 +46,10 @@ export class FanoutSweeper {
   start(): void {
     if (this.active) return;
     this.active = true;
-    this.options.log.info({ staleMs: this.options.staleMs }, 'fan-out sweeper running on this node');
+    this.options.log.info(
+      { staleMs: this.options.staleMs },
+      'fan-out sweeper running on this node',
+    );
     this.schedule();
   }
 

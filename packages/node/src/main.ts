@@ -155,7 +155,7 @@ async function main(): Promise<void> {
     onPass: (report, durationMs) => metrics.observeRetention({ ...report }, durationMs),
     onActive: (active) => metrics.retentionActive.set(active ? 1 : 0),
   });
-  // Finishes the fan-out of nodes that stopped owing it: on the elected node, or here alone.
+  // Finishes the fan-out of nodes that stopped owing it: on the same elected node, or here alone.
   const sweeper = new FanoutSweeper({
     store,
     clock: systemClock,
@@ -163,16 +163,17 @@ async function main(): Promise<void> {
     intervalMs: config.fanoutSweepMs,
     staleMs: config.fanoutStaleMs,
   });
-  let stopRetention: () => Promise<void>;
-  let stopSweeper: () => Promise<void>;
+  // One election for both single-runner jobs: every campaign is etcd traffic, and after a
+  // leader dies each failed campaign counts towards the etcd client's circuit breaker.
+  let stopJobs: () => Promise<void>;
   if (cluster) {
-    stopRetention = runWhileLeader(cluster.elect('retention-cleanup'), retention);
-    stopSweeper = runWhileLeader(cluster.elect('fanout-sweeper'), sweeper);
+    stopJobs = runWhileLeader(cluster.elect('retention-cleanup'), [retention, sweeper]);
   } else {
     retention.start();
-    stopRetention = () => retention.stop();
     sweeper.start();
-    stopSweeper = () => sweeper.stop();
+    stopJobs = async () => {
+      await Promise.all([retention.stop(), sweeper.stop()]);
+    };
   }
   log.info({ port: server.port, url, rpcAddress: cluster?.rpcAddress }, 'listening');
   scheduleCpuProfile(process.env['CHAT_CPU_PROFILE'], config.nodeId, log);
@@ -184,8 +185,7 @@ async function main(): Promise<void> {
     readiness.markStopping();
     log.info({ signal }, 'shutting down');
     // Leave the ring first and move our users to their new owners, then stop.
-    await stopRetention();
-    await stopSweeper();
+    await stopJobs();
     await cluster?.drainAndLeave();
     server.close();
     await node.stop();

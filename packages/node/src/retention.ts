@@ -254,23 +254,24 @@ export class RetentionJob {
 }
 
 /**
- * Runs the job while this node leads the election; returns a disposer.
+ * Runs the jobs while this node leads the election; returns a disposer.
  *
  * @example
- * const stop = runWhileLeader(cluster.elect('retention-cleanup'), job);
+ * const stop = runWhileLeader(cluster.elect('retention-cleanup'), [retention, sweeper]);
  */
 export function runWhileLeader(
   election: Election,
-  job: { start(): void; stop(): Promise<void> },
+  jobs: readonly { start(): void; stop(): Promise<void> }[],
 ): () => Promise<void> {
-  const disposers = [
-    election.onLeader(() => job.start()),
-    election.onFollower(() => void job.stop()),
-  ];
-  if (election.isLeader) job.start();
+  const startAll = (): void => jobs.forEach((job) => job.start());
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(jobs.map((job) => job.stop()));
+  };
+  const disposers = [election.onLeader(startAll), election.onFollower(() => void stopAll())];
+  if (election.isLeader) startAll();
   return async () => {
     for (const dispose of disposers) dispose();
-    await job.stop();
+    await stopAll();
     await election.close();
   };
 }

@@ -16,6 +16,7 @@ import type { ServiceProcess } from './service-process';
 import { startServiceProcess } from './service-process';
 import type { S3Handle } from './s3';
 import { startS3 } from './s3';
+import { waitFor } from './wait';
 
 export const TEST_CLUSTER_SECRET = 'test-cluster-secret';
 
@@ -101,6 +102,10 @@ export class TestCluster {
       );
       const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
+      // The registry and every node learn of the others through their etcd watches: until all
+      // of them have, a route may name a node whose own view sends the user elsewhere.
+      await cluster.registryLiveMembers(Math.min(count, members));
+      await cluster.viewsAgree();
     } catch (err) {
       // Whatever did start must not outlive the failed setup (it would keep jest alive).
       await cluster.close();
@@ -155,6 +160,36 @@ export class TestCluster {
       if (result.ok) return epoch;
     }
     throw new Error('could not write the ring configuration: lost the compare-and-swap 10 times');
+  }
+
+  /** Waits until the registry routes to `expected` live members. */
+  async registryLiveMembers(expected: number, timeoutMs = 10_000): Promise<void> {
+    await waitFor(async () => {
+      const res = await fetch(`${this.registryUrl}/readyz`);
+      const body = (await res.json()) as { liveMembers?: number };
+      if (body.liveMembers !== expected) {
+        throw new Error(`registry sees ${String(body.liveMembers)} live members, not ${expected}`);
+      }
+    }, timeoutMs);
+  }
+
+  /**
+   * Waits until every running node places a sample of users where the registry routes them:
+   * the cluster's views of the ring agree.
+   */
+  async viewsAgree(timeoutMs = 10_000): Promise<void> {
+    const users = Array.from({ length: 32 }, (_, i) => `probe-${i}`);
+    await waitFor(async () => {
+      const routed = await Promise.all(users.map(async (u) => (await this.route(u)).node));
+      for (const node of this.nodes.values()) {
+        const res = await fetch(`${node.httpUrl}/v1/owners?users=${users.join(',')}`);
+        const { owners } = (await res.json()) as { owners: Record<string, string | null> };
+        const differ = users.filter((u, i) => owners[u] !== routed[i]);
+        if (differ.length > 0) {
+          throw new Error(`${node.nodeId} places ${differ.length} sample users elsewhere`);
+        }
+      }
+    }, timeoutMs);
   }
 
   /** Asks the registry where a user belongs. */
