@@ -189,6 +189,7 @@ export class MessageView {
   private update(item: HTMLElement, msg: StoredMessage): void {
     if (msg.messageId !== undefined) item.dataset.messageId = msg.messageId;
     if (msg.clientMsgId !== undefined) item.dataset.clientMsgId = msg.clientMsgId;
+    this.loadImages(item, msg);
     const ticks = item.querySelector<HTMLElement>('.ticks');
     if (ticks === null) return;
     const state = this.model.ticks(msg);
@@ -206,25 +207,38 @@ export class MessageView {
     const img = el(document, 'img', 'attachment');
     img.alt = 'image';
     img.dataset.key = ref.key;
-    let retried = false;
-    const load = (retry: boolean): void => {
-      this.imageUrl(ref.key, retry).then(
-        (url) => {
-          img.src = url;
-        },
-        () => {
-          img.alt = 'image unavailable';
-        },
-      );
-    };
     // A presigned URL can expire while the page is open: ask for a fresh one once.
+    let retried = false;
     img.addEventListener('error', () => {
       if (retried) return;
       retried = true;
-      load(true);
+      this.loadImage(img, true);
     });
-    load(false);
     return img;
+  }
+
+  /**
+   * Asks for the images' URLs once the message is stored: the node gives a URL only for a key
+   * that a stored message carries, and an own message is stored once the send is confirmed.
+   */
+  private loadImages(item: HTMLElement, msg: StoredMessage): void {
+    if (msg.messageId === undefined) return;
+    for (const img of Array.from(item.querySelectorAll<HTMLImageElement>('img.attachment'))) {
+      if (img.dataset.requested !== undefined) continue;
+      img.dataset.requested = '1';
+      this.loadImage(img, false);
+    }
+  }
+
+  private loadImage(img: HTMLImageElement, retry: boolean): void {
+    this.imageUrl(img.dataset.key ?? '', retry).then(
+      (url) => {
+        img.src = url;
+      },
+      () => {
+        img.alt = 'image unavailable';
+      },
+    );
   }
 }
 
