@@ -143,8 +143,9 @@ it('drops a frozen node from the ring, refuses its old users after the thaw, the
   // Thaw it, holding its requests to etcd so that it cannot register again yet.
   proxy.holdRequests();
   const resumedAt = Date.now();
+  // The pause outlasted its lease (the ring said it was not live): no bound on resumedAt -
+  // pausedAt, the lease may have run out less than a TTL after SIGSTOP (last keepalive before).
   victim.signal('SIGCONT');
-  expect(resumedAt - pausedAt).toBeGreaterThan(LEASE_TTL_SEC * 1000);
   const victimIds = victims.map((u) => u.id);
   await waitFor(async () => {
     const view = await ownersAt(VICTIM, victimIds);
