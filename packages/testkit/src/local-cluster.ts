@@ -14,7 +14,7 @@ const DEV_SECRET = 'dev-secret';
 async function main(): Promise<void> {
   const args = parseLocalArgs(process.argv.slice(2));
   console.log('starting Postgres (embedded)...');
-  const pg = await startPostgres({ durable: true });
+  const pg = await startPostgres();
   console.log('starting object storage (s3rver, embedded)...');
   let s3;
   try {

@@ -27,12 +27,9 @@ export interface PostgresHandle {
 
 export interface PostgresOptions {
   /**
-   * Keep Postgres' crash-safety settings. Off by default: tests run with fsync,
-   * synchronous_commit and full_page_writes off, which is much lighter on a shared machine.
-   * Benchmarks that compare durable throughput should pass true.
+   * Extra server settings, passed as `-c name=value`. Crash safety (fsync, synchronous_commit,
+   * full_page_writes) stays on, in tests too: an ack means the commit is on disk.
    */
-  readonly durable?: boolean;
-  /** Extra server settings, passed as `-c name=value`. */
   readonly settings?: Readonly<Record<string, string>>;
   /** Deadline for initdb plus first start, ms (default 90 000). */
   readonly startTimeoutMs?: number;
@@ -44,17 +41,11 @@ const SERVER_SCRIPT = resolve(__dirname, 'postgres-server.ts');
 const REPO_ROOT = resolve(__dirname, '../../..');
 const STDERR_TAIL_CHARS = 8_000;
 
-const FAST_SETTINGS: Readonly<Record<string, string>> = {
-  fsync: 'off',
-  synchronous_commit: 'off',
-  full_page_writes: 'off',
-};
-
 /** Starts a fresh Postgres cluster on a free loopback port. */
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresHandle> {
   const startTimeoutMs = options.startTimeoutMs ?? 90_000;
   const commandTimeoutMs = options.commandTimeoutMs ?? 30_000;
-  const settings = { ...(options.durable ? {} : FAST_SETTINGS), ...options.settings };
+  const settings = { ...options.settings };
 
   // `--import tsx` resolves tsx from the working directory: run from the repository root.
   const child = spawn(

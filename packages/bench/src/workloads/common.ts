@@ -48,7 +48,7 @@ export function profilingEnv(): Record<string, string> {
 
 /** Durable Postgres for one workload, closed afterwards. */
 export async function withDurablePostgres<T>(fn: (pg: PostgresHandle) => Promise<T>): Promise<T> {
-  const pg = await startPostgres({ durable: true });
+  const pg = await startPostgres();
   try {
     return await fn(pg);
   } finally {

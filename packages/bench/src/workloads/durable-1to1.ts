@@ -99,8 +99,11 @@ export async function runDurable1to1(options: Durable1to1Options): Promise<Durab
   const { log } = options;
   log('starting durable Postgres (with pg_stat_statements)');
   const pg = await startPostgres({
-    durable: true,
-    settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '1000', 'pg_stat_statements.track': 'all' },
+    settings: {
+      shared_preload_libraries: 'pg_stat_statements',
+      'pg_stat_statements.max': '1000',
+      'pg_stat_statements.track': 'all',
+    },
   });
   const admin = new Client({ connectionString: pg.url, connectionTimeoutMillis: 10_000 });
   admin.on('error', () => undefined);
