@@ -1,4 +1,5 @@
 /** Options of ChatClient: the documented interface, its defaults, and resolution (copy + freeze). */
+import { FEATURES_PARAM } from '@chat/protocol';
 import type { RandomSource } from './backoff';
 import type { FetchLike } from './route';
 import type { WebSocketConstructor } from './transport';
@@ -163,5 +164,7 @@ export function connectUrl(base: string, token: string): string {
   const u = new URL(base);
   if (u.pathname === '' || u.pathname === '/') u.pathname = '/ws';
   u.searchParams.set('token', token);
+  // The SDK has its own sends from their `ok` and understands watermark receipts.
+  u.searchParams.set(FEATURES_PARAM, 'no-echo,receipt-marks');
   return u.toString();
 }

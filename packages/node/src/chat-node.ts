@@ -8,6 +8,7 @@ import type {
   ClientRequest,
   Codec,
   ErrorCode,
+  Feature,
   ReceiptsFrame,
   TokenClaims,
   WireData,
@@ -119,6 +120,7 @@ export class ChatNode {
       clock: this.clock,
       log: this.log.child({ component: 'social' }),
       notify: (notices) => this.fabric.notify(notices),
+      deliver: (deliveries) => this.fabric.deliver(deliveries),
       ...(deps.socialOptions ? { options: deps.socialOptions } : {}),
     });
     this.receipts = new DeliveredReceipts((notices) => this.fabric.notify(notices));
@@ -162,7 +164,12 @@ export class ChatNode {
   }
 
   /** A socket opened for an authenticated device. Returns its session. */
-  open(claims: TokenClaims, codec: Codec, socket: SocketPort): Session {
+  open(
+    claims: TokenClaims,
+    codec: Codec,
+    socket: SocketPort,
+    features: ReadonlySet<Feature> = new Set(),
+  ): Session {
     this.metrics?.connectionsOpened.inc();
     const session = new Session(
       claims.sub,
@@ -171,6 +178,7 @@ export class ChatNode {
       socket,
       this.config,
       this.clock.now(),
+      features,
     );
     const moved = this.ownership.redirectFor(claims.sub);
     if (moved !== undefined) {
@@ -197,7 +205,9 @@ export class ChatNode {
     let reset = false;
     let missed: readonly ReceiptMark[] = [];
     try {
-      const state = await this.store.connectDevice(session.user, session.device, this.clock.now());
+      const state = await this.store.connectDevice(session.user, session.device, this.clock.now(), {
+        receiptEvents: !session.features.has('receipt-marks'),
+      });
       this.sessions.noteSeq(session.user, state.latestSeq);
       reset = state.reset === true;
       missed = state.receipts;
@@ -224,9 +234,12 @@ export class ChatNode {
       seq: this.sessions.latestSeq(session.user),
       heartbeatMs: this.config.heartbeatMs,
       ...(reset ? { reset: true as const } : {}),
+      ...(session.features.size > 0 ? { features: [...session.features].sort() } : {}),
     });
-    // Receipt watermarks that moved while the device was away.
-    for (const mark of missed) session.send(receiptsFrame(mark));
+    // Receipt watermarks that moved while the device was away (as events without the feature).
+    if (session.features.has('receipt-marks')) {
+      for (const mark of missed) session.send(receiptsFrame(mark));
+    }
     session.ready = true;
     const early = this.notReady.get(session) ?? [];
     this.notReady.delete(session);
@@ -377,7 +390,8 @@ export class ChatNode {
       const frame = receiptsFrame(notice);
       for (const user of notice.notify) {
         for (const session of this.sessions.devicesOf(user)) {
-          if (!session.ready || session.isClosed) continue;
+          if (!session.ready || session.isClosed || !session.features.has('receipt-marks'))
+            continue;
           session.send(frame);
           pushed += 1;
         }

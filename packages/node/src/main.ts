@@ -5,6 +5,7 @@
  */
 import pino from 'pino';
 import {
+  DEFAULT_ORPHAN_WINDOW_MS,
   PgChatStore,
   PgGroupStore,
   PgPresenceStore,
@@ -94,6 +95,14 @@ async function main(): Promise<void> {
     logger: log.child({ component: 'store' }),
     onBatch: (batch) => metrics.observeBatch(batch),
   });
+  if (config.fanoutStaleMs <= DEFAULT_ORPHAN_WINDOW_MS) {
+    // A dead node's last statements may still commit within that window; a sweep that ran
+    // before them, and acks deleting what it appended, could let a device get an event twice.
+    log.warn(
+      { fanoutStaleMs: config.fanoutStaleMs, orphanWindowMs: DEFAULT_ORPHAN_WINDOW_MS },
+      'CHAT_FANOUT_STALE_MS is not above the orphan window: a device may get an event twice after a node dies',
+    );
+  }
   const media = loaded.media
     ? await startMedia(
         loaded.media,

@@ -64,7 +64,8 @@ const handlers: HandlerTable = {
       body: req.body ?? null,
       attachments,
       now: ctx.now(),
-      deviceId: session.device,
+      // Without `no-echo` the sender's inbox gets the message too, as protocol v1 had it.
+      ...(session.features.has('no-echo') ? { deviceId: session.device } : {}),
     });
     return result.dup
       ? { messageId: result.messageId, ts: result.ts, dup: true }

@@ -2,8 +2,15 @@
  * Binds a ChatNode to uWebSockets.js: the upgrade (token, Origin, subprotocol), socket events,
  * and a few HTTP routes (`/healthz`, `/readyz`, `/metrics`, `/v1/stats`, `/v1/owners`).
  */
-import type { Codec, TokenClaims, WireData } from '@chat/protocol';
-import { codecFor, httpStatusOf, isChatError, jsonCodec } from '@chat/protocol';
+import type { Codec, Feature, TokenClaims, WireData } from '@chat/protocol';
+import {
+  FEATURES_PARAM,
+  codecFor,
+  httpStatusOf,
+  isChatError,
+  jsonCodec,
+  parseFeatures,
+} from '@chat/protocol';
 import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { ChatNode } from './chat-node';
@@ -13,6 +20,7 @@ import { loadNativeUws } from './uws';
 interface ConnData {
   claims: TokenClaims;
   codec: Codec;
+  features: ReadonlySet<Feature>;
   port: UwsPort;
   session: Session | undefined;
 }
@@ -147,13 +155,14 @@ export function startServer(
       if (retryAfterSec > 0) {
         return refuse(res, 503, 'Service Unavailable', { 'Retry-After': String(retryAfterSec) });
       }
-      const data: ConnData = { claims, codec, port: new UwsPort(), session: undefined };
+      const features = parseFeatures(new URLSearchParams(req.getQuery() ?? '').get(FEATURES_PARAM));
+      const data: ConnData = { claims, codec, features, port: new UwsPort(), session: undefined };
       res.upgrade(data, key, protocolHeader === '' ? '' : codec.subprotocol, extensions, context);
     },
     open(ws) {
       const data = ws.getUserData();
       data.port.ws = ws;
-      data.session = node.open(data.claims, data.codec, data.port);
+      data.session = node.open(data.claims, data.codec, data.port, data.features);
     },
     message(ws, message, isBinary) {
       const { session } = ws.getUserData();

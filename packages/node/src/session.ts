@@ -2,6 +2,7 @@
  * One connected device: its socket, the pushes it has not acked, its heartbeat and its rate
  * limit. The socket is reached through `SocketPort` so this logic runs without uWS in tests.
  */
+import type { Feature } from '@chat/protocol';
 import type { Codec, WireData } from '@chat/protocol';
 import { CloseCode } from '@chat/protocol';
 import { PendingPushes } from './pending-pushes';
@@ -54,6 +55,8 @@ export class Session {
     private readonly socket: SocketPort,
     private readonly policy: SessionPolicy,
     now: number,
+    /** What the client opted into when it connected (protocol features.ts). */
+    readonly features: ReadonlySet<Feature> = new Set(),
   ) {
     this.bucket = new TokenBucket(policy.ratePerSec, policy.rateBurst, now);
     this.nextPingAt = now + policy.heartbeatMs;

@@ -12,6 +12,7 @@ import { ChatError, MAX_LIST_CHATS } from '@chat/protocol';
 import type {
   ChatPage,
   DeliveredMark,
+  Delivery,
   ListChatsOptions,
   MembershipResult,
   ReadBatchResult,
@@ -50,7 +51,8 @@ export interface PresenceStore {
 
 /** What the node needs of the receipt store (PgReceiptStore). */
 export interface ReceiptStore {
-  recordDelivered(marks: readonly DeliveredMark[], now: number): Promise<void>;
+  /** Returns the receipt events it appended (for devices that take them as events). */
+  recordDelivered(marks: readonly DeliveredMark[], now: number): Promise<readonly Delivery[]>;
   markRead(intents: readonly ReadIntent[], now: number): Promise<ReadBatchResult>;
 }
 
@@ -84,6 +86,8 @@ export interface SocialDeps {
   readonly log: Logger;
   /** Pushes receipt watermarks to the users they concern (the delivery fabric). */
   readonly notify: (notices: readonly ReceiptNotice[]) => void;
+  /** Pushes committed inbox events (receipt events) to their users' devices. */
+  readonly deliver: (deliveries: readonly Delivery[]) => void;
   readonly options?: SocialOptions;
 }
 
@@ -237,12 +241,14 @@ export class Social {
   async recordDelivered(receipts: DeliveredReceipts): Promise<void> {
     const marks = receipts.takeForPersist();
     if (marks.length === 0) return;
+    let events: readonly Delivery[];
     try {
-      await this.deps.stores.receipts.recordDelivered(marks, this.deps.clock.now());
+      events = await this.deps.stores.receipts.recordDelivered(marks, this.deps.clock.now());
     } catch (err) {
       receipts.restore(marks);
       throw err;
     }
+    if (events.length > 0) this.deps.deliver(events);
   }
 
   /** Queues a read; resolves once it is committed (with the receipts it caused). */
@@ -292,6 +298,7 @@ export class Social {
       return;
     }
     if (result.notices.length > 0) this.deps.notify(result.notices);
+    if (result.events.length > 0) this.deps.deliver(result.events);
     batch.forEach((r, i) => {
       const err = result.outcomes[i];
       if (err === undefined) r.resolve();

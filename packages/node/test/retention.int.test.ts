@@ -10,7 +10,7 @@
 import { jsonCodec } from '@chat/protocol';
 import type { ServerFrame } from '@chat/protocol';
 import type { SingleNode } from '@chat/testkit';
-import { RawClient, countRows, startSingleNode, waitFor } from '@chat/testkit';
+import { RawClient, SDK_FEATURES, countRows, startSingleNode, waitFor } from '@chat/testkit';
 
 const RETENTION_MS = 60_000;
 let harness: SingleNode;
@@ -40,6 +40,8 @@ async function connect(user: string, device = 'd1', autoAck = true): Promise<Raw
     user,
     device,
     autoAck,
+    // Receipts as watermark frames, no echo of own sends: what the SDK asks for.
+    features: SDK_FEATURES,
   });
   clients.push(client);
   return client;

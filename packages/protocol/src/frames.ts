@@ -127,6 +127,8 @@ export interface WelcomeFrame {
    * available come by sync as usual (sequence numbers stay the user's, with a gap).
    */
   reset?: true;
+  /** The optional features (features.ts) the node applies to this connection; absent: none. */
+  features?: string[];
 }
 
 export interface ChatSummary {

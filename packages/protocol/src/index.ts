@@ -13,6 +13,8 @@ export {
   MSGPACK_SUBPROTOCOL,
 } from './codec';
 export type { Codec, Subprotocol, WireData } from './codec';
+export { FEATURES, FEATURES_PARAM, parseFeatures } from './features';
+export type { Feature } from './features';
 export { signToken, verifyToken } from './token';
 export type { TokenClaims } from './token';
 export type * from './frames';

@@ -13,7 +13,7 @@ import type { BatchInfo } from './batch-queue';
 import { LATEST_SEQ } from './cursors';
 import { toChatError } from './errors';
 import type { Database } from './schema';
-import type { DeviceState, ReceiptMark } from './types';
+import type { DeviceOptions, DeviceState, ReceiptMark } from './types';
 
 export interface DeviceConnectorOptions {
   /** Most devices registered by one statement (default 500). */
@@ -29,6 +29,8 @@ export interface DeviceConnect {
   readonly userId: string;
   readonly deviceId: string;
   readonly now: number;
+  /** See DeviceOptions.receiptEvents. */
+  readonly receiptEvents: boolean;
 }
 
 interface Pending extends DeviceConnect {
@@ -69,10 +71,16 @@ export class DeviceConnector {
   }
 
   /** Registers the device (and user) and returns its state; rejects with a ChatError. */
-  connect(userId: string, deviceId: string, now: number): Promise<DeviceState> {
+  connect(
+    userId: string,
+    deviceId: string,
+    now: number,
+    options: DeviceOptions = {},
+  ): Promise<DeviceState> {
     this.counters.connects++;
+    const receiptEvents = options.receiptEvents ?? true;
     return new Promise<DeviceState>((resolve, reject) => {
-      this.queue.push({ userId, deviceId, now, resolve, reject });
+      this.queue.push({ userId, deviceId, now, receiptEvents, resolve, reject });
     });
   }
 
@@ -146,8 +154,9 @@ export async function connectDevices(
       select * from unnest(
         ${rows.map((r) => r.userId)}::text[],
         ${rows.map((r) => r.deviceId)}::text[],
-        ${rows.map((r) => r.now)}::bigint[]
-      ) as t(user_id, device_id, now)
+        ${rows.map((r) => r.now)}::bigint[],
+        ${rows.map((r) => r.receiptEvents)}::boolean[]
+      ) as t(user_id, device_id, now, receipt_events)
     ),
     new_users as (
       insert into users (id)
@@ -170,11 +179,13 @@ export async function connectDevices(
       returning e.user_id, e.device_id
     ),
     dev as (
-      insert into devices (user_id, device_id, acked_seq, created_seq, last_active)
-      select i.user_id, i.device_id, 0, usr.latest, i.now
+      insert into devices (user_id, device_id, acked_seq, created_seq, last_active,
+          receipt_events)
+      select i.user_id, i.device_id, 0, usr.latest, i.now, i.receipt_events
       from input i join usr on usr.user_id = i.user_id
       order by i.user_id, i.device_id
-      on conflict (user_id, device_id) do update set last_active = excluded.last_active
+      on conflict (user_id, device_id) do update set last_active = excluded.last_active,
+        receipt_events = excluded.receipt_events
       returning user_id, device_id, acked_seq, (xmax = 0) as created
     )
     select dev.user_id, dev.device_id, dev.acked_seq, usr.latest, dev.created,

@@ -1,4 +1,4 @@
-export { PgChatStore } from './pg-store';
+export { DEFAULT_ORPHAN_WINDOW_MS, PgChatStore } from './pg-store';
 export type { PgChatStoreOptions, SendBatchInfo, SendStats } from './pg-store';
 export type { DeviceConnectStats } from './device-connect';
 export { createDatabase } from './pool';
@@ -12,6 +12,7 @@ export type {
   ChatStore,
   Delivery,
   DeviceCursor,
+  DeviceOptions,
   DeviceState,
   MembershipResult,
   ReceiptMark,

@@ -78,6 +78,8 @@ export const durablePathMigration: Migration = {
       'update chat_members set delivered_upto = read_upto where delivered_upto < read_upto',
     );
     await run('drop table receipts');
+    // Devices that did not announce the `receipt-marks` feature still get receipt events.
+    await run('alter table devices add column receipt_events boolean not null default true');
     await run(`
       create table receipt_marks (
         user_id text not null,

@@ -37,6 +37,7 @@ import type {
   ChatStore,
   Delivery,
   DeviceCursor,
+  DeviceOptions,
   DeviceState,
   MembershipResult,
   SendInput,
@@ -116,6 +117,8 @@ interface SyncRow {
   created_at: string;
 }
 
+/** See PgChatStoreOptions.orphanWindowMs. */
+export const DEFAULT_ORPHAN_WINDOW_MS = 12_000;
 /** How long close() waits for owed fan-out before leaving it to the next start or a sweeper. */
 const CLOSE_FANOUT_WAIT_MS = 10_000;
 /** First delay before this node sweeps its own mark after a chat step with an unknown outcome. */
@@ -177,7 +180,7 @@ export class PgChatStore implements ChatStore {
       maxFanoutBacklog: options.maxFanoutBacklog ?? 20_000,
       markIntervalMs: options.markIntervalMs ?? 1000,
       lingerMs: options.lingerMs ?? 3,
-      orphanWindowMs: options.orphanWindowMs ?? 12_000,
+      orphanWindowMs: options.orphanWindowMs ?? DEFAULT_ORPHAN_WINDOW_MS,
       logger: options.logger ?? silentLogger,
     });
     this.onBatch = options.onBatch;
@@ -324,8 +327,13 @@ export class PgChatStore implements ChatStore {
   // ---- devices and cursors ----
 
   /** Registers a device at welcome; concurrent calls share one statement (see DeviceConnector). */
-  connectDevice(userId: string, deviceId: string, now: number): Promise<DeviceState> {
-    return this.devices.connect(userId, deviceId, now);
+  connectDevice(
+    userId: string,
+    deviceId: string,
+    now: number,
+    options?: DeviceOptions,
+  ): Promise<DeviceState> {
+    return this.devices.connect(userId, deviceId, now, options);
   }
 
   async writeCursors(cursors: readonly DeviceCursor[], now: number): Promise<void> {

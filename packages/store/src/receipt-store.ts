@@ -10,14 +10,17 @@
  *
  * Delivered watermarks are written lazily (the node coalesces them over seconds); a read is
  * written when it is made. A watermark write lost in a crash is made good by the next one: they
- * are cumulative.
+ * are cumulative. Senders with a device that takes receipts as inbox events (protocol v1) get
+ * those too (legacy-receipts.ts).
  */
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import { toChatError } from './errors';
 import type { Database } from './schema';
-import type { ReceiptMark } from './types';
+import { appendReceiptEvents } from './legacy-receipts';
+import type { MovedMark } from './legacy-receipts';
+import type { Delivery, ReceiptMark } from './types';
 
 /** A reader's delivered watermark in a chat, and the users to tell (senders it covers). */
 export interface DeliveredMark {
@@ -43,6 +46,8 @@ export interface ReadBatchResult {
   readonly outcomes: readonly (ChatError | undefined)[];
   /** The read watermarks that moved, with the users to tell. */
   readonly notices: readonly ReceiptNotice[];
+  /** Receipt events appended for senders whose devices take them as events, to be pushed. */
+  readonly events: readonly Delivery[];
 }
 
 const MESSAGE_ID = /^[0-9]{1,18}$/;
@@ -56,26 +61,22 @@ const MESSAGE_ID = /^[0-9]{1,18}$/;
 export class PgReceiptStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Moves delivered watermarks forward and records them for the users to tell. */
-  async recordDelivered(marks: readonly DeliveredMark[], now: number): Promise<void> {
-    if (marks.length === 0) return;
+  /**
+   * Moves delivered watermarks forward and records them for the users to tell; returns the
+   * receipt events appended for senders whose devices take them as events (to be pushed).
+   */
+  async recordDelivered(marks: readonly DeliveredMark[], now: number): Promise<Delivery[]> {
+    if (marks.length === 0) return [];
     try {
-      await sql`
-        update chat_members cm set delivered_upto = greatest(cm.delivered_upto, m.upto)
-        from (
-          select chat_id, user_id, max(upto) as upto from unnest(
-            ${marks.map((m) => m.chatId)}::text[], ${marks.map((m) => m.reader)}::text[],
-            ${marks.map((m) => m.upto)}::int8[]) as t(chat_id, user_id, upto)
-          group by chat_id, user_id
-        ) m
-        where cm.chat_id = m.chat_id and cm.user_id = m.user_id`.execute(this.db);
-      await upsertMarks(
+      const moved = await moveDelivered(this.db, marks);
+      const eventUsers = await upsertMarks(
         this.db,
         marks.flatMap((m) =>
           m.notify.map((user) => ({ user, chatId: m.chatId, reader: m.reader, delivered: m.upto })),
         ),
         now,
       );
+      return await appendReceiptEvents(this.db, moved, eventUsers, now);
     } catch (err) {
       throw toChatError(err);
     }
@@ -89,33 +90,47 @@ export class PgReceiptStore {
    * other members when retention removed those).
    */
   async markRead(intents: readonly ReadIntent[], now: number): Promise<ReadBatchResult> {
-    if (intents.length === 0) return { outcomes: [], notices: [] };
+    if (intents.length === 0) return { outcomes: [], notices: [], events: [] };
     try {
-      const result = await this.db.transaction().execute((tx) => readStep(tx, intents));
-      await upsertMarks(
+      const { outcomes, notices, moved } = await this.db
+        .transaction()
+        .execute((tx) => readStep(tx, intents));
+      const eventUsers = await upsertMarks(
         this.db,
-        result.notices.flatMap((n) =>
+        notices.flatMap((n) =>
           n.notify.map((user) => ({ user, chatId: n.chatId, reader: n.reader, read: n.read! })),
         ),
         now,
       );
-      return result;
+      const events = await appendReceiptEvents(this.db, moved, eventUsers, now);
+      return { outcomes, notices, events };
     } catch (err) {
       throw toChatError(err);
     }
   }
 }
 
-/** The chat step of a read batch: watermarks moved in chat_members, notices computed. */
+/**
+ * The chat step of a read batch: watermarks moved in chat_members, notices computed, and the
+ * moves (delivered first, for a read of messages not delivered yet) for receipt events.
+ */
 async function readStep(
   tx: Transaction<Database>,
   intents: readonly ReadIntent[],
-): Promise<ReadBatchResult> {
+): Promise<Omit<ReadBatchResult, 'events'> & { moved: MovedMark[] }> {
   const chatIds = unique(intents.map((i) => i.chatId)).sort();
   // Membership stays as read until commit (changes lock the chat FOR UPDATE).
   const { rows: chats } = await sql<{ id: string }>`
     select id from chats where id = any(${chatIds}::text[]) order by id for key share`.execute(tx);
   const chatExists = new Set(chats.map((c) => c.id));
+  // The readers' rows, in key order like every statement that moves watermarks: the values
+  // read next are the ones this transaction moves from (each message is passed once).
+  await sql`
+    select 1 from chat_members cm
+    join unnest(${intents.map((i) => i.chatId)}::text[], ${intents.map((i) => i.userId)}::text[])
+      as t(chat_id, user_id) on cm.chat_id = t.chat_id and cm.user_id = t.user_id
+    order by cm.chat_id, cm.user_id
+    for update of cm`.execute(tx);
   const { rows: memberRows } = await sql<{
     chat_id: string;
     user_id: string;
@@ -134,7 +149,10 @@ async function readStep(
   const exists = new Set(found.map((f) => `${f.chat_id}\u0000${f.id}`));
 
   const outcomes: (ChatError | undefined)[] = [];
-  const wanted = new Map<string, { chatId: string; reader: string; from: bigint; upto: bigint }>();
+  const wanted = new Map<
+    string,
+    { chatId: string; reader: string; from: bigint; deliveredFrom: bigint; upto: bigint }
+  >();
   for (const intent of intents) {
     const m = member.get(`${intent.chatId}\u0000${intent.userId}`);
     if (!chatExists.has(intent.chatId)) {
@@ -171,11 +189,12 @@ async function readStep(
         chatId: intent.chatId,
         reader: intent.userId,
         from: BigInt(m.read_upto),
+        deliveredFrom: BigInt(m.delivered_upto),
         upto: id,
       });
     }
   }
-  if (wanted.size === 0) return { outcomes, notices: [] };
+  if (wanted.size === 0) return { outcomes, notices: [], moved: [] };
   const ranges = [...wanted.values()];
   await sql`
     update chat_members cm set read_upto = greatest(cm.read_upto, r.upto),
@@ -194,12 +213,18 @@ async function readStep(
       ${ranges.map((r) => r.from.toString())}::int8[], ${ranges.map((r) => r.upto.toString())}::int8[])
       as r(chat_id, reader, from_id, upto_id)`.execute(tx);
   const sendersOf = new Map(senders.map((s) => [`${s.chat_id}\u0000${s.reader}`, s.senders]));
+  const moved: MovedMark[] = [];
   const notices = ranges.map((r): ReceiptNotice => {
     const found = sendersOf.get(`${r.chatId}\u0000${r.reader}`) ?? [];
+    const upto = r.upto.toString();
+    const move = { chatId: r.chatId, reader: r.reader, upto, senders: found };
+    if (r.deliveredFrom < r.upto) {
+      moved.push({ ...move, status: 'delivered', from: r.deliveredFrom.toString() });
+    }
+    moved.push({ ...move, status: 'read', from: r.from.toString() });
     const others = memberRows
       .filter((m) => m.chat_id === r.chatId && m.user_id !== r.reader)
       .map((m) => m.user_id);
-    const upto = r.upto.toString();
     return {
       chatId: r.chatId,
       reader: r.reader,
@@ -208,10 +233,59 @@ async function readStep(
       notify: found.length > 0 ? found : others,
     };
   });
-  return { outcomes, notices };
+  return { outcomes, notices, moved };
 }
 
-/** The user step: what each user is to be told, one row per (user, chat, reader). */
+/**
+ * Moves delivered watermarks forward (rows locked in key order) and returns the moves, each
+ * from the value it had: the users to tell are the senders the caller named.
+ */
+async function moveDelivered(
+  db: Kysely<Database>,
+  marks: readonly DeliveredMark[],
+): Promise<MovedMark[]> {
+  const { rows } = await sql<{ chat_id: string; reader: string; from_id: string; upto: string }>`
+    with m as (
+      select chat_id, user_id, max(upto) as upto from unnest(
+        ${marks.map((m) => m.chatId)}::text[], ${marks.map((m) => m.reader)}::text[],
+        ${marks.map((m) => m.upto)}::int8[]) as t(chat_id, user_id, upto)
+      group by chat_id, user_id
+    ),
+    old as (
+      select cm.chat_id, cm.user_id, cm.delivered_upto as from_id, m.upto
+      from chat_members cm join m on m.chat_id = cm.chat_id and m.user_id = cm.user_id
+      where cm.delivered_upto < m.upto
+      order by cm.chat_id, cm.user_id
+      for update of cm
+    ),
+    moved as (
+      update chat_members cm set delivered_upto = o.upto
+      from old o where cm.chat_id = o.chat_id and cm.user_id = o.user_id
+      returning cm.chat_id, cm.user_id
+    )
+    select o.chat_id, o.user_id as reader, o.from_id::text as from_id, o.upto::text as upto
+    from old o join moved using (chat_id, user_id)`.execute(db);
+  const senders = new Map<string, Set<string>>();
+  for (const m of marks) {
+    const key = `${m.chatId}\u0000${m.reader}`;
+    const set = senders.get(key) ?? new Set<string>();
+    for (const user of m.notify) set.add(user);
+    senders.set(key, set);
+  }
+  return rows.map((r) => ({
+    chatId: r.chat_id,
+    reader: r.reader,
+    status: 'delivered' as const,
+    from: r.from_id,
+    upto: r.upto,
+    senders: [...(senders.get(`${r.chat_id}\u0000${r.reader}`) ?? [])],
+  }));
+}
+
+/**
+ * The user step: what each user is to be told, one row per (user, chat, reader). Returns the
+ * users among them with a device that takes receipts as inbox events.
+ */
 async function upsertMarks(
   db: Kysely<Database>,
   marks: readonly {
@@ -222,8 +296,8 @@ async function upsertMarks(
     read?: string;
   }[],
   now: number,
-): Promise<void> {
-  if (marks.length === 0) return;
+): Promise<Set<string>> {
+  if (marks.length === 0) return new Set();
   // One row per key, in key order (no two statements lock them in different orders).
   const merged = new Map<
     string,
@@ -244,7 +318,7 @@ async function upsertMarks(
     merged.set(key, row);
   }
   const rows = [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, r]) => r);
-  await sql`
+  const { rows: told } = await sql<{ user_id: string; events: boolean }>`
     insert into receipt_marks (user_id, chat_id, reader, delivered_upto, read_upto, updated_at)
     select user_id, chat_id, reader, d, r, ${now}::int8 from unnest(
       ${rows.map((r) => r.user)}::text[], ${rows.map((r) => r.chatId)}::text[],
@@ -253,7 +327,11 @@ async function upsertMarks(
     on conflict (user_id, chat_id, reader) do update set
       delivered_upto = greatest(receipt_marks.delivered_upto, excluded.delivered_upto),
       read_upto = greatest(receipt_marks.read_upto, excluded.read_upto),
-      updated_at = excluded.updated_at`.execute(db);
+      updated_at = excluded.updated_at
+    returning user_id, exists(
+      select 1 from devices d where d.user_id = receipt_marks.user_id and d.receipt_events
+    ) as events`.execute(db);
+  return new Set(told.filter((t) => t.events).map((t) => t.user_id));
 }
 
 function unique(values: readonly string[]): string[] {

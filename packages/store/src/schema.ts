@@ -31,6 +31,11 @@ export interface DevicesTable {
   /** The user's latest seq when the device was first seen. */
   created_seq: Int8Default;
   last_active: Int8;
+  /**
+   * The device did not announce the `receipt-marks` feature: receipts reach it as `receipt`
+   * inbox events, as protocol v1 had them.
+   */
+  receipt_events: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface ChatsTable {

@@ -82,12 +82,26 @@ export interface SyncPage {
   readonly more: boolean;
 }
 
+/** What a device announced when it connected. */
+export interface DeviceOptions {
+  /**
+   * It takes receipts as `receipt` inbox events (protocol v1, the default) rather than only as
+   * `receipts` frames (feature `receipt-marks`).
+   */
+  readonly receiptEvents?: boolean;
+}
+
 export interface ChatStore {
   /**
    * Makes sure the user and the device exist (users are implicit) and returns the device's
    * cursor. Updates the device's last_active.
    */
-  connectDevice(userId: string, deviceId: string, now: number): Promise<DeviceState>;
+  connectDevice(
+    userId: string,
+    deviceId: string,
+    now: number,
+    options?: DeviceOptions,
+  ): Promise<DeviceState>;
   /**
    * Moves device cursors forward (never backwards) in one statement, refreshes the devices'
    * last_active, and deletes the users' inbox events that every device of theirs has acked.

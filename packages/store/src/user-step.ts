@@ -19,8 +19,11 @@ import type { Delivery } from './types';
 /** One event for one user's inbox. */
 export interface FanoutEvent {
   readonly userId: string;
-  /** The event; its seq is assigned by the user step. Message and chat events only. */
-  readonly event: InboxEvent & { readonly kind: 'message' | 'chat' };
+  /**
+   * The event; its seq is assigned by the user step. Receipt events only for devices that
+   * take receipts as events (legacy-receipts.ts).
+   */
+  readonly event: InboxEvent;
   /** messages.id of the message or chat change within event.chatId. */
   readonly messageId: string;
   /** Append only if the user has a device other than this one (a sender's own copy). */
@@ -49,10 +52,10 @@ export async function appendEvents(
       ${col((e) => e.event.kind)}::text[],
       ${col((e) => e.event.chatId)}::text[],
       ${col((e) => e.messageId)}::int8[],
-      ${col((e) => (e.event.kind === 'message' ? e.event.from : e.event.by))}::text[],
+      ${col((e) => (e.event.kind === 'message' ? e.event.from : e.event.kind === 'chat' ? e.event.by : null))}::text[],
       ${col((e) => (e.event.kind === 'message' ? e.event.body : null))}::text[],
       ${col((e) => (e.event.kind === 'message' ? JSON.stringify(e.event.attachments) : '[]'))}::jsonb[],
-      ${col((e) => (e.event.kind === 'chat' ? JSON.stringify(chatPayload(e.event)) : null))}::jsonb[],
+      ${col((e) => payloadOf(e.event))}::jsonb[],
       ${col((e) => e.event.ts)}::int8[],
       ${col((e) => e.origin)}::text[],
       ${col((e) => e.unlessOnlyDevice ?? null)}::text[],
@@ -61,6 +64,18 @@ export async function appendEvents(
     const e = events[r.i - 1]!;
     return { userId: e.userId, event: { ...e.event, seq: Number(r.seq) } };
   });
+}
+
+/** The `payload` column: what a chat or receipt event has beside its common fields. */
+function payloadOf(event: InboxEvent): string | null {
+  switch (event.kind) {
+    case 'chat':
+      return JSON.stringify(chatPayload(event));
+    case 'receipt':
+      return JSON.stringify({ user: event.user, status: event.status });
+    default:
+      return null;
+  }
 }
 
 /** The stored fields of a chat event beside chatId and ts. */
@@ -114,20 +129,22 @@ export const USER_STEP_FUNCTION = `
       ),
       -- Lookups are scalar subqueries with LIMIT 1: the planner cannot turn them into joins
       -- that read a whole index (a generic plan made while the inbox was small would).
+      -- Message and chat events at most once per (user, chat, message); receipt events (for
+      -- devices that take them as events) are never repeated by a retry: not checked.
       wanted as (
-        select distinct on (ev.user_id, ev.chat_id, ev.message_id) ev.*
+        select distinct on (ev.user_id, ev.chat_id, ev.message_id, ev.kind, ev.payload) ev.*
         from ev
-        where (select 1 from inbox x
+        where (ev.kind = 'receipt' or (select 1 from inbox x
                where x.user_id = ev.user_id and x.chat_id = ev.chat_id
                  and x.message_id = ev.message_id and x.kind in ('message', 'chat')
-               limit 1) is null
+               limit 1) is null)
           and (ev.only_device is null or (
             select 1 from devices d
             where d.user_id = ev.user_id and d.device_id <> ev.only_device limit 1) is not null)
           and (ev.origin is null or (
             select 1 from fanout_marks f
             where f.node_id = ev.origin and f.swept_upto > ev.created_at limit 1) is null)
-        order by ev.user_id, ev.chat_id, ev.message_id, ev.i
+        order by ev.user_id, ev.chat_id, ev.message_id, ev.kind, ev.payload, ev.i
       ),
       base as (
         select w.user_id, greatest(

@@ -118,7 +118,7 @@ describe('receipts', () => {
     });
     // Reading an earlier message again is a no-op.
     const again = await receipts.markRead([{ userId: 'rc-c', chatId, messageId: m1.messageId }], 8);
-    expect(again).toEqual({ outcomes: [undefined], notices: [] });
+    expect(again).toEqual({ outcomes: [undefined], notices: [], events: [] });
     // One read covers everything before it: m2 read means m1 too.
     const both = await receipts.markRead([{ userId: 'rc-b', chatId, messageId: m2.messageId }], 9);
     expect(both.notices.map((n) => [n.reader, n.read, n.notify])).toEqual([
@@ -165,6 +165,62 @@ describe('receipts', () => {
     expect(result.outcomes).toEqual([undefined]);
     // Its sender is unknown now: every other member is told.
     expect(result.notices.map((n) => n.notify)).toEqual([['rg-a']]);
+  });
+});
+
+describe('receipt events for devices that take them (protocol v1)', () => {
+  /** (status, message) of the receipt events appended for `user`, in seq order. */
+  async function receiptRows(user: string): Promise<string[]> {
+    const { rows } = await sql<{ status: string; message_id: string; reader: string }>`
+      select payload->>'status' as status, message_id::text as message_id,
+        payload->>'user' as reader
+      from inbox where user_id = ${user} and kind = 'receipt' order by seq`.execute(fx.db);
+    return rows.map((r) => `${r.status} ${r.message_id} by ${r.reader}`);
+  }
+
+  it('appends one per message and moment for such senders, none for the others', async () => {
+    await store.connectDevice('le-old', 'phone', 1); // no options: takes receipt events
+    await store.connectDevice('le-new', 'phone', 1, { receiptEvents: false });
+    await store.connectDevice('le-reader', 'phone', 1);
+    const { chatId } = await store.createChat('le-old', ['le-new', 'le-reader'], null, 1);
+    const old1 = await store.send(sendInput('le-old', chatId));
+    const new1 = await store.send(sendInput('le-new', chatId));
+    const old2 = await store.send(sendInput('le-old', chatId));
+    await store.fanoutIdle();
+
+    // The reader's device got the first two: delivered up to new1.
+    const delivered = await receipts.recordDelivered(
+      [{ chatId, reader: 'le-reader', upto: new1.messageId, notify: ['le-old', 'le-new'] }],
+      10,
+    );
+    expect(delivered.map((d) => [d.userId, d.event.kind, d.event.seq > 0])).toEqual([
+      ['le-old', 'receipt', true],
+    ]);
+    expect(await receiptRows('le-old')).toEqual([`delivered ${old1.messageId} by le-reader`]);
+    // The same watermark again passes no message: nothing appended.
+    expect(
+      await receipts.recordDelivered(
+        [{ chatId, reader: 'le-reader', upto: new1.messageId, notify: ['le-old'] }],
+        11,
+      ),
+    ).toEqual([]);
+
+    // Reading the last one: old2 was not delivered yet, so it gets both, delivered first.
+    const read = await receipts.markRead(
+      [{ userId: 'le-reader', chatId, messageId: old2.messageId }],
+      12,
+    );
+    expect(read.events.every((d) => d.userId === 'le-old')).toBe(true);
+    expect(await receiptRows('le-old')).toEqual([
+      `delivered ${old1.messageId} by le-reader`,
+      `delivered ${old2.messageId} by le-reader`,
+      `read ${old1.messageId} by le-reader`,
+      `read ${old2.messageId} by le-reader`,
+    ]);
+    expect(await receiptRows('le-new')).toEqual([]);
+    // Their seqs follow the user's other events, without a gap.
+    const seqs = read.events.map((d) => d.event.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
   });
 });
 

@@ -124,7 +124,7 @@ it('empties a fanned-out message, keeps it for read receipts, and deletes it onc
   // A late read of it (bob's other device) has nothing left to do; it is no error. Someone
   // who never had it (another chat) still gets NOT_FOUND.
   const late = await receipts.markRead([{ userId: 'e-bob', chatId, messageId: id }], 12);
-  expect(late).toEqual({ outcomes: [undefined], notices: [] });
+  expect(late).toEqual({ outcomes: [undefined], notices: [], events: [] });
   const otherChat = await chatOf('e-bob', ['e-dave']);
   const stranger = await receipts.markRead(
     [{ userId: 'e-dave', chatId: otherChat, messageId: id }],

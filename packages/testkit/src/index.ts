@@ -2,7 +2,7 @@ export { waitFor } from './wait';
 export { prng } from './prng';
 export { startNodeProcess, REPO_ROOT, TEST_SECRET } from './node-process';
 export type { NodeProcess, NodeProcessOptions } from './node-process';
-export { RawClient, UpgradeRefused, testToken } from './raw-client';
+export { RawClient, SDK_FEATURES, UpgradeRefused, testToken } from './raw-client';
 export type { RawClientOptions, CloseInfo } from './raw-client';
 export { startSingleNode, countRows } from './single-node';
 export type { SingleNode, SingleNodeOptions } from './single-node';

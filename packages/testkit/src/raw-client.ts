@@ -19,7 +19,12 @@ export interface RawClientOptions {
   readonly autoPong?: boolean;
   /** Ack every event as it arrives (default false: tests decide when to ack). */
   readonly autoAck?: boolean;
+  /** Optional protocol features to opt into (`no-echo`, `receipt-marks`); none by default. */
+  readonly features?: readonly string[];
 }
+
+/** The features the SDK opts into: what a client written today sees. */
+export const SDK_FEATURES: readonly string[] = ['no-echo', 'receipt-marks'];
 
 export interface CloseInfo {
   readonly code: number;
@@ -69,8 +74,12 @@ export class RawClient {
     const token = options.token ?? testToken(options.user ?? 'alice', options.device ?? 'd1');
     const headers: Record<string, string> = {};
     if (options.origin !== undefined) headers.origin = options.origin;
+    const features =
+      options.features !== undefined && options.features.length > 0
+        ? `&features=${options.features.join(',')}`
+        : '';
     const ws = new WebSocket(
-      `${options.url}?token=${encodeURIComponent(token)}`,
+      `${options.url}?token=${encodeURIComponent(token)}${features}`,
       options.codec.subprotocol,
       { headers },
     );

@@ -407,7 +407,9 @@ export class LoadGenerator {
     url: string,
     token: string,
   ): { conn: Conn; welcome: Promise<void> } {
-    const ws = new WebSocket(`${url}?token=${encodeURIComponent(token)}`, this.codec.subprotocol, {
+    // The SDK's features: no echo of own sends, receipts as watermark frames.
+    const query = `token=${encodeURIComponent(token)}&features=no-echo,receipt-marks`;
+    const ws = new WebSocket(`${url}?${query}`, this.codec.subprotocol, {
       perMessageDeflate: false,
     });
     if (this.codec.binary) ws.binaryType = 'nodebuffer';

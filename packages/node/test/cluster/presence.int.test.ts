@@ -7,7 +7,7 @@
  */
 import type { ReceiptsFrame, ServerFrame } from '@chat/protocol';
 import { compareIds, jsonCodec } from '@chat/protocol';
-import { RawClient, TestCluster, waitFor } from '@chat/testkit';
+import { RawClient, SDK_FEATURES, TestCluster, waitFor } from '@chat/testkit';
 
 type Evt = ServerFrame & { t: 'evt' };
 type Frame = Record<string, unknown>;
@@ -52,7 +52,15 @@ function users(n: number): string[] {
 
 async function connect(user: string, device = 'd1', autoAck = true): Promise<RawClient> {
   const { url } = await cluster.route(user);
-  const client = await RawClient.ready({ url, codec: jsonCodec, user, device, autoAck });
+  // Receipts as watermark frames, no echo of own sends: what the SDK asks for.
+  const client = await RawClient.ready({
+    url,
+    codec: jsonCodec,
+    user,
+    device,
+    autoAck,
+    features: SDK_FEATURES,
+  });
   open.push(client);
   return client;
 }

@@ -1,0 +1,110 @@
+/**
+ * The sweeper taking over a node's fan-out (docs/durable-path.md): a node that still owes a
+ * fan-out when its mark goes stale has it finished by another; if that node was only frozen
+ * and wakes up, each event is still appended exactly once.
+ */
+import { Client } from 'pg';
+import { sql } from 'kysely';
+import type { Delivery, PgChatStore } from '../src/index';
+import { inboxOf, sendInput, storeFixture } from './helpers';
+import type { StoreFixture } from './helpers';
+
+const DAY_MS = 24 * 3600 * 1000;
+let fx: StoreFixture;
+
+beforeAll(async () => {
+  fx = await storeFixture('sweep');
+});
+afterAll(() => fx.close());
+
+/** Polls with a deadline. */
+async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function waitingForLocks(): Promise<number> {
+  const { rows } = await sql<{ n: string }>`
+    select count(*) as n from pg_stat_activity
+    where datname = current_database() and wait_event_type = 'Lock'`.execute(fx.db);
+  return Number(rows[0]!.n);
+}
+
+/** Holds the users' rows locked (user steps wait for them) until released. */
+async function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
+  const client = new Client({ connectionString: fx.testDb.url });
+  await client.connect();
+  await client.query('begin');
+  await client.query('select id from users where id = any($1) for update', [users]);
+  return async () => {
+    await client.query('rollback');
+    await client.end();
+  };
+}
+
+function recorder(store: PgChatStore): Delivery[] {
+  const seen: Delivery[] = [];
+  store.onDeliveries((deliveries) => seen.push(...deliveries));
+  return seen;
+}
+
+const messageUsers = (deliveries: readonly Delivery[], messageId: string): string[] =>
+  deliveries
+    .filter((d) => d.event.kind === 'message' && d.event.messageId === messageId)
+    .map((d) => d.userId)
+    .sort();
+
+test('a frozen node’s fan-out is finished by the sweeper; when it wakes it appends nothing again', async () => {
+  const frozen = await fx.store();
+  const sweeper = await fx.store();
+  const fromFrozen = recorder(frozen);
+  const fromSweeper = recorder(sweeper);
+  const { chatId } = await frozen.createChat('fz-a', ['fz-b', 'fz-c'], null, Date.now());
+
+  const release = await lockUsers(['fz-b', 'fz-c']);
+  let sweep: Promise<{ nodes: number; messages: number; events: number }> | undefined;
+  let messageId: string;
+  try {
+    // Stored and acked to the sender; its user step waits for the lock ("frozen").
+    ({ messageId } = await frozen.send(sendInput('fz-a', chatId, { body: 'owed' })));
+    await until(async () => (await waitingForLocks()) === 1);
+    // A minute later by the sweeper's clock the frozen node's mark is stale: the sweeper marks
+    // it swept and waits for the same lock.
+    sweep = sweeper.sweepStale(Date.now() + 60_000, 15_000, DAY_MS);
+    await until(async () => (await waitingForLocks()) === 2);
+  } finally {
+    await release();
+  }
+  const swept = await sweep!;
+  await frozen.fanoutIdle();
+
+  // It looked at every message the frozen node stored since its mark (the chat's creation
+  // too, fanned out already) and appended the two events still owed.
+  expect(swept.events).toBe(2);
+  for (const user of ['fz-b', 'fz-c']) {
+    const events = (await inboxOf(fx.db, user)).filter((e) => e.kind === 'message');
+    expect(events.map((e) => e.messageId)).toEqual([messageId]);
+  }
+  // The frozen node got the lock first and left the events to the sweeper, which pushed them.
+  expect(messageUsers(fromFrozen, messageId)).toEqual([]);
+  expect(messageUsers(fromSweeper, messageId)).toEqual(['fz-b', 'fz-c']);
+
+  // The sweeper moved the mark past the message: a later sweep finds nothing owed.
+  const again = await sweeper.sweepStale(Date.now() + 60_000, 15_000, DAY_MS);
+  expect(again.messages).toBe(0);
+});
+
+test('a stale mark with nothing owed is swept without appending, and dropped once forgotten', async () => {
+  const sweeper = await fx.store();
+  await sql`
+    insert into fanout_marks (node_id, upto, heartbeat_at)
+    values ('gone', ${Date.now() - 1000}, ${Date.now() - 2 * DAY_MS})`.execute(fx.db);
+  const swept = await sweeper.sweepStale(Date.now(), 15_000, DAY_MS);
+  expect(swept).toMatchObject({ messages: 0, events: 0 });
+  const { rows } = await sql<{ n: string }>`
+    select count(*) as n from fanout_marks where node_id = 'gone'`.execute(fx.db);
+  expect(Number(rows[0]!.n)).toBe(0);
+});
