@@ -30,10 +30,12 @@ interface CliOptions {
   readonly ackMs: number | undefined;
   /** Base name of the result files (default: the workload's name). */
   readonly out: string | undefined;
+  /** Durable workloads: offer only this rate (one step, e.g. to profile at it). */
+  readonly rate: number | undefined;
 }
 
 const USAGE =
-  'usage: npm run bench -- <durable-1to1|durable-1to1-3node|idle|cross-node|group-fanout|rebalance|failover|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick]';
+  'usage: npm run bench -- <durable-1to1|durable-1to1-3node|idle|cross-node|group-fanout|rebalance|failover|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick] [--rate N]';
 
 function parseArgs(argv: readonly string[]): CliOptions {
   let workload = '';
@@ -43,6 +45,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
   let quick = false;
   let ackMs: number | undefined;
   let out: string | undefined;
+  let rate: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -53,6 +56,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     if (arg === '--repeats') repeats = positiveInt(arg, value());
     else if (arg === '--users') users = positiveInt(arg, value());
     else if (arg === '--ack-ms') ackMs = positiveInt(arg, value());
+    else if (arg === '--rate') rate = positiveInt(arg, value());
     else if (arg === '--out') {
       out = value();
       if (!/^[A-Za-z0-9._-]+$/.test(out)) throw new Error('--out takes a plain file base name');
@@ -65,7 +69,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     else throw new Error(`unknown argument ${arg}\n${USAGE}`);
   }
   if (workload === '') throw new Error(USAGE);
-  return { workload, repeats, codec, users, quick, ackMs, out };
+  return { workload, repeats, codec, users, quick, ackMs, out, rate };
 }
 
 function positiveInt(name: string, raw: string): number {
@@ -89,6 +93,9 @@ async function durable1to1(cli: CliOptions, nodes: 1 | 3 = 1): Promise<void> {
     ackEveryMs: cli.ackMs ?? d.ackEveryMs,
     repeats: cli.repeats ?? (cli.quick ? 1 : d.repeats),
     ...(cli.quick ? { warmupMs: 1000, measureMs: 3000, halfMeasureMs: 4000 } : {}),
+    ...(cli.rate !== undefined
+      ? { ladder: { ...d.ladder, startRate: cli.rate, maxSteps: 1 }, referenceRates: [] }
+      : {}),
     nodes,
     log,
   };

@@ -46,6 +46,15 @@ export interface DbDelta {
   readonly topStatements: readonly StatementDelta[];
 }
 
+/** Rows written over the tables a step writes to (not the heartbeat-like fan-out marks). */
+function movingTotal(snapshot: DbSnapshot): number {
+  let total = 0;
+  for (const [table, w] of Object.entries(snapshot.tables)) {
+    if (table !== 'fanout_marks') total += w.ins + w.upd + w.del;
+  }
+  return total;
+}
+
 /**
  * Reads the counters of `database` over an admin connection to the same server. pg_stat
  * counters are per database, so the admin connection may sit in another one.
@@ -57,6 +66,30 @@ export class PgStats {
     private readonly admin: Client,
     private readonly dbUrl: string,
   ) {}
+
+  /**
+   * A snapshot once the table counters have stopped moving. Backends report their row counts
+   * about once a second, not at commit: a snapshot taken right after a step misses the last
+   * second of it (and the next step would count it). Waits until the counters (the nodes'
+   * once-a-second fan-out marks aside) stayed put for `quietMs`, at most `deadlineMs`.
+   */
+  async settledSnapshot(
+    database: string,
+    quietMs = 1500,
+    deadlineMs = 15_000,
+  ): Promise<DbSnapshot> {
+    const deadline = Date.now() + deadlineMs;
+    let last = await this.snapshot(database);
+    let quietSince = Date.now();
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const next = await this.snapshot(database);
+      if (movingTotal(next) !== movingTotal(last)) quietSince = Date.now();
+      last = next;
+      if (Date.now() - quietSince >= quietMs) break;
+    }
+    return last;
+  }
 
   async snapshot(database: string): Promise<DbSnapshot> {
     const { rows: commitRows } = await this.admin.query<{ n: string }>(

@@ -6,6 +6,9 @@
  * devices get the events again and drop them by seq. A failed write is kept for the next flush.
  *
  * Each flush first runs `beforeWrite` (the delivered watermarks are written with the cursors).
+ * A flush writes at most `maxDevicesPerStatement` devices per statement, one statement after
+ * the other: a statement for thousands of devices (and the inbox rows it deletes) holds its
+ * locks and the WAL long enough to show in the sends' latency.
  */
 import type { ChatStore, DeviceCursor } from '@chat/store';
 import type { Logger } from 'pino';
@@ -20,6 +23,8 @@ export interface AckWriterOptions {
   readonly now: () => number;
   /** Runs before each write; a failure is logged and does not stop the cursors. */
   readonly beforeWrite?: () => Promise<void>;
+  /** Most devices per statement (default 128). */
+  readonly maxDevicesPerStatement?: number;
 }
 
 export class AckWriter {
@@ -75,19 +80,23 @@ export class AckWriter {
     } catch (err) {
       this.options.log.warn({ err }, 'writing before the cursors failed; will retry');
     }
-    const batch = [...this.dirty.values()];
+    const all = [...this.dirty.values()];
     this.dirty.clear();
-    if (batch.length === 0) return;
-    const cursors: DeviceCursor[] = batch.map(({ user, device, seq }) => ({
-      userId: user,
-      deviceId: device,
-      seq,
-    }));
-    try {
-      await this.options.store.writeCursors(cursors, this.options.now());
-    } catch (err) {
-      this.options.log.warn({ err, devices: batch.length }, 'cursor write failed; will retry');
-      for (const { user, device, seq } of batch) this.note(user, device, seq);
+    const size = this.options.maxDevicesPerStatement ?? 128;
+    for (let from = 0; from < all.length; from += size) {
+      const batch = all.slice(from, from + size);
+      const cursors: DeviceCursor[] = batch.map(({ user, device, seq }) => ({
+        userId: user,
+        deviceId: device,
+        seq,
+      }));
+      try {
+        await this.options.store.writeCursors(cursors, this.options.now());
+      } catch (err) {
+        this.options.log.warn({ err, devices: batch.length }, 'cursor write failed; will retry');
+        for (const { user, device, seq } of all.slice(from)) this.note(user, device, seq);
+        return;
+      }
     }
   }
 }

@@ -6,7 +6,7 @@
  * messages it covers) and written every few seconds (`takeForPersist`, by the cursor writer).
  * No database read on the way: the acked messages are the node's own pushes.
  */
-import { compareIds } from '@chat/protocol';
+import { compareMessageIds } from '@chat/protocol';
 import type { DeliveredMark, ReceiptNotice } from '@chat/store';
 import type { DeliveredMessage } from './pending-pushes';
 
@@ -48,7 +48,7 @@ export class DeliveredReceipts {
           persistNotify: new Set(),
         };
         this.marks.set(key, mark);
-      } else if (compareIds(m.messageId, mark.upto) > 0) {
+      } else if (compareMessageIds(m.messageId, mark.upto) > 0) {
         mark.upto = m.messageId;
       } else if (mark.liveNotify.has(m.from)) {
         continue;
@@ -109,7 +109,7 @@ export class DeliveredReceipts {
           persistNotify: new Set(m.notify),
         });
       } else {
-        if (compareIds(m.upto, mark.upto) > 0) mark.upto = m.upto;
+        if (compareMessageIds(m.upto, mark.upto) > 0) mark.upto = m.upto;
         mark.persistNotify ??= new Set();
         for (const user of m.notify) mark.persistNotify.add(user);
       }

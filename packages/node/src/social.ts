@@ -91,6 +91,9 @@ export interface SocialDeps {
   readonly options?: SocialOptions;
 }
 
+/** Most delivered watermarks written by one statement. */
+const MARKS_PER_STATEMENT = 256;
+
 interface QueuedRead extends ReadIntent {
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
@@ -240,15 +243,18 @@ export class Social {
    */
   async recordDelivered(receipts: DeliveredReceipts): Promise<void> {
     const marks = receipts.takeForPersist();
-    if (marks.length === 0) return;
-    let events: readonly Delivery[];
-    try {
-      events = await this.deps.stores.receipts.recordDelivered(marks, this.deps.clock.now());
-    } catch (err) {
-      receipts.restore(marks);
-      throw err;
+    // In statements of a bounded size, like the cursors (a long statement shows in sends).
+    for (let from = 0; from < marks.length; from += MARKS_PER_STATEMENT) {
+      const chunk = marks.slice(from, from + MARKS_PER_STATEMENT);
+      let events: readonly Delivery[];
+      try {
+        events = await this.deps.stores.receipts.recordDelivered(chunk, this.deps.clock.now());
+      } catch (err) {
+        receipts.restore(marks.slice(from));
+        throw err;
+      }
+      if (events.length > 0) this.deps.deliver(events);
     }
-    if (events.length > 0) this.deps.deliver(events);
   }
 
   /** Queues a read; resolves once it is committed (with the receipts it caused). */

@@ -5,6 +5,7 @@
 import { ChatClient } from '@chat/client';
 import type { EventFrame } from '@chat/protocol';
 import { jsonCodec } from '@chat/protocol';
+import { LOCK_SPACE } from '@chat/store';
 import type { PostgresHandle, SingleNode } from '@chat/testkit';
 import {
   RawClient,
@@ -160,11 +161,14 @@ describe('a kill between the chat step and the user step', () => {
     await h.close();
   });
 
-  /** Holds the users' rows locked (the user step waits for them) until released. */
+  /** Holds the users' locks (the user step waits for them) until released. */
   async function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
     const client = await h.sql.connect();
     await client.query('begin');
-    await client.query('select id from users where id = any($1) for update', [users]);
+    await client.query(
+      'select pg_advisory_xact_lock($1, hashtext(u)) from unnest($2::text[]) as t(u)',
+      [LOCK_SPACE.user, users],
+    );
     return async () => {
       await client.query('rollback');
       client.release();
@@ -292,10 +296,10 @@ describe('retries across a crash', () => {
     await kim.client.connect();
     await lee.client.connect();
     const { chatId } = await kim.client.createChat(['rx-lee']);
-    // The chat step waits on the chat's row: the node dies before it can answer.
+    // The chat step waits for the chat's lock: the node dies before it can answer.
     const client = await h.sql.connect();
     await client.query('begin');
-    await client.query('select id from chats where id = $1 for update', [chatId]);
+    await client.query('select pg_advisory_xact_lock($1, hashtext($2))', [LOCK_SPACE.chat, chatId]);
     const sent = kim.client.send(chatId, 'retried', { clientMsgId: 'rx-1' });
     await waitFor(async () =>
       expect(

@@ -1,6 +1,6 @@
 export { ErrorCodes, CloseCode, ChatError, isChatError, httpStatusOf } from './errors';
 export type { ErrorCode } from './errors';
-export { compareIds, defaultLimits, ID_PATTERN, isValidId } from './limits';
+export { compareIds, compareMessageIds, defaultLimits, ID_PATTERN, isValidId } from './limits';
 export type { Limits } from './limits';
 export { validateClientFrame, requestIdOf, MAX_LIST_CHATS } from './validate';
 export {

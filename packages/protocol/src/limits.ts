@@ -37,3 +37,17 @@ export function isValidId(value: unknown): value is string {
 export function compareIds(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
+
+const DIGITS = /^[1-9][0-9]*$|^0$/;
+
+/**
+ * Orders message ids of one chat (decimal numbers as strings, as the node sends them) by their
+ * value, without a locale-aware compare on the hot path; anything else by `compareIds`.
+ */
+export function compareMessageIds(a: string, b: string): number {
+  if (DIGITS.test(a) && DIGITS.test(b)) {
+    if (a.length !== b.length) return a.length - b.length;
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+  return compareIds(a, b);
+}

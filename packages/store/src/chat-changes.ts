@@ -1,7 +1,7 @@
 /**
  * The chat steps of chat changes: creating a chat, adding and removing members. Each is one
- * transaction on the chat's own rows (chats, chat_members, messages), with the chat row locked
- * FOR UPDATE so that sends and other changes of the chat take turns with it; the change is
+ * transaction on the chat's own rows (chats, chat_members, messages), holding the chat's lock
+ * (key-locks.ts) so that sends and other changes of the chat take turns with it; the change is
  * stored as a row of kind 'chat' in messages (it gets the chat's next id), and its fan-out to
  * the members' inboxes (and chat lists) follows like a message's.
  */
@@ -10,6 +10,7 @@ import { sql } from 'kysely';
 import type { Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import type { StoredChatChange } from './fanout-events';
+import { lockKeys } from './key-locks';
 import type { Database } from './schema';
 
 /** Inserts the chat, its members (the creator an admin) and its `created` change. */
@@ -47,8 +48,9 @@ export async function lockChat(
   chatId: string,
   by: string,
 ): Promise<Map<string, boolean>> {
+  await lockKeys(tx, 'chat', [chatId], 'exclusive');
   const { rows } = await sql<{ id: string }>`
-    select id from chats where id = ${chatId} for update`.execute(tx);
+    select id from chats where id = ${chatId}`.execute(tx);
   if (rows.length === 0) throw new ChatError('NOT_FOUND', 'no such chat', { chatId });
   const members = await tx
     .selectFrom('chat_members')

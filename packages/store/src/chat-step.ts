@@ -5,14 +5,15 @@
  * message is durable, and the node that stored it (`origin`) owes its fan-out to the
  * recipients' inboxes (user-step.ts), which a sweeper finishes should that node die.
  *
- * Ids: the batch's chats are locked FOR UPDATE in id order, so sends to one chat (from any
- * node) and membership changes take turns, and each new message gets the chat's next id:
+ * Ids: the batch's chats are locked (key-locks.ts), so sends to one chat (from any node) and
+ * membership changes take turns, and each new message gets the chat's next id:
  * above every id the chat has, and at least created_at * 1000 - 1 + its rank, so an id is
  * never reused after retention deleted the chat's newest messages.
  */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { ChatError } from '@chat/protocol';
+import { lockKeysSql } from './key-locks';
 import type { Database } from './schema';
 import type { SendInput } from './types';
 
@@ -118,7 +119,7 @@ export const CHAT_STEP_FUNCTION = `
     v_new_i int[];     -- batch positions stored now, their ids
     v_new_id int8[];
   begin
-    perform 1 from chats where id = any(p_chat_ids) order by id for update;
+    ${lockKeysSql('chat', 'p_chat_ids')};
     select coalesce(jsonb_object_agg(c.id, array(
         select m.user_id from chat_members m where m.chat_id = c.id order by m.user_id)), '{}')
       into v_members

@@ -1,6 +1,6 @@
 /**
  * Group administration and the paginated chat list (issue 7). A membership change is a chat
- * step (chat-changes.ts: the chat row locked FOR UPDATE, so membership and admins cannot change
+ * step (chat-changes.ts: the chat's lock held, so membership and admins cannot change
  * under it, and the change stored as the chat's next message row) whose `chat` events and
  * chat-list entries then reach every member's inbox through the same fan-out as a message.
  */

@@ -27,7 +27,7 @@ export const durablePathMigration: Migration = {
     await run('alter table inbox drop constraint if exists inbox_message_id_fkey');
     await run('alter table receipts drop constraint if exists receipts_message_id_fkey');
     await run('alter table messages alter column id drop identity if exists');
-    // The chat step checks the chat under its row lock: a per-row foreign key check on top
+    // The chat step checks the chat under its lock: a per-row foreign key check on top
     // only costs (and a distributed engine would need chats and messages co-located for it).
     await run('alter table messages drop constraint if exists messages_chat_id_fkey');
     await run('alter table messages drop constraint messages_pkey');

@@ -10,8 +10,8 @@
  * steps. Each node writes a fan-out mark (fanout-marks.ts) so that a sweeper finishes what a
  * node that died still owed.
  *
- * Lock order: a chat step locks chat rows (by id); a user step locks user rows (by id); no
- * statement holds both, so no two statements can deadlock over them.
+ * Locks (key-locks.ts): a chat step holds its chats' locks, a user step its users', each taken
+ * in one global order; no statement holds both kinds, so no two statements deadlock over them.
  */
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';

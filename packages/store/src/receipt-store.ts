@@ -18,6 +18,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import { toChatError } from './errors';
 import type { Database } from './schema';
+import { lockKeys } from './key-locks';
 import { appendReceiptEvents } from './legacy-receipts';
 import type { MovedMark } from './legacy-receipts';
 import type { Delivery, ReceiptMark } from './types';
@@ -119,9 +120,10 @@ async function readStep(
   intents: readonly ReadIntent[],
 ): Promise<Omit<ReadBatchResult, 'events'> & { moved: MovedMark[] }> {
   const chatIds = unique(intents.map((i) => i.chatId)).sort();
-  // Membership stays as read until commit (changes lock the chat FOR UPDATE).
+  // Membership stays as read until commit (changes hold the chat's lock exclusively).
+  await lockKeys(tx, 'chat', chatIds, 'shared');
   const { rows: chats } = await sql<{ id: string }>`
-    select id from chats where id = any(${chatIds}::text[]) order by id for key share`.execute(tx);
+    select id from chats where id = any(${chatIds}::text[])`.execute(tx);
   const chatExists = new Set(chats.map((c) => c.id));
   // The readers' rows, in key order like every statement that moves watermarks: the values
   // read next are the ones this transaction moves from (each message is passed once).

@@ -13,6 +13,7 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { InboxEvent } from '@chat/protocol';
+import { lockKeysSql } from './key-locks';
 import type { Database } from './schema';
 import type { Delivery } from './types';
 
@@ -108,15 +109,20 @@ export const USER_STEP_FUNCTION = `
   #variable_conflict use_column
   declare
     v_locked int;
+    v_swept jsonb;  -- node id -> swept_upto, for the few nodes a sweeper took over
   begin
     -- p_distinct_users: the users of the batch, distinct and sorted (the lock order).
-    perform 1 from users where id = any(p_distinct_users) order by id for update;
+    ${lockKeysSql('user', 'p_distinct_users')};
+    perform 1 from users where id = any(p_distinct_users);
     get diagnostics v_locked = row_count;
     if v_locked < cardinality(p_distinct_users) then
       insert into users (id) select u from unnest(p_distinct_users) as t(u) order by u
         on conflict (id) do nothing;
-      perform 1 from users where id = any(p_distinct_users) order by id for update;
     end if;
+
+    -- Read after the locks: a sweeper sets swept_upto before its own user step takes them.
+    select coalesce(jsonb_object_agg(node_id, swept_upto), '{}') into v_swept
+      from fanout_marks where swept_upto is not null;
 
     return query
       with ev as (
@@ -134,16 +140,17 @@ export const USER_STEP_FUNCTION = `
       wanted as (
         select distinct on (ev.user_id, ev.chat_id, ev.message_id, ev.kind, ev.payload) ev.*
         from ev
-        where (ev.kind = 'receipt' or (select 1 from inbox x
+        -- The sender's own copy first: for a sender with one device it is skipped by the
+        -- cheapest test (the conditions are checked in this order).
+        where (ev.only_device is null or (
+            select 1 from devices d
+            where d.user_id = ev.user_id and d.device_id <> ev.only_device limit 1) is not null)
+          and (ev.kind = 'receipt' or (select 1 from inbox x
                where x.user_id = ev.user_id and x.chat_id = ev.chat_id
                  and x.message_id = ev.message_id and x.kind in ('message', 'chat')
                limit 1) is null)
-          and (ev.only_device is null or (
-            select 1 from devices d
-            where d.user_id = ev.user_id and d.device_id <> ev.only_device limit 1) is not null)
-          and (ev.origin is null or (
-            select 1 from fanout_marks f
-            where f.node_id = ev.origin and f.swept_upto > ev.created_at limit 1) is null)
+          and (ev.origin is null or v_swept -> ev.origin is null
+            or (v_swept ->> ev.origin)::int8 <= ev.created_at)
         order by ev.user_id, ev.chat_id, ev.message_id, ev.kind, ev.payload, ev.i
       ),
       base as (

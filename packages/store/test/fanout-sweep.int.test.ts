@@ -5,6 +5,7 @@
  */
 import { Client } from 'pg';
 import { sql } from 'kysely';
+import { LOCK_SPACE } from '../src/index';
 import type { Delivery, PgChatStore } from '../src/index';
 import { inboxOf, sendInput, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
@@ -33,12 +34,15 @@ async function waitingForLocks(): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-/** Holds the users' rows locked (user steps wait for them) until released. */
+/** Holds the users' locks (user steps wait for them) until released. */
 async function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
   const client = new Client({ connectionString: fx.testDb.url });
   await client.connect();
   await client.query('begin');
-  await client.query('select id from users where id = any($1) for update', [users]);
+  await client.query(
+    'select pg_advisory_xact_lock($1, hashtext(u)) from unnest($2::text[]) as t(u)',
+    [LOCK_SPACE.user, users],
+  );
   return async () => {
     await client.query('rollback');
     await client.end();

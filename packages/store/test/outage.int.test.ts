@@ -26,6 +26,7 @@ it('fails sends with UNAVAILABLE while Postgres is down and recovers when it is 
   const { chatId } = await store.createChat('out-a', ['out-b'], null, 1);
   const before = await store.send(sendInput('out-a', chatId, { clientMsgId: 'before' }));
   expect(before.dup).toBe(false);
+  await store.fanoutIdle();
 
   await pg.stop();
   const started = Date.now();

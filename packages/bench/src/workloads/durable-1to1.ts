@@ -205,7 +205,7 @@ async function runRepeat(
     const stats = new PgStats(admin, dbUrl);
     const httpUrls = nodes.map((n) => n.httpUrl);
     const step = async (rate: number, measureMs: number): Promise<StepResult> => {
-      const before = await stats.snapshot(dbName);
+      const before = await stats.settledSnapshot(dbName);
       const batchesBefore = await scrapeBatchSizes(httpUrls);
       const pgCpuBefore = treeCpuSeconds(postmasterPid);
       const waits = new WaitSampler(admin, dbName);
@@ -221,7 +221,7 @@ async function runRepeat(
       });
       const waited = waits.stop();
       const pgCpu = treeCpuSeconds(postmasterPid) - pgCpuBefore;
-      const delta = diffSnapshots(before, await stats.snapshot(dbName));
+      const delta = diffSnapshots(before, await stats.settledSnapshot(dbName));
       const batches = batchSizesBetween(batchesBefore, await scrapeBatchSizes(httpUrls));
       const messages = Math.max(result.acked, 1);
       const verdict = judgeStep(

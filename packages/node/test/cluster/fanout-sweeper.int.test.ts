@@ -5,6 +5,7 @@
  * the recipient, connected to that node, gets it pushed live, and it is in the inbox once.
  */
 import { jsonCodec } from '@chat/protocol';
+import { LOCK_SPACE } from '@chat/store';
 import { RawClient, TestCluster, countRows, waitFor } from '@chat/testkit';
 
 const STALE_MS = 3000;
@@ -50,10 +51,10 @@ it('finishes the fan-out of a node that died owing it, once, and pushes it live'
   };
   await bob.next((f) => f.t === 'evt' && f.kind === 'chat');
 
-  // Hold the recipient's user row: node-1's user step waits for it after the chat step.
+  // Hold the recipient's lock: node-1's user step waits for it after the chat step.
   const lock = await cluster.sql.connect();
   await lock.query('begin');
-  await lock.query('select id from users where id = $1 for update', [recipient]);
+  await lock.query('select pg_advisory_xact_lock($1, hashtext($2))', [LOCK_SPACE.user, recipient]);
   const waiting = (): Promise<number> =>
     countRows(
       cluster.sql,

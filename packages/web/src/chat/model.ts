@@ -5,7 +5,7 @@
  * saved locally. Pure: no DOM, no storage, no clock; the page applies events and renders what
  * this answers.
  */
-import { compareIds } from '@chat/protocol';
+import { compareMessageIds } from '@chat/protocol';
 import type { AttachmentRef, ChatSummary, EventFrame, ReceiptsFrame } from '@chat/protocol';
 
 /** One message as the page shows it. `messageId` is absent while the send is unconfirmed. */
@@ -343,11 +343,11 @@ export class ChatModel {
 
 /** True when the watermark reaches message `id`. */
 function covers(mark: string | null, id: string): boolean {
-  return mark !== null && compareIds(mark, id) >= 0;
+  return mark !== null && compareMessageIds(mark, id) >= 0;
 }
 
 function max(a: string | null, b: string | null): string | null {
   if (a === null) return b;
   if (b === null) return a;
-  return compareIds(a, b) >= 0 ? a : b;
+  return compareMessageIds(a, b) >= 0 ? a : b;
 }
