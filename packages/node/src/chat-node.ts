@@ -65,6 +65,11 @@ export interface ChatNodeDeps {
 
 /** Close code for "try again later" when the node cannot reach its store at connect time. */
 const TRY_AGAIN_LATER = 1013;
+/**
+ * A reader's delivered watermark in a chat is pushed live at most this often: a busy chat
+ * would otherwise cost its sender a frame per flush (CHAT_RECEIPT_FLUSH_MS).
+ */
+const RECEIPT_MIN_INTERVAL_MS = 1000;
 /** Frames a device may send before its welcome; more means a broken client. */
 const MAX_FRAMES_BEFORE_READY = 64;
 
@@ -123,7 +128,9 @@ export class ChatNode {
       deliver: (deliveries) => this.fabric.deliver(deliveries),
       ...(deps.socialOptions ? { options: deps.socialOptions } : {}),
     });
-    this.receipts = new DeliveredReceipts((notices) => this.fabric.notify(notices));
+    this.receipts = new DeliveredReceipts((notices) => this.fabric.notify(notices), {
+      minIntervalMs: RECEIPT_MIN_INTERVAL_MS,
+    });
     this.acks = new AckWriter({
       store: this.store,
       flushMs: this.config.ackFlushMs,
@@ -144,7 +151,10 @@ export class ChatNode {
   start(): void {
     this.sweeper = setInterval(() => this.sweep(), this.config.sweepIntervalMs);
     this.sweeper.unref();
-    this.receiptTimer = setInterval(() => this.receipts.flushLive(), this.config.receiptFlushMs);
+    this.receiptTimer = setInterval(
+      () => this.receipts.flushLive(this.clock.now()),
+      this.config.receiptFlushMs,
+    );
     this.receiptTimer.unref();
   }
 

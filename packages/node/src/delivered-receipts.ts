@@ -3,7 +3,9 @@
  * when a device acks a message from someone else that this node pushed or synced to it, the
  * reader's delivered watermark in that chat moves to it. Coalesced per (chat, reader): changes
  * are pushed live to the senders every `liveFlushMs` (one `receipts` frame each, however many
- * messages it covers) and written every few seconds (`takeForPersist`, by the cursor writer).
+ * messages it covers), each (chat, reader) at most once per `minIntervalMs` (a busy chat
+ * would otherwise cost a frame per flush), and written every few seconds (`takeForPersist`,
+ * by the cursor writer).
  * No database read on the way: the acked messages are the node's own pushes.
  */
 import { compareMessageIds } from '@chat/protocol';
@@ -18,6 +20,13 @@ interface Watermark {
   liveNotify: Set<string>;
   /** Senders to record it for at the next write (null: nothing to write). */
   persistNotify: Set<string> | null;
+  /** When it was last pushed live. */
+  pushedAt: number;
+}
+
+export interface DeliveredReceiptsOptions {
+  /** A (chat, reader) watermark is pushed live at most this often (default 0: every flush). */
+  readonly minIntervalMs?: number;
 }
 
 /**
@@ -31,7 +40,10 @@ export class DeliveredReceipts {
   private readonly marks = new Map<string, Watermark>();
   private readonly live = new Set<Watermark>();
 
-  constructor(private readonly push: (notices: readonly ReceiptNotice[]) => void) {}
+  constructor(
+    private readonly push: (notices: readonly ReceiptNotice[]) => void,
+    private readonly options: DeliveredReceiptsOptions = {},
+  ) {}
 
   /** `reader` has these messages on a device now. */
   delivered(reader: string, messages: readonly DeliveredMessage[]): void {
@@ -46,6 +58,7 @@ export class DeliveredReceipts {
           upto: m.messageId,
           liveNotify: new Set(),
           persistNotify: new Set(),
+          pushedAt: Number.NEGATIVE_INFINITY,
         };
         this.marks.set(key, mark);
       } else if (compareMessageIds(m.messageId, mark.upto) > 0) {
@@ -59,11 +72,18 @@ export class DeliveredReceipts {
     }
   }
 
-  /** Pushes the watermarks that moved since the last call to the senders they concern. */
-  flushLive(): void {
+  /**
+   * Pushes the watermarks that moved since the last call to the senders they concern; one
+   * pushed less than `minIntervalMs` ago waits for a later call.
+   */
+  flushLive(now = Date.now()): void {
     if (this.live.size === 0) return;
     const notices: ReceiptNotice[] = [];
+    const minIntervalMs = this.options.minIntervalMs ?? 0;
     for (const mark of this.live) {
+      if (now - mark.pushedAt < minIntervalMs) continue;
+      mark.pushedAt = now;
+      this.live.delete(mark);
       notices.push({
         chatId: mark.chatId,
         reader: mark.reader,
@@ -73,8 +93,7 @@ export class DeliveredReceipts {
       });
       mark.liveNotify = new Set();
     }
-    this.live.clear();
-    this.push(notices);
+    if (notices.length > 0) this.push(notices);
   }
 
   /** The watermarks to write since the last call; what was written is forgotten. */
@@ -107,6 +126,7 @@ export class DeliveredReceipts {
           upto: m.upto,
           liveNotify: new Set(),
           persistNotify: new Set(m.notify),
+          pushedAt: Number.NEGATIVE_INFINITY,
         });
       } else {
         if (compareMessageIds(m.upto, mark.upto) > 0) mark.upto = m.upto;

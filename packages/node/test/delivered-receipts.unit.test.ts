@@ -45,3 +45,24 @@ test('a failed write is given back and merged into the next one', () => {
     { chatId: 'c1', reader: 'bob', upto: '6', notify: ['dave', 'alice'] },
   ]);
 });
+
+test('pushes a (chat, reader) watermark at most once per interval, then the latest', () => {
+  const pushed: ReceiptNotice[][] = [];
+  const receipts = new DeliveredReceipts((n) => pushed.push([...n]), { minIntervalMs: 1000 });
+  receipts.delivered('bob', [m('c1', '1', 'alice')]);
+  receipts.flushLive(10_000);
+  receipts.delivered('bob', [m('c1', '2', 'alice')]);
+  receipts.delivered('dan', [m('c1', '2', 'alice')]);
+  receipts.flushLive(10_250); // bob's moved again too soon; dan's is new
+  expect(pushed.map((n) => n.map((x) => `${x.reader}:${x.delivered}`))).toEqual([
+    ['bob:1'],
+    ['dan:2'],
+  ]);
+  receipts.delivered('bob', [m('c1', '3', 'alice')]);
+  receipts.flushLive(10_900);
+  expect(pushed).toHaveLength(2);
+  receipts.flushLive(11_000); // a second after the last: the latest, once
+  expect(pushed[2]).toEqual([
+    { chatId: 'c1', reader: 'bob', delivered: '3', read: null, notify: ['alice'] },
+  ]);
+});

@@ -54,10 +54,12 @@ interface QueuedEvent {
 export type FanoutTicket = object;
 
 export class Fanout {
-  private readonly queue: QueuedEvent[] = [];
+  private queue: QueuedEvent[] = [];
   private readonly pending = new Set<Pending>();
   private readonly busyUsers = new Map<string, number>();
   private running = 0;
+  /** Events enqueued and not committed yet (see backlog). */
+  private owed = 0;
   private scheduled = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
@@ -75,11 +77,12 @@ export class Fanout {
     this.linger = new Linger(options.lingerMs ?? 0, 64);
   }
 
-  /** Events queued or being appended. */
+  /**
+   * Events queued or being appended: a counter, not a sum over the pending messages (it is read
+   * for every send, and a fan-out that fell behind must not cost more per event to catch up).
+   */
   get backlog(): number {
-    let n = 0;
-    for (const p of this.pending) n += p.events;
-    return n;
+    return this.owed;
   }
 
   /**
@@ -103,6 +106,7 @@ export class Fanout {
     const owner = ticket as Pending;
     owner.queued = true;
     owner.events += events.length;
+    this.owed += events.length;
     if (events.length === 0) {
       this.finish(owner);
       return;
@@ -181,22 +185,26 @@ export class Fanout {
     }
   }
 
-  /** Takes queued events in order, passing over (and keeping behind) users with a batch running. */
+  /**
+   * Takes queued events in order, passing over (and keeping behind) users with a batch running.
+   * Looks no further than it needs to fill the batch: a long queue costs a copy, not a walk.
+   */
   private takeBatch(): QueuedEvent[] {
     const batch: QueuedEvent[] = [];
     const held = new Set<string>();
     const rest: QueuedEvent[] = [];
-    for (const item of this.queue) {
+    let i = 0;
+    for (; i < this.queue.length && batch.length < this.maxBatchSize; i++) {
+      const item = this.queue[i]!;
       const user = item.event.userId;
-      if (batch.length < this.maxBatchSize && !this.busyUsers.has(user) && !held.has(user)) {
+      if (!this.busyUsers.has(user) && !held.has(user)) {
         batch.push(item);
       } else {
         held.add(user);
         rest.push(item);
       }
     }
-    this.queue.length = 0;
-    this.queue.push(...rest);
+    this.queue = i === this.queue.length ? rest : rest.concat(this.queue.slice(i));
     for (const item of batch) {
       const user = item.event.userId;
       this.busyUsers.set(user, (this.busyUsers.get(user) ?? 0) + 1);
@@ -240,6 +248,7 @@ export class Fanout {
     });
     this.unbusy(batch);
     if (deliveries.length > 0) this.options.onDeliveries(deliveries);
+    this.owed -= batch.length;
     for (const { owner } of batch) {
       owner.events--;
       if (owner.events === 0) this.finish(owner);

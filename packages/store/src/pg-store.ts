@@ -506,10 +506,11 @@ export class PgChatStore implements ChatStore {
     this.wakeBacklogWaiters();
   }
 
+  /** Below the bound again: every waiting send goes on (the backlog moves only as they run). */
   private wakeBacklogWaiters(): void {
-    while (this.backlogWaiters.length > 0 && this.fanout.backlog < this.options.maxFanoutBacklog) {
-      this.backlogWaiters.shift()!();
-    }
+    if (this.backlogWaiters.length === 0) return;
+    if (this.fanout.backlog >= this.options.maxFanoutBacklog) return;
+    for (const wake of this.backlogWaiters.splice(0)) wake();
   }
 
   /**

@@ -141,3 +141,38 @@ test('settled() resolves when the message’s events are all in', async () => {
   await flush();
   expect(settled).toBe(true);
 });
+
+test('backlog counts the events not committed yet; a long queue goes out in order, batch by batch', async () => {
+  const { calls, append } = controlledAppend();
+  const fanout = new Fanout({
+    append,
+    onDeliveries: () => undefined,
+    now: () => 1,
+    logger: silent,
+    maxBatchSize: 3,
+    maxConcurrent: 2,
+  });
+  const first = fanout.register(1);
+  fanout.enqueue(first, [event('bob', 'm1')]);
+  await flush(); // bob's first event is being appended
+  const second = fanout.register(1);
+  fanout.enqueue(
+    second,
+    ['bob', 'carol', 'dan', 'eve', 'fay'].map((u) => event(u, 'm2')),
+  );
+  expect(fanout.backlog).toBe(6);
+  await flush();
+  // bob's second event waits behind his running one; the others go, three at a time.
+  const taken = (): string[][] =>
+    calls.map((c) => c.events.map((e) => `${e.userId}/${e.messageId}`));
+  expect(taken()).toEqual([['bob/m1'], ['carol/m2', 'dan/m2', 'eve/m2']]);
+  calls[0]!.done(true);
+  await flush();
+  expect(fanout.backlog).toBe(5);
+  expect(taken()[2]).toEqual(['bob/m2', 'fay/m2']);
+  calls[1]!.done(true);
+  calls[2]!.done(true);
+  await flush();
+  expect(fanout.backlog).toBe(0);
+  await expect(fanout.idle()).resolves.toBeUndefined();
+});
