@@ -8,6 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
+import { FEATURES_PARAM } from '@chat/protocol';
+
+/** The features the SDK asks for (no echo of own sends, receipts as watermark frames): the
+ * fleet's devices behave like the SDK's. */
+const SDK_FEATURES_QUERY = `${FEATURES_PARAM}=no-echo,receipt-marks`;
 
 export interface LeanHandlers {
   /** The upgrade was answered with something other than 101. */
@@ -86,7 +91,7 @@ export class LeanSocket {
     socket.setNoDelay(true);
     socket.on('connect', () =>
       socket.write(
-        `GET ${u.pathname}${u.search === '' ? '?' : `${u.search}&`}token=${token} HTTP/1.1\r\nHost: ${u.host}\r\n` +
+        `GET ${u.pathname}${u.search === '' ? '?' : `${u.search}&`}token=${token}&${SDK_FEATURES_QUERY} HTTP/1.1\r\nHost: ${u.host}\r\n` +
           `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
           `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
           `Sec-WebSocket-Protocol: chat.v1.json\r\n\r\n`,
