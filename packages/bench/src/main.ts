@@ -116,7 +116,7 @@ async function durable1to1(cli: CliOptions, nodes: 1 | 3 = 1): Promise<void> {
     notes: [
       `Postgres: ${output.postgresVersion.split(' ').slice(0, 2).join(' ')}, embedded, same machine; node, Postgres and the load generator each in their own process.`,
       'Latencies are measured from the scheduled (open-loop) send time, so generator lag is included.',
-      'A step passes with p99 send→deliver ≤ 200 ms, ≥ 90 % of the offered rate delivered, no errors and nothing undelivered; the ladder doubles from 250 msgs/s and tries one rate between the last pass and the first failure.',
+      'A step passes with p99 send→deliver ≤ 200 ms, ≥ 90 % of the offered rate delivered, no errors and nothing undelivered; the ladder grows 1.5x from 250 msgs/s and tries one rate between the last pass and the first failure.',
       'RSS per user = (node VmRSS with all users connected and idle − VmRSS after 20 warm-up connections came and went) / users.',
       `Whole run: ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     ],
