@@ -1,4 +1,4 @@
-/** Two projects: fast pure unit tests, and integration tests against real Postgres and node processes. */
+/** Three projects: fast pure unit tests, integration tests against real Postgres and node processes, and the storage tier on Citus. */
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
 const moduleNameMapper = { '^@chat/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts' };
 
@@ -19,6 +19,16 @@ module.exports = {
       moduleNameMapper,
       globalSetup: '<rootDir>/packages/testkit/src/jest-global-setup.ts',
       globalTeardown: '<rootDir>/packages/testkit/src/jest-global-teardown.ts',
+    },
+    {
+      // The storage tier on Citus: a coordinator and two workers of PostgreSQL 15 with the
+      // citus extension (scripts/ensure-citus.sh builds it when missing).
+      displayName: 'citus',
+      testMatch: ['<rootDir>/packages/*/test/**/*.citus.test.ts'],
+      transform,
+      moduleNameMapper,
+      globalSetup: '<rootDir>/packages/testkit/src/jest-citus-setup.ts',
+      globalTeardown: '<rootDir>/packages/testkit/src/jest-citus-teardown.ts',
     },
   ],
 };

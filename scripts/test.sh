@@ -10,6 +10,8 @@ step "Dependencies"
 bash scripts/ensure-deps.sh
 step "etcd"
 bash scripts/ensure-etcd.sh
+step "Citus (the storage tier's tests)"
+bash scripts/ensure-citus.sh
 step "Chromium (browser tests)"
 bash scripts/ensure-chromium.sh
 step "ESLint"

@@ -14,6 +14,8 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import { lockKeysSql } from './key-locks';
+import { WHOLE_BATCH } from './shard-router';
+import type { KeyRouter } from './shard-router';
 import type { Database } from './schema';
 import type { SendInput } from './types';
 
@@ -44,23 +46,35 @@ interface ChatStepRow {
 }
 
 /**
- * Stores a batch of sends in one statement (one transaction) and returns their outcomes in
- * batch order. A send Postgres refuses (say, a NUL byte in a body) fails the whole statement.
+ * Stores a batch of sends in one statement (one transaction) per shard (one on plain
+ * PostgreSQL) and returns their outcomes in batch order. A send Postgres refuses (say, a NUL
+ * byte in a body) fails its statement and the batch: the caller splits it and retries, and
+ * sends stored already come back as dups.
  */
 export async function storeMessages(
   db: Kysely<Database>,
   inputs: readonly SendInput[],
   origin: string,
+  router: KeyRouter = WHOLE_BATCH,
 ): Promise<ChatStepOutcome[]> {
-  const { rows } = await sql<ChatStepRow>`
-    select * from chat_store_messages(
-      ${inputs.map((s) => s.chatId)}::text[],
-      ${inputs.map((s) => s.senderId)}::text[],
-      ${inputs.map((s) => s.clientMsgId)}::text[],
-      ${inputs.map((s) => s.body)}::text[],
-      ${inputs.map((s) => JSON.stringify(s.attachments))}::jsonb[],
-      ${inputs.map((s) => s.now)}::int8[],
-      ${origin}::text)`.execute(db);
+  const groups = await router.group(
+    inputs.map((input, index) => ({ input, index })),
+    (x) => x.input.chatId,
+  );
+  const rows = (
+    await Promise.all(
+      groups.map(async ({ route, items }) => {
+        const groupRows = await callChatStep(
+          db,
+          route,
+          items.map((x) => x.input),
+          origin,
+        );
+        // Back to positions in the whole batch.
+        return groupRows.map((r) => ({ ...r, i: items[r.i - 1]!.index + 1 }));
+      }),
+    )
+  ).flat();
   const byIndex = new Map(rows.map((r) => [r.i, r]));
   return inputs.map((input, index) => {
     const row = byIndex.get(index + 1);
@@ -90,6 +104,30 @@ export async function storeMessages(
   });
 }
 
+/** One statement: the plain function, or on Citus its routed twin on the shard of `route`. */
+async function callChatStep(
+  db: Kysely<Database>,
+  route: string | null,
+  inputs: readonly SendInput[],
+  origin: string,
+): Promise<ChatStepRow[]> {
+  const args = sql`
+      ${inputs.map((s) => s.chatId)}::text[],
+      ${inputs.map((s) => s.senderId)}::text[],
+      ${inputs.map((s) => s.clientMsgId)}::text[],
+      ${inputs.map((s) => s.body)}::text[],
+      ${inputs.map((s) => JSON.stringify(s.attachments))}::jsonb[],
+      ${inputs.map((s) => s.now)}::int8[],
+      ${origin}::text`;
+  const { rows } =
+    route === null
+      ? await sql<ChatStepRow>`select * from chat_store_messages(${args})`.execute(db)
+      : await sql<ChatStepRow>`select * from chat_store_messages_at(${route}::text, ${args})`.execute(
+          db,
+        );
+  return rows;
+}
+
 function refused(error: ChatError): ChatStepOutcome {
   return { status: 'refused', error };
 }
@@ -101,10 +139,12 @@ function refused(error: ChatError): ChatStepOutcome {
  * later in the same batch (the lock makes "stored before" include concurrent transactions
  * that committed while this one waited).
  */
+/** The step function's arguments, in order (its routed twin takes a route first). */
+export const CHAT_STEP_ARGS =
+  'p_chat_ids text[], p_sender_ids text[], p_client_msg_ids text[], p_bodies text[], p_attachments jsonb[], p_created_ats int8[], p_origin text';
+
 export const CHAT_STEP_FUNCTION = `
-  create or replace function chat_store_messages(
-    p_chat_ids text[], p_sender_ids text[], p_client_msg_ids text[], p_bodies text[],
-    p_attachments jsonb[], p_created_ats int8[], p_origin text)
+  create or replace function chat_store_messages(${CHAT_STEP_ARGS})
   returns table (i int, status text, message_id int8, ts int8, recipients text[])
   language plpgsql
   -- Plan each statement once per connection (the arrays do not change the best plan), and
@@ -121,7 +161,8 @@ export const CHAT_STEP_FUNCTION = `
   begin
     ${lockKeysSql('chat', 'p_chat_ids')};
     select coalesce(jsonb_object_agg(c.id, array(
-        select m.user_id from chat_members m where m.chat_id = c.id order by m.user_id)), '{}')
+        select m.user_id from chat_members m
+        where m.chat_id = c.id and m.chat_id = any(p_chat_ids) order by m.user_id)), '{}')
       into v_members
       from chats c where c.id = any(p_chat_ids);
 
@@ -143,12 +184,14 @@ export const CHAT_STEP_FUNCTION = `
       select f.i, f.chat, row_number() over (partition by f.chat order by f.i) as k
       from firsts f
       where (select 1 from messages m
-             where m.chat_id = f.chat and m.sender_id = f.sender and m.client_msg_id = f.client
+             where m.chat_id = f.chat and m.chat_id = any(p_chat_ids)
+               and m.sender_id = f.sender and m.client_msg_id = f.client
              limit 1) is null
     ),
     base as (
       select c.chat, greatest(
-          coalesce((select max(m.id) from messages m where m.chat_id = c.chat), 0),
+          coalesce((select max(m.id) from messages m
+                    where m.chat_id = c.chat and m.chat_id = any(p_chat_ids)), 0),
           c.first_at * 1000 - 1) as b
       from (select fr.chat, min(p_created_ats[fr.i]) as first_at from fresh fr group by fr.chat) c
     ),
@@ -170,7 +213,8 @@ export const CHAT_STEP_FUNCTION = `
       select p_chat_ids[t.i] as chat, max(p_created_ats[t.i]) as at
       from unnest(v_new_i) as t(i) group by 1
     ) n
-    where c.id = n.chat and (c.last_message_at is null or c.last_message_at < n.at - 60000);
+    where c.id = n.chat and c.id = any(p_chat_ids)
+      and (c.last_message_at is null or c.last_message_at < n.at - 60000);
 
     return query
       with sends as (
@@ -198,7 +242,8 @@ export const CHAT_STEP_FUNCTION = `
       left join lateral (
         select m.id, m.created_at from messages m
         where f.i is null and s.valid
-          and m.chat_id = s.chat and m.sender_id = s.sender and m.client_msg_id = s.client
+          and m.chat_id = s.chat and m.chat_id = any(p_chat_ids)
+          and m.sender_id = s.sender and m.client_msg_id = s.client
         limit 1
       ) m on true
       order by s.i;

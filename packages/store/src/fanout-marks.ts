@@ -18,6 +18,7 @@ import { chatChangeEvents, messageEvents } from './fanout-events';
 import type { Database } from './schema';
 import type { Delivery } from './types';
 import { appendEvents } from './user-step';
+import type { KeyRouter } from './shard-router';
 import type { FanoutEvent } from './user-step';
 
 export interface MarkBeat {
@@ -35,9 +36,13 @@ export async function beatMark(
   now: number,
 ): Promise<MarkBeat> {
   const { rows } = await sql<{ swept_upto: string | null; keep_from: string | null }>`
-    insert into fanout_marks (node_id, upto, heartbeat_at) values (${nodeId}, ${upto}, ${now})
-    on conflict (node_id) do update set upto = excluded.upto, heartbeat_at = excluded.heartbeat_at
-    returning swept_upto,
+    with beat as (
+      insert into fanout_marks (node_id, upto, heartbeat_at) values (${nodeId}, ${upto}, ${now})
+      on conflict (node_id) do update set upto = excluded.upto, heartbeat_at = excluded.heartbeat_at
+      returning swept_upto
+    )
+    -- Citus takes no subquery inside an INSERT: the other marks are read beside it.
+    select (select swept_upto from beat) as swept_upto,
       (select min(m.upto) from fanout_marks m where m.node_id <> ${nodeId}) as keep_from`.execute(
     db,
   );
@@ -107,6 +112,8 @@ export interface SweepOptions {
   readonly claim?: boolean;
   /** Drop the mark afterwards if its node has not written it since (gone for good). */
   readonly deleteIfHeartbeatBefore?: number;
+  /** Splits the appends by shard on Citus (shard-router.ts); whole batches by default. */
+  readonly users?: KeyRouter;
 }
 
 /**
@@ -169,7 +176,9 @@ export async function sweepNode(
       );
     }
     for (let i = 0; i < events.length; i += SWEEP_EVENTS) {
-      deliveries.push(...(await appendEvents(db, events.slice(i, i + SWEEP_EVENTS))));
+      deliveries.push(
+        ...(await appendEvents(db, events.slice(i, i + SWEEP_EVENTS), options.users)),
+      );
     }
     messages += page.length;
     const last = page[page.length - 1];

@@ -8,6 +8,7 @@ import { mediaMigration } from './attachment-store';
 import { messageContentMigration, retentionMigration } from './retention-store';
 import type { Database } from './schema';
 import { durablePathMigration } from './migration-durable-path';
+import { distributeMigration } from './migration-distribute';
 import { sendBatchMigration } from './migration-send-batch';
 
 const initial: Migration = {
@@ -140,6 +141,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0005_message_content_removed': messageContentMigration,
   '0006_send_batch_function': sendBatchMigration,
   '0007_durable_path': durablePathMigration,
+  '0008_distribute': distributeMigration,
 });
 
 const provider: MigrationProvider = {

@@ -45,6 +45,7 @@ import type {
   SyncPage,
 } from './types';
 import { appendEvents } from './user-step';
+import { EngineRouters } from './shard-router';
 
 export interface PgChatStoreOptions {
   /** Most members of one chat, the creator included (protocol default 100). */
@@ -165,12 +166,15 @@ export class PgChatStore implements ChatStore {
   private resweepTimer: NodeJS.Timeout | undefined;
   private resweepDelayMs = RESWEEP_MS;
   private backlogWaiters: (() => void)[] = [];
+  /** Plain PostgreSQL or Citus, found out on first use. */
+  private readonly routers: EngineRouters;
 
   constructor(
     private readonly db: Kysely<Database>,
     options: PgChatStoreOptions,
   ) {
     this.nodeId = options.nodeId ?? 'node-1';
+    this.routers = new EngineRouters(db);
     this.now = options.now ?? Date.now;
     this.options = Object.freeze({
       maxMembersPerChat: options.maxMembersPerChat,
@@ -196,7 +200,7 @@ export class PgChatStore implements ChatStore {
       lingerMs: this.options.lingerMs,
     });
     this.fanout = new Fanout({
-      append: (events) => appendEvents(this.db, events),
+      append: async (events) => appendEvents(this.db, events, (await this.routers.get()).users),
       onDeliveries: (deliveries) => this.emit(deliveries),
       now: this.now,
       logger: this.options.logger,
@@ -237,7 +241,10 @@ export class PgChatStore implements ChatStore {
 
   /** Appends what is missing of every message this node stored since its mark. */
   private async sweepOwn(): Promise<void> {
-    const swept = await sweepNode(this.db, this.nodeId, this.now(), { claim: false });
+    const swept = await sweepNode(this.db, this.nodeId, this.now(), {
+      claim: false,
+      users: (await this.routers.get()).users,
+    });
     if (swept.messages > 0) {
       this.options.logger.warn(
         { messages: swept.messages, events: swept.deliveries.length },
@@ -278,6 +285,7 @@ export class PgChatStore implements ChatStore {
         if (mark.nodeId === this.nodeId) continue;
         const swept = await sweepNode(this.db, mark.nodeId, now, {
           deleteIfHeartbeatBefore: now - forgetMs,
+          users: (await this.routers.get()).users,
         });
         if (swept.messages > 0) {
           this.options.logger.warn(
@@ -552,6 +560,7 @@ export class PgChatStore implements ChatStore {
         this.db,
         batch.map((p) => p.input),
         this.nodeId,
+        (await this.routers.get()).chats,
       );
       this.counters.commits++;
       this.onBatch?.({
@@ -637,7 +646,10 @@ export class PgChatStore implements ChatStore {
   private async resweep(): Promise<void> {
     const to = this.now();
     try {
-      const swept = await sweepNode(this.db, this.nodeId, to, { claim: false });
+      const swept = await sweepNode(this.db, this.nodeId, to, {
+        claim: false,
+        users: (await this.routers.get()).users,
+      });
       this.emit(swept.deliveries);
       for (const [ticket, failedAt] of this.doubtful) {
         if (failedAt < to) {

@@ -34,6 +34,11 @@ export interface DatabaseOptions {
   readonly idleTimeoutMillis?: number;
   /** `application_name` shown in pg_stat_activity (default `chat`). */
   readonly applicationName?: string;
+  /**
+   * More session settings, e.g. `{ 'citus.multi_task_query_log_level': 'error' }`: on Citus,
+   * any statement of these connections that would run on more than one shard fails instead.
+   */
+  readonly sessionSettings?: Readonly<Record<string, string>>;
   readonly logger?: StoreLogger;
 }
 
@@ -57,7 +62,10 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Kyse
     // A statement whose node died ends within a second instead of running on (and committing)
     // for nobody: with statement_timeout it bounds how long a dead node's writes may still land
     // (the fan-out sweep waits that long, see PgChatStore.start).
-    options: '-c client_connection_check_interval=1000',
+    options: [
+      '-c client_connection_check_interval=1000',
+      ...Object.entries(options.sessionSettings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
+    ].join(' '),
     idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMillis ?? 60_000,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
     application_name: options.applicationName ?? 'chat',

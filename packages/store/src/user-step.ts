@@ -14,6 +14,8 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { InboxEvent } from '@chat/protocol';
 import { lockKeysSql } from './key-locks';
+import { WHOLE_BATCH } from './shard-router';
+import type { KeyRouter } from './shard-router';
 import type { Database } from './schema';
 import type { Delivery } from './types';
 
@@ -36,18 +38,48 @@ export interface FanoutEvent {
 }
 
 /**
- * Appends the events in one statement and returns those appended now, with their seqs, in
- * input order (events already there, or skipped, are left out).
+ * Appends the events in one statement per shard (one on plain PostgreSQL) and returns those
+ * appended now, with their seqs, in input order (events already there, or skipped, are left
+ * out). Events of one user stay in input order within their statement.
  */
 export async function appendEvents(
   db: Kysely<Database>,
   events: readonly FanoutEvent[],
+  router: KeyRouter = WHOLE_BATCH,
 ): Promise<Delivery[]> {
   if (events.length === 0) return [];
+  const groups = await router.group(
+    events.map((event, index) => ({ event, index })),
+    (x) => x.event.userId,
+  );
+  const appended = await Promise.all(
+    groups.map(async ({ route, items }) => {
+      const rows = await callUserStep(
+        db,
+        route,
+        items.map((x) => x.event),
+      );
+      return rows.map((r) => ({ index: items[r.i - 1]!.index, seq: Number(r.seq) }));
+    }),
+  );
+  return appended
+    .flat()
+    .sort((x, y) => x.index - y.index)
+    .map(({ index, seq }) => {
+      const e = events[index]!;
+      return { userId: e.userId, event: { ...e.event, seq } };
+    });
+}
+
+/** One statement: the plain function, or on Citus its routed twin on the shard of `route`. */
+async function callUserStep(
+  db: Kysely<Database>,
+  route: string | null,
+  events: readonly FanoutEvent[],
+): Promise<{ i: number; seq: string }[]> {
   const col = <T>(pick: (e: FanoutEvent) => T): T[] => events.map(pick);
   const users = [...new Set(col((e) => e.userId))].sort();
-  const { rows } = await sql<{ i: number; seq: string }>`
-    select * from chat_append_events(
+  const args = sql`
       ${users}::text[],
       ${col((e) => e.userId)}::text[],
       ${col((e) => e.event.kind)}::text[],
@@ -60,11 +92,15 @@ export async function appendEvents(
       ${col((e) => e.event.ts)}::int8[],
       ${col((e) => e.origin)}::text[],
       ${col((e) => e.unlessOnlyDevice ?? null)}::text[],
-      ${col((e) => e.membership ?? null)}::text[])`.execute(db);
-  return rows.map((r) => {
-    const e = events[r.i - 1]!;
-    return { userId: e.userId, event: { ...e.event, seq: Number(r.seq) } };
-  });
+      ${col((e) => e.membership ?? null)}::text[]`;
+  const { rows } =
+    route === null
+      ? await sql<{ i: number; seq: string }>`select * from chat_append_events(${args})`.execute(db)
+      : await sql<{
+          i: number;
+          seq: string;
+        }>`select * from chat_append_events_at(${route}::text, ${args})`.execute(db);
+  return rows;
 }
 
 /** The `payload` column: what a chat or receipt event has beside its common fields. */
@@ -92,12 +128,12 @@ export function chatPayload(event: Extract<InboxEvent, { kind: 'chat' }>): objec
  * the greatest of users.next_seq (a floor retention raises), the highest seq in the inbox + 1
  * and the highest device cursor + 1: events are deleted only once every device acked them.
  */
+/** The step function's arguments, in order (its routed twin takes a route first). */
+export const USER_STEP_ARGS =
+  'p_distinct_users text[], p_users text[], p_kinds text[], p_chat_ids text[], p_message_ids int8[], p_senders text[], p_bodies text[], p_attachments jsonb[], p_payloads jsonb[], p_created_ats int8[], p_origins text[], p_unless_only_device text[], p_memberships text[]';
+
 export const USER_STEP_FUNCTION = `
-  create or replace function chat_append_events(
-    p_distinct_users text[], p_users text[], p_kinds text[], p_chat_ids text[],
-    p_message_ids int8[], p_senders text[], p_bodies text[], p_attachments jsonb[],
-    p_payloads jsonb[], p_created_ats int8[], p_origins text[], p_unless_only_device text[],
-    p_memberships text[])
+  create or replace function chat_append_events(${USER_STEP_ARGS})
   returns table (i int, seq int8)
   language plpgsql
   -- Plan each statement once per connection (the arrays do not change the best plan), and
@@ -144,9 +180,11 @@ export const USER_STEP_FUNCTION = `
         -- cheapest test (the conditions are checked in this order).
         where (ev.only_device is null or (
             select 1 from devices d
-            where d.user_id = ev.user_id and d.device_id <> ev.only_device limit 1) is not null)
+            where d.user_id = ev.user_id and d.user_id = any(p_distinct_users)
+              and d.device_id <> ev.only_device limit 1) is not null)
           and (ev.kind = 'receipt' or (select 1 from inbox x
-               where x.user_id = ev.user_id and x.chat_id = ev.chat_id
+               where x.user_id = ev.user_id and x.user_id = any(p_distinct_users)
+                 and x.chat_id = ev.chat_id
                  and x.message_id = ev.message_id and x.kind in ('message', 'chat')
                limit 1) is null)
           and (ev.origin is null or v_swept -> ev.origin is null
@@ -155,9 +193,12 @@ export const USER_STEP_FUNCTION = `
       ),
       base as (
         select w.user_id, greatest(
-            (select u.next_seq from users u where u.id = w.user_id),
-            coalesce((select max(x.seq) from inbox x where x.user_id = w.user_id), 0) + 1,
-            coalesce((select max(d.acked_seq) from devices d where d.user_id = w.user_id), 0) + 1)
+            (select u.next_seq from users u
+              where u.id = w.user_id and u.id = any(p_distinct_users)),
+            coalesce((select max(x.seq) from inbox x
+              where x.user_id = w.user_id and x.user_id = any(p_distinct_users)), 0) + 1,
+            coalesce((select max(d.acked_seq) from devices d
+              where d.user_id = w.user_id and d.user_id = any(p_distinct_users)), 0) + 1)
           as next_seq
         from (select distinct user_id from wanted) w
       ),
@@ -182,12 +223,14 @@ export const USER_STEP_FUNCTION = `
         from unnest(p_users, p_chat_ids, p_message_ids, p_created_ats, p_memberships)
           as t(user_id, chat_id, message_id, created_at, membership)
         where t.membership = 'add' and exists (
-          select 1 from inbox x where x.user_id = t.user_id and x.chat_id = t.chat_id
+          select 1 from inbox x
+          where x.user_id = t.user_id and x.user_id = any(p_distinct_users) and x.chat_id = t.chat_id
             and x.message_id = t.message_id and x.kind = 'chat')
         on conflict (user_id, chat_id) do nothing;
       delete from user_chats uc
         using unnest(p_users, p_chat_ids, p_memberships) as t(user_id, chat_id, membership)
-        where t.membership = 'remove' and uc.user_id = t.user_id and uc.chat_id = t.chat_id;
+        where t.membership = 'remove' and uc.user_id = t.user_id
+          and uc.user_id = any(p_distinct_users) and uc.chat_id = t.chat_id;
     end if;
   end
   $fn$`;

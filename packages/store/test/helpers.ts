@@ -21,8 +21,12 @@ export interface StoreFixture {
 }
 
 /** A fresh, migrated database; register `close` in afterAll. */
-export async function storeFixture(prefix: string, adminUrl?: string): Promise<StoreFixture> {
-  const testDb = await createTestDatabase(prefix, adminUrl);
+export async function storeFixture(
+  prefix: string,
+  adminUrl?: string,
+  createDb: (prefix: string) => Promise<TestDatabase> = (p) => createTestDatabase(p, adminUrl),
+): Promise<StoreFixture> {
+  const testDb = await createDb(prefix);
   const db = createDatabase(testDb.url, { maxConnections: 2 });
   await migrate(db);
   const stores: PgChatStore[] = [];

@@ -78,6 +78,7 @@ describe('migrations', () => {
         '0005_message_content_removed',
         '0006_send_batch_function',
         '0007_durable_path',
+        '0008_distribute',
       ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));

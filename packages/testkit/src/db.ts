@@ -33,11 +33,7 @@ export async function createTestDatabase(
       'CHAT_TEST_PG_URL is not set: run through the jest `integration` project (its globalSetup starts Postgres) or set it to a superuser URL',
     );
   }
-  const clean = prefix
-    .toLowerCase()
-    .replace(/[^a-z0-9_]/g, '_')
-    .slice(0, 30);
-  const name = `${clean}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const name = uniqueDatabaseName(prefix);
   await withAdmin(adminUrl, (client) =>
     client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`),
   );
@@ -54,6 +50,15 @@ export async function createTestDatabase(
       return dropped;
     },
   };
+}
+
+/** A database name from `prefix` that no other test file picks (safe to use unquoted). */
+export function uniqueDatabaseName(prefix: string): string {
+  const clean = prefix
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_')
+    .slice(0, 30);
+  return `${clean}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
 }
 
 async function withAdmin<T>(adminUrl: string, fn: (client: Client) => Promise<T>): Promise<T> {

@@ -25,3 +25,6 @@ export type { EtcdProxy } from './etcd-proxy';
 export { startS3, S3_ACCESS_KEY, S3_SECRET_KEY } from './s3';
 export type { S3Handle, S3Options } from './s3';
 export { chromiumPath, launchBrowser, saveScreenshot } from './browser';
+export { startCitus, citusInstalled, createCitusTestDatabase, CITUS_PG_BINDIR } from './citus';
+export type { CitusHandle, CitusOptions, CitusServer, CitusTopology } from './citus';
+export { freePort } from './free-port';

@@ -17,12 +17,12 @@
  */
 import { chmod, chown, mkdir, mkdtemp, stat } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { freePort } from './free-port';
 
 /** Options passed as one JSON argument; see `PostgresServerOptions` in postgres.ts. */
 interface ServerOptions {
@@ -51,18 +51,6 @@ function reply(value: Record<string, unknown>): void {
 function errorText(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err ?? 'postgres exited');
   return `${text}\n--- postgres log (tail) ---\n${logTail}`;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function postgresIds(): { uid: number; gid: number } | null {

@@ -1,0 +1,123 @@
+/**
+ * Migration 0008_distribute: the chat and user steps name their key in every statement (so
+ * that on Citus each one stays on one shard), and on Citus the tables are distributed by user
+ * and by chat (citus.ts) and the two steps get routed twins (shard-router.ts). On plain
+ * PostgreSQL only the functions change. The shard count is the coordinator's
+ * `citus.shard_count` (32 unless the operator set it).
+ */
+import { sql } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import { CHAT_KEYED_TABLES, REFERENCE_TABLES, USER_KEYED_TABLES, detectEngine } from './citus';
+import { CHAT_STEP_ARGS, CHAT_STEP_FUNCTION } from './chat-step';
+import { USER_STEP_ARGS, USER_STEP_FUNCTION } from './user-step';
+
+/** A step and its routed twin, distributed by its first argument on the step's tables. */
+interface RoutedStep {
+  readonly name: string;
+  /** `name type, ...` of the step's own arguments. */
+  readonly args: string;
+  readonly returns: string;
+  readonly colocateWith: 'chats' | 'users';
+}
+
+const ROUTED_STEPS: readonly RoutedStep[] = [
+  {
+    name: 'chat_store_messages',
+    args: CHAT_STEP_ARGS,
+    returns: 'table (i int, status text, message_id int8, ts int8, recipients text[])',
+    colocateWith: 'chats',
+  },
+  {
+    name: 'chat_append_events',
+    args: USER_STEP_ARGS,
+    returns: 'table (i int, seq int8)',
+    colocateWith: 'users',
+  },
+];
+
+/** `text[], int8[]` from `p_a text[], p_b int8[]`. */
+function argTypes(args: string): string {
+  return args
+    .split(',')
+    .map((a) => a.trim().split(/\s+/)[1])
+    .join(', ');
+}
+
+function argNames(args: string): string {
+  return args
+    .split(',')
+    .map((a) => a.trim().split(/\s+/)[0])
+    .join(', ');
+}
+
+async function distributeGroup(
+  db: Kysely<unknown>,
+  tables: readonly (readonly [string, string])[],
+): Promise<void> {
+  const [anchor, ...rest] = tables;
+  if (anchor === undefined) return;
+  await sql`select create_distributed_table(${anchor[0]}, ${anchor[1]}, colocate_with => 'none')`.execute(
+    db,
+  );
+  for (const [table, column] of rest) {
+    await sql`select create_distributed_table(${table}, ${column}, colocate_with => ${anchor[0]})`.execute(
+      db,
+    );
+  }
+}
+
+async function createRoutedStep(db: Kysely<unknown>, step: RoutedStep): Promise<void> {
+  const types = argTypes(step.args);
+  // Citus plans each statement with the call's values (a generic plan cannot be pruned to
+  // one shard).
+  await sql
+    .raw(`alter function ${step.name}(${types}) set plan_cache_mode = force_custom_plan`)
+    .execute(db);
+  await sql`select create_distributed_function(${`${step.name}(${types})`})`.execute(db);
+  await sql
+    .raw(
+      `create function ${step.name}_at(p_route text, ${step.args})
+        returns ${step.returns}
+        language plpgsql
+        -- Every statement inside stays on the shard of p_route, or the call fails.
+        set citus.multi_task_query_log_level = 'error'
+        as $fn$ begin
+          return query select * from ${step.name}(${argNames(step.args)});
+        end $fn$`,
+    )
+    .execute(db);
+  await sql`select create_distributed_function(${`${step.name}_at(text, ${types})`}, '$1', colocate_with => ${step.colocateWith})`.execute(
+    db,
+  );
+}
+
+export const distributeMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await sql.raw(CHAT_STEP_FUNCTION).execute(db);
+    await sql.raw(USER_STEP_FUNCTION).execute(db);
+    if ((await detectEngine(db)) !== 'citus') return;
+    // The attachment-index trigger on messages writes message_attachments, co-located with it
+    // by chat: the row goes to the shard of the same chat, which Citus allows only when asked.
+    await sql`set local citus.enable_unsafe_triggers to on`.execute(db);
+    for (const table of REFERENCE_TABLES) {
+      await sql`select create_reference_table(${table})`.execute(db);
+    }
+    await distributeGroup(db, USER_KEYED_TABLES);
+    await distributeGroup(db, CHAT_KEYED_TABLES);
+    for (const step of ROUTED_STEPS) await createRoutedStep(db, step);
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    if ((await detectEngine(db)) !== 'citus') return;
+    for (const step of ROUTED_STEPS) {
+      await sql
+        .raw(`drop function if exists ${step.name}_at(text, ${argTypes(step.args)})`)
+        .execute(db);
+    }
+    for (const table of [...USER_KEYED_TABLES, ...CHAT_KEYED_TABLES].map(([t]) => t).reverse()) {
+      await sql`select undistribute_table(${table}, cascade_via_foreign_keys => true)`.execute(db);
+    }
+    for (const table of REFERENCE_TABLES) {
+      await sql`select undistribute_table(${table})`.execute(db);
+    }
+  },
+};

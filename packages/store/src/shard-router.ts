@@ -1,0 +1,94 @@
+/**
+ * Splits a batch so that each statement touches one shard (issue 15, docs/durable-path.md).
+ *
+ * On plain PostgreSQL a batch stays whole: one statement, as before. On Citus, the chat step
+ * and the user step are called through their routed functions (`chat_store_messages_at`,
+ * `chat_append_events_at`, distributed by their first argument): the coordinator hands the
+ * call to the worker that holds the shard of that key, where every statement of the function
+ * reads and writes that shard only (its keys are all in it; a key of another shard makes the
+ * function fail rather than fan out, `citus.multi_task_query_log_level = error`). So the items
+ * are grouped by shard, each group with one of its keys as the route.
+ *
+ * Which shard a key is in comes from the coordinator once per key and is remembered: shard ids
+ * stay the same when shards move between workers.
+ */
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { Database } from './schema';
+import { detectEngine } from './citus';
+
+/** Items that may go to one statement; `route` names their shard (null: plain PostgreSQL). */
+export interface RoutedGroup<T> {
+  readonly route: string | null;
+  readonly items: T[];
+}
+
+export interface KeyRouter {
+  group<T>(items: readonly T[], keyOf: (item: T) => string): Promise<RoutedGroup<T>[]>;
+}
+
+/** Plain PostgreSQL: one statement can touch any key. */
+export const WHOLE_BATCH: KeyRouter = {
+  group: <T>(items: readonly T[]) => Promise.resolve([{ route: null, items: [...items] }]),
+};
+
+/** Keys remembered before the cache starts over (a few MB). */
+const MAX_CACHED_KEYS = 200_000;
+
+/** Groups keys by their Citus shard in the co-location group of `anchorTable`. */
+export class CitusShardRouter implements KeyRouter {
+  private readonly shardOf = new Map<string, string>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly anchorTable: 'users' | 'chats',
+  ) {}
+
+  async group<T>(items: readonly T[], keyOf: (item: T) => string): Promise<RoutedGroup<T>[]> {
+    const unknown = [...new Set(items.map(keyOf).filter((k) => !this.shardOf.has(k)))];
+    if (unknown.length > 0) await this.lookUp(unknown);
+    const groups = new Map<string, RoutedGroup<T>>();
+    for (const item of items) {
+      const key = keyOf(item);
+      const shard = this.shardOf.get(key)!;
+      let group = groups.get(shard);
+      if (group === undefined) {
+        group = { route: key, items: [] };
+        groups.set(shard, group);
+      }
+      group.items.push(item);
+    }
+    return [...groups.values()];
+  }
+
+  private async lookUp(keys: readonly string[]): Promise<void> {
+    const { rows } = await sql<{ key: string; shard: string }>`
+      select k as key, get_shard_id_for_distribution_column(${this.anchorTable}, k)::text as shard
+      from unnest(${keys}::text[]) as k`.execute(this.db);
+    if (this.shardOf.size + rows.length > MAX_CACHED_KEYS) this.shardOf.clear();
+    for (const row of rows) this.shardOf.set(row.key, row.shard);
+  }
+}
+
+/** The routers for the chat-keyed and the user-keyed tables of `db`'s engine. */
+export async function keyRouters(
+  db: Kysely<Database>,
+): Promise<{ readonly chats: KeyRouter; readonly users: KeyRouter }> {
+  if ((await detectEngine(db)) === 'postgres') return { chats: WHOLE_BATCH, users: WHOLE_BATCH };
+  return { chats: new CitusShardRouter(db, 'chats'), users: new CitusShardRouter(db, 'users') };
+}
+
+/** The routers of `db`, detected on first use (and again after a detection that failed). */
+export class EngineRouters {
+  private detected: Promise<{ readonly chats: KeyRouter; readonly users: KeyRouter }> | undefined;
+
+  constructor(private readonly db: Kysely<Database>) {}
+
+  get(): Promise<{ readonly chats: KeyRouter; readonly users: KeyRouter }> {
+    this.detected ??= keyRouters(this.db).catch((err: unknown) => {
+      this.detected = undefined;
+      throw err;
+    });
+    return this.detected;
+  }
+}
