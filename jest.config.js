@@ -24,9 +24,17 @@ module.exports = {
       // The storage tier on Citus: a coordinator and two workers of PostgreSQL 15 with the
       // citus extension (scripts/ensure-citus.sh builds it when missing).
       displayName: 'citus',
-      testMatch: ['<rootDir>/packages/*/test/**/*.citus.test.ts'],
+      // CHAT_CITUS_STORE_SUITE=1 runs the store suite here too, on Citus (CHAT_TEST_ENGINE=citus):
+      // work in progress, see docs/durable-path.md "On Citus" for what does not pass yet.
+      testMatch: [
+        '<rootDir>/packages/*/test/**/*.citus.test.ts',
+        ...(process.env.CHAT_CITUS_STORE_SUITE === '1'
+          ? ['<rootDir>/packages/store/test/**/*.int.test.ts']
+          : []),
+      ],
       transform,
       moduleNameMapper,
+      setupFiles: ['<rootDir>/packages/testkit/src/jest-citus-env.ts'],
       globalSetup: '<rootDir>/packages/testkit/src/jest-citus-setup.ts',
       globalTeardown: '<rootDir>/packages/testkit/src/jest-citus-teardown.ts',
     },

@@ -143,7 +143,14 @@ function refused(error: ChatError): ChatStepOutcome {
 export const CHAT_STEP_ARGS =
   'p_chat_ids text[], p_sender_ids text[], p_client_msg_ids text[], p_bodies text[], p_attachments jsonb[], p_created_ats int8[], p_origin text';
 
-export const CHAT_STEP_FUNCTION = `
+/**
+ * The step's function. `onShards` (Citus): each lookup also names the batch's keys, so that Citus
+ * can keep the statement on one shard; plain PostgreSQL goes without, where the extra `= any`
+ * could turn a key lookup into a scan of every key of the batch.
+ */
+export function chatStepFunction(onShards: boolean): string {
+  const onShard = (column: string): string => (onShards ? ` and ${column} = any(p_chat_ids)` : '');
+  return `
   create or replace function chat_store_messages(${CHAT_STEP_ARGS})
   returns table (i int, status text, message_id int8, ts int8, recipients text[])
   language plpgsql
@@ -162,7 +169,7 @@ export const CHAT_STEP_FUNCTION = `
     ${lockKeysSql('chat', 'p_chat_ids')};
     select coalesce(jsonb_object_agg(c.id, array(
         select m.user_id from chat_members m
-        where m.chat_id = c.id and m.chat_id = any(p_chat_ids) order by m.user_id)), '{}')
+        where m.chat_id = c.id${onShard('m.chat_id')} order by m.user_id)), '{}')
       into v_members
       from chats c where c.id = any(p_chat_ids);
 
@@ -184,14 +191,14 @@ export const CHAT_STEP_FUNCTION = `
       select f.i, f.chat, row_number() over (partition by f.chat order by f.i) as k
       from firsts f
       where (select 1 from messages m
-             where m.chat_id = f.chat and m.chat_id = any(p_chat_ids)
+             where m.chat_id = f.chat${onShard('m.chat_id')}
                and m.sender_id = f.sender and m.client_msg_id = f.client
              limit 1) is null
     ),
     base as (
       select c.chat, greatest(
           coalesce((select max(m.id) from messages m
-                    where m.chat_id = c.chat and m.chat_id = any(p_chat_ids)), 0),
+                    where m.chat_id = c.chat${onShard('m.chat_id')}), 0),
           c.first_at * 1000 - 1) as b
       from (select fr.chat, min(p_created_ats[fr.i]) as first_at from fresh fr group by fr.chat) c
     ),
@@ -213,7 +220,7 @@ export const CHAT_STEP_FUNCTION = `
       select p_chat_ids[t.i] as chat, max(p_created_ats[t.i]) as at
       from unnest(v_new_i) as t(i) group by 1
     ) n
-    where c.id = n.chat and c.id = any(p_chat_ids)
+    where c.id = n.chat${onShard('c.id')}
       and (c.last_message_at is null or c.last_message_at < n.at - 60000);
 
     return query
@@ -242,10 +249,14 @@ export const CHAT_STEP_FUNCTION = `
       left join lateral (
         select m.id, m.created_at from messages m
         where f.i is null and s.valid
-          and m.chat_id = s.chat and m.chat_id = any(p_chat_ids)
+          and m.chat_id = s.chat${onShard('m.chat_id')}
           and m.sender_id = s.sender and m.client_msg_id = s.client
         limit 1
       ) m on true
       order by s.i;
   end
   $fn$`;
+}
+
+/** The plain PostgreSQL version (migration 0007). */
+export const CHAT_STEP_FUNCTION = chatStepFunction(false);

@@ -8,6 +8,9 @@
  * repeating a dead node's fan-out must find them, or it would append them a second time.
  */
 import { sql } from 'kysely';
+import type { RawBuilder } from 'kysely';
+import { WHOLE_BATCH, onShard, perShard } from './shard-router';
+import type { KeyRouter } from './shard-router';
 import type { Kysely } from 'kysely';
 import type { Database } from './schema';
 import type { DeviceCursor } from './types';
@@ -22,6 +25,7 @@ export async function writeCursors(
   cursors: readonly DeviceCursor[],
   now: number,
   keepFrom: number,
+  router: KeyRouter = WHOLE_BATCH,
 ): Promise<string[]> {
   const latest = new Map<string, DeviceCursor>();
   for (const c of cursors) {
@@ -36,12 +40,17 @@ export async function writeCursors(
   if (rows.length === 0) return [];
   // A CTE's update is invisible to the rest of the statement: the floor takes the new cursors
   // from `cur` and those of the user's other devices from `devices`.
-  const { rows: kept } = await sql<{ user_id: string }>`
+  const kept = await perShard(
+    router,
+    rows,
+    (r) => r.userId,
+    async (group, keys) => {
+      const { rows: found } = await sql<{ user_id: string }>`
     with input as (
       select * from unnest(
-        ${rows.map((r) => r.userId)}::text[],
-        ${rows.map((r) => r.deviceId)}::text[],
-        ${rows.map((r) => r.seq)}::int8[]
+        ${group.map((r) => r.userId)}::text[],
+        ${group.map((r) => r.deviceId)}::text[],
+        ${group.map((r) => r.seq)}::int8[]
       ) as t(user_id, device_id, seq)
     ),
     cur as (
@@ -49,14 +58,14 @@ export async function writeCursors(
       set acked_seq = greatest(d.acked_seq, i.seq),
         last_active = greatest(d.last_active, ${now}::int8)
       from input i
-      where d.user_id = i.user_id and d.device_id = i.device_id
+      where d.user_id = i.user_id and d.device_id = i.device_id${onShard('d.user_id', keys)}
       returning d.user_id, d.device_id, d.acked_seq
     ),
     floors as (
       select c.user_id, least(
         min(c.acked_seq),
         (select min(o.acked_seq) from devices o
-          where o.user_id = c.user_id
+          where o.user_id = c.user_id${onShard('o.user_id', keys)}
             and o.device_id <> all(array(select c2.device_id from cur c2 where c2.user_id = c.user_id)))
       ) as seq
       from cur c
@@ -64,13 +73,16 @@ export async function writeCursors(
     ),
     gone as (
       delete from inbox i using floors f
-      where i.user_id = f.user_id and i.seq <= f.seq and i.created_at < ${keepFrom}::int8
+      where i.user_id = f.user_id${onShard('i.user_id', keys)}
+        and i.seq <= f.seq and i.created_at < ${keepFrom}::int8
     )
     select f.user_id from floors f
     where exists (
       select 1 from inbox i
-      where i.user_id = f.user_id and i.seq <= f.seq and i.created_at >= ${keepFrom}::int8)`.execute(
-    db,
+      where i.user_id = f.user_id${onShard('i.user_id', keys)}
+        and i.seq <= f.seq and i.created_at >= ${keepFrom}::int8)`.execute(db);
+      return found;
+    },
   );
   return kept.map((r) => r.user_id);
 }
@@ -84,19 +96,27 @@ export async function deleteAcked(
   db: Kysely<Database>,
   users: readonly string[],
   keepFrom: number,
+  router: KeyRouter = WHOLE_BATCH,
 ): Promise<number> {
   if (users.length === 0) return 0;
-  const result = await sql`
-    delete from inbox i
-    using (
-      select d.user_id, min(d.acked_seq) as seq from devices d
-      where d.user_id = any(${[...users]}::text[])
-      group by d.user_id
-    ) f
-    where i.user_id = f.user_id and i.seq <= f.seq and i.created_at < ${keepFrom}::int8`.execute(
-    db,
+  const counts = await perShard(
+    router,
+    [...new Set(users)],
+    (u) => u,
+    async (ids, keys) => {
+      const result = await sql`
+      delete from inbox i
+      using (
+        select d.user_id, min(d.acked_seq) as seq from devices d
+        where d.user_id = any(${ids}::text[])
+        group by d.user_id
+      ) f
+      where i.user_id = f.user_id${onShard('i.user_id', keys)}
+        and i.seq <= f.seq and i.created_at < ${keepFrom}::int8`.execute(db);
+      return [Number(result.numAffectedRows ?? 0)];
+    },
   );
-  return Number(result.numAffectedRows ?? 0);
+  return counts.reduce((sum, n) => sum + n, 0);
 }
 
 /**
@@ -106,16 +126,32 @@ export async function deleteAcked(
 export async function latestSeqs(
   db: Kysely<Database>,
   userIds: readonly string[],
+  router: KeyRouter = WHOLE_BATCH,
 ): Promise<Map<string, number>> {
   if (userIds.length === 0) return new Map();
-  const { rows } = await sql<{ id: string; latest: string }>`
-    select u.id, ${LATEST_SEQ} as latest
-    from users u where u.id = any(${[...userIds]}::text[])`.execute(db);
+  const rows = await perShard(
+    router,
+    [...new Set(userIds)],
+    (u) => u,
+    async (ids, keys) => {
+      const { rows: found } = await sql<{ id: string; latest: string }>`
+      select u.id, ${latestSeq(keys)} as latest
+      from users u where u.id = any(${ids}::text[])`.execute(db);
+      return found;
+    },
+  );
   return new Map(rows.map((r) => [r.id, Number(r.latest)]));
 }
 
-/** The latest seq of the user row `u` (see user-step.ts for why it is derived). */
-export const LATEST_SEQ = sql`greatest(
+/**
+ * The latest seq of the user row `u` (see user-step.ts for why it is derived); `keys`, the
+ * statement's users, keep its lookups on their shard on Citus.
+ */
+export function latestSeq(keys: readonly string[] | null): RawBuilder<unknown> {
+  return sql`greatest(
   u.next_seq - 1,
-  coalesce((select max(x.seq) from inbox x where x.user_id = u.id), 0),
-  coalesce((select max(d.acked_seq) from devices d where d.user_id = u.id), 0))`;
+  coalesce((select max(x.seq) from inbox x
+    where x.user_id = u.id${onShard('x.user_id', keys)}), 0),
+  coalesce((select max(d.acked_seq) from devices d
+    where d.user_id = u.id${onShard('d.user_id', keys)}), 0))`;
+}

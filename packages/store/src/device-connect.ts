@@ -10,7 +10,9 @@ import type { Kysely } from 'kysely';
 import type { ChatError } from '@chat/protocol';
 import { BatchQueue } from './batch-queue';
 import type { BatchInfo } from './batch-queue';
-import { LATEST_SEQ } from './cursors';
+import { latestSeq } from './cursors';
+import { WHOLE_BATCH, onShard, perShard } from './shard-router';
+import type { KeyRouter } from './shard-router';
 import { toChatError } from './errors';
 import type { Database } from './schema';
 import type { DeviceOptions, DeviceState, ReceiptMark } from './types';
@@ -22,6 +24,8 @@ export interface DeviceConnectorOptions {
   readonly maxConcurrent?: number;
   /** Called after each statement, for metrics (kind `connect`). */
   readonly onBatch?: (batch: BatchInfo) => void;
+  /** Splits a batch by shard on Citus (shard-router.ts). */
+  readonly users?: () => Promise<KeyRouter>;
 }
 
 /** One device to register, with the time it connected. */
@@ -103,7 +107,7 @@ export class DeviceConnector {
         committed,
       });
     try {
-      states = await connectDevices(this.db, batch);
+      states = await connectDevices(this.db, batch, await this.options.users?.());
       report(true);
     } catch (err) {
       report(false);
@@ -133,6 +137,7 @@ export class DeviceConnector {
 export async function connectDevices(
   db: Kysely<Database>,
   connects: readonly DeviceConnect[],
+  router: KeyRouter = WHOLE_BATCH,
 ): Promise<Map<string, DeviceState>> {
   const unique = new Map<string, DeviceConnect>();
   for (const c of connects) {
@@ -140,16 +145,20 @@ export async function connectDevices(
     const seen = unique.get(key);
     if (seen === undefined || c.now > seen.now) unique.set(key, c);
   }
-  const rows = [...unique.values()];
-  const { rows: states } = await sql<{
-    user_id: string;
-    device_id: string;
-    acked_seq: string;
-    latest: string;
-    created: boolean;
-    reset: boolean;
-    receipts: { chatId: string; reader: string; delivered: string; read: string }[];
-  }>`
+  const states = await perShard(
+    router,
+    [...unique.values()],
+    (c) => c.userId,
+    async (rows, keys) => {
+      const { rows: found } = await sql<{
+        user_id: string;
+        device_id: string;
+        acked_seq: string;
+        latest: string;
+        created: boolean;
+        reset: boolean;
+        receipts: { chatId: string; reader: string; delivered: string; read: string }[];
+      }>`
     with input as (
       select * from unnest(
         ${rows.map((r) => r.userId)}::text[],
@@ -160,22 +169,24 @@ export async function connectDevices(
     ),
     new_users as (
       insert into users (id)
-      select distinct user_id from input order by user_id
+      select distinct user_id from input where true${onShard('user_id', keys)} order by user_id
       on conflict (id) do nothing
     ),
     -- A user inserted just now is not in this statement's snapshot: no events yet, latest 0.
     usr as (
-      select i.user_id, coalesce(${LATEST_SEQ}, 0) as latest
-      from (select distinct user_id from input) i left join users u on u.id = i.user_id
+      select i.user_id, coalesce(${latestSeq(keys)}, 0) as latest
+      from (select distinct user_id from input) i
+      left join users u on u.id = i.user_id${onShard('u.id', keys)}
     ),
     -- The rows as they were: when each known device was last active.
     old as (
       select d.user_id, d.device_id, d.last_active from devices d
       join input i on i.user_id = d.user_id and i.device_id = d.device_id
+      where true${onShard('d.user_id', keys)}
     ),
     tomb as (
       delete from expired_devices e using input i
-      where e.user_id = i.user_id and e.device_id = i.device_id
+      where e.user_id = i.user_id and e.device_id = i.device_id${onShard('e.user_id', keys)}
       returning e.user_id, e.device_id
     ),
     dev as (
@@ -183,6 +194,7 @@ export async function connectDevices(
           receipt_events)
       select i.user_id, i.device_id, 0, usr.latest, i.now, i.receipt_events
       from input i join usr on usr.user_id = i.user_id
+      where true${onShard('i.user_id', keys)}
       order by i.user_id, i.device_id
       on conflict (user_id, device_id) do update set last_active = excluded.last_active,
         receipt_events = excluded.receipt_events
@@ -197,10 +209,14 @@ export async function connectDevices(
             'delivered', r.delivered_upto::text, 'read', r.read_upto::text)
           order by r.chat_id, r.reader)
         from receipt_marks r
-        where r.user_id = dev.user_id and r.updated_at > old.last_active
+        where r.user_id = dev.user_id${onShard('r.user_id', keys)}
+          and r.updated_at > old.last_active
       ), '[]'::jsonb) as receipts
     from dev join usr on usr.user_id = dev.user_id
     left join old on old.user_id = dev.user_id and old.device_id = dev.device_id`.execute(db);
+      return found;
+    },
+  );
   const result = new Map<string, DeviceState>();
   for (const s of states) {
     result.set(keyOf(s.user_id, s.device_id), {

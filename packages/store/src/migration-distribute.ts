@@ -1,15 +1,15 @@
 /**
- * Migration 0008_distribute: the chat and user steps name their key in every statement (so
- * that on Citus each one stays on one shard), and on Citus the tables are distributed by user
- * and by chat (citus.ts) and the two steps get routed twins (shard-router.ts). On plain
- * PostgreSQL only the functions change. The shard count is the coordinator's
+ * Migration 0008_distribute: on Citus, the tables are distributed by user and by chat
+ * (citus.ts), the chat and user steps name their keys in every lookup (so that each statement
+ * stays on one shard) and get routed twins (shard-router.ts). On plain PostgreSQL the step
+ * functions are created again as migration 0007 has them, and nothing else changes. The shard count is the coordinator's
  * `citus.shard_count` (32 unless the operator set it).
  */
 import { sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
 import { CHAT_KEYED_TABLES, REFERENCE_TABLES, USER_KEYED_TABLES, detectEngine } from './citus';
-import { CHAT_STEP_ARGS, CHAT_STEP_FUNCTION } from './chat-step';
-import { USER_STEP_ARGS, USER_STEP_FUNCTION } from './user-step';
+import { CHAT_STEP_ARGS, chatStepFunction } from './chat-step';
+import { USER_STEP_ARGS, userStepFunction } from './user-step';
 
 /** A step and its routed twin, distributed by its first argument on the step's tables. */
 interface RoutedStep {
@@ -93,9 +93,10 @@ async function createRoutedStep(db: Kysely<unknown>, step: RoutedStep): Promise<
 
 export const distributeMigration: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
-    await sql.raw(CHAT_STEP_FUNCTION).execute(db);
-    await sql.raw(USER_STEP_FUNCTION).execute(db);
-    if ((await detectEngine(db)) !== 'citus') return;
+    const citus = (await detectEngine(db)) === 'citus';
+    await sql.raw(chatStepFunction(citus)).execute(db);
+    await sql.raw(userStepFunction(citus)).execute(db);
+    if (!citus) return;
     // The attachment-index trigger on messages writes message_attachments, co-located with it
     // by chat: the row goes to the shard of the same chat, which Citus allows only when asked.
     await sql`set local citus.enable_unsafe_triggers to on`.execute(db);

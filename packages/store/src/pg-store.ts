@@ -189,6 +189,7 @@ export class PgChatStore implements ChatStore {
     });
     this.onBatch = options.onBatch;
     this.devices = new DeviceConnector(db, {
+      users: async () => (await this.routers.get()).users,
       ...(options.onBatch ? { onBatch: options.onBatch } : {}),
     });
     if (!(this.options.maxBatchSize >= 1 && this.options.maxConcurrentBatches >= 1)) {
@@ -348,7 +349,13 @@ export class PgChatStore implements ChatStore {
     if (cursors.length === 0) return;
     const started = performance.now();
     try {
-      const kept = await writeCursors(this.db, cursors, now, this.keepFromMs);
+      const kept = await writeCursors(
+        this.db,
+        cursors,
+        now,
+        this.keepFromMs,
+        (await this.routers.get()).users,
+      );
       const writtenAt = this.now();
       for (const user of kept) this.ackedKept.set(user, writtenAt);
       this.onBatch?.({
@@ -375,7 +382,7 @@ export class PgChatStore implements ChatStore {
 
   async latestSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
     try {
-      return await latestSeqs(this.db, userIds);
+      return await latestSeqs(this.db, userIds, (await this.routers.get()).users);
     } catch (err) {
       throw toChatError(err);
     }
@@ -545,7 +552,7 @@ export class PgChatStore implements ChatStore {
     const due: string[] = [];
     for (const [user, writtenAt] of this.ackedKept) if (writtenAt < this.keepFromMs) due.push(user);
     if (due.length === 0) return;
-    await deleteAcked(this.db, due, this.keepFromMs);
+    await deleteAcked(this.db, due, this.keepFromMs, (await this.routers.get()).users);
     for (const user of due) this.ackedKept.delete(user);
   }
 

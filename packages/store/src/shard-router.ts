@@ -13,7 +13,7 @@
  * stay the same when shards move between workers.
  */
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { Kysely, RawBuilder } from 'kysely';
 import type { Database } from './schema';
 import { detectEngine } from './citus';
 
@@ -91,4 +91,33 @@ export class EngineRouters {
     });
     return this.detected;
   }
+}
+
+/**
+ * Runs `statement` once per shard group of `items` (all at once), each call given its items
+ * and, on Citus, their distinct keys (null on plain PostgreSQL): a statement that adds
+ * `onShard(column, keys)` to every lookup of a distributed table stays on one shard. Results
+ * in group order.
+ */
+export async function perShard<T, R>(
+  router: KeyRouter,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  statement: (items: T[], keys: string[] | null) => Promise<R[]>,
+): Promise<R[]> {
+  const groups = await router.group(items, keyOf);
+  const results = await Promise.all(
+    groups.map(({ route, items: group }) =>
+      statement(group, route === null ? null : [...new Set(group.map(keyOf))]),
+    ),
+  );
+  return results.flat();
+}
+
+/**
+ * ` and <column> = any(keys)` on Citus, nothing on plain PostgreSQL (keys null), where the
+ * extra condition could turn a key lookup into a scan of every key of the batch.
+ */
+export function onShard(column: string, keys: readonly string[] | null): RawBuilder<unknown> {
+  return keys === null ? sql`` : sql` and ${sql.raw(column)} = any(${keys}::text[])`;
 }

@@ -132,7 +132,15 @@ export function chatPayload(event: Extract<InboxEvent, { kind: 'chat' }>): objec
 export const USER_STEP_ARGS =
   'p_distinct_users text[], p_users text[], p_kinds text[], p_chat_ids text[], p_message_ids int8[], p_senders text[], p_bodies text[], p_attachments jsonb[], p_payloads jsonb[], p_created_ats int8[], p_origins text[], p_unless_only_device text[], p_memberships text[]';
 
-export const USER_STEP_FUNCTION = `
+/**
+ * The step's function. `onShards` (Citus): each lookup also names the batch's keys, so that Citus
+ * can keep the statement on one shard; plain PostgreSQL goes without, where the extra `= any`
+ * could turn a key lookup into a scan of every key of the batch.
+ */
+export function userStepFunction(onShards: boolean): string {
+  const onShard = (column: string): string =>
+    onShards ? ` and ${column} = any(p_distinct_users)` : '';
+  return `
   create or replace function chat_append_events(${USER_STEP_ARGS})
   returns table (i int, seq int8)
   language plpgsql
@@ -180,10 +188,10 @@ export const USER_STEP_FUNCTION = `
         -- cheapest test (the conditions are checked in this order).
         where (ev.only_device is null or (
             select 1 from devices d
-            where d.user_id = ev.user_id and d.user_id = any(p_distinct_users)
+            where d.user_id = ev.user_id${onShard('d.user_id')}
               and d.device_id <> ev.only_device limit 1) is not null)
           and (ev.kind = 'receipt' or (select 1 from inbox x
-               where x.user_id = ev.user_id and x.user_id = any(p_distinct_users)
+               where x.user_id = ev.user_id${onShard('x.user_id')}
                  and x.chat_id = ev.chat_id
                  and x.message_id = ev.message_id and x.kind in ('message', 'chat')
                limit 1) is null)
@@ -194,11 +202,11 @@ export const USER_STEP_FUNCTION = `
       base as (
         select w.user_id, greatest(
             (select u.next_seq from users u
-              where u.id = w.user_id and u.id = any(p_distinct_users)),
+              where u.id = w.user_id${onShard('u.id')}),
             coalesce((select max(x.seq) from inbox x
-              where x.user_id = w.user_id and x.user_id = any(p_distinct_users)), 0) + 1,
+              where x.user_id = w.user_id${onShard('x.user_id')}), 0) + 1,
             coalesce((select max(d.acked_seq) from devices d
-              where d.user_id = w.user_id and d.user_id = any(p_distinct_users)), 0) + 1)
+              where d.user_id = w.user_id${onShard('d.user_id')}), 0) + 1)
           as next_seq
         from (select distinct user_id from wanted) w
       ),
@@ -224,13 +232,16 @@ export const USER_STEP_FUNCTION = `
           as t(user_id, chat_id, message_id, created_at, membership)
         where t.membership = 'add' and exists (
           select 1 from inbox x
-          where x.user_id = t.user_id and x.user_id = any(p_distinct_users) and x.chat_id = t.chat_id
+          where x.user_id = t.user_id${onShard('x.user_id')} and x.chat_id = t.chat_id
             and x.message_id = t.message_id and x.kind = 'chat')
         on conflict (user_id, chat_id) do nothing;
       delete from user_chats uc
         using unnest(p_users, p_chat_ids, p_memberships) as t(user_id, chat_id, membership)
-        where t.membership = 'remove' and uc.user_id = t.user_id
-          and uc.user_id = any(p_distinct_users) and uc.chat_id = t.chat_id;
+        where t.membership = 'remove' and uc.user_id = t.user_id${onShard('uc.user_id')} and uc.chat_id = t.chat_id;
     end if;
   end
   $fn$`;
+}
+
+/** The plain PostgreSQL version (migration 0007). */
+export const USER_STEP_FUNCTION = userStepFunction(false);

@@ -7,10 +7,8 @@
 import { sql } from 'kysely';
 import { createCitusTestDatabase } from '../../testkit/src/citus';
 import type { PgChatStore } from '../src/index';
-import { expectContiguousSeqs, sendInput, settle, storeFixture } from './helpers';
+import { SINGLE_SHARD, expectContiguousSeqs, sendInput, settle, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
-
-const SINGLE_SHARD = { 'citus.multi_task_query_log_level': 'error' } as const;
 
 let fx: StoreFixture;
 let stores: PgChatStore[];
