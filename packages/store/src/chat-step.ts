@@ -166,7 +166,7 @@ export function chatStepFunction(onShards: boolean): string {
     v_new_i int[];     -- batch positions stored now, their ids
     v_new_id int8[];
   begin
-    ${lockKeysSql('chat', 'p_chat_ids')};
+    ${lockKeysSql('chat', 'p_chat_ids', onShards)};
     select coalesce(jsonb_object_agg(c.id, array(
         select m.user_id from chat_members m
         where m.chat_id = c.id${onShard('m.chat_id')} order by m.user_id)), '{}')

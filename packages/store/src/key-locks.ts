@@ -16,17 +16,38 @@ import type { Database } from './schema';
 /** The first half of the two-int advisory lock key: which kind of key. */
 export const LOCK_SPACE = { chat: 0x63680001, user: 0x63680002 } as const;
 
+/** The table whose rows are the keys of each space. */
+const KEY_TABLE = { chat: 'chats', user: 'users' } as const;
+
 /**
  * A PL/pgSQL statement that locks every id of `idsExpr` (a text[] expression) in `space`, in
  * the one order every holder uses (a volatile call in the target list runs after the sort).
+ *
+ * `onRows` (Citus): the locks are taken by a query on the keys' rows (ids without a row get no
+ * lock), so that Citus runs it on the worker holding their shard, where every other holder of
+ * those locks runs too, whether the function was handed to the worker or runs on the
+ * coordinator.
  */
-export function lockKeysSql(space: keyof typeof LOCK_SPACE, idsExpr: string): string {
+export function lockKeysSql(
+  space: keyof typeof LOCK_SPACE,
+  idsExpr: string,
+  onRows = false,
+): string {
+  if (onRows) {
+    return `perform pg_advisory_xact_lock(${LOCK_SPACE[space]}, hashtext(t.id))
+    from ${KEY_TABLE[space]} t where t.id = any(${idsExpr})
+    order by hashtext(t.id)`;
+  }
   return `perform pg_advisory_xact_lock(${LOCK_SPACE[space]}, k.h)
     from (select distinct hashtext(u) as h from unnest(${idsExpr}) as t(u)) k
     order by k.h`;
 }
 
-/** Locks `ids` of `space` in the same order, shared (readers) or exclusive. */
+/**
+ * Locks `ids` of `space` in the same order, shared (readers) or exclusive, by a query on their
+ * rows (ids without a row get no lock): on Citus it runs on the worker that holds their shard,
+ * inside this transaction, like the steps' locks.
+ */
 export async function lockKeys(
   tx: Transaction<Database>,
   space: keyof typeof LOCK_SPACE,
@@ -35,7 +56,7 @@ export async function lockKeys(
 ): Promise<void> {
   const fn = sql.raw(mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock');
   await sql`
-    select ${fn}(${LOCK_SPACE[space]}::int4, k.h)
-    from (select distinct hashtext(u) as h from unnest(${ids}::text[]) as t(u)) k
-    order by k.h`.execute(tx);
+    select ${fn}(${LOCK_SPACE[space]}::int4, hashtext(t.id))
+    from ${sql.table(KEY_TABLE[space])} t where t.id = any(${ids}::text[])
+    order by hashtext(t.id)`.execute(tx);
 }

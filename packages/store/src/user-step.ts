@@ -128,6 +128,14 @@ export function chatPayload(event: Extract<InboxEvent, { kind: 'chat' }>): objec
  * the greatest of users.next_seq (a floor retention raises), the highest seq in the inbox + 1
  * and the highest device cursor + 1: events are deleted only once every device acked them.
  */
+/** Creates the batch's users that have no row yet (v_locked: a scratch count). */
+const CREATE_MISSING_USERS = `perform 1 from users where id = any(p_distinct_users);
+    get diagnostics v_locked = row_count;
+    if v_locked < cardinality(p_distinct_users) then
+      insert into users (id) select u from unnest(p_distinct_users) as t(u) order by u
+        on conflict (id) do nothing;
+    end if;`;
+
 /** The step function's arguments, in order (its routed twin takes a route first). */
 export const USER_STEP_ARGS =
   'p_distinct_users text[], p_users text[], p_kinds text[], p_chat_ids text[], p_message_ids int8[], p_senders text[], p_bodies text[], p_attachments jsonb[], p_payloads jsonb[], p_created_ats int8[], p_origins text[], p_unless_only_device text[], p_memberships text[]';
@@ -155,14 +163,17 @@ export function userStepFunction(onShards: boolean): string {
     v_locked int;
     v_swept jsonb;  -- node id -> swept_upto, for the few nodes a sweeper took over
   begin
-    -- p_distinct_users: the users of the batch, distinct and sorted (the lock order).
+    -- p_distinct_users: the users of the batch, distinct and sorted (the lock order).${
+      onShards
+        ? `
+    -- On Citus the locks are taken on the users' rows (key-locks.ts): new users first. Two
+    -- steps creating the same new users may deadlock; one fails and its batch is retried.
+    ${CREATE_MISSING_USERS}
+    ${lockKeysSql('user', 'p_distinct_users', true)};`
+        : `
     ${lockKeysSql('user', 'p_distinct_users')};
-    perform 1 from users where id = any(p_distinct_users);
-    get diagnostics v_locked = row_count;
-    if v_locked < cardinality(p_distinct_users) then
-      insert into users (id) select u from unnest(p_distinct_users) as t(u) order by u
-        on conflict (id) do nothing;
-    end if;
+    ${CREATE_MISSING_USERS}`
+    }
 
     -- Read after the locks: a sweeper sets swept_upto before its own user step takes them.
     select coalesce(jsonb_object_agg(node_id, swept_upto), '{}') into v_swept

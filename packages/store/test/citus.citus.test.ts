@@ -6,6 +6,7 @@
  */
 import { sql } from 'kysely';
 import { createCitusTestDatabase } from '../../testkit/src/citus';
+import { lockKeys } from '../src/key-locks';
 import type { PgChatStore } from '../src/index';
 import { SINGLE_SHARD, expectContiguousSeqs, sendInput, settle, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
@@ -120,3 +121,37 @@ test('a routed step given keys of two shards fails instead of running on both', 
       array[null,null]::text[], array[null,null]::text[], array[null,null]::text[])`;
   await expect(call.execute(fx.db)).rejects.toThrow(/multi-task query/);
 });
+
+test('a chat change and a send to the chat take turns: the change holds the chat lock on the worker', async () => {
+  const { chatId } = await stores[0]!.createChat('turn-a', ['turn-b'], null, 1);
+  let sent = false;
+  let send: Promise<unknown> | undefined;
+  await fx.db.transaction().execute(async (tx) => {
+    // What a membership change does first (chat-changes.ts lockChat).
+    await lockKeys(tx, 'chat', [chatId], 'exclusive');
+    send = stores[1]!.send(sendInput('turn-a', chatId)).then(() => {
+      sent = true;
+    });
+    // The routed chat step waits for the lock on the worker that holds the chat's shard.
+    await waitFor(async () => {
+      const { rows } = await sql<{ result: string }>`
+        select result from run_command_on_workers(
+          $$select count(*) from pg_locks where locktype = 'advisory' and not granted$$)`.execute(
+        fx.db,
+      );
+      return rows.reduce((n, r) => n + Number(r.result), 0) > 0;
+    });
+    expect(sent).toBe(false);
+  });
+  await send;
+  expect(sent).toBe(true);
+});
+
+/** Polls `check` until it holds, failing after 10 s. */
+async function waitFor(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
