@@ -13,6 +13,9 @@ import type { Kysely } from 'kysely';
 import type { Database } from './schema';
 import type { Delivery } from './types';
 import { appendEvents } from './user-step';
+import { WHOLE_BATCH, onShard, perShard } from './shard-router';
+import type { KeyRouter } from './shard-router';
+import { compareMessageIds } from '@chat/protocol';
 import type { FanoutEvent } from './user-step';
 
 /** A watermark that moved over the messages in (from, upto] of a chat. */
@@ -40,6 +43,10 @@ export async function appendReceiptEvents(
   moved: readonly MovedMark[],
   eventUsers: ReadonlySet<string>,
   now: number,
+  routers: { readonly chats: KeyRouter; readonly users: KeyRouter } = {
+    chats: WHOLE_BATCH,
+    users: WHOLE_BATCH,
+  },
 ): Promise<Delivery[]> {
   const wanted = moved.flatMap((m) =>
     m.senders
@@ -47,20 +54,33 @@ export async function appendReceiptEvents(
       .map((sender) => ({ ...m, sender })),
   );
   if (wanted.length === 0) return [];
-  const { rows } = await sql<{ i: number; id: string }>`
+  // Per chat shard on Citus: each statement reads one shard's messages.
+  const indexed = wanted.map((w, index) => ({ ...w, index }));
+  const rows = (
+    await perShard(
+      routers.chats,
+      indexed,
+      (w) => w.chatId,
+      async (group, keys) => {
+        const { rows: found } = await sql<{ i: number; id: string }>`
     select r.i::int as i, m.id::text as id
     from unnest(
-        ${wanted.map((w) => w.chatId)}::text[], ${wanted.map((w) => w.sender)}::text[],
-        ${wanted.map((w) => w.from)}::int8[], ${wanted.map((w) => w.upto)}::int8[])
+        ${group.map((w) => w.chatId)}::text[], ${group.map((w) => w.sender)}::text[],
+        ${group.map((w) => w.from)}::int8[], ${group.map((w) => w.upto)}::int8[])
       with ordinality as r(chat_id, sender, from_id, upto_id, i)
     cross join lateral (
       select m.id from messages m
-      where m.chat_id = r.chat_id and m.id > r.from_id and m.id <= r.upto_id
+      where m.chat_id = r.chat_id${onShard('m.chat_id', keys)}
+        and m.id > r.from_id and m.id <= r.upto_id
         and m.sender_id = r.sender and m.kind = 'message'
       order by m.id desc
       limit ${MAX_EVENTS_PER_MOVE}
     ) m
     order by r.i, m.id`.execute(db);
+        return found.map((f) => ({ i: group[f.i - 1]!.index + 1, id: f.id }));
+      },
+    )
+  ).sort((a, b) => a.i - b.i || compareMessageIds(a.id, b.id));
   const events = rows.map((row): FanoutEvent => {
     const w = wanted[row.i - 1]!;
     return {
@@ -78,5 +98,5 @@ export async function appendReceiptEvents(
       },
     };
   });
-  return appendEvents(db, events);
+  return appendEvents(db, events, routers.users);
 }

@@ -19,6 +19,8 @@ import { ChatError } from '@chat/protocol';
 import { toChatError } from './errors';
 import type { Database } from './schema';
 import { lockKeys } from './key-locks';
+import { EngineRouters, onShard, perShard } from './shard-router';
+import type { KeyRouter } from './shard-router';
 import { appendReceiptEvents } from './legacy-receipts';
 import type { MovedMark } from './legacy-receipts';
 import type { Delivery, ReceiptMark } from './types';
@@ -60,7 +62,12 @@ const MESSAGE_ID = /^[0-9]{1,18}$/;
  * const { outcomes, notices } = await receipts.markRead([{ userId: 'bob', chatId, messageId }], Date.now());
  */
 export class PgReceiptStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** Plain PostgreSQL or Citus, found out on first use. */
+  private readonly routers: EngineRouters;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.routers = new EngineRouters(db);
+  }
 
   /**
    * Moves delivered watermarks forward and records them for the users to tell; returns the
@@ -69,15 +76,22 @@ export class PgReceiptStore {
   async recordDelivered(marks: readonly DeliveredMark[], now: number): Promise<Delivery[]> {
     if (marks.length === 0) return [];
     try {
-      const moved = await moveDelivered(this.db, marks);
+      const routers = await this.routers.get();
+      const moved = await perShard(
+        routers.chats,
+        marks,
+        (m) => m.chatId,
+        (group, keys) => moveDelivered(this.db, group, keys),
+      );
       const eventUsers = await upsertMarks(
         this.db,
+        routers.users,
         marks.flatMap((m) =>
           m.notify.map((user) => ({ user, chatId: m.chatId, reader: m.reader, delivered: m.upto })),
         ),
         now,
       );
-      return await appendReceiptEvents(this.db, moved, eventUsers, now);
+      return await appendReceiptEvents(this.db, moved, eventUsers, now, routers);
     } catch (err) {
       throw toChatError(err);
     }
@@ -93,17 +107,38 @@ export class PgReceiptStore {
   async markRead(intents: readonly ReadIntent[], now: number): Promise<ReadBatchResult> {
     if (intents.length === 0) return { outcomes: [], notices: [], events: [] };
     try {
-      const { outcomes, notices, moved } = await this.db
-        .transaction()
-        .execute((tx) => readStep(tx, intents));
+      const routers = await this.routers.get();
+      // One transaction per chat shard (one on plain PostgreSQL), outcomes back in order.
+      const steps = await perShard(
+        routers.chats,
+        intents.map((intent, index) => ({ intent, index })),
+        (x) => x.intent.chatId,
+        async (group, keys) => {
+          const step = await this.db.transaction().execute((tx) =>
+            readStep(
+              tx,
+              group.map((x) => x.intent),
+              keys,
+            ),
+          );
+          return [{ indexes: group.map((x) => x.index), ...step }];
+        },
+      );
+      const outcomes: (ChatError | undefined)[] = new Array(intents.length);
+      for (const step of steps) {
+        step.outcomes.forEach((outcome, k) => (outcomes[step.indexes[k]!] = outcome));
+      }
+      const notices = steps.flatMap((step) => step.notices);
+      const moved = steps.flatMap((step) => step.moved);
       const eventUsers = await upsertMarks(
         this.db,
+        routers.users,
         notices.flatMap((n) =>
           n.notify.map((user) => ({ user, chatId: n.chatId, reader: n.reader, read: n.read! })),
         ),
         now,
       );
-      const events = await appendReceiptEvents(this.db, moved, eventUsers, now);
+      const events = await appendReceiptEvents(this.db, moved, eventUsers, now, routers);
       return { outcomes, notices, events };
     } catch (err) {
       throw toChatError(err);
@@ -118,6 +153,7 @@ export class PgReceiptStore {
 async function readStep(
   tx: Transaction<Database>,
   intents: readonly ReadIntent[],
+  keys: readonly string[] | null,
 ): Promise<Omit<ReadBatchResult, 'events'> & { moved: MovedMark[] }> {
   const chatIds = unique(intents.map((i) => i.chatId)).sort();
   // Membership stays as read until commit (changes hold the chat's lock exclusively).
@@ -131,6 +167,7 @@ async function readStep(
     select 1 from chat_members cm
     join unnest(${intents.map((i) => i.chatId)}::text[], ${intents.map((i) => i.userId)}::text[])
       as t(chat_id, user_id) on cm.chat_id = t.chat_id and cm.user_id = t.user_id
+    where true${onShard('cm.chat_id', keys)}
     order by cm.chat_id, cm.user_id
     for update of cm`.execute(tx);
   const { rows: memberRows } = await sql<{
@@ -147,7 +184,7 @@ async function readStep(
     select m.chat_id, m.id::text as id from messages m
     join unnest(${wellFormed.map((i) => i.chatId)}::text[], ${wellFormed.map((i) => i.messageId)}::int8[])
       as t(chat_id, id) on m.chat_id = t.chat_id and m.id = t.id
-    where m.kind = 'message'`.execute(tx);
+    where m.kind = 'message'${onShard('m.chat_id', keys)}`.execute(tx);
   const exists = new Set(found.map((f) => `${f.chat_id}\u0000${f.id}`));
 
   const outcomes: (ChatError | undefined)[] = [];
@@ -204,11 +241,14 @@ async function readStep(
     from unnest(
       ${ranges.map((r) => r.chatId)}::text[], ${ranges.map((r) => r.reader)}::text[],
       ${ranges.map((r) => r.upto.toString())}::int8[]) as r(chat_id, user_id, upto)
-    where cm.chat_id = r.chat_id and cm.user_id = r.user_id`.execute(tx);
+    where cm.chat_id = r.chat_id and cm.user_id = r.user_id${onShard('cm.chat_id', keys)}`.execute(
+    tx,
+  );
   const { rows: senders } = await sql<{ chat_id: string; reader: string; senders: string[] }>`
     select r.chat_id, r.reader, array(
         select distinct m.sender_id from messages m
-        where m.chat_id = r.chat_id and m.id > r.from_id and m.id <= r.upto_id
+        where m.chat_id = r.chat_id${onShard('m.chat_id', keys)}
+          and m.id > r.from_id and m.id <= r.upto_id
           and m.kind = 'message' and m.sender_id <> r.reader) as senders
     from unnest(
       ${ranges.map((r) => r.chatId)}::text[], ${ranges.map((r) => r.reader)}::text[],
@@ -245,6 +285,7 @@ async function readStep(
 async function moveDelivered(
   db: Kysely<Database>,
   marks: readonly DeliveredMark[],
+  keys: readonly string[] | null,
 ): Promise<MovedMark[]> {
   const { rows } = await sql<{ chat_id: string; reader: string; from_id: string; upto: string }>`
     with m as (
@@ -256,13 +297,13 @@ async function moveDelivered(
     old as (
       select cm.chat_id, cm.user_id, cm.delivered_upto as from_id, m.upto
       from chat_members cm join m on m.chat_id = cm.chat_id and m.user_id = cm.user_id
-      where cm.delivered_upto < m.upto
+      where cm.delivered_upto < m.upto${onShard('cm.chat_id', keys)}
       order by cm.chat_id, cm.user_id
       for update of cm
     ),
     moved as (
       update chat_members cm set delivered_upto = o.upto
-      from old o where cm.chat_id = o.chat_id and cm.user_id = o.user_id
+      from old o where cm.chat_id = o.chat_id and cm.user_id = o.user_id${onShard('cm.chat_id', keys)}
       returning cm.chat_id, cm.user_id
     )
     select o.chat_id, o.user_id as reader, o.from_id::text as from_id, o.upto::text as upto
@@ -290,6 +331,7 @@ async function moveDelivered(
  */
 async function upsertMarks(
   db: Kysely<Database>,
+  router: KeyRouter,
   marks: readonly {
     user: string;
     chatId: string;
@@ -320,19 +362,34 @@ async function upsertMarks(
     merged.set(key, row);
   }
   const rows = [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, r]) => r);
-  const { rows: told } = await sql<{ user_id: string; events: boolean }>`
-    insert into receipt_marks (user_id, chat_id, reader, delivered_upto, read_upto, updated_at)
-    select user_id, chat_id, reader, d, r, ${now}::int8 from unnest(
-      ${rows.map((r) => r.user)}::text[], ${rows.map((r) => r.chatId)}::text[],
-      ${rows.map((r) => r.reader)}::text[], ${rows.map((r) => r.d.toString())}::int8[],
-      ${rows.map((r) => r.r.toString())}::int8[]) as t(user_id, chat_id, reader, d, r)
-    on conflict (user_id, chat_id, reader) do update set
-      delivered_upto = greatest(receipt_marks.delivered_upto, excluded.delivered_upto),
-      read_upto = greatest(receipt_marks.read_upto, excluded.read_upto),
-      updated_at = excluded.updated_at
-    returning user_id, exists(
-      select 1 from devices d where d.user_id = receipt_marks.user_id and d.receipt_events
-    ) as events`.execute(db);
+  const told = await perShard(
+    router,
+    rows,
+    (r) => r.user,
+    async (group, keys) => {
+      // Citus takes no subquery inside an INSERT: the devices are read beside it.
+      const { rows: found } = await sql<{ user_id: string; events: boolean }>`
+    with up as (
+      insert into receipt_marks (user_id, chat_id, reader, delivered_upto, read_upto, updated_at)
+      select user_id, chat_id, reader, d, r, ${now}::int8 from unnest(
+        ${group.map((r) => r.user)}::text[], ${group.map((r) => r.chatId)}::text[],
+        ${group.map((r) => r.reader)}::text[], ${group.map((r) => r.d.toString())}::int8[],
+        ${group.map((r) => r.r.toString())}::int8[]) as t(user_id, chat_id, reader, d, r)
+      where true${onShard('user_id', keys)}
+      on conflict (user_id, chat_id, reader) do update set
+        delivered_upto = greatest(receipt_marks.delivered_upto, excluded.delivered_upto),
+        read_upto = greatest(receipt_marks.read_upto, excluded.read_upto),
+        updated_at = excluded.updated_at
+      returning user_id
+    )
+    select up.user_id, exists(
+      select 1 from devices d
+      where d.user_id = up.user_id${onShard('d.user_id', keys)} and d.receipt_events
+    ) as events
+    from up`.execute(db);
+      return found;
+    },
+  );
   return new Set(told.filter((t) => t.events).map((t) => t.user_id));
 }
 
