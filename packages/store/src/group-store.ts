@@ -12,6 +12,7 @@ import { lockChat, storeChange } from './chat-changes';
 import { toChatError } from './errors';
 import type { StoredChatChange } from './fanout-events';
 import type { Database } from './schema';
+import { EngineRouters, onShard, perShard } from './shard-router';
 import type { MembershipResult } from './types';
 
 /** Runs a change's chat step and queues its fan-out (PgChatStore.storeChange). */
@@ -49,12 +50,16 @@ export interface ChatPage {
 export class PgGroupStore {
   private readonly options: Readonly<GroupStoreOptions>;
 
+  /** Plain PostgreSQL or Citus, found out on first use. */
+  private readonly routers: EngineRouters;
+
   constructor(
     private readonly db: Kysely<Database>,
     options: GroupStoreOptions,
     private readonly changes: ChangeStore,
   ) {
     this.options = Object.freeze({ ...options });
+    this.routers = new EngineRouters(db);
   }
 
   /**
@@ -201,59 +206,73 @@ export class PgGroupStore {
     const limit = Math.max(1, Math.floor(opts.limit));
     const before = opts.before ?? Number.MAX_SAFE_INTEGER;
     try {
-      const { rows } = await sql<{
-        id: string;
-        name: string | null;
-        members: string[];
-        admins: string[];
-        last_message_at: string | null;
-        active_at: string;
-      }>`
-        with mine as (
-          select c.id, c.name, c.created_at, greatest(c.last_message_at,
-              (select m.created_at from messages m where m.chat_id = c.id and m.kind = 'message'
-                order by m.id desc limit 1)) as last_message_at
-          from user_chats uc join chats c on c.id = uc.chat_id
-          where uc.user_id = ${userId}
-        ),
-        ranked as (
-          select *, coalesce(last_message_at, created_at) as active_at from mine
-        ),
-        page as (
-          select * from ranked where active_at < ${before}
-          order by active_at desc, id desc
-          limit ${limit + 1}
-        ),
-        -- A page never ends inside a run of equal activeAt, so 'before' can be a plain time.
-        edge as (
-          select active_at from page order by active_at desc, id desc offset ${limit - 1} limit 1
-        ),
-        full_page as (
-          select * from page
-          union
-          select r.* from ranked r, edge e where r.active_at = e.active_at
-        )
-        select p.id, p.name, p.last_message_at, p.active_at,
-          array(select m.user_id from chat_members m where m.chat_id = p.id
-                order by m.joined_at, m.user_id) as members,
-          array(select m.user_id from chat_members m where m.chat_id = p.id and m.is_admin
-                order by m.joined_at, m.user_id) as admins
-        from full_page p
-        order by p.active_at desc, p.id desc`.execute(this.db);
-      // Rows past the limit with a smaller activeAt than the page edge belong to the next page.
-      const edgeAt = rows[limit - 1]?.active_at;
+      // The user's chats come from a user-keyed table and their rows from chat-keyed ones: two
+      // steps (one user's shard, then each chat shard), never a join across the two.
+      const { chats: chatRouter } = await this.routers.get();
+      const { rows: mine } = await sql<{ chat_id: string }>`
+        select chat_id from user_chats where user_id = ${userId}`.execute(this.db);
+      const activity = await perShard(
+        chatRouter,
+        mine.map((m) => m.chat_id),
+        (id) => id,
+        async (ids, keys) => {
+          const { rows } = await sql<{
+            id: string;
+            name: string | null;
+            created_at: string;
+            last_message_at: string | null;
+          }>`
+            select c.id, c.name, c.created_at, greatest(c.last_message_at,
+                (select m.created_at from messages m
+                 where m.chat_id = c.id${onShard('m.chat_id', keys)} and m.kind = 'message'
+                 order by m.id desc limit 1)) as last_message_at
+            from chats c where c.id = any(${ids}::text[])`.execute(this.db);
+          return rows;
+        },
+      );
+      const ranked = activity
+        .map((c) => ({
+          ...c,
+          lastMessageAt: c.last_message_at === null ? null : Number(c.last_message_at),
+          activeAt: Number(c.last_message_at ?? c.created_at),
+        }))
+        .filter((c) => c.activeAt < before)
+        .sort((x, y) => y.activeAt - x.activeAt || (x.id < y.id ? 1 : x.id > y.id ? -1 : 0));
+      // A page never ends inside a run of equal activeAt, so 'before' can be a plain time.
+      const edgeAt = ranked[limit - 1]?.activeAt;
       const page =
-        edgeAt === undefined ? rows : rows.filter((r, i) => i < limit || r.active_at === edgeAt);
+        edgeAt === undefined ? ranked : ranked.filter((c, i) => i < limit || c.activeAt === edgeAt);
+      const members = new Map(
+        (
+          await perShard(
+            chatRouter,
+            page.map((c) => c.id),
+            (id) => id,
+            async (ids, keys) => {
+              const { rows } = await sql<{ id: string; members: string[]; admins: string[] }>`
+                select c.id,
+                  array(select m.user_id from chat_members m
+                        where m.chat_id = c.id${onShard('m.chat_id', keys)}
+                        order by m.joined_at, m.user_id) as members,
+                  array(select m.user_id from chat_members m
+                        where m.chat_id = c.id${onShard('m.chat_id', keys)} and m.is_admin
+                        order by m.joined_at, m.user_id) as admins
+                from chats c where c.id = any(${ids}::text[])`.execute(this.db);
+              return rows;
+            },
+          )
+        ).map((r) => [r.id, r]),
+      );
       return {
-        chats: page.map((r) => ({
-          chatId: r.id,
-          name: r.name,
-          members: r.members,
-          admins: r.admins,
-          lastMessageAt: r.last_message_at === null ? null : Number(r.last_message_at),
-          activeAt: Number(r.active_at),
+        chats: page.map((c) => ({
+          chatId: c.id,
+          name: c.name,
+          members: members.get(c.id)?.members ?? [],
+          admins: members.get(c.id)?.admins ?? [],
+          lastMessageAt: c.lastMessageAt,
+          activeAt: c.activeAt,
         })),
-        more: rows.length > page.length,
+        more: ranked.length > page.length,
       };
     } catch (err) {
       throw toChatError(err);
