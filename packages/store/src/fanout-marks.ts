@@ -18,6 +18,7 @@ import { chatChangeEvents, messageEvents } from './fanout-events';
 import type { Database } from './schema';
 import type { Delivery } from './types';
 import { appendEvents } from './user-step';
+import { acrossShards } from './shard-router';
 import type { KeyRouter } from './shard-router';
 import type { FanoutEvent } from './user-step';
 
@@ -227,7 +228,9 @@ async function owedMessages(
   to: number,
 ): Promise<OwedRow[]> {
   const key = after ?? { createdAt: from - 1, chatId: '', id: '0' };
-  const { rows } = await sql<OwedRow>`
+  // Every chat the node wrote to: on Citus, every shard.
+  const { rows } = await acrossShards(db, (tx) =>
+    sql<OwedRow>`
     select m.chat_id, m.id::text as id, m.kind, m.sender_id, m.body, m.attachments, m.payload,
       m.recipients, m.created_at,
       array(select cm.user_id from chat_members cm
@@ -237,6 +240,7 @@ async function owedMessages(
     where m.origin = ${nodeId} and m.created_at >= ${from}::int8 and m.created_at < ${to}::int8
       and (m.created_at, m.chat_id, m.id) > (${key.createdAt}::int8, ${key.chatId}, ${key.id}::int8)
     order by m.created_at, m.chat_id, m.id
-    limit ${SWEEP_PAGE}`.execute(db);
+    limit ${SWEEP_PAGE}`.execute(tx),
+  );
   return rows;
 }

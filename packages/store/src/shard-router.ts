@@ -13,7 +13,7 @@
  * stay the same when shards move between workers.
  */
 import { sql } from 'kysely';
-import type { Kysely, RawBuilder } from 'kysely';
+import type { Kysely, RawBuilder, Transaction } from 'kysely';
 import type { Database } from './schema';
 import { detectEngine } from './citus';
 
@@ -120,4 +120,20 @@ export async function perShard<T, R>(
  */
 export function onShard(column: string, keys: readonly string[] | null): RawBuilder<unknown> {
   return keys === null ? sql`` : sql` and ${sql.raw(column)} = any(${keys}::text[])`;
+}
+
+/**
+ * Runs `fn` in a transaction whose statements may read every shard: for maintenance that has
+ * to see all of them (the sweeper's scan of a stopped node's messages), on connections that
+ * otherwise refuse multi-shard statements. On plain PostgreSQL the setting is an unused
+ * placeholder.
+ */
+export function acrossShards<T>(
+  db: Kysely<Database>,
+  fn: (tx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
+  return db.transaction().execute(async (tx) => {
+    await sql`select set_config('citus.multi_task_query_log_level', 'off', true)`.execute(tx);
+    return fn(tx);
+  });
 }
