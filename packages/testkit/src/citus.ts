@@ -14,11 +14,13 @@
  * const port = await citus.addWorker(); // a third worker, empty until shards are moved onto it
  * await citus.close();
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { uniqueDatabaseName } from './db';
@@ -73,7 +75,10 @@ export async function startCitus(options: CitusOptions = {}): Promise<CitusHandl
   const owner = await postgresOwner();
   if (owner !== null) await chown(root, owner.uid, owner.gid);
   const servers: CitusServer[] = [];
+  const watchdog = startWatchdog(root, owner !== null);
   const startServer = async (name: string): Promise<CitusServer> => {
+    // Told before the server starts: should this process die meanwhile, it is stopped too.
+    watchdog.stdin.write(`${join(root, name)}\n`);
     const server = await initAndStart(root, name, owner, options.settings ?? {});
     servers.push(server);
     return server;
@@ -101,13 +106,32 @@ export async function startCitus(options: CitusOptions = {}): Promise<CitusHandl
       close: async () => {
         await Promise.all(servers.map((s) => stopServer(s, owner)));
         await rm(root, { recursive: true, force: true });
+        watchdog.stdin.end();
       },
     };
   } catch (err) {
     await Promise.all(servers.map((s) => stopServer(s, owner).catch(() => undefined)));
     await rm(root, { recursive: true, force: true });
+    watchdog.stdin.end();
     throw err;
   }
+}
+
+const WATCHDOG_SCRIPT = resolve(__dirname, 'citus-watchdog.ts');
+const REPO_ROOT = resolve(__dirname, '../../..');
+
+/** The child that stops the servers if this process dies first (see citus-watchdog.ts). */
+function startWatchdog(root: string, asPostgres: boolean): ChildProcess & { stdin: Writable } {
+  // `--import tsx` resolves tsx from the working directory: run from the repository root.
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', WATCHDOG_SCRIPT, root, CITUS_PG_BINDIR, asPostgres ? '1' : '0'],
+    { cwd: REPO_ROOT, stdio: ['pipe', 'ignore', 'inherit'] },
+  );
+  // Jest waits for open handles: the watchdog must not keep this process alive.
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  return child as ChildProcess & { stdin: Writable };
 }
 
 /** Where the jest `citus` project's cluster is (see jest-citus-setup.ts). */

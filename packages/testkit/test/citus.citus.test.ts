@@ -1,0 +1,29 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const REPO_ROOT = resolve(__dirname, '../../..');
+
+test('the servers of a test Citus cluster stop when the process that started them is killed', async () => {
+  const holder = spawn(
+    process.execPath,
+    ['--import', 'tsx', resolve(__dirname, 'fixtures/hold-citus.ts')],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const line = await new Promise<string>((resolveLine, reject) => {
+    createInterface({ input: holder.stdout }).once('line', resolveLine);
+    holder.once('exit', (code) => reject(new Error(`holder exited (${code}) before it was ready`)));
+  });
+  const { dataDirs } = JSON.parse(line) as { dataDirs: string[] };
+  expect(dataDirs).toHaveLength(2);
+  for (const dir of dataDirs) expect(existsSync(join(dir, 'postmaster.pid'))).toBe(true);
+
+  holder.kill('SIGKILL');
+  // The watchdog stops them and removes their data.
+  const deadline = Date.now() + 30_000;
+  while (dataDirs.some((dir) => existsSync(dir))) {
+    if (Date.now() > deadline) throw new Error(`still there: ${dataDirs.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
