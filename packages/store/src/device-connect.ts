@@ -150,6 +150,9 @@ export async function connectDevices(
     [...unique.values()],
     (c) => c.userId,
     async (rows, keys) => {
+      // On Citus the CTEs of this statement run one after the other, so `old` would read the
+      // rows after the upsert: there they are read by a statement of their own first.
+      const before = keys === null ? null : await lastActivity(db, rows, keys);
       const { rows: found } = await sql<{
         user_id: string;
         device_id: string;
@@ -179,10 +182,16 @@ export async function connectDevices(
       left join users u on u.id = i.user_id${onShard('u.id', keys)}
     ),
     -- The rows as they were: when each known device was last active.
-    old as (
+    old as (${
+      before === null
+        ? sql`
       select d.user_id, d.device_id, d.last_active from devices d
-      join input i on i.user_id = d.user_id and i.device_id = d.device_id
-      where true${onShard('d.user_id', keys)}
+      join input i on i.user_id = d.user_id and i.device_id = d.device_id`
+        : sql`
+      select * from unnest(${before.map((b) => b.user_id)}::text[],
+        ${before.map((b) => b.device_id)}::text[], ${before.map((b) => b.last_active)}::int8[])
+        as t(user_id, device_id, last_active)`
+    }
     ),
     tomb as (
       delete from expired_devices e using input i
@@ -233,4 +242,18 @@ export async function connectDevices(
     });
   }
   return result;
+}
+
+/** When each of the devices that exist was last active (one shard's devices, Citus only). */
+async function lastActivity(
+  db: Kysely<Database>,
+  connects: readonly DeviceConnect[],
+  keys: readonly string[],
+): Promise<{ user_id: string; device_id: string; last_active: string }[]> {
+  const { rows } = await sql<{ user_id: string; device_id: string; last_active: string }>`
+    select d.user_id, d.device_id, d.last_active from devices d
+    join unnest(${connects.map((c) => c.userId)}::text[], ${connects.map((c) => c.deviceId)}::text[])
+      as i(user_id, device_id) on i.user_id = d.user_id and i.device_id = d.device_id
+    where d.user_id = any(${keys}::text[])`.execute(db);
+  return rows;
 }
