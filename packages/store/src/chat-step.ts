@@ -14,7 +14,7 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import { lockKeysSql } from './key-locks';
-import { WHOLE_BATCH } from './shard-router';
+import { WHOLE_BATCH, perShard } from './shard-router';
 import type { KeyRouter } from './shard-router';
 import type { Database } from './schema';
 import type { SendInput } from './types';
@@ -57,24 +57,21 @@ export async function storeMessages(
   origin: string,
   router: KeyRouter = WHOLE_BATCH,
 ): Promise<ChatStepOutcome[]> {
-  const groups = await router.group(
+  const rows = await perShard(
+    router,
     inputs.map((input, index) => ({ input, index })),
     (x) => x.input.chatId,
+    async (items, _, route) => {
+      const groupRows = await callChatStep(
+        db,
+        route,
+        items.map((x) => x.input),
+        origin,
+      );
+      // Back to positions in the whole batch.
+      return groupRows.map((r) => ({ ...r, i: items[r.i - 1]!.index + 1 }));
+    },
   );
-  const rows = (
-    await Promise.all(
-      groups.map(async ({ route, items }) => {
-        const groupRows = await callChatStep(
-          db,
-          route,
-          items.map((x) => x.input),
-          origin,
-        );
-        // Back to positions in the whole batch.
-        return groupRows.map((r) => ({ ...r, i: items[r.i - 1]!.index + 1 }));
-      }),
-    )
-  ).flat();
   const byIndex = new Map(rows.map((r) => [r.i, r]));
   return inputs.map((input, index) => {
     const row = byIndex.get(index + 1);

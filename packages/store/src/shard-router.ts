@@ -10,7 +10,8 @@
  * are grouped by shard, each group with one of its keys as the route.
  *
  * Which shard a key is in comes from the coordinator once per key and is remembered: shard ids
- * stay the same when shards move between workers.
+ * stay the same when shards move between workers. A split makes new ones: a statement that
+ * then reaches two shards fails (the batch is retried), and the keys are asked again.
  */
 import { sql } from 'kysely';
 import type { Kysely, RawBuilder, Transaction } from 'kysely';
@@ -25,11 +26,17 @@ export interface RoutedGroup<T> {
 
 export interface KeyRouter {
   group<T>(items: readonly T[], keyOf: (item: T) => string): Promise<RoutedGroup<T>[]>;
+  /**
+   * A statement of one group reached a second shard: the shards changed (a split), the keys
+   * are asked again next time.
+   */
+  strayed(): void;
 }
 
 /** Plain PostgreSQL: one statement can touch any key. */
 export const WHOLE_BATCH: KeyRouter = {
   group: <T>(items: readonly T[]) => Promise.resolve([{ route: null, items: [...items] }]),
+  strayed: () => undefined,
 };
 
 /** Keys remembered before the cache starts over (a few MB). */
@@ -59,6 +66,10 @@ export class CitusShardRouter implements KeyRouter {
       group.items.push(item);
     }
     return [...groups.values()];
+  }
+
+  strayed(): void {
+    this.shardOf.clear();
   }
 
   private async lookUp(keys: readonly string[]): Promise<void> {
@@ -95,23 +106,33 @@ export class EngineRouters {
 
 /**
  * Runs `statement` once per shard group of `items` (all at once), each call given its items
- * and, on Citus, their distinct keys (null on plain PostgreSQL): a statement that adds
- * `onShard(column, keys)` to every lookup of a distributed table stays on one shard. Results
- * in group order.
+ * and, on Citus, their distinct keys and one of them as the route (both null on plain
+ * PostgreSQL): a statement that adds `onShard(column, keys)` to every lookup of a distributed
+ * table stays on one shard. Results in group order.
  */
 export async function perShard<T, R>(
   router: KeyRouter,
   items: readonly T[],
   keyOf: (item: T) => string,
-  statement: (items: T[], keys: string[] | null) => Promise<R[]>,
+  statement: (items: T[], keys: string[] | null, route: string | null) => Promise<R[]>,
 ): Promise<R[]> {
   const groups = await router.group(items, keyOf);
   const results = await Promise.all(
     groups.map(({ route, items: group }) =>
-      statement(group, route === null ? null : [...new Set(group.map(keyOf))]),
+      statement(group, route === null ? null : [...new Set(group.map(keyOf))], route).catch(
+        (err: unknown) => {
+          if (reachedSecondShard(err)) router.strayed();
+          throw err;
+        },
+      ),
     ),
   );
   return results.flat();
+}
+
+/** Citus refused a statement that would have run on more than one shard. */
+export function reachedSecondShard(err: unknown): boolean {
+  return err instanceof Error && err.message.includes('multi-task query about to be executed');
 }
 
 /**

@@ -14,7 +14,7 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { InboxEvent } from '@chat/protocol';
 import { lockKeysSql } from './key-locks';
-import { WHOLE_BATCH } from './shard-router';
+import { WHOLE_BATCH, perShard } from './shard-router';
 import type { KeyRouter } from './shard-router';
 import type { Database } from './schema';
 import type { Delivery } from './types';
@@ -48,22 +48,20 @@ export async function appendEvents(
   router: KeyRouter = WHOLE_BATCH,
 ): Promise<Delivery[]> {
   if (events.length === 0) return [];
-  const groups = await router.group(
+  const appended = await perShard(
+    router,
     events.map((event, index) => ({ event, index })),
     (x) => x.event.userId,
-  );
-  const appended = await Promise.all(
-    groups.map(async ({ route, items }) => {
+    async (items, _, route) => {
       const rows = await callUserStep(
         db,
         route,
         items.map((x) => x.event),
       );
       return rows.map((r) => ({ index: items[r.i - 1]!.index, seq: Number(r.seq) }));
-    }),
+    },
   );
   return appended
-    .flat()
     .sort((x, y) => x.index - y.index)
     .map(({ index, seq }) => {
       const e = events[index]!;
