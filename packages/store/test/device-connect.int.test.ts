@@ -83,10 +83,13 @@ test('a burst of connects shares statements and every device gets its own state'
 test('connects racing sends to the same users neither deadlock nor lose a seq', async () => {
   const users = Array.from({ length: 20 }, (_, i) => `dc-race-${i}`);
   const { chatId } = await store.createChat(users[0]!, users.slice(1), null, 1);
+  // Each sender has another device before the race: its own copy is then owed whichever of the
+  // racing connects lands first (a sender with one device gets none).
+  for (const u of users) await store.connectDevice(u, 'dev-other', 50);
   const work: Promise<unknown>[] = [];
   for (let round = 0; round < 10; round++) {
     for (const u of users) work.push(store.connectDevice(u, `dev-${round % 3}`, 100 + round));
-    // Sent from a device of the sender's, which has others: the sender gets a copy too.
+    // Sent from a device of the sender's, which has another: the sender gets a copy too.
     work.push(store.send(sendInput(users[round]!, chatId, { deviceId: 'dev-0' })));
   }
   await Promise.all(work);
