@@ -24,10 +24,12 @@ module.exports = {
       // The storage tier on Citus: a coordinator and two workers of PostgreSQL 15 with the
       // citus extension (scripts/ensure-citus.sh builds it when missing).
       displayName: 'citus',
-      // CHAT_CITUS_STORE_SUITE=1 runs the store suite here too, on Citus (CHAT_TEST_ENGINE=citus):
-      // work in progress, see docs/durable-path.md "On Citus" for what does not pass yet.
+      // The protocol conformance suite runs here too, against a node on Citus
+      // (CHAT_TEST_ENGINE=citus). CHAT_CITUS_STORE_SUITE=1 adds the store suite: work in
+      // progress, see docs/durable-path.md "On Citus" for what does not pass yet.
       testMatch: [
         '<rootDir>/packages/*/test/**/*.citus.test.ts',
+        '<rootDir>/packages/node/test/conformance.int.test.ts',
         ...(process.env.CHAT_CITUS_STORE_SUITE === '1'
           ? ['<rootDir>/packages/store/test/**/*.int.test.ts']
           : []),

@@ -147,6 +147,12 @@ describe.each<[string, Codec]>([
     const chatId = await createChat(a1, [b]);
     for (let i = 0; i < 5; i++)
       await a1.ok({ t: 'send', chatId, clientMsgId: `p-${i}`, body: 'x' });
+    // An ack means the message is stored; its fan-out to b's inbox follows (the user step).
+    await waitFor(async () =>
+      expect(
+        await countRows(h.sql, 'SELECT count(*) AS n FROM inbox WHERE user_id = $1', [b]),
+      ).toBe(6),
+    );
     const b1 = await connect(b);
     expect(await b1.ok({ t: 'sync', after: 0, limit: 4 })).toMatchObject({ seq: 6, more: true });
     expect(await b1.ok({ t: 'sync', after: 4, limit: 4 })).toMatchObject({ seq: 6, more: false });
