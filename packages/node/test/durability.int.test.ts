@@ -10,6 +10,7 @@ import type { PostgresHandle, SingleNode } from '@chat/testkit';
 import {
   RawClient,
   countRows,
+  holdKeyLocks,
   startPostgres,
   startSingleNode,
   testToken,
@@ -162,17 +163,8 @@ describe('a kill between the chat step and the user step', () => {
   });
 
   /** Holds the users' locks (the user step waits for them) until released. */
-  async function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
-    const client = await h.sql.connect();
-    await client.query('begin');
-    await client.query(
-      'select pg_advisory_xact_lock($1, hashtext(u)) from unnest($2::text[]) as t(u)',
-      [LOCK_SPACE.user, users],
-    );
-    return async () => {
-      await client.query('rollback');
-      client.release();
-    };
+  function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
+    return holdKeyLocks(h.db.url, LOCK_SPACE.user, users);
   }
 
   /** Ends the killed node's backend still waiting for the lock: only a sweep may append now. */

@@ -1,6 +1,6 @@
 /**
  * The storage engine under the store: plain PostgreSQL, or Citus (distributed PostgreSQL),
- * detected from the database: Citus when its extension is installed in it and has workers.
+ * detected from the database: Citus when its extension is installed in it.
  *
  * On Citus the tables are distributed by the key every hot-path statement names (issue 15,
  * docs/durable-path.md): user-keyed tables by `user_id` (users by `id`), co-located with each

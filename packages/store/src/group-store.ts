@@ -59,7 +59,7 @@ export class PgGroupStore {
     private readonly changes: ChangeStore,
   ) {
     this.options = Object.freeze({ ...options });
-    this.routers = new EngineRouters(db);
+    this.routers = EngineRouters.of(db);
   }
 
   /**

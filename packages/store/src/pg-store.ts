@@ -174,7 +174,7 @@ export class PgChatStore implements ChatStore {
     options: PgChatStoreOptions,
   ) {
     this.nodeId = options.nodeId ?? 'node-1';
-    this.routers = new EngineRouters(db);
+    this.routers = EngineRouters.of(db);
     this.now = options.now ?? Date.now;
     this.options = Object.freeze({
       maxMembersPerChat: options.maxMembersPerChat,

@@ -66,7 +66,7 @@ export class PgReceiptStore {
   private readonly routers: EngineRouters;
 
   constructor(private readonly db: Kysely<Database>) {
-    this.routers = new EngineRouters(db);
+    this.routers = EngineRouters.of(db);
   }
 
   /**

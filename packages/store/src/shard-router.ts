@@ -89,11 +89,24 @@ export async function keyRouters(
   return { chats: new CitusShardRouter(db, 'chats'), users: new CitusShardRouter(db, 'users') };
 }
 
-/** The routers of `db`, detected on first use (and again after a detection that failed). */
+/**
+ * The routers of `db`, detected on first use (and again after a detection that failed), one
+ * per Kysely instance: the stores sharing a pool share the detection and the shard cache.
+ */
 export class EngineRouters {
+  private static readonly byDatabase = new WeakMap<Kysely<Database>, EngineRouters>();
   private detected: Promise<{ readonly chats: KeyRouter; readonly users: KeyRouter }> | undefined;
 
-  constructor(private readonly db: Kysely<Database>) {}
+  private constructor(private readonly db: Kysely<Database>) {}
+
+  static of(db: Kysely<Database>): EngineRouters {
+    let routers = EngineRouters.byDatabase.get(db);
+    if (routers === undefined) {
+      routers = new EngineRouters(db);
+      EngineRouters.byDatabase.set(db, routers);
+    }
+    return routers;
+  }
 
   get(): Promise<{ readonly chats: KeyRouter; readonly users: KeyRouter }> {
     this.detected ??= keyRouters(this.db).catch((err: unknown) => {

@@ -3,8 +3,8 @@
  * fan-out when its mark goes stale has it finished by another; if that node was only frozen
  * and wakes up, each event is still appended exactly once.
  */
-import { Client } from 'pg';
 import { sql } from 'kysely';
+import { holdKeyLocks } from '../../testkit/src/hold-locks';
 import { LOCK_SPACE } from '../src/index';
 import type { Delivery, PgChatStore } from '../src/index';
 import { inboxOf, sendInput, storeFixture } from './helpers';
@@ -35,18 +35,8 @@ async function waitingForLocks(): Promise<number> {
 }
 
 /** Holds the users' locks (user steps wait for them) until released. */
-async function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
-  const client = new Client({ connectionString: fx.testDb.url });
-  await client.connect();
-  await client.query('begin');
-  await client.query(
-    'select pg_advisory_xact_lock($1, hashtext(u)) from unnest($2::text[]) as t(u)',
-    [LOCK_SPACE.user, users],
-  );
-  return async () => {
-    await client.query('rollback');
-    await client.end();
-  };
+function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
+  return holdKeyLocks(fx.testDb.url, LOCK_SPACE.user, users);
 }
 
 function recorder(store: PgChatStore): Delivery[] {

@@ -28,3 +28,4 @@ export { chromiumPath, launchBrowser, saveScreenshot } from './browser';
 export { startCitus, citusInstalled, createCitusTestDatabase, CITUS_PG_BINDIR } from './citus';
 export type { CitusHandle, CitusOptions, CitusServer, CitusTopology } from './citus';
 export { freePort } from './free-port';
+export { holdKeyLocks } from './hold-locks';

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { waitFor } from '../src/wait';
 
 const REPO_ROOT = resolve(__dirname, '../../..');
 
@@ -21,9 +22,5 @@ test('the servers of a test Citus cluster stop when the process that started the
 
   holder.kill('SIGKILL');
   // The watchdog stops them and removes their data.
-  const deadline = Date.now() + 30_000;
-  while (dataDirs.some((dir) => existsSync(dir))) {
-    if (Date.now() > deadline) throw new Error(`still there: ${dataDirs.join(', ')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(() => expect(dataDirs.filter((dir) => existsSync(dir))).toEqual([]), 30_000);
 });
