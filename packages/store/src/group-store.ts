@@ -185,19 +185,6 @@ export class PgGroupStore {
     }
   }
 
-  /** True when the two users are members of at least one common chat. */
-  async shareChat(a: string, b: string): Promise<boolean> {
-    try {
-      const { rows } = await sql<{ found: boolean }>`
-        select exists(
-          select 1 from user_chats x join user_chats y on y.chat_id = x.chat_id
-          where x.user_id = ${a} and y.user_id = ${b}) as found`.execute(this.db);
-      return rows[0]?.found === true;
-    } catch (err) {
-      throw toChatError(err);
-    }
-  }
-
   /**
    * The user's chats, most recently active first (activeAt = latest message time, or the
    * creation time of a chat without messages; ties by chat id).

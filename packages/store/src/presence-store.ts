@@ -1,11 +1,13 @@
 /**
  * Last seen (issue 7): `users.last_seen`, written with a conditional update so that two nodes
  * racing (a user moving between nodes, a late write after a reconnect) never move it backwards.
+ * Every statement reads or writes one user's shard on Citus (issue 15).
  */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { toChatError } from './errors';
 import type { Database } from './schema';
+import { EngineRouters, onShard, perShard } from './shard-router';
 
 /**
  * @example
@@ -14,7 +16,11 @@ import type { Database } from './schema';
  * const { shared, lastSeen } = await presence.lastSeenFor('bob', 'alice');
  */
 export class PgPresenceStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly routers: EngineRouters;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.routers = EngineRouters.of(db);
+  }
 
   /**
    * Sets last_seen of the users to `at` where it is older (or unset); returns how many rows
@@ -23,16 +29,25 @@ export class PgPresenceStore {
   async touch(userIds: readonly string[], at: number): Promise<number> {
     if (userIds.length === 0) return 0;
     try {
-      // Rows are locked in id order, as sends lock them: a batch updated in scan order could
-      // deadlock with a send holding some of the same users.
-      const result = await sql`
-        update users set last_seen = ${at}
-        where id in (
-          select id from users
-          where id = any(${[...userIds]}::text[]) and (last_seen is null or last_seen < ${at})
-          order by id
-          for update)`.execute(this.db);
-      return Number(result.numAffectedRows ?? 0);
+      const { users } = await this.routers.get();
+      const moved = await perShard(
+        users,
+        [...new Set(userIds)],
+        (u) => u,
+        async (ids, keys) => {
+          // Rows are locked in id order, as sends lock them: a batch updated in scan order could
+          // deadlock with a send holding some of the same users.
+          const result = await sql`
+          update users set last_seen = ${at}
+          where id in (
+            select id from users
+            where id = any(${ids}::text[]) and (last_seen is null or last_seen < ${at})
+            order by id
+            for update)${onShard('id', keys)}`.execute(this.db);
+          return [Number(result.numAffectedRows ?? 0)];
+        },
+      );
+      return moved.reduce((sum, n) => sum + n, 0);
     } catch (err) {
       throw toChatError(err);
     }
@@ -47,11 +62,16 @@ export class PgPresenceStore {
     target: string,
   ): Promise<{ shared: boolean; lastSeen: number | null }> {
     try {
+      // The asker's chats from the asker's shard, then the target's row and chats from the
+      // target's: "my chats" (user_chats) is kept per user, so no statement joins two users.
+      const { rows: mine } = await sql<{ chat_id: string }>`
+        select chat_id from user_chats where user_id = ${asker}`.execute(this.db);
       const { rows } = await sql<{ shared: boolean; last_seen: string | null }>`
         select
           (${asker} = ${target} or exists(
-            select 1 from chat_members x join chat_members y on y.chat_id = x.chat_id
-            where x.user_id = ${asker} and y.user_id = ${target})) as shared,
+            select 1 from user_chats
+            where user_id = ${target} and chat_id = any(${mine.map((m) => m.chat_id)}::text[])))
+            as shared,
           (select last_seen from users where id = ${target}) as last_seen`.execute(this.db);
       const row = rows[0];
       return {

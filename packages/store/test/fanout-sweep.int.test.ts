@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { holdKeyLocks } from '../../testkit/src/hold-locks';
 import { LOCK_SPACE } from '../src/index';
 import type { Delivery, PgChatStore } from '../src/index';
-import { inboxOf, sendInput, storeFixture } from './helpers';
+import { ON_CITUS, inboxOf, sendInput, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -27,16 +27,34 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise
   }
 }
 
+/** Sessions waiting for a lock in this test's database: on Citus, on the workers too. */
 async function waitingForLocks(): Promise<number> {
   const { rows } = await sql<{ n: string }>`
     select count(*) as n from pg_stat_activity
     where datname = current_database() and wait_event_type = 'Lock'`.execute(fx.db);
+  let waiting = Number(rows[0]!.n);
+  if (ON_CITUS) {
+    const { rows: onWorkers } = await sql<{ result: string }>`
+      select result from run_command_on_workers($$
+        select count(*) from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'$$)`.execute(fx.db);
+    for (const r of onWorkers) waiting += Number(r.result);
+  }
+  return waiting;
+}
+
+/** How many user steps one batch for `users` makes: one per shard on Citus. */
+async function userStepsFor(users: readonly string[]): Promise<number> {
+  if (!ON_CITUS) return 1;
+  const { rows } = await sql<{ n: string }>`
+    select count(distinct get_shard_id_for_distribution_column('users', u)) as n
+    from unnest(${users}::text[]) as u`.execute(fx.db);
   return Number(rows[0]!.n);
 }
 
 /** Holds the users' locks (user steps wait for them) until released. */
 function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
-  return holdKeyLocks(fx.testDb.url, LOCK_SPACE.user, users);
+  return holdKeyLocks(fx.testDb.url, LOCK_SPACE.user, users, ON_CITUS ? 'users' : undefined);
 }
 
 function recorder(store: PgChatStore): Delivery[] {
@@ -57,18 +75,20 @@ test('a frozen node’s fan-out is finished by the sweeper; when it wakes it app
   const fromFrozen = recorder(frozen);
   const fromSweeper = recorder(sweeper);
   const { chatId } = await frozen.createChat('fz-a', ['fz-b', 'fz-c'], null, Date.now());
+  await frozen.fanoutIdle(); // the members' rows exist (on Citus the locks are taken on them)
 
+  const steps = await userStepsFor(['fz-b', 'fz-c']);
   const release = await lockUsers(['fz-b', 'fz-c']);
   let sweep: Promise<{ nodes: number; messages: number; events: number }> | undefined;
   let messageId: string;
   try {
     // Stored and acked to the sender; its user step waits for the lock ("frozen").
     ({ messageId } = await frozen.send(sendInput('fz-a', chatId, { body: 'owed' })));
-    await until(async () => (await waitingForLocks()) === 1);
+    await until(async () => (await waitingForLocks()) === steps);
     // A minute later by the sweeper's clock the frozen node's mark is stale: the sweeper marks
     // it swept and waits for the same lock.
     sweep = sweeper.sweepStale(Date.now() + 60_000, 15_000, DAY_MS);
-    await until(async () => (await waitingForLocks()) === 2);
+    await until(async () => (await waitingForLocks()) === 2 * steps);
   } finally {
     await release();
   }

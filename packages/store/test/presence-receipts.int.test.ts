@@ -65,10 +65,11 @@ describe('last seen', () => {
       expect(await presence.touch(['ls-a'], 1000)).toBe(1);
       expect(await presence.touch(['ls-a'], 500)).toBe(0);
       expect((await presence.lastSeenFor('ls-a', 'ls-a')).lastSeen).toBe(1000);
-      // 200 writes from two pools in a scrambled order: the highest time wins.
-      const times = Array.from({ length: 200 }, (_, i) => 2000 + ((i * 7919) % 200));
+      // 60 writes from two pools in a scrambled order: the highest time wins. (Not more: they
+      // all queue for one row's lock, and on Citus each takes a round trip to a worker.)
+      const times = Array.from({ length: 60 }, (_, i) => 2000 + ((i * 7919) % 60));
       await Promise.all(times.map((t, i) => (i % 2 === 0 ? presence : other).touch(['ls-a'], t)));
-      expect((await presence.lastSeenFor('ls-a', 'ls-a')).lastSeen).toBe(2199);
+      expect((await presence.lastSeenFor('ls-a', 'ls-a')).lastSeen).toBe(2059);
     } finally {
       await otherDb.destroy();
     }

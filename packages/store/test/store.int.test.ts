@@ -5,6 +5,7 @@ import type { PgChatStore } from '../src/index';
 import {
   countRows,
   expectContiguousSeqs,
+  ON_CITUS,
   inboxOf,
   sendInput,
   settle,
@@ -65,7 +66,10 @@ describe('migrations', () => {
 
   it('apply from scratch concurrently', async () => {
     const { createTestDatabase } = await import('../../testkit/src/db');
-    const fresh = await createTestDatabase('migrate');
+    const { createCitusTestDatabase } = await import('../../testkit/src/citus');
+    const fresh = ON_CITUS
+      ? await createCitusTestDatabase('migrate')
+      : await createTestDatabase('migrate');
     const dbs = [1, 2, 3].map(() => createDatabase(fresh.url, { maxConnections: 1 }));
     try {
       const results = await Promise.all(dbs.map((db) => migrate(db)));
