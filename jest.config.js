@@ -24,14 +24,19 @@ module.exports = {
       // The storage tier on Citus: a coordinator and two workers of PostgreSQL 15 with the
       // citus extension (scripts/ensure-citus.sh builds it when missing).
       displayName: 'citus',
-      // The store suite and the protocol conformance suite run here too, on Citus
-      // (CHAT_TEST_ENGINE=citus): the store's databases and the single-node harness's are made
-      // on the Citus cluster. Not the outage test: it stops a server of its own, plain
+      // The store suite, the protocol conformance suite (on three nodes) and cluster tests run
+      // here too, on Citus (CHAT_TEST_ENGINE=citus): the store's databases and the harnesses'
+      // are made on the Citus cluster. Not the outage test: it stops a server of its own, plain
       // PostgreSQL (the shared Citus servers stay up for the other files).
       testMatch: [
         '<rootDir>/packages/*/test/**/*.citus.test.ts',
         '<rootDir>/packages/store/test/**/*.int.test.ts',
         '<rootDir>/packages/node/test/conformance.int.test.ts',
+        // A three-node cluster on Citus: delivery across nodes, a node SIGKILLed under
+        // traffic, a node killed between the chat step and the user step.
+        '<rootDir>/packages/node/test/cluster/routing.int.test.ts',
+        '<rootDir>/packages/node/test/cluster/failover.int.test.ts',
+        '<rootDir>/packages/node/test/cluster/fanout-sweeper.int.test.ts',
       ],
       testPathIgnorePatterns: [
         '/node_modules/',

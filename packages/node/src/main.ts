@@ -11,6 +11,7 @@ import {
   PgPresenceStore,
   PgReceiptStore,
   PgRetentionStore,
+  SINGLE_SHARD_SETTINGS,
   createDatabase,
   migrate,
 } from '@chat/store';
@@ -82,6 +83,8 @@ async function main(): Promise<void> {
 
   const db = createDatabase(config.databaseUrl, {
     maxConnections: config.pgPoolMax,
+    // On Citus every statement of the node stays on one shard, or fails (issue 15).
+    sessionSettings: SINGLE_SHARD_SETTINGS,
     logger: log.child({ component: 'pg' }),
   });
   await migrate(db);

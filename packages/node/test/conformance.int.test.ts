@@ -1,17 +1,55 @@
 /**
- * Protocol v1 conformance against a real node process and real Postgres, run once per codec.
+ * Protocol v1 conformance against real node processes and real Postgres, run once per codec.
  * Asserts on what clients observe (frames, close codes) and on rows in the database.
+ *
+ * In the jest `integration` project it runs against one node on plain PostgreSQL; in the
+ * `citus` project against a cluster of three nodes on Citus, each user connected to the node
+ * that owns it (so every exchange between two users may cross nodes and shards).
  */
 import type { Codec, ServerFrame } from '@chat/protocol';
 import { jsonCodec, msgpackCodec } from '@chat/protocol';
-import type { SingleNode } from '@chat/testkit';
-import { RawClient, countRows, startSingleNode, waitFor } from '@chat/testkit';
+import type { Pool } from 'pg';
+import {
+  RawClient,
+  TestCluster,
+  countRows,
+  startSingleNode,
+  testEngineIsCitus,
+  waitFor,
+} from '@chat/testkit';
 
-let h: SingleNode;
+/** Where the suite's users connect, and the database to check. */
+interface Target {
+  readonly sql: Pool;
+  /** The node a user connects to, as the registry answers. */
+  nodeOf(user: string): Promise<{ readonly nodeId: string; readonly url: string }>;
+  close(): Promise<void>;
+}
+
+const NODE_ENV = { CHAT_ACK_FLUSH_MS: '10' };
+
+async function startTarget(): Promise<Target> {
+  if (testEngineIsCitus()) {
+    const cluster = await TestCluster.start({ nodes: 3, nodeEnv: NODE_ENV });
+    return {
+      sql: cluster.sql,
+      nodeOf: async (user) => cluster.node((await cluster.route(user)).node),
+      close: () => cluster.close(),
+    };
+  }
+  const single = await startSingleNode({ env: NODE_ENV });
+  return {
+    sql: single.sql,
+    nodeOf: () => Promise.resolve(single.node),
+    close: () => single.close(),
+  };
+}
+
+let h: Target;
 const open: RawClient[] = [];
 
 beforeAll(async () => {
-  h = await startSingleNode({ env: { CHAT_ACK_FLUSH_MS: '10' } });
+  h = await startTarget();
 });
 afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()));
@@ -28,7 +66,7 @@ describe.each<[string, Codec]>([
 ])('protocol v1 over %s', (name, codec) => {
   const u = (id: string): string => `${name}-${id}`;
   const connect = async (user: string, device = 'd1'): Promise<RawClient> => {
-    const c = await RawClient.ready({ url: h.node.url, codec, user, device });
+    const c = await RawClient.ready({ url: (await h.nodeOf(user)).url, codec, user, device });
     open.push(c);
     return c;
   };
@@ -43,7 +81,7 @@ describe.each<[string, Codec]>([
 
   it('welcomes a new user with seq 0 and the heartbeat interval', async () => {
     const c = await RawClient.connect({
-      url: h.node.url,
+      url: (await h.nodeOf(u('newbie'))).url,
       codec,
       user: u('newbie'),
       device: 'phone',
@@ -54,10 +92,11 @@ describe.each<[string, Codec]>([
       t: 'welcome',
       user: u('newbie'),
       device: 'phone',
-      node: 'node-1',
+      node: (await h.nodeOf(u('newbie'))).nodeId,
       epoch: 0,
       seq: 0,
       heartbeatMs: expect.any(Number),
+      storeEpoch: expect.stringMatching(/^[0-9a-f]{16}$/),
     });
   });
 
@@ -284,7 +323,12 @@ describe.each<[string, Codec]>([
     const first = await connect(user, 'd1');
     await connect(user, 'd2');
     await connect(user, 'd3');
-    const fourth = await RawClient.connect({ url: h.node.url, codec, user, device: 'd4' });
+    const fourth = await RawClient.connect({
+      url: (await h.nodeOf(user)).url,
+      codec,
+      user,
+      device: 'd4',
+    });
     open.push(fourth);
     expect(await fourth.next((f) => f.t === 'err')).toMatchObject({ code: 'LIMIT' });
     expect((await fourth.closed).code).toBe(4009);

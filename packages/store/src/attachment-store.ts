@@ -11,6 +11,7 @@ import { sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
 import { toChatError } from './errors';
 import type { Database } from './schema';
+import { EngineRouters, acrossShards, onShard, perShard } from './shard-router';
 
 /** `member`: the user is in a chat that has the key; `not-member`: the key is in chats, not theirs; `unknown`: in no message. */
 export type AttachmentAccess = 'member' | 'not-member' | 'unknown';
@@ -26,18 +27,43 @@ export interface AttachmentStore {
  * if ((await attachments.access('bob', key)) !== 'member') throw ...;
  */
 export class PgAttachmentStore implements AttachmentStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly routers: EngineRouters;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.routers = EngineRouters.of(db);
+  }
 
   async access(userId: string, key: string): Promise<AttachmentAccess> {
     try {
-      const { rows } = await sql<{ member: boolean | null }>`
-        select bool_or(m.user_id is not null) as member
-        from message_attachments a
-        left join chat_members m on m.chat_id = a.chat_id and m.user_id = ${userId}
-        where a.key = ${key}`.execute(this.db);
-      const member = rows[0]?.member ?? null;
-      if (member === null) return 'unknown';
-      return member ? 'member' : 'not-member';
+      // The user's chats from their shard, then the key among those chats, one chat shard per
+      // statement (membership from chat_members, which a removal changes first). Only a refusal
+      // looks the key up in every chat, to tell an unknown key from another chat's.
+      const { chats } = await this.routers.get();
+      const { rows: mine } = await sql<{ chat_id: string }>`
+        select chat_id from user_chats where user_id = ${userId}`.execute(this.db);
+      const found = await perShard(
+        chats,
+        mine.map((m) => m.chat_id),
+        (id) => id,
+        async (ids, keys) => {
+          const { rows } = await sql<{ member: boolean }>`
+            select exists (
+              select 1 from message_attachments a
+              join chat_members m on m.chat_id = a.chat_id and m.user_id = ${userId}
+              where a.key = ${key} and a.chat_id = any(${ids}::text[])${onShard('a.chat_id', keys)}
+                ${onShard('m.chat_id', keys)}) as member`.execute(this.db);
+          return rows.map((r) => r.member);
+        },
+      );
+      if (found.includes(true)) return 'member';
+      const known = await acrossShards(this.db, async (tx) => {
+        const { rows } = await sql<{ known: boolean }>`
+          select exists (select 1 from message_attachments where key = ${key}) as known`.execute(
+          tx,
+        );
+        return rows[0]?.known === true;
+      });
+      return known ? 'not-member' : 'unknown';
     } catch (err) {
       throw toChatError(err);
     }

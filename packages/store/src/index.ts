@@ -2,6 +2,7 @@ export { DEFAULT_ORPHAN_WINDOW_MS, PgChatStore } from './pg-store';
 export type { PgChatStoreOptions, SendBatchInfo, SendStats } from './pg-store';
 export type { DeviceConnectStats } from './device-connect';
 export { LOCK_SPACE } from './key-locks';
+export { SINGLE_SHARD_SETTINGS } from './shard-router';
 export { createDatabase } from './pool';
 export type { DatabaseOptions, StoreLogger } from './pool';
 export { migrate, migrations } from './migrations';

@@ -163,11 +163,15 @@ const MIGRATE_LOCK_ID = 7_310_442_901;
 export async function migrate(db: Kysely<Database>): Promise<MigrationResultSet> {
   return db.connection().execute(async (conn) => {
     await sql`select pg_advisory_lock(${MIGRATE_LOCK_ID})`.execute(conn);
+    // Migrations may touch every shard on Citus, also on a pool whose connections refuse
+    // that (SINGLE_SHARD_SETTINGS); RESET restores the connection's own value afterwards.
+    await sql`set citus.multi_task_query_log_level = 'off'`.execute(conn);
     try {
       const result = await new Migrator({ db: conn, provider }).migrateToLatest();
       if (result.error !== undefined) throw result.error;
       return result;
     } finally {
+      await sql`reset citus.multi_task_query_log_level`.execute(conn);
       await sql`select pg_advisory_unlock(${MIGRATE_LOCK_ID})`.execute(conn);
     }
   });

@@ -149,6 +149,16 @@ export function reachedSecondShard(err: unknown): boolean {
 }
 
 /**
+ * Session settings for connections whose statements must each stay on one shard (the chat
+ * node's: issue 15): on Citus a statement that would run on several shards fails instead
+ * (`acrossShards` lifts this for one transaction). On plain PostgreSQL the setting is an
+ * unused placeholder.
+ */
+export const SINGLE_SHARD_SETTINGS: Readonly<Record<string, string>> = {
+  'citus.multi_task_query_log_level': 'error',
+};
+
+/**
  * ` and <column> = any(keys)` on Citus, nothing on plain PostgreSQL (keys null), where the
  * extra condition could turn a key lookup into a scan of every key of the batch.
  */

@@ -7,7 +7,7 @@ import { RingConfigStore, createEtcdClient } from '@chat/cluster';
 import type { RingMember } from '@chat/cluster';
 import { Pool } from 'pg';
 import type { TestDatabase } from './db';
-import { createTestDatabase } from './db';
+import { createEngineTestDatabase } from './engine-db';
 import type { EtcdHandle } from './etcd';
 import { startEtcd } from './etcd';
 import type { NodeProcess } from './node-process';
@@ -29,7 +29,10 @@ export interface ClusterOptions {
   readonly leaseTtlSec?: number;
   /** Extra environment for every node. */
   readonly nodeEnv?: Readonly<Record<string, string>>;
-  /** Postgres server to create the database on (default: the shared test server). */
+  /**
+   * Postgres server to create the database on (default: the shared test server, or the run's
+   * Citus cluster in the jest `citus` project).
+   */
   readonly adminUrl?: string;
   readonly prefix?: string;
   /** Secret that device tokens are signed with (default the test secret). */
@@ -77,7 +80,7 @@ export class TestCluster {
     const prefix = options.prefix ?? '/chat';
     const etcd = await startEtcd();
     const etcdClient = createEtcdClient({ endpoints: etcd.endpoint });
-    const db = await createTestDatabase('cluster', options.adminUrl);
+    const db = await createEngineTestDatabase('cluster', options.adminUrl);
     const sql = new Pool({ connectionString: db.url, max: 2 });
     sql.on('error', () => undefined);
     let registry: ServiceProcess;

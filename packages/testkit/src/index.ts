@@ -8,6 +8,7 @@ export { startSingleNode, countRows } from './single-node';
 export type { SingleNode, SingleNodeOptions } from './single-node';
 export { createTestDatabase } from './db';
 export type { TestDatabase } from './db';
+export { createEngineTestDatabase, testEngineIsCitus } from './engine-db';
 export { startPostgres } from './postgres';
 export type { PostgresHandle, PostgresOptions } from './postgres';
 export { openSlowSocket } from './slow-socket';

@@ -4,8 +4,7 @@
  */
 import { Pool } from 'pg';
 import type { TestDatabase } from './db';
-import { createCitusTestDatabase } from './citus';
-import { createTestDatabase } from './db';
+import { createEngineTestDatabase } from './engine-db';
 import type { NodeProcess, NodeProcessOptions } from './node-process';
 import { startNodeProcess } from './node-process';
 
@@ -24,11 +23,7 @@ export interface SingleNodeOptions extends Omit<NodeProcessOptions, 'databaseUrl
 }
 
 export async function startSingleNode(options: SingleNodeOptions = {}): Promise<SingleNode> {
-  // The jest `citus` project (CHAT_TEST_ENGINE=citus) runs the node on the run's Citus cluster.
-  const db =
-    process.env['CHAT_TEST_ENGINE'] === 'citus'
-      ? await createCitusTestDatabase(options.nodeId ?? 'node')
-      : await createTestDatabase(options.nodeId ?? 'node', options.adminUrl);
+  const db = await createEngineTestDatabase(options.nodeId ?? 'node', options.adminUrl);
   const databaseUrl = db.url;
   const sql = new Pool({ connectionString: db.url, max: 2 });
   sql.on('error', () => undefined);

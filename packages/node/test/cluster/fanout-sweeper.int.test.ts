@@ -3,10 +3,21 @@
  * the sender has its `ok`, so the message must still reach the recipient. The elected node's
  * fan-out sweeper notices the dead node's stale mark and appends the event (docs/durable-path.md);
  * the recipient, connected to that node, gets it pushed live, and it is in the inbox once.
+ *
+ * Runs on both engines (jest projects `integration` and `citus`). On Citus the user step runs
+ * on the worker that holds the recipient's shard: the recipient's lock is taken there, and the
+ * waiting step is looked for, and ended, there.
  */
 import { jsonCodec } from '@chat/protocol';
 import { LOCK_SPACE } from '@chat/store';
-import { RawClient, TestCluster, countRows, waitFor } from '@chat/testkit';
+import {
+  RawClient,
+  TestCluster,
+  countRows,
+  holdKeyLocks,
+  testEngineIsCitus,
+  waitFor,
+} from '@chat/testkit';
 
 const STALE_MS = 3000;
 let cluster: TestCluster;
@@ -33,6 +44,28 @@ async function userOn(node: string, prefix: string): Promise<string> {
   throw new Error(`no ${prefix}-N on ${node} among 200`);
 }
 
+/** Backends waiting for a lock: on Citus, on the workers (where the steps run). */
+const WAITING = `from pg_stat_activity
+  where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`;
+
+async function waitingSteps(): Promise<number> {
+  if (!testEngineIsCitus()) return countRows(cluster.sql, `select count(*) as n ${WAITING}`);
+  const { rows } = await cluster.sql.query<{ result: string }>(
+    'select result from run_command_on_workers($1)',
+    [`select count(*) ${WAITING}`],
+  );
+  return rows.reduce((sum, r) => sum + Number(r.result), 0);
+}
+
+async function endWaitingSteps(): Promise<void> {
+  const end = `select count(pg_terminate_backend(pid)) ${WAITING}`;
+  if (testEngineIsCitus()) {
+    await cluster.sql.query('select run_command_on_workers($1)', [end]);
+  } else {
+    await cluster.sql.query(end);
+  }
+}
+
 async function connect(user: string, autoAck: boolean): Promise<RawClient> {
   const { url } = await cluster.route(user);
   const client = await RawClient.ready({ url, codec: jsonCodec, user, autoAck });
@@ -52,15 +85,12 @@ it('finishes the fan-out of a node that died owing it, once, and pushes it live'
   await bob.next((f) => f.t === 'evt' && f.kind === 'chat');
 
   // Hold the recipient's lock: node-1's user step waits for it after the chat step.
-  const lock = await cluster.sql.connect();
-  await lock.query('begin');
-  await lock.query('select pg_advisory_xact_lock($1, hashtext($2))', [LOCK_SPACE.user, recipient]);
-  const waiting = (): Promise<number> =>
-    countRows(
-      cluster.sql,
-      `select count(*) as n from pg_stat_activity
-       where application_name = 'chat' and wait_event_type = 'Lock'`,
-    );
+  const release = await holdKeyLocks(
+    cluster.db.url,
+    LOCK_SPACE.user,
+    [recipient],
+    testEngineIsCitus() ? 'users' : undefined,
+  );
   let messageId: string;
   try {
     ({ messageId } = (await alice.ok({
@@ -69,18 +99,15 @@ it('finishes the fan-out of a node that died owing it, once, and pushes it live'
       clientMsgId: 'owed',
       body: 'finished by another node',
     })) as { messageId: string });
-    await waitFor(async () => expect(await waiting()).toBe(1));
+    await waitFor(async () => expect(await waitingSteps()).toBe(1));
     cluster.node('node-1').signal('SIGKILL');
     await cluster.node('node-1').exited;
     // Its backend would notice within a second (client_connection_check_interval); end it now
-    // so the test does not depend on that.
-    await cluster.sql.query(
-      `select pg_terminate_backend(pid) from pg_stat_activity
-       where application_name = 'chat' and wait_event_type = 'Lock'`,
-    );
+    // so the test does not depend on that, and so it cannot finish once the lock is free.
+    await endWaitingSteps();
+    await waitFor(async () => expect(await waitingSteps()).toBe(0));
   } finally {
-    await lock.query('rollback');
-    lock.release();
+    await release();
   }
   const inboxRows = (): Promise<number> =>
     countRows(
