@@ -23,6 +23,7 @@ import type {
 } from '@chat/protocol';
 import { AckCoalescer } from './ack-coalescer';
 import { Backoff } from './backoff';
+import { DeliveredEvents } from './delivered-events';
 import { ConnectionError } from './errors';
 import { randomId } from './ids';
 import type { UploadData } from './media';
@@ -70,6 +71,20 @@ export interface ChatClientEvents {
    * derives from events (chat list, unread counts).
    */
   reset: { readonly lastSeq: number };
+  /**
+   * The node's database was restored to an earlier state or failed over (`welcome` names
+   * another store epoch than the one this client synced under): seqs after the restore point
+   * are handed out again for other events. The client has dropped its seq state and syncs from
+   * seq 0; events it already delivered are recognised by `(chatId, messageId)` and not
+   * delivered again, the others arrive as `event`s as usual. Messages the database lost do not
+   * come back: an app may refresh what it shows (chat list, unread counts). `lastSeq` is the
+   * seq the client had reached under the previous epoch.
+   */
+  storeEpochChanged: {
+    readonly previous: string;
+    readonly epoch: string;
+    readonly lastSeq: number;
+  };
 }
 
 export interface SendOptions {
@@ -126,8 +141,11 @@ export class ChatClient {
   private readonly opts: ResolvedOptions;
   private readonly codec: Codec;
   private readonly events: TypedEvents<ChatClientEvents>;
-  private readonly seqs: SeqTracker;
-  private readonly acks: AckCoalescer;
+  // Replaced when the store epoch changes: seqs of the old database mean nothing any more.
+  private seqs: SeqTracker;
+  private acks: AckCoalescer;
+  private readonly delivered = new DeliveredEvents();
+  private epoch: string | undefined;
   private readonly outbox: Outbox;
   private readonly backoff: Backoff;
 
@@ -156,10 +174,8 @@ export class ChatClient {
       this.opts.logger.error({ err, event }, 'chat client listener threw'),
     );
     this.seqs = new SeqTracker(this.opts.lastSeq);
-    this.acks = new AckCoalescer(
-      { maxDelayMs: this.opts.ackDelayMs, maxEvents: this.opts.ackEveryEvents },
-      this.opts.lastSeq,
-    );
+    this.acks = this.ackCoalescer(this.opts.lastSeq);
+    this.epoch = this.opts.storeEpoch;
     const backoffSettings = { baseMs: this.opts.backoffBaseMs, maxMs: this.opts.backoffMaxMs };
     this.outbox = new Outbox(backoffSettings, this.opts.random);
     this.backoff = new Backoff(backoffSettings, this.opts.random);
@@ -168,6 +184,14 @@ export class ChatClient {
   /** Last contiguous seq handed to the app: persist it and pass it as `lastSeq` next time. */
   get lastSeq(): number {
     return this.seqs.lastContiguous;
+  }
+
+  /**
+   * The store epoch `lastSeq` belongs to (from `welcome`; undefined until then unless given in
+   * the options): persist it with `lastSeq` and pass both back.
+   */
+  get storeEpoch(): string | undefined {
+    return this.epoch;
   }
 
   get state(): ConnectionState {
@@ -588,6 +612,7 @@ export class ChatClient {
     session.heartbeatMs = welcome.heartbeatMs > 0 ? welcome.heartbeatMs : 30_000;
     this.armLiveness(session, session.heartbeatMs * this.opts.heartbeatTimeoutFactor);
     this.acks.resetConnection();
+    this.adoptStoreEpoch(welcome);
     this.seqs.observe(welcome.seq);
     this.events.emit('welcome', welcome);
     if (welcome.reset === true) {
@@ -603,6 +628,33 @@ export class ChatClient {
     for (const pending of waiting) this.dispatch(pending);
     this.pumpOutbox();
     this.startSync(session);
+  }
+
+  /**
+   * A welcome naming another store epoch than the one the seqs are from: they start over at 0,
+   * and the sync that follows the welcome fetches the user's inbox as the database has it now.
+   */
+  private adoptStoreEpoch(welcome: WelcomeFrame): void {
+    const epoch = welcome.storeEpoch;
+    if (epoch === undefined || epoch === this.epoch) return;
+    const previous = this.epoch;
+    this.epoch = epoch;
+    if (previous === undefined) return;
+    const lastSeq = this.seqs.lastContiguous;
+    this.opts.logger.warn(
+      { node: welcome.node, previous, epoch, lastSeq },
+      'the store epoch changed (database restored or failed over); resyncing from seq 0',
+    );
+    this.seqs = new SeqTracker(0);
+    this.acks = this.ackCoalescer(0);
+    this.events.emit('storeEpochChanged', { previous, epoch, lastSeq });
+  }
+
+  private ackCoalescer(ackedSeq: number): AckCoalescer {
+    return new AckCoalescer(
+      { maxDelayMs: this.opts.ackDelayMs, maxEvents: this.opts.ackEveryEvents },
+      ackedSeq,
+    );
   }
 
   private startSync(session: Session): void {
@@ -794,7 +846,7 @@ export class ChatClient {
 
   private deliver(events: EventFrame[], scheduleAck = true): void {
     if (events.length === 0) return;
-    for (const evt of events) this.events.emit('event', evt);
+    for (const evt of events) if (this.delivered.firstTime(evt)) this.events.emit('event', evt);
     if (!scheduleAck) return;
     const decision = this.acks.delivered(events.length);
     if (decision === 'now') this.flushAck(false);

@@ -38,6 +38,12 @@ export interface ChatClientOptions {
   readonly codec?: 'json' | 'msgpack';
   /** Last contiguous seq the app persisted; events up to it are not delivered again. Default 0. */
   readonly lastSeq?: number;
+  /**
+   * The store epoch `lastSeq` belongs to (`client.storeEpoch` when it was persisted). When the
+   * node's `welcome` names another one, the database was restored since: the client starts
+   * over from seq 0 (`storeEpochChanged`). Without it the first epoch seen is taken as given.
+   */
+  readonly storeEpoch?: string;
   /** Backoff ceiling of the first retry, ms. Default 250. */
   readonly backoffBaseMs?: number;
   /** Highest backoff ceiling, ms. Default 10 000. */
@@ -80,6 +86,7 @@ export interface ResolvedOptions {
   readonly token: TokenSource;
   readonly codec: 'json' | 'msgpack';
   readonly lastSeq: number;
+  readonly storeEpoch: string | undefined;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
   readonly requestTimeoutMs: number;
@@ -132,6 +139,9 @@ export function resolveOptions(options: ChatClientOptions): ResolvedOptions {
   if (!Number.isSafeInteger(lastSeq) || lastSeq < 0) {
     throw new TypeError('lastSeq must be a non-negative integer');
   }
+  if (options.storeEpoch !== undefined && typeof options.storeEpoch !== 'string') {
+    throw new TypeError('storeEpoch must be a string');
+  }
   const globalFetch = (globalThis as { fetch?: FetchLike }).fetch;
   return Object.freeze({
     url,
@@ -140,6 +150,7 @@ export function resolveOptions(options: ChatClientOptions): ResolvedOptions {
     token: options.token,
     codec,
     lastSeq,
+    storeEpoch: options.storeEpoch,
     backoffBaseMs: positive('backoffBaseMs', options.backoffBaseMs, 250),
     backoffMaxMs: positive('backoffMaxMs', options.backoffMaxMs, 10_000),
     requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs, 10_000),

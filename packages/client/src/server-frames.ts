@@ -20,6 +20,7 @@ export function parseServerFrame(value: unknown): ServerFrame | undefined {
   switch (f.t) {
     case 'welcome':
       if (!isInt(f.seq) || typeof f.node !== 'string' || !isInt(f.heartbeatMs)) return undefined;
+      if (!optionalString(f.storeEpoch)) return undefined;
       break;
     case 'ok':
       if (!isInt(f.id)) return undefined;

@@ -72,6 +72,66 @@ describe.each(['json', 'msgpack'] as const)('ChatClient over %s', (codec) => {
     expect(client.lastSeq).toBe(6);
   });
 
+  it('on a new store epoch, starts over from seq 0: reused seqs arrive, repeats do not', async () => {
+    const node = await startNode();
+    node.storeEpoch = 'e1';
+    for (let i = 1; i <= 5; i++) node.addEvent(`before ${i}`);
+    const { client, events } = makeClient({ url: node.url });
+    const changes: unknown[] = [];
+    client.on('storeEpochChanged', (c) => changes.push(c));
+    await client.connect();
+    expect(client.storeEpoch).toBe('e1');
+    expect(client.lastSeq).toBe(5);
+
+    // The database goes back to when the inbox held 3 events; the next two events take seqs 4
+    // and 5 again, and the node closes its connections with 4010.
+    node.inbox.splice(3);
+    node.storeEpoch = 'e2';
+    node.messageIdPrefix = 'r';
+    node.addEvent('after 1', false);
+    node.addEvent('after 2', false);
+    node.connections[0]!.close(CloseCode.STORE_EPOCH, 'store epoch changed');
+
+    await waitFor(() =>
+      expect(events.map((e) => (e.kind === 'message' ? e.body : e.kind))).toEqual([
+        'before 1',
+        'before 2',
+        'before 3',
+        'before 4',
+        'before 5',
+        'after 1',
+        'after 2',
+      ]),
+    );
+    expect(changes).toEqual([{ previous: 'e1', epoch: 'e2', lastSeq: 5 }]);
+    expect(node.connections[1]!.received.filter((f) => f.t === 'sync')[0]?.after).toBe(0);
+    expect(client.storeEpoch).toBe('e2');
+    expect(client.lastSeq).toBe(5);
+    await waitFor(() =>
+      expect(node.connections[1]!.received.filter((f) => f.t === 'ack').at(-1)?.seq).toBe(5),
+    );
+  });
+
+  it("resyncs from 0 when the persisted store epoch is not the node's, and not without one", async () => {
+    const node = await startNode();
+    node.storeEpoch = 'e2';
+    for (let i = 1; i <= 4; i++) node.addEvent(`m${i}`);
+    const stale = makeClient({ url: node.url, lastSeq: 3, storeEpoch: 'e1' });
+    const changes: unknown[] = [];
+    stale.client.on('storeEpochChanged', (c) => changes.push(c));
+    await stale.client.connect();
+    expect(changes).toEqual([{ previous: 'e1', epoch: 'e2', lastSeq: 3 }]);
+    expect(stale.events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+
+    // An app that never stored an epoch keeps its lastSeq: the first epoch is taken as given.
+    const legacy = makeClient({ url: node.url, lastSeq: 3 });
+    legacy.client.on('storeEpochChanged', (c) => changes.push(c));
+    await legacy.client.connect();
+    expect(legacy.events.map((e) => e.seq)).toEqual([4]);
+    expect(legacy.client.storeEpoch).toBe('e2');
+    expect(changes).toHaveLength(1);
+  });
+
   it('answers pings, and syncs when a ping or a push reveals a gap', async () => {
     const node = await startNode();
     const { client, events } = makeClient({ url: node.url });

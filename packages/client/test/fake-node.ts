@@ -44,6 +44,10 @@ export class FakeNode {
   resetDevice = false;
   /** Default sync page size when the client sends no limit. */
   pageSize = 100;
+  /** `welcome.storeEpoch`; absent when undefined (a node from before store epochs). */
+  storeEpoch: string | undefined;
+  /** Message ids are `${messageIdPrefix}${seq}`: a restore test changes it for new messages. */
+  messageIdPrefix = 'm';
   private readonly messages = new Map<string, { messageId: string; ts: number }>();
   private readonly http = createServer();
   private readonly wss = new WebSocketServer({
@@ -85,7 +89,7 @@ export class FakeNode {
       seq,
       kind: 'message',
       chatId: 'chat-1',
-      messageId: `m${seq}`,
+      messageId: `${this.messageIdPrefix}${seq}`,
       from: 'bob',
       body,
       attachments: [],
@@ -160,6 +164,7 @@ export class FakeNode {
       seq: this.latestSeq,
       heartbeatMs: this.heartbeatMs,
       ...(this.resetDevice ? { reset: true } : {}),
+      ...(this.storeEpoch === undefined ? {} : { storeEpoch: this.storeEpoch }),
     });
     this.hooks.onOpen?.(conn);
   }

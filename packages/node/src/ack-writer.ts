@@ -37,6 +37,8 @@ export class AckWriter {
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Number.POSITIVE_INFINITY;
   private flushing: Promise<void> = Promise.resolve();
+  /** Moves on at `discard`: a write begun before it neither goes on nor keeps its failures. */
+  private generation = 0;
 
   constructor(private readonly options: AckWriterOptions) {}
 
@@ -57,6 +59,16 @@ export class AckWriter {
   flush(): Promise<void> {
     this.flushing = this.flushing.then(() => this.write());
     return this.flushing;
+  }
+
+  /**
+   * Forgets every cursor not written yet. For a new store epoch: they are seqs of the database
+   * that was replaced, and written to the new one they would delete events the devices never
+   * got there.
+   */
+  discard(): void {
+    this.dirty.clear();
+    this.generation += 1;
   }
 
   async close(): Promise<void> {
@@ -80,6 +92,7 @@ export class AckWriter {
   }
 
   private async write(): Promise<void> {
+    const generation = this.generation;
     try {
       await this.options.beforeWrite?.();
     } catch (err) {
@@ -95,6 +108,7 @@ export class AckWriter {
     );
     for (let from = 0; from < all.length; from += size) {
       if (from > 0 && pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      if (generation !== this.generation) return;
       const batch = all.slice(from, from + size);
       const cursors: DeviceCursor[] = batch.map(({ user, device, seq }) => ({
         userId: user,
@@ -104,6 +118,7 @@ export class AckWriter {
       try {
         await this.options.store.writeCursors(cursors, this.options.now());
       } catch (err) {
+        if (generation !== this.generation) return;
         this.options.log.warn({ err, devices: batch.length }, 'cursor write failed; will retry');
         for (const { user, device, seq } of all.slice(from)) this.note(user, device, seq);
         return;

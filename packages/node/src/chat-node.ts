@@ -61,6 +61,8 @@ export interface ChatNodeDeps {
   readonly socialOptions?: SocialOptions;
   /** Builds presence questions and typing fan-out around this node's own; local-only by default. */
   readonly presence?: (local: LocalPresence) => PresencePeers;
+  /** The store epoch the node runs under, sent in `welcome` (store-epoch.ts); none when absent. */
+  readonly storeEpoch?: () => string | undefined;
 }
 
 /** Close code for "try again later" when the node cannot reach its store at connect time. */
@@ -92,6 +94,7 @@ export class ChatNode {
   private sweeper: NodeJS.Timeout | undefined;
   private readonly admission: TokenBucket;
   private readonly metrics: NodeMetrics | undefined;
+  private readonly storeEpoch: () => string | undefined;
   /** Cumulative, for `/v1/stats`: readers turn them into rates (the registry's dashboard). */
   private sendsAccepted = 0;
   private eventsPushed = 0;
@@ -103,6 +106,7 @@ export class ChatNode {
     this.clock = deps.clock;
     this.log = deps.log;
     this.ownership = deps.ownership ?? singleNodeOwnership;
+    this.storeEpoch = deps.storeEpoch ?? (() => undefined);
     this.sessions = new SessionRegistry(this.config.limits.maxDevicesPerUser);
     this.admission = new TokenBucket(
       this.config.admitRatePerSec,
@@ -235,6 +239,7 @@ export class ChatNode {
       return;
     }
     if (session.isClosed) return;
+    const storeEpoch = this.storeEpoch();
     session.send({
       t: 'welcome',
       user: session.user,
@@ -245,6 +250,7 @@ export class ChatNode {
       heartbeatMs: this.config.heartbeatMs,
       ...(reset ? { reset: true as const } : {}),
       ...(session.features.size > 0 ? { features: [...session.features].sort() } : {}),
+      ...(storeEpoch === undefined ? {} : { storeEpoch }),
     });
     // Receipt watermarks that moved while the device was away (as events without the feature).
     if (session.features.has('receipt-marks')) {
@@ -426,6 +432,28 @@ export class ChatNode {
     this.metrics?.movedUsers.inc();
     this.metrics?.movedDevices.inc(sessions.length);
     return true;
+  }
+
+  /**
+   * The database was restored or failed over (a new store epoch, store-epoch.ts). What this
+   * node holds from the database it replaced no longer holds: each user's latest seq, the
+   * pushes awaiting acks, and the device cursors not written yet (as seqs of the old database
+   * they would delete events the devices never got in the new one). All of it is dropped, the
+   * store makes good its own fan-out there, and every device is closed with 4010: it
+   * reconnects, finds the new epoch in its `welcome` and resyncs. Delivered watermarks are
+   * kept: they are message ids a device did get, true in the new database too (message ids of
+   * a chat grow with time, so its lost messages lie above all of the restored ones).
+   * Returns how many connections were closed.
+   */
+  storeEpochChanged(): number {
+    this.acks.discard();
+    this.store.storeEpochChanged?.();
+    const sessions = this.sessions.removeAll();
+    for (const session of sessions) {
+      this.notReady.delete(session);
+      session.close(CloseCode.STORE_EPOCH, 'store epoch changed');
+    }
+    return sessions.length;
   }
 
   /** Owners of users as this node sees them, for checking that the cluster agrees. */

@@ -44,6 +44,11 @@ export interface NodeConfig {
   readonly fanoutStaleMs: number;
   /** How often the fan-out sweeper looks for such nodes (on the elected node). */
   readonly fanoutSweepMs: number;
+  /**
+   * How often the store epoch is read (it is also read on every new database connection): a
+   * change closes every connection with 4010 so that devices resync.
+   */
+  readonly epochCheckMs: number;
   /** Frames a connection may send per second (token bucket refill). */
   readonly ratePerSec: number;
   /** Token bucket size. */
@@ -85,6 +90,7 @@ export const defaultNodeConfig = Object.freeze({
   fanoutMarkMs: 1000,
   fanoutStaleMs: 15_000,
   fanoutSweepMs: 2000,
+  epochCheckMs: 5000,
   ratePerSec: 50,
   rateBurst: 100,
   rateStrikes: 50,
@@ -148,6 +154,7 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     fanoutMarkMs: r.int('CHAT_FANOUT_MARK_MS', d.fanoutMarkMs, 50, 60_000),
     fanoutStaleMs: r.int('CHAT_FANOUT_STALE_MS', d.fanoutStaleMs, 500, 3_600_000),
     fanoutSweepMs: r.int('CHAT_FANOUT_SWEEP_MS', d.fanoutSweepMs, 50, 600_000),
+    epochCheckMs: r.int('CHAT_EPOCH_CHECK_MS', d.epochCheckMs, 100, 3_600_000),
     ratePerSec: r.int('CHAT_RATE_PER_SEC', d.ratePerSec, 1, 1_000_000),
     rateBurst: r.int('CHAT_RATE_BURST', d.rateBurst, 1, 1_000_000),
     rateStrikes: r.int('CHAT_RATE_STRIKES', d.rateStrikes, 1, 1_000_000),

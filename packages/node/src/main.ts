@@ -14,6 +14,7 @@ import {
   SINGLE_SHARD_SETTINGS,
   createDatabase,
   migrate,
+  readStoreEpoch,
 } from '@chat/store';
 import { ChatNode } from './chat-node';
 import { scheduleCpuProfile } from './cpu-profile';
@@ -34,6 +35,7 @@ import { RetentionJob, runWhileLeader } from './retention';
 import type { RetentionConfig } from './retention-config';
 import { retentionConfigFromEnv, retentionDays } from './retention-config';
 import { ListenError, startServer } from './server';
+import { StoreEpochWatch } from './store-epoch';
 
 function loadConfig(): {
   node: LoadedConfig;
@@ -81,13 +83,22 @@ async function main(): Promise<void> {
     );
   }
 
+  // Read at start, on every new connection and every CHAT_EPOCH_CHECK_MS: a restored or failed
+  // over database sends every device to resync (store-epoch.ts).
+  const storeEpoch = new StoreEpochWatch({
+    read: () => readStoreEpoch(db),
+    intervalMs: config.epochCheckMs,
+    log: log.child({ component: 'store-epoch' }),
+  });
   const db = createDatabase(config.databaseUrl, {
     maxConnections: config.pgPoolMax,
     // On Citus every statement of the node stays on one shard, or fails (issue 15).
     sessionSettings: SINGLE_SHARD_SETTINGS,
     logger: log.child({ component: 'pg' }),
+    checkConnection: storeEpoch.checkConnection,
   });
   await migrate(db);
+  log.info({ storeEpoch: await storeEpoch.start() }, 'store epoch');
   const metrics = new NodeMetrics({ nodeId: config.nodeId });
   const store = new PgChatStore(db, {
     maxMembersPerChat: config.limits.maxMembersPerChat,
@@ -133,6 +144,11 @@ async function main(): Promise<void> {
     ...(cluster
       ? { ownership: cluster.ownership, fabric: cluster.fabric, presence: cluster.presence }
       : {}),
+    storeEpoch: () => storeEpoch.current,
+  });
+  storeEpoch.onChange(() => {
+    const closed = node.storeEpochChanged();
+    log.warn({ closed }, 'closed every connection for the new store epoch');
   });
   node.start();
   // Finishes what a previous run of this node owed, then writes its fan-out mark.
@@ -198,6 +214,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     // Leave the ring first and move our users to their new owners, then stop.
     await stopJobs();
+    storeEpoch.stop();
     await cluster?.drainAndLeave();
     server.close();
     await node.stop();

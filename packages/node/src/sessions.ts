@@ -57,6 +57,17 @@ export class SessionRegistry {
     if (entry.devices.size === 0) this.byUser.delete(session.user);
   }
 
+  /**
+   * Forgets every session and every user's latest seq at once, and returns the sessions (for
+   * the caller to close): after a new store epoch nothing of it holds.
+   */
+  removeAll(): Session[] {
+    const sessions = [...this.all()];
+    this.byUser.clear();
+    this.connections = 0;
+    return sessions;
+  }
+
   devicesOf(user: string): Iterable<Session> {
     return this.byUser.get(user)?.devices.values() ?? [];
   }

@@ -97,3 +97,41 @@ test('a failed statement keeps its devices and the rest for the next flush', asy
   expect(written.map((c) => c.deviceId).sort()).toEqual(['d0', 'd1', 'd2', 'd3', 'd4']);
   await acks.close();
 });
+
+test('discard forgets unwritten cursors; a flush under way stops and keeps no failures', async () => {
+  const written: DeviceCursor[] = [];
+  let release: (ok: boolean) => void = () => undefined;
+  const { acks } = writerWith(
+    async (cursors) => {
+      if (cursors.some((c) => c.deviceId === 'd0')) {
+        // The statement is under way when the store epoch changes.
+        const ok = await new Promise<boolean>((resolve) => (release = resolve));
+        if (!ok) throw new Error('connection terminated');
+      }
+      written.push(...cursors);
+    },
+    { maxDevicesPerStatement: 1, pauseMs: 0 },
+  );
+  const race = async (ok: boolean): Promise<void> => {
+    acks.note('dan', 'd0', 7);
+    acks.note('dan', 'd1', 7);
+    const flushing = acks.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    acks.discard();
+    release(ok);
+    await flushing;
+    await acks.flush();
+  };
+  await race(false); // failed: not kept for the next flush
+  expect(written).toEqual([]);
+  await race(true); // went through: the next statement (d1) is not written
+  expect(written.map((c) => c.deviceId)).toEqual(['d0']);
+
+  written.length = 0;
+  acks.note('dan', 'd2', 2);
+  acks.discard();
+  acks.note('dan', 'd3', 1); // a cursor of the new database
+  await acks.flush();
+  expect(written).toEqual([{ userId: 'dan', deviceId: 'd3', seq: 1 }]);
+  await acks.close();
+});

@@ -21,6 +21,16 @@ describe('nodeConfigFromEnv', () => {
     expect(() => nodeConfigFromEnv({ ...base, CHAT_LOG_LEVEL: 'loud' })).toThrow(
       /CHAT_LOG_LEVEL must be one of/,
     );
+    expect(() => nodeConfigFromEnv({ ...base, CHAT_EPOCH_CHECK_MS: '10' })).toThrow(
+      /CHAT_EPOCH_CHECK_MS/,
+    );
+  });
+
+  it('checks the store epoch every 5 s unless told otherwise', () => {
+    expect(nodeConfigFromEnv(base).config.epochCheckMs).toBe(5000);
+    expect(nodeConfigFromEnv({ ...base, CHAT_EPOCH_CHECK_MS: '250' }).config.epochCheckMs).toBe(
+      250,
+    );
   });
 
   it('refuses to run without a secret in production', () => {

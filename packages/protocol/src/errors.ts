@@ -32,6 +32,11 @@ export const CloseCode = {
   REPLACED: 4008,
   /** The user already has the maximum number of connected devices. */
   DEVICE_LIMIT: 4009,
+  /**
+   * The node's database was restored or failed over (a new store epoch): reconnect; the next
+   * `welcome` carries the new `storeEpoch`.
+   */
+  STORE_EPOCH: 4010,
   /** The connection kept sending over its rate limit. */
   RATE_LIMITED: 4029,
 } as const;

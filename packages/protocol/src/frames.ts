@@ -129,6 +129,14 @@ export interface WelcomeFrame {
   reset?: true;
   /** The optional features (features.ts) the node applies to this connection; absent: none. */
   features?: string[];
+  /**
+   * The store epoch: an opaque string that changes when the database behind the nodes was
+   * restored to an earlier state or failed over to a replica that may have lost writes. Sequence
+   * numbers (and the events behind them) are only comparable within one epoch: a device that
+   * synced under another epoch starts over with `sync {after: 0}` and recognises what it already
+   * has by `(chatId, messageId)`, not by seq. Absent from nodes older than this field.
+   */
+  storeEpoch?: string;
 }
 
 export interface ChatSummary {

@@ -4,7 +4,13 @@ export type { DeviceConnectStats } from './device-connect';
 export { LOCK_SPACE } from './key-locks';
 export { SINGLE_SHARD_SETTINGS } from './shard-router';
 export { createDatabase } from './pool';
-export type { DatabaseOptions, StoreLogger } from './pool';
+export type { DatabaseOptions, RawQuery, StoreLogger } from './pool';
+export {
+  StoreEpochChangedError,
+  newStoreEpoch,
+  readStoreEpoch,
+  readStoreEpochWith,
+} from './store-epoch';
 export { migrate, migrations } from './migrations';
 export { PgAttachmentStore } from './attachment-store';
 export type { AttachmentAccess, AttachmentStore } from './attachment-store';

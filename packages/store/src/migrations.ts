@@ -10,6 +10,7 @@ import type { Database } from './schema';
 import { durablePathMigration } from './migration-durable-path';
 import { distributeMigration } from './migration-distribute';
 import { sendBatchMigration } from './migration-send-batch';
+import { storeEpochMigration } from './store-epoch';
 
 const initial: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
@@ -142,6 +143,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0006_send_batch_function': sendBatchMigration,
   '0007_durable_path': durablePathMigration,
   '0008_distribute': distributeMigration,
+  '0009_store_epoch': storeEpochMigration,
 });
 
 const provider: MigrationProvider = {

@@ -166,6 +166,9 @@ export class PgChatStore implements ChatStore {
   private resweepTimer: NodeJS.Timeout | undefined;
   private resweepDelayMs = RESWEEP_MS;
   private backlogWaiters: (() => void)[] = [];
+  /** The own fan-out swept again after a new store epoch; no mark is written meanwhile. */
+  private restoreSweep: Promise<void> | undefined;
+  private restoreSweepAgain = false;
   /** Plain PostgreSQL or Citus, found out on first use. */
   private readonly routers: EngineRouters;
 
@@ -266,6 +269,36 @@ export class PgChatStore implements ChatStore {
       );
     }, waitMs);
     timer.unref();
+  }
+
+  /**
+   * The database was restored or failed over (a new store epoch): a message this node stored
+   * before the restore point may have had its fan-out after it, and that is missing there now.
+   * Sweeps this node's own messages again from the mark that database has, and writes no mark
+   * until then: a mark written first would promise the lost fan-out, and nobody would sweep it.
+   */
+  storeEpochChanged(): void {
+    if (this.closed) return;
+    // The lowest mark read from the other database says nothing about this one.
+    this.keepFromMs = 0;
+    this.restoreSweepAgain = true;
+    this.restoreSweep ??= this.sweepAfterRestore().finally(() => (this.restoreSweep = undefined));
+  }
+
+  private async sweepAfterRestore(): Promise<void> {
+    let delayMs = RESWEEP_MS;
+    while (this.restoreSweepAgain && !this.closed) {
+      this.restoreSweepAgain = false;
+      try {
+        await this.sweepOwn();
+        delayMs = RESWEEP_MS;
+      } catch (err) {
+        this.restoreSweepAgain = true;
+        this.options.logger.warn({ err }, 'own fan-out sweep after a new store epoch failed');
+        await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+        delayMs = Math.min(delayMs * 2, 5000);
+      }
+    }
   }
 
   /**
@@ -533,6 +566,7 @@ export class PgChatStore implements ChatStore {
    * the lowest of all marks: acked events older than that may be deleted.
    */
   async writeMark(): Promise<void> {
+    if (this.restoreSweep !== undefined) return;
     const n = ++this.marksStarted;
     try {
       const beat = await beatMark(this.db, this.nodeId, this.fanout.upto(), this.now());

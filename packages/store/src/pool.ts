@@ -39,8 +39,18 @@ export interface DatabaseOptions {
    * any statement of these connections that would run on more than one shard fails instead.
    */
   readonly sessionSettings?: Readonly<Record<string, string>>;
+  /**
+   * Runs once on every new connection, before anything else uses it (the node checks the store
+   * epoch there: after a restore or failover every connection is new, so nothing of the node's
+   * runs on the other database before it noticed). A throw refuses the connection: it is
+   * closed, and the query that asked for it fails with that error.
+   */
+  readonly checkConnection?: (query: RawQuery) => Promise<void>;
   readonly logger?: StoreLogger;
 }
+
+/** Runs one statement on a raw connection and returns its rows. */
+export type RawQuery = (text: string) => Promise<readonly Record<string, unknown>[]>;
 
 /**
  * Creates the Kysely instance the store runs on. `db.destroy()` closes the pool.
@@ -74,7 +84,9 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Kyse
   // An idle client losing its connection (Postgres restarted, network cut) emits `error` on the
   // pool; without a listener that would be an uncaught exception.
   pool.on('error', (err) => logger.warn({ err }, 'idle postgres connection failed'));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new GuardedPool(pool) }) });
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new GuardedPool(pool, options.checkConnection) }),
+  });
 }
 
 /**
@@ -83,7 +95,13 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Kyse
  * busy with the abandoned query, and every later query on it (ROLLBACK included) would wait.
  */
 class GuardedPool implements PostgresPool {
-  constructor(private readonly pool: Pool) {}
+  /** Connections that passed `check` (pg-pool keeps one client object per connection). */
+  private readonly checked = new WeakSet<object>();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly check?: (query: RawQuery) => Promise<void>,
+  ) {}
 
   get options(): object {
     return this.pool.options;
@@ -92,6 +110,26 @@ class GuardedPool implements PostgresPool {
   async connect(): Promise<PostgresPoolClient> {
     const client = await this.pool.connect();
     let broken = false;
+    // pg-pool listens for errors of idle connections only. One the server ends while it is
+    // checked out and no query of it is running (a restart, an administrator, a restore that
+    // ends every connection) emits `error` with nobody listening, which would end the process.
+    const onError = (): void => {
+      broken = true;
+    };
+    client.on('error', onError);
+    const release = (destroy: boolean): void => {
+      client.removeListener('error', onError);
+      client.release(destroy || broken);
+    };
+    if (this.check !== undefined && !this.checked.has(client)) {
+      try {
+        await this.check(async (text) => (await client.query(text)).rows);
+      } catch (err) {
+        release(true);
+        throw err;
+      }
+      this.checked.add(client);
+    }
     const guarded: PostgresPoolClient = {
       query: ((...args: Parameters<PostgresPoolClient['query']>) => {
         if (broken) return Promise.reject(new ConnectionBrokenError('connection already failed'));
@@ -104,7 +142,7 @@ class GuardedPool implements PostgresPool {
         }
         return result; // a cursor
       }) as PostgresPoolClient['query'],
-      release: (destroy?: boolean) => client.release(destroy === true || broken),
+      release: (destroy?: boolean) => release(destroy === true),
     };
     return guarded;
   }

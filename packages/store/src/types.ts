@@ -135,6 +135,12 @@ export interface ChatStore {
 
   sync(userId: string, after: number, limit: number): Promise<SyncPage>;
 
+  /**
+   * The database was restored or failed over (its store epoch changed, store-epoch.ts): the
+   * store makes good what that database lost of this node's own work.
+   */
+  storeEpochChanged?(): void;
+
   /** Waits (a bounded time) for in-flight batches and fan-out, then closes the pool. */
   close(): Promise<void>;
 }

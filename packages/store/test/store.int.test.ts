@@ -83,6 +83,7 @@ describe('migrations', () => {
         '0006_send_batch_function',
         '0007_durable_path',
         '0008_distribute',
+        '0009_store_epoch',
       ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));

@@ -9,6 +9,8 @@ export type { SingleNode, SingleNodeOptions } from './single-node';
 export { createTestDatabase } from './db';
 export type { TestDatabase } from './db';
 export { createEngineTestDatabase, testEngineIsCitus } from './engine-db';
+export { snapshotDatabase } from './db-snapshot';
+export type { DatabaseSnapshot } from './db-snapshot';
 export { startPostgres } from './postgres';
 export type { PostgresHandle, PostgresOptions } from './postgres';
 export { openSlowSocket } from './slow-socket';
