@@ -147,6 +147,53 @@ export const CHAT_STEP_ARGS =
  */
 export function chatStepFunction(onShards: boolean): string {
   const onShard = (column: string): string => (onShards ? ` and ${column} = any(p_chat_ids)` : '');
+  // Plain PostgreSQL: the CTEs above store the new messages and note the new ids.
+  const PLAIN_STORE = `,
+    ins as (
+      insert into messages (chat_id, id, kind, sender_id, client_msg_id, body, attachments,
+          created_at, origin)
+        select fr.chat, b.b + fr.k, 'message', p_sender_ids[fr.i], p_client_msg_ids[fr.i],
+          p_bodies[fr.i], p_attachments[fr.i], p_created_ats[fr.i], p_origin
+        from fresh fr join base b on b.chat = fr.chat
+        order by fr.chat, fr.k
+    )
+    select array_agg(fr.i order by fr.i), array_agg(b.b + fr.k order by fr.i)
+      into v_new_i, v_new_id
+      from fresh fr join base b on b.chat = fr.chat;
+
+    -- listChats orders by activity: keep it to the minute without a write per message.
+    update chats c set last_message_at = n.at
+    from (
+      select p_chat_ids[t.i] as chat, max(p_created_ats[t.i]) as at
+      from unnest(v_new_i) as t(i) group by 1
+    ) n
+    where c.id = n.chat${onShard('c.id')}
+      and (c.last_message_at is null or c.last_message_at < n.at - 60000);
+`;
+  // Citus: a CTE that inserts what it selected makes Citus plan the CTEs apart and send their
+  // results to every node in a two-phase commit (see user-step.ts); the SELECT numbers the new
+  // messages, an INSERT of the input's rows at those positions stores them.
+  const CITUS_STORE = `
+    select array_agg(fr.i order by fr.i), array_agg(b.b + fr.k order by fr.i)
+      into v_new_i, v_new_id
+      from fresh fr join base b on b.chat = fr.chat;
+    insert into messages (chat_id, id, kind, sender_id, client_msg_id, body, attachments,
+        created_at, origin)
+      select p_chat_ids[t.i], t.id, 'message', p_sender_ids[t.i], p_client_msg_ids[t.i],
+        p_bodies[t.i], p_attachments[t.i], p_created_ats[t.i], p_origin
+      from unnest(v_new_i, v_new_id) as t(i, id)
+      order by 1, 2;
+
+    -- listChats orders by activity: keep it to the minute without a write per message (one
+    -- statement per chat: a join to unnest() would be planned apart, see user-step.ts).
+    for v_chat, v_at in
+      select p_chat_ids[t.i], max(p_created_ats[t.i]) from unnest(v_new_i) as t(i) group by 1
+    loop
+      update chats c set last_message_at = v_at
+      where c.id = v_chat${onShard('c.id')}
+        and (c.last_message_at is null or c.last_message_at < v_at - 60000);
+    end loop;
+`;
   return `
   create or replace function chat_store_messages(${CHAT_STEP_ARGS})
   returns table (i int, status text, message_id int8, ts int8, recipients text[])
@@ -161,7 +208,13 @@ export function chatStepFunction(onShards: boolean): string {
   declare
     v_members jsonb;   -- chat id -> its members (sorted), for chats that exist
     v_new_i int[];     -- batch positions stored now, their ids
-    v_new_id int8[];
+    v_new_id int8[];${
+      onShards
+        ? `
+    v_chat text;       -- a chat of the batch with new messages, and its newest time
+    v_at int8;`
+        : ''
+    }
   begin
     ${lockKeysSql('chat', 'p_chat_ids', onShards)};
     select coalesce(jsonb_object_agg(c.id, array(
@@ -198,27 +251,7 @@ export function chatStepFunction(onShards: boolean): string {
                     where m.chat_id = c.chat${onShard('m.chat_id')}), 0),
           c.first_at * 1000 - 1) as b
       from (select fr.chat, min(p_created_ats[fr.i]) as first_at from fresh fr group by fr.chat) c
-    ),
-    ins as (
-      insert into messages (chat_id, id, kind, sender_id, client_msg_id, body, attachments,
-          created_at, origin)
-        select fr.chat, b.b + fr.k, 'message', p_sender_ids[fr.i], p_client_msg_ids[fr.i],
-          p_bodies[fr.i], p_attachments[fr.i], p_created_ats[fr.i], p_origin
-        from fresh fr join base b on b.chat = fr.chat
-        order by fr.chat, fr.k
-    )
-    select array_agg(fr.i order by fr.i), array_agg(b.b + fr.k order by fr.i)
-      into v_new_i, v_new_id
-      from fresh fr join base b on b.chat = fr.chat;
-
-    -- listChats orders by activity: keep it to the minute without a write per message.
-    update chats c set last_message_at = n.at
-    from (
-      select p_chat_ids[t.i] as chat, max(p_created_ats[t.i]) as at
-      from unnest(v_new_i) as t(i) group by 1
-    ) n
-    where c.id = n.chat${onShard('c.id')}
-      and (c.last_message_at is null or c.last_message_at < n.at - 60000);
+    )${onShards ? CITUS_STORE : PLAIN_STORE}
 
     return query
       with sends as (

@@ -66,13 +66,23 @@ async function distributeGroup(
   }
 }
 
+/**
+ * Citus plans each statement of a step with the call's values (a generic plan cannot be pruned
+ * to one shard), and without JIT: the steps turn sequential scans off, which makes any plan
+ * with one look costly enough to be compiled, about 60 ms per call for a few rows.
+ */
+async function tuneStepForCitus(db: Kysely<unknown>, step: RoutedStep): Promise<void> {
+  const types = argTypes(step.args);
+  await sql
+    .raw(
+      `alter function ${step.name}(${types}) set plan_cache_mode = force_custom_plan set jit = off`,
+    )
+    .execute(db);
+}
+
 async function createRoutedStep(db: Kysely<unknown>, step: RoutedStep): Promise<void> {
   const types = argTypes(step.args);
-  // Citus plans each statement with the call's values (a generic plan cannot be pruned to
-  // one shard).
-  await sql
-    .raw(`alter function ${step.name}(${types}) set plan_cache_mode = force_custom_plan`)
-    .execute(db);
+  await tuneStepForCitus(db, step);
   await sql`select create_distributed_function(${`${step.name}(${types})`})`.execute(db);
   await sql
     .raw(
@@ -81,6 +91,7 @@ async function createRoutedStep(db: Kysely<unknown>, step: RoutedStep): Promise<
         language plpgsql
         -- Every statement inside stays on the shard of p_route, or the call fails.
         set citus.multi_task_query_log_level = 'error'
+        set jit = off
         as $fn$ begin
           return query select * from ${step.name}(${argNames(step.args)});
         end $fn$`,
@@ -120,5 +131,29 @@ export const distributeMigration: Migration = {
     for (const table of REFERENCE_TABLES) {
       await sql`select undistribute_table(${table})`.execute(db);
     }
+  },
+};
+
+/**
+ * Migration 0010_citus_local_steps: on Citus, the steps as chatStepFunction/userStepFunction
+ * now write them: no statement inserts rows it selected in the same statement (Citus planned
+ * those CTEs apart and sent their results to every node in a two-phase commit, 1-5 s per call
+ * under load), and JIT off. Plain PostgreSQL: nothing changes.
+ */
+export const citusLocalStepsMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    if ((await detectEngine(db)) !== 'citus') return;
+    await sql.raw(chatStepFunction(true)).execute(db);
+    await sql.raw(userStepFunction(true)).execute(db);
+    for (const step of ROUTED_STEPS) {
+      // `create or replace` took the settings back to the function's own.
+      await tuneStepForCitus(db, step);
+      await sql
+        .raw(`alter function ${step.name}_at(text, ${argTypes(step.args)}) set jit = off`)
+        .execute(db);
+    }
+  },
+  async down(): Promise<void> {
+    // The earlier bodies are equivalent; nothing to undo.
   },
 };

@@ -8,7 +8,7 @@ import { mediaMigration } from './attachment-store';
 import { messageContentMigration, retentionMigration } from './retention-store';
 import type { Database } from './schema';
 import { durablePathMigration } from './migration-durable-path';
-import { distributeMigration } from './migration-distribute';
+import { citusLocalStepsMigration, distributeMigration } from './migration-distribute';
 import { sendBatchMigration } from './migration-send-batch';
 import { storeEpochMigration } from './store-epoch';
 
@@ -144,6 +144,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0007_durable_path': durablePathMigration,
   '0008_distribute': distributeMigration,
   '0009_store_epoch': storeEpochMigration,
+  '0010_citus_local_steps': citusLocalStepsMigration,
 });
 
 const provider: MigrationProvider = {

@@ -146,38 +146,8 @@ export const USER_STEP_ARGS =
 export function userStepFunction(onShards: boolean): string {
   const onShard = (column: string): string =>
     onShards ? ` and ${column} = any(p_distinct_users)` : '';
-  return `
-  create or replace function chat_append_events(${USER_STEP_ARGS})
-  returns table (i int, seq int8)
-  language plpgsql
-  -- Plan each statement once per connection (the arrays do not change the best plan), and
-  -- by key lookups: a connection's first call may come while the tables are nearly empty,
-  -- when a scan looks cheapest, and the plan would stay with it as the tables grow.
-  set plan_cache_mode = force_generic_plan
-  set enable_seqscan = off
-  as $fn$
-  #variable_conflict use_column
-  declare
-    v_locked int;
-    v_swept jsonb;  -- node id -> swept_upto, for the few nodes a sweeper took over
-  begin
-    -- p_distinct_users: the users of the batch, distinct and sorted (the lock order).${
-      onShards
-        ? `
-    -- On Citus the locks are taken on the users' rows (key-locks.ts): new users first. Two
-    -- steps creating the same new users may deadlock; one fails and its batch is retried.
-    ${CREATE_MISSING_USERS}
-    ${lockKeysSql('user', 'p_distinct_users', true)};`
-        : `
-    ${lockKeysSql('user', 'p_distinct_users')};
-    ${CREATE_MISSING_USERS}`
-    }
-
-    -- Read after the locks: a sweeper sets swept_upto before its own user step takes them.
-    select coalesce(jsonb_object_agg(node_id, swept_upto), '{}') into v_swept
-      from fanout_marks where swept_upto is not null;
-
-    return query
+  // The events to append now, numbered with their seqs (n: i, seq and the input's columns).
+  const numbered = `
       with ev as (
         select t.*
         from unnest(p_users, p_kinds, p_chat_ids, p_message_ids, p_senders, p_bodies,
@@ -223,7 +193,10 @@ export function userStepFunction(onShards: boolean): string {
         select w.*, b.next_seq + row_number() over (partition by w.user_id order by w.i) - 1
           as seq
         from wanted w join base b on b.user_id = w.user_id
-      ),
+      )`;
+  // Plain PostgreSQL: one statement numbers and appends.
+  const PLAIN_APPEND = `return query
+${numbered},
       appended as (
         insert into inbox (user_id, seq, kind, chat_id, message_id, sender_id, body,
             attachments, payload, created_at)
@@ -231,10 +204,23 @@ export function userStepFunction(onShards: boolean): string {
             coalesce(n.attachments, '[]'::jsonb), n.payload, n.created_at
           from numbered n
       )
-      select n.i::int, n.seq from numbered n order by n.i;
-
-    -- Chat lists: only chat changes carry a membership, and only for the events appended now.
-    if exists (select 1 from unnest(p_memberships) as m(v) where m.v is not null) then
+      select n.i::int, n.seq from numbered n order by n.i;`;
+  // Citus: a CTE that inserts what it selected makes Citus plan the CTEs apart and send their
+  // results to every node in a two-phase commit (its INSERT ... SELECT is pushed down only from
+  // distributed tables). So a SELECT (one shard, run where the shard is) numbers the events,
+  // and an INSERT of the input's rows at those positions appends them there.
+  const CITUS_APPEND = `select array_agg(n.i order by n.i), array_agg(n.seq order by n.i)
+      into v_i, v_seq
+      from (${numbered}
+      select n.i, n.seq from numbered n) n;
+    insert into inbox (user_id, seq, kind, chat_id, message_id, sender_id, body, attachments,
+        payload, created_at)
+      select p_users[t.i], t.seq, p_kinds[t.i], p_chat_ids[t.i], p_message_ids[t.i],
+        p_senders[t.i], p_bodies[t.i], coalesce(p_attachments[t.i], '[]'::jsonb),
+        p_payloads[t.i], p_created_ats[t.i]
+      from unnest(v_i, v_seq) as t(i, seq);
+    return query select t.i::int, t.seq from unnest(v_i, v_seq) as t(i, seq) order by t.i;`;
+  const PLAIN_CHAT_LISTS = `if exists (select 1 from unnest(p_memberships) as m(v) where m.v is not null) then
       insert into user_chats (user_id, chat_id, joined_at)
         select t.user_id, t.chat_id, t.created_at
         from unnest(p_users, p_chat_ids, p_message_ids, p_created_ats, p_memberships)
@@ -248,6 +234,61 @@ export function userStepFunction(onShards: boolean): string {
         using unnest(p_users, p_chat_ids, p_memberships) as t(user_id, chat_id, membership)
         where t.membership = 'remove' and uc.user_id = t.user_id${onShard('uc.user_id')} and uc.chat_id = t.chat_id;
     end if;
+`;
+  // Citus: from the positions appended now, and a user leaving a chat by constants (a join to
+  // unnest() would be planned apart and sent to every node, as above; leaving is rare).
+  const CITUS_CHAT_LISTS = `insert into user_chats (user_id, chat_id, joined_at)
+      select p_users[t.i], p_chat_ids[t.i], p_created_ats[t.i] from unnest(v_i) as t(i)
+      where p_memberships[t.i] = 'add'
+      on conflict (user_id, chat_id) do nothing;
+    for v_k in
+      select k from generate_subscripts(p_memberships, 1) as k where p_memberships[k] = 'remove'
+    loop
+      delete from user_chats uc
+        where uc.user_id = p_users[v_k] and uc.chat_id = p_chat_ids[v_k]${onShard('uc.user_id')};
+    end loop;`;
+  return `
+  create or replace function chat_append_events(${USER_STEP_ARGS})
+  returns table (i int, seq int8)
+  language plpgsql
+  -- Plan each statement once per connection (the arrays do not change the best plan), and
+  -- by key lookups: a connection's first call may come while the tables are nearly empty,
+  -- when a scan looks cheapest, and the plan would stay with it as the tables grow.
+  set plan_cache_mode = force_generic_plan
+  set enable_seqscan = off
+  as $fn$
+  #variable_conflict use_column
+  declare
+    v_locked int;
+    v_swept jsonb;  -- node id -> swept_upto, for the few nodes a sweeper took over${
+      onShards
+        ? `
+    v_i int8[];     -- positions of the events appended now, and their seqs
+    v_seq int8[];
+    v_k int;        -- an event of a user leaving a chat`
+        : ''
+    }
+  begin
+    -- p_distinct_users: the users of the batch, distinct and sorted (the lock order).${
+      onShards
+        ? `
+    -- On Citus the locks are taken on the users' rows (key-locks.ts): new users first. Two
+    -- steps creating the same new users may deadlock; one fails and its batch is retried.
+    ${CREATE_MISSING_USERS}
+    ${lockKeysSql('user', 'p_distinct_users', true)};`
+        : `
+    ${lockKeysSql('user', 'p_distinct_users')};
+    ${CREATE_MISSING_USERS}`
+    }
+
+    -- Read after the locks: a sweeper sets swept_upto before its own user step takes them.
+    select coalesce(jsonb_object_agg(node_id, swept_upto), '{}') into v_swept
+      from fanout_marks where swept_upto is not null;
+
+    ${onShards ? CITUS_APPEND : PLAIN_APPEND}
+
+    -- Chat lists: only chat changes carry a membership, and only for the events appended now.
+    ${onShards ? CITUS_CHAT_LISTS : PLAIN_CHAT_LISTS}
   end
   $fn$`;
 }

@@ -84,6 +84,7 @@ describe('migrations', () => {
         '0007_durable_path',
         '0008_distribute',
         '0009_store_epoch',
+        '0010_citus_local_steps',
       ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));
