@@ -21,8 +21,10 @@ import {
 /** Where the suite's users connect, and the database to check. */
 interface Target {
   readonly sql: Pool;
-  /** The node a user connects to, as the registry answers. */
-  nodeOf(user: string): Promise<{ readonly nodeId: string; readonly url: string }>;
+  /** The node a user connects to, and the ring epoch, as the registry answers. */
+  nodeOf(
+    user: string,
+  ): Promise<{ readonly nodeId: string; readonly url: string; readonly epoch: number }>;
   close(): Promise<void>;
 }
 
@@ -33,14 +35,17 @@ async function startTarget(): Promise<Target> {
     const cluster = await TestCluster.start({ nodes: 3, nodeEnv: NODE_ENV });
     return {
       sql: cluster.sql,
-      nodeOf: async (user) => cluster.node((await cluster.route(user)).node),
+      nodeOf: async (user) => {
+        const { node, epoch } = await cluster.route(user);
+        return { ...cluster.node(node), epoch };
+      },
       close: () => cluster.close(),
     };
   }
   const single = await startSingleNode({ env: NODE_ENV });
   return {
     sql: single.sql,
-    nodeOf: () => Promise.resolve(single.node),
+    nodeOf: () => Promise.resolve({ ...single.node, epoch: 0 }),
     close: () => single.close(),
   };
 }
@@ -93,7 +98,7 @@ describe.each<[string, Codec]>([
       user: u('newbie'),
       device: 'phone',
       node: (await h.nodeOf(u('newbie'))).nodeId,
-      epoch: 0,
+      epoch: (await h.nodeOf(u('newbie'))).epoch,
       seq: 0,
       heartbeatMs: expect.any(Number),
       storeEpoch: expect.stringMatching(/^[0-9a-f]{16}$/),

@@ -7,6 +7,8 @@ import { RingConfigStore, createEtcdClient } from '@chat/cluster';
 import type { RingMember } from '@chat/cluster';
 import { Pool } from 'pg';
 import type { TestDatabase } from './db';
+import { createCitusTestDatabase } from './citus';
+import type { CitusTopology } from './citus';
 import { createEngineTestDatabase } from './engine-db';
 import type { EtcdHandle } from './etcd';
 import { startEtcd } from './etcd';
@@ -34,6 +36,8 @@ export interface ClusterOptions {
    * Citus cluster in the jest `citus` project).
    */
   readonly adminUrl?: string;
+  /** A Citus cluster to create the database on instead (`npm start -- --citus`). */
+  readonly citus?: CitusTopology;
   readonly prefix?: string;
   /** Secret that device tokens are signed with (default the test secret). */
   readonly authSecret?: string;
@@ -80,7 +84,10 @@ export class TestCluster {
     const prefix = options.prefix ?? '/chat';
     const etcd = await startEtcd();
     const etcdClient = createEtcdClient({ endpoints: etcd.endpoint });
-    const db = await createEngineTestDatabase('cluster', options.adminUrl);
+    const db =
+      options.citus === undefined
+        ? await createEngineTestDatabase('cluster', options.adminUrl)
+        : await createCitusTestDatabase('cluster', options.citus);
     const sql = new Pool({ connectionString: db.url, max: 2 });
     sql.on('error', () => undefined);
     let registry: ServiceProcess;

@@ -2,7 +2,11 @@
 export interface LocalArgs {
   readonly nodes: number;
   readonly members: number;
+  /** Storage on a Citus coordinator and two workers instead of one embedded PostgreSQL. */
+  readonly citus: boolean;
 }
+
+export const LOCAL_USAGE = 'usage: npm start -- [--nodes N] [--members M] [--citus]';
 
 export const DEV_SECRET_NOTICE =
   '!!! INSECURE LOCAL RUN: tokens are signed with the development secret "dev-secret". Set CHAT_AUTH_SECRET in any real deployment. !!!';
@@ -10,6 +14,7 @@ export const DEV_SECRET_NOTICE =
 export function parseLocalArgs(argv: readonly string[]): LocalArgs {
   let nodes = 3;
   let members: number | undefined;
+  let citus = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -25,12 +30,10 @@ export function parseLocalArgs(argv: readonly string[]): LocalArgs {
     };
     if (flag === '--nodes') nodes = asCount('--nodes');
     else if (flag === '--members') members = asCount('--members');
-    else
-      throw new Error(
-        `unknown argument ${JSON.stringify(flag)}; usage: npm start -- [--nodes N] [--members M]`,
-      );
+    else if (flag === '--citus') citus = true;
+    else throw new Error(`unknown argument ${JSON.stringify(flag)}; ${LOCAL_USAGE}`);
   }
   const m = members ?? nodes;
   if (m > nodes) throw new Error(`--members (${m}) cannot exceed --nodes (${nodes})`);
-  return { nodes, members: m };
+  return { nodes, members: m, citus };
 }

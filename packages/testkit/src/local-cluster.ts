@@ -2,7 +2,12 @@
  * `npm start`: the whole system on this machine on embedded defaults (etcd, Postgres, an
  * S3-compatible object store, the registry and N chat nodes) on free loopback ports. Prints the READY line of DESIGN.md
  * section 7 when everything is up. Ctrl-C (or SIGTERM) stops everything it started.
+ *
+ * `--citus`: the storage is a Citus coordinator and two workers (PostgreSQL 15 with the citus
+ * extension; scripts/start.sh builds it when missing) instead of the embedded PostgreSQL.
  */
+import { startCitus, topologyOf } from './citus';
+import type { CitusTopology } from './citus';
 import { DEV_SECRET_NOTICE, parseLocalArgs } from './local-args';
 import { TestCluster } from './cluster';
 import { startPostgres } from './postgres';
@@ -11,10 +16,36 @@ import { testToken } from './raw-client';
 
 const DEV_SECRET = 'dev-secret';
 
+/** Where the cluster's database is made, and how to stop it. */
+interface LocalStorage {
+  readonly where: { readonly adminUrl: string } | { readonly citus: CitusTopology };
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+async function startStorage(citus: boolean): Promise<LocalStorage> {
+  if (!citus) {
+    console.log('starting Postgres (embedded)...');
+    const pg = await startPostgres();
+    return {
+      where: { adminUrl: pg.url },
+      description: 'embedded PostgreSQL',
+      close: () => pg.close(),
+    };
+  }
+  console.log('starting Citus: a coordinator and two workers (PostgreSQL 15)...');
+  const cluster = await startCitus({ workers: 2 });
+  const topology = topologyOf(cluster);
+  return {
+    where: { citus: topology },
+    description: `Citus coordinator; workers on ports ${topology.workerPorts.join(', ')}`,
+    close: () => cluster.close(),
+  };
+}
+
 async function main(): Promise<void> {
   const args = parseLocalArgs(process.argv.slice(2));
-  console.log('starting Postgres (embedded)...');
-  const pg = await startPostgres();
+  const pg = await startStorage(args.citus);
   console.log('starting object storage (s3rver, embedded)...');
   let s3;
   try {
@@ -31,7 +62,7 @@ async function main(): Promise<void> {
     cluster = await TestCluster.start({
       nodes: args.nodes,
       members: args.members,
-      adminUrl: pg.url,
+      ...pg.where,
       leaseTtlSec: 10,
       // Empty: nodes fall back to the dev secret and warn about it; the registry mints dev tokens.
       authSecret: '',
@@ -75,7 +106,7 @@ async function main(): Promise<void> {
   );
   for (const node of cluster.nodes.values())
     console.log(`${node.nodeId}:   ${node.url}   (log: ${node.logFile})`);
-  console.log(`postgres: ${cluster.db.url}`);
+  console.log(`postgres: ${cluster.db.url}   (${pg.description})`);
   console.log(
     `s3:       ${s3.endpoint}   (bucket chat-media, access key ${s3.accessKey}, data in ${s3.directory})`,
   );
