@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <workload|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick]`
+ * `npm run bench -- <workload|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick] [--rate N] [--citus]`
  *
  * Runs the named workload(s) and writes `bench-results/<workload>.json` (every measurement)
  * and `bench-results/<workload>.md` (the summary table) under the repository root.
@@ -32,10 +32,12 @@ interface CliOptions {
   readonly out: string | undefined;
   /** Durable workloads: offer only this rate (one step, e.g. to profile at it). */
   readonly rate: number | undefined;
+  /** Durable workloads: on Citus (a coordinator and two workers) instead of one PostgreSQL. */
+  readonly citus: boolean;
 }
 
 const USAGE =
-  'usage: npm run bench -- <durable-1to1|durable-1to1-3node|idle|cross-node|group-fanout|rebalance|failover|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick] [--rate N]';
+  'usage: npm run bench -- <durable-1to1|durable-1to1-3node|idle|cross-node|group-fanout|rebalance|failover|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick] [--rate N] [--citus]';
 
 function parseArgs(argv: readonly string[]): CliOptions {
   let workload = '';
@@ -46,6 +48,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
   let ackMs: number | undefined;
   let out: string | undefined;
   let rate: number | undefined;
+  let citus = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -65,11 +68,12 @@ function parseArgs(argv: readonly string[]): CliOptions {
       if (v !== 'json' && v !== 'msgpack') throw new Error(`--codec json|msgpack\n${USAGE}`);
       codec = v;
     } else if (arg === '--quick') quick = true;
+    else if (arg === '--citus') citus = true;
     else if (!arg.startsWith('-') && workload === '') workload = arg;
     else throw new Error(`unknown argument ${arg}\n${USAGE}`);
   }
   if (workload === '') throw new Error(USAGE);
-  return { workload, repeats, codec, users, quick, ackMs, out, rate };
+  return { workload, repeats, codec, users, quick, ackMs, out, rate, citus };
 }
 
 function positiveInt(name: string, raw: string): number {
@@ -93,10 +97,14 @@ async function durable1to1(cli: CliOptions, nodes: 1 | 3 = 1): Promise<void> {
     ackEveryMs: cli.ackMs ?? d.ackEveryMs,
     repeats: cli.repeats ?? (cli.quick ? 1 : d.repeats),
     ...(cli.quick ? { warmupMs: 1000, measureMs: 3000, halfMeasureMs: 4000 } : {}),
+    // Citus on one 2-core machine sustains far less than plain PostgreSQL: its ladder starts
+    // lower, so that it finds the rate it sustains.
+    ...(cli.citus ? { ladder: { ...d.ladder, startRate: 50 } } : {}),
     ...(cli.rate !== undefined
       ? { ladder: { ...d.ladder, startRate: cli.rate, maxSteps: 1 }, referenceRates: [] }
       : {}),
     nodes,
+    engine: cli.citus ? 'citus' : 'postgres',
     log,
   };
   const loadAvg = loadavg();
@@ -114,7 +122,9 @@ async function durable1to1(cli: CliOptions, nodes: 1 | 3 = 1): Promise<void> {
     ackEveryMs: options.ackEveryMs,
     stepSec: `${options.warmupMs / 1000} s warm-up + ${options.measureMs / 1000} s measured`,
     notes: [
-      `Postgres: ${output.postgresVersion.split(' ').slice(0, 2).join(' ')}, embedded, same machine; node, Postgres and the load generator each in their own process.`,
+      cli.citus
+        ? `Citus: a coordinator and two workers of ${output.postgresVersion.split(' ').slice(0, 2).join(' ')} (Debian) on this machine; rows, commits, statements and Postgres CPU are summed over the three servers; the bare limit and fsync rate are of a plain database on the coordinator's server.`
+        : `Postgres: ${output.postgresVersion.split(' ').slice(0, 2).join(' ')}, embedded, same machine; node, Postgres and the load generator each in their own process.`,
       'Latencies are measured from the scheduled (open-loop) send time, so generator lag is included.',
       'A step passes with p99 send→deliver ≤ 200 ms, ≥ 90 % of the offered rate delivered, no errors and nothing undelivered; the ladder grows 1.5x from 250 msgs/s and tries one rate between the last pass and the first failure.',
       'RSS per user = (node VmRSS with all users connected and idle − VmRSS after 20 warm-up connections came and went) / users.',
@@ -126,10 +136,20 @@ async function durable1to1(cli: CliOptions, nodes: 1 | 3 = 1): Promise<void> {
       'Three nodes (etcd, registry, ring); every device connects to its owner (the ring via /v1/owners), so a 1:1 chat spans two nodes about 2/3 of the time. RSS per user sums the three nodes.',
     );
   }
-  if (highestDurable3 === undefined && nodes === 3) highestDurable3 = summary.highestRate?.median;
-  const name = cli.out ?? (nodes === 3 ? 'durable-1to1-3node' : 'durable-1to1');
+  for (const [r, repeat] of output.repeats.entries()) {
+    for (const [table, rows] of Object.entries(repeat.shardRows ?? {})) {
+      info.notes.push(
+        `Repeat ${r + 1}, ${table}: ${rows.shards} shards, rows per shard min/median/max ${rows.min}/${rows.median}/${rows.max}.`,
+      );
+    }
+  }
+  if (highestDurable3 === undefined && nodes === 3 && !cli.citus) {
+    highestDurable3 = summary.highestRate?.median;
+  }
+  const workload = nodes === 3 ? 'durable-1to1-3node' : 'durable-1to1';
+  const name = cli.out ?? (cli.citus ? `${workload}-citus` : workload);
   write(name, {
-    workload: nodes === 3 ? 'durable-1to1-3node' : 'durable-1to1',
+    workload,
     info,
     options: { ...options, log: undefined },
     summary,
@@ -137,6 +157,7 @@ async function durable1to1(cli: CliOptions, nodes: 1 | 3 = 1): Promise<void> {
   });
   let markdown = renderDurable1to1Markdown(summary, info);
   if (nodes === 3) markdown = markdown.replace(/^# durable-1to1/, '# durable-1to1, three nodes');
+  if (cli.citus) markdown = markdown.replace(/^(# durable-1to1[^\n]*)/, '$1, on Citus');
   writeFileSync(join(resultsDir(), `${name}.md`), markdown);
   console.log('\n' + markdown);
   const f = (v: number | undefined, d = 0): string => (v === undefined ? '–' : v.toFixed(d));

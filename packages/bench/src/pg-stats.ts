@@ -3,6 +3,10 @@
  * (pg_stat_user_tables), commits (pg_stat_database), the most expensive statements
  * (pg_stat_statements, when the server preloads it) and what busy backends waited on (sampled
  * from pg_stat_activity). Snapshots are taken before and after a step and subtracted.
+ *
+ * On Citus the figures are summed over the coordinator and the workers, and a table's shards
+ * count as the table (`inbox_102040` is `inbox`): rows written anywhere, commits anywhere
+ * (a step handed to a worker commits there), statements of every server.
  */
 import { Client } from 'pg';
 
@@ -55,17 +59,26 @@ function movingTotal(snapshot: DbSnapshot): number {
   return total;
 }
 
+/** One server of the database: an admin connection to it, and the database's URL on it. */
+export interface StatsServer {
+  readonly admin: Client;
+  readonly dbUrl: string;
+}
+
+/** `inbox` for a Citus shard `inbox_102040`; other names as they are. */
+function tableOf(relname: string): string {
+  return relname.replace(/_\d{6,}$/, '');
+}
+
 /**
- * Reads the counters of `database` over an admin connection to the same server. pg_stat
- * counters are per database, so the admin connection may sit in another one.
+ * Reads the counters of `database` on every server (one on plain PostgreSQL) over admin
+ * connections to them. pg_stat counters are per database, so an admin connection may sit in
+ * another one.
  */
 export class PgStats {
-  private statementsAvailable: boolean | undefined;
+  private readonly statementsAvailable = new Map<number, boolean>();
 
-  constructor(
-    private readonly admin: Client,
-    private readonly dbUrl: string,
-  ) {}
+  constructor(private readonly servers: readonly StatsServer[]) {}
 
   /**
    * A snapshot once the table counters have stopped moving. Backends report their row counts
@@ -92,12 +105,36 @@ export class PgStats {
   }
 
   async snapshot(database: string): Promise<DbSnapshot> {
-    const { rows: commitRows } = await this.admin.query<{ n: string }>(
+    const parts = await Promise.all(
+      this.servers.map((server, index) => this.serverSnapshot(server, index, database)),
+    );
+    const tables: Record<string, TableWrites> = {};
+    const statements = new Map<string, StatementFigures>();
+    let commits = 0;
+    for (const [index, part] of parts.entries()) {
+      commits += part.commits;
+      for (const [name, w] of Object.entries(part.tables)) {
+        const t = tables[name] ?? { ins: 0, upd: 0, del: 0 };
+        tables[name] = { ins: t.ins + w.ins, upd: t.upd + w.upd, del: t.del + w.del };
+      }
+      for (const [id, figures] of part.statements) statements.set(`${index}:${id}`, figures);
+    }
+    return { tables, commits, statements };
+  }
+
+  private async serverSnapshot(
+    server: StatsServer,
+    index: number,
+    database: string,
+  ): Promise<DbSnapshot> {
+    const { rows: commitRows } = await server.admin.query<{ n: string }>(
       'select xact_commit as n from pg_stat_database where datname = $1',
       [database],
     );
     // pg_stat_user_tables is per database: ask inside it.
-    return withClient(this.dbUrl, async (client) => {
+    return withClient(server.dbUrl, async (client) => {
+      // Citus hides a worker's shards from catalog queries; a placeholder on plain PostgreSQL.
+      await client.query('set citus.override_table_visibility = off');
       const { rows } = await client.query<{
         relname: string;
         ins: string;
@@ -109,19 +146,25 @@ export class PgStats {
       );
       const tables: Record<string, TableWrites> = {};
       for (const r of rows) {
-        tables[r.relname] = { ins: Number(r.ins), upd: Number(r.upd), del: Number(r.del) };
+        const name = tableOf(r.relname);
+        const t = tables[name] ?? { ins: 0, upd: 0, del: 0 };
+        tables[name] = {
+          ins: t.ins + Number(r.ins),
+          upd: t.upd + Number(r.upd),
+          del: t.del + Number(r.del),
+        };
       }
       return {
         tables,
         commits: Number(commitRows[0]?.n ?? 0),
-        statements: await this.statements(client),
+        statements: await this.statements(client, index),
       };
     });
   }
 
-  private async statements(client: Client): Promise<Map<string, StatementFigures>> {
+  private async statements(client: Client, server: number): Promise<Map<string, StatementFigures>> {
     const out = new Map<string, StatementFigures>();
-    if (this.statementsAvailable === false) return out;
+    if (this.statementsAvailable.get(server) === false) return out;
     try {
       const { rows } = await client.query<{
         queryid: string;
@@ -138,7 +181,7 @@ export class PgStats {
          from pg_stat_statements s join pg_database d on d.oid = s.dbid
          where d.datname = current_database()`,
       );
-      this.statementsAvailable = true;
+      this.statementsAvailable.set(server, true);
       for (const r of rows) {
         out.set(r.queryid, {
           query: r.query,
@@ -151,7 +194,7 @@ export class PgStats {
         });
       }
     } catch {
-      this.statementsAvailable = false; // not preloaded on this server
+      this.statementsAvailable.set(server, false); // not preloaded on this server
     }
     return out;
   }
@@ -204,8 +247,9 @@ export class WaitSampler {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
 
+  /** `admins`: a connection to each server of the database (the coordinator and workers). */
   constructor(
-    private readonly admin: Client,
+    private readonly admins: readonly Client[],
     private readonly database: string,
     private readonly intervalMs = 100,
   ) {}
@@ -232,18 +276,24 @@ export class WaitSampler {
     if (this.busy) return;
     this.busy = true;
     try {
-      const { rows } = await this.admin.query<{ what: string }>(
-        `select case
+      const results = await Promise.all(
+        this.admins.map((admin) =>
+          admin.query<{ what: string }>(
+            `select case
             when state = 'idle in transaction' then 'idle in transaction'
             when wait_event_type is null then 'CPU'
             else wait_event_type || ':' || wait_event end as what
          from pg_stat_activity
          where datname = $1 and state <> 'idle' and pid <> pg_backend_pid()
            and backend_type = 'client backend'`,
-        [this.database],
+            [this.database],
+          ),
+        ),
       );
       this.samples++;
-      for (const r of rows) this.counts.set(r.what, (this.counts.get(r.what) ?? 0) + 1);
+      for (const { rows } of results) {
+        for (const r of rows) this.counts.set(r.what, (this.counts.get(r.what) ?? 0) + 1);
+      }
     } catch {
       // a sample lost to a busy server is just a sample
     } finally {

@@ -114,6 +114,10 @@ export interface Durable1to1Repeat {
   readonly connectSec: number;
   readonly bare: BareLimitResult;
   readonly fsync: FsyncResult;
+  /** On Citus: rows per shard of the busiest tables at the end of the repeat. */
+  readonly shardRows?: Readonly<
+    Record<string, { shards: number; min: number; median: number; max: number }>
+  >;
 }
 
 export interface Spread {

@@ -237,10 +237,12 @@ ${numbered},
 `;
   // Citus: from the positions appended now, and a user leaving a chat by constants (a join to
   // unnest() would be planned apart and sent to every node, as above; leaving is rare).
-  const CITUS_CHAT_LISTS = `insert into user_chats (user_id, chat_id, joined_at)
-      select p_users[t.i], p_chat_ids[t.i], p_created_ats[t.i] from unnest(v_i) as t(i)
-      where p_memberships[t.i] = 'add'
-      on conflict (user_id, chat_id) do nothing;
+  const CITUS_CHAT_LISTS = `if 'add' = any(p_memberships) then
+      insert into user_chats (user_id, chat_id, joined_at)
+        select p_users[t.i], p_chat_ids[t.i], p_created_ats[t.i] from unnest(v_i) as t(i)
+        where p_memberships[t.i] = 'add'
+        on conflict (user_id, chat_id) do nothing;
+    end if;
     for v_k in
       select k from generate_subscripts(p_memberships, 1) as k where p_memberships[k] = 'remove'
     loop

@@ -7,15 +7,13 @@
  * of the nodes' store statements, what busy backends waited on and the costliest statements.
  * Beside it, in the same run and on the same server: the bare-`pg` limit for the same rows and
  * the raw commit (fsync) rate.
+ *
+ * `engine: 'citus'`: the same on a Citus coordinator and two workers (bench-storage.ts), with
+ * every figure summed over the three servers, and the rows per shard at the end; the bare
+ * limit and the fsync rate are measured on a plain database of the coordinator's server.
  */
 import { Client } from 'pg';
-import {
-  createTestDatabase,
-  startNodeProcess,
-  startPostgres,
-  TestCluster,
-  TEST_SECRET,
-} from '@chat/testkit';
+import { createTestDatabase, startNodeProcess, TestCluster, TEST_SECRET } from '@chat/testkit';
 import type { NodeProcess } from '@chat/testkit';
 import { ownersOf, profilingEnv } from './common';
 import { startGenerator } from '../loadgen/handle';
@@ -24,7 +22,9 @@ import type { CodecName } from '../loadgen/messages';
 import { bareSendLimit, fsyncRate } from '../pg-limit';
 import { batchSizesBetween, scrapeBatchSizes } from '../batch-sizes';
 import { PgStats, WaitSampler, diffSnapshots } from '../pg-stats';
-import { parentPid, rssBytes, treeCpuSeconds } from '../procstat';
+import { rssBytes } from '../procstat';
+import { rowsPerShard, startBenchStorage } from '../bench-storage';
+import type { BenchEngine, BenchStorage } from '../bench-storage';
 import type { LadderEntry, LadderOptions, StepCriteria } from '../steps';
 import { defaultCriteria, highestPassed, judgeStep, nextRate } from '../steps';
 import type { Durable1to1Repeat, StepResult } from '../summary';
@@ -51,6 +51,8 @@ export interface Durable1to1Options {
   readonly fsyncSeconds: number;
   /** 1: one node without etcd; 3: a cluster (etcd, registry, ring of three). */
   readonly nodes: 1 | 3;
+  /** The database: the embedded PostgreSQL, or Citus (a coordinator and two workers). */
+  readonly engine: BenchEngine;
   readonly log: (line: string) => void;
 }
 
@@ -74,6 +76,7 @@ export const defaultDurable1to1Options: Durable1to1Options = Object.freeze({
   ackEveryMs: 20,
   ackEveryEvents: 50,
   referenceRates: Object.freeze([550]),
+  engine: 'postgres' as BenchEngine,
   bareSeconds: 5,
   fsyncSeconds: 3,
   nodes: 1 as 1 | 3,
@@ -90,6 +93,14 @@ const NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
   ...profilingEnv(),
 });
 
+/**
+ * On Citus a batch becomes one statement per shard, run at once: a pool as large as the shard
+ * count lets a batch's statements all run together (docs/citus.md, sizing).
+ */
+const CITUS_NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
+  CHAT_PG_POOL_MAX: process.env['CHAT_PG_POOL_MAX'] ?? '32',
+});
+
 export interface Durable1to1Output {
   readonly repeats: Durable1to1Repeat[];
   readonly postgresVersion: string;
@@ -97,48 +108,39 @@ export interface Durable1to1Output {
 
 export async function runDurable1to1(options: Durable1to1Options): Promise<Durable1to1Output> {
   const { log } = options;
-  log('starting durable Postgres (with pg_stat_statements)');
-  const pg = await startPostgres({
-    settings: {
-      shared_preload_libraries: 'pg_stat_statements',
-      'pg_stat_statements.max': '1000',
-      'pg_stat_statements.track': 'all',
-    },
-  });
-  const admin = new Client({ connectionString: pg.url, connectionTimeoutMillis: 10_000 });
-  admin.on('error', () => undefined);
+  log(
+    `starting durable ${options.engine === 'citus' ? 'Citus' : 'Postgres'} (with pg_stat_statements)`,
+  );
+  const storage = await startBenchStorage(options.engine);
   try {
-    await admin.connect();
-    const { rows } = await admin.query<{ pid: number; version: string; fsync: string }>(
-      `select pg_backend_pid() as pid, version() as version, current_setting('fsync') as fsync`,
+    log(
+      `database ready (postmasters ${storage.servers.map((s) => s.postmasterPid).join(', ')}, fsync=${storage.fsync})`,
     );
-    const postmasterPid = parentPid(rows[0]!.pid);
-    if (postmasterPid === null) throw new Error('cannot find the postmaster');
-    log(`postgres ready (postmaster ${postmasterPid}, fsync=${rows[0]!.fsync})`);
     const repeats: Durable1to1Repeat[] = [];
     for (let r = 1; r <= options.repeats; r++) {
       log(`repeat ${r}/${options.repeats}`);
-      repeats.push(await runRepeat(options, pg.url, admin, postmasterPid));
+      repeats.push(await runRepeat(options, storage));
     }
-    return { repeats, postgresVersion: rows[0]!.version };
+    return { repeats, postgresVersion: storage.version };
   } finally {
-    await admin.end().catch(() => undefined);
-    await pg.close();
+    await storage.close();
   }
 }
 
 async function runRepeat(
   options: Durable1to1Options,
-  adminUrl: string,
-  admin: Client,
-  postmasterPid: number,
+  storage: BenchStorage,
 ): Promise<Durable1to1Repeat> {
   const { log } = options;
+  const adminUrl = storage.adminUrl;
+  const postmasterPid = storage.servers[0]!.postmasterPid;
+  const where = storage.citus === undefined ? { adminUrl } : { citus: storage.citus };
+  const nodeEnv = { ...NODE_ENV, ...(storage.citus === undefined ? {} : CITUS_NODE_ENV) };
   const cluster =
     options.nodes === 3
-      ? await TestCluster.start({ nodes: 3, adminUrl, leaseTtlSec: 5, nodeEnv: NODE_ENV })
+      ? await TestCluster.start({ nodes: 3, ...where, leaseTtlSec: 5, nodeEnv })
       : null;
-  const db = cluster === null ? await createTestDatabase('bench_durable', adminUrl) : null;
+  const db = cluster === null ? await storage.createDatabase('bench_durable') : null;
   let node: NodeProcess | null = null;
   let others: NodeProcess[] = [];
   const dbName = cluster?.db.name ?? db!.name;
@@ -150,13 +152,14 @@ async function runRepeat(
   let rssBeforeBytes = 0;
   let rssConnectedBytes = 0;
   let connectSec = 0;
+  let shardRows: Durable1to1Repeat['shardRows'];
   try {
     if (cluster !== null) {
       const all = [...cluster.nodes.values()];
       node = all[0]!;
       others = all.slice(1);
     } else {
-      node = await startNodeProcess({ databaseUrl: db!.url, nodeId: 'bench-1', env: NODE_ENV });
+      node = await startNodeProcess({ databaseUrl: db!.url, nodeId: 'bench-1', env: nodeEnv });
     }
     const first: NodeProcess = node;
     const nodes = [first, ...others];
@@ -201,14 +204,21 @@ async function runRepeat(
     await gen.createChats({ concurrency: 20, timeoutMs: 60_000 });
 
     const dbUrl = cluster?.db.url ?? db!.url;
-    await createExtension(dbUrl, 'pg_stat_statements');
-    const stats = new PgStats(admin, dbUrl);
+    const dbUrls = storage.urlsOf(dbName);
+    // On Citus the coordinator creates it on the workers too (they refuse DDL of their own).
+    await createExtension(dbUrls[0]!, 'pg_stat_statements');
+    const stats = new PgStats(
+      storage.servers.map((server, i) => ({ admin: server.admin, dbUrl: dbUrls[i]! })),
+    );
     const httpUrls = nodes.map((n) => n.httpUrl);
     const step = async (rate: number, measureMs: number): Promise<StepResult> => {
       const before = await stats.settledSnapshot(dbName);
       const batchesBefore = await scrapeBatchSizes(httpUrls);
-      const pgCpuBefore = treeCpuSeconds(postmasterPid);
-      const waits = new WaitSampler(admin, dbName);
+      const pgCpuBefore = storage.cpuSeconds();
+      const waits = new WaitSampler(
+        storage.servers.map((server) => server.admin),
+        dbName,
+      );
       waits.start();
       const result = await gen!.step({
         rate,
@@ -220,7 +230,7 @@ async function runRepeat(
         postmasterPid,
       });
       const waited = waits.stop();
-      const pgCpu = treeCpuSeconds(postmasterPid) - pgCpuBefore;
+      const pgCpu = storage.cpuSeconds() - pgCpuBefore;
       const delta = diffSnapshots(before, await stats.settledSnapshot(dbName));
       const batches = batchSizesBetween(batchesBefore, await scrapeBatchSizes(httpUrls));
       const messages = Math.max(result.acked, 1);
@@ -278,6 +288,17 @@ async function runRepeat(
       log(`  reference run at ${rate} msgs/s`);
       reference.push(await step(rate, options.halfMeasureMs));
     }
+    if (storage.citus !== undefined) {
+      const perTable: Record<string, Awaited<ReturnType<typeof rowsPerShard>>> = {};
+      shardRows = perTable;
+      for (const table of ['inbox', 'messages', 'devices']) {
+        const r = await rowsPerShard(dbUrl, table);
+        perTable[table] = r;
+        log(
+          `  ${table}: ${r.shards} shards, rows per shard min/median/max ${r.min}/${r.median}/${r.max}`,
+        );
+      }
+    }
   } finally {
     await gen?.close();
     if (cluster !== null) await cluster.close();
@@ -313,6 +334,7 @@ async function runRepeat(
       connectSec,
       bare,
       fsync,
+      ...(shardRows === undefined ? {} : { shardRows }),
     };
   } finally {
     await bareDb.drop();
