@@ -34,6 +34,10 @@ export interface StatementFigures {
   readonly walFpi: number;
   /** Buffers dirtied. */
   readonly dirtied: number;
+  /** Sent by a client (not run inside a function or by another server's statement). */
+  readonly toplevel: boolean;
+  /** Index of the server in PgStats' list (0: the one the chat nodes connect to). */
+  readonly server: number;
 }
 
 /** One statement's share of a step. */
@@ -48,6 +52,10 @@ export interface DbDelta {
   readonly commits: number;
   /** Top statements by total execution time. */
   readonly topStatements: readonly StatementDelta[];
+  /** Statements the chat nodes sent (top-level calls on the first server). */
+  readonly clientStatements: number;
+  /** Top-level statements on every server (on Citus also those the coordinator sent on). */
+  readonly serverStatements: number;
 }
 
 /** Rows written over the tables a step writes to (not the heartbeat-like fan-out marks). */
@@ -175,15 +183,16 @@ export class PgStats {
         wal_bytes: string;
         wal_fpi: string;
         dirtied: string;
+        toplevel: boolean;
       }>(
         `select s.queryid::text as queryid, s.query, s.calls, s.total_exec_time as total, s.rows,
-           s.wal_bytes, s.wal_fpi, s.shared_blks_dirtied as dirtied
+           s.wal_bytes, s.wal_fpi, s.shared_blks_dirtied as dirtied, s.toplevel
          from pg_stat_statements s join pg_database d on d.oid = s.dbid
          where d.datname = current_database()`,
       );
       this.statementsAvailable.set(server, true);
       for (const r of rows) {
-        out.set(r.queryid, {
+        out.set(`${r.queryid}:${r.toplevel}`, {
           query: r.query,
           calls: Number(r.calls),
           totalMs: Number(r.total),
@@ -191,6 +200,8 @@ export class PgStats {
           walBytes: Number(r.wal_bytes),
           walFpi: Number(r.wal_fpi),
           dirtied: Number(r.dirtied),
+          toplevel: r.toplevel,
+          server,
         });
       }
     } catch {
@@ -211,10 +222,16 @@ export function diffSnapshots(before: DbSnapshot, after: DbSnapshot, top = 20): 
     rowsWritten += d.ins + d.upd + d.del;
   }
   const statements: StatementDelta[] = [];
+  let clientStatements = 0;
+  let serverStatements = 0;
   for (const [id, a] of after.statements) {
     const b = before.statements.get(id);
     const calls = a.calls - (b?.calls ?? 0);
     if (calls <= 0) continue;
+    if (a.toplevel) {
+      serverStatements += calls;
+      if (a.server === 0) clientStatements += calls;
+    }
     const totalMs = a.totalMs - (b?.totalMs ?? 0);
     statements.push({
       query: a.query.replace(/\s+/g, ' ').slice(0, 160),
@@ -224,6 +241,8 @@ export function diffSnapshots(before: DbSnapshot, after: DbSnapshot, top = 20): 
       walBytes: a.walBytes - (b?.walBytes ?? 0),
       walFpi: a.walFpi - (b?.walFpi ?? 0),
       dirtied: a.dirtied - (b?.dirtied ?? 0),
+      toplevel: a.toplevel,
+      server: a.server,
       meanMs: totalMs / calls,
     });
   }
@@ -233,6 +252,8 @@ export function diffSnapshots(before: DbSnapshot, after: DbSnapshot, top = 20): 
     rowsWritten,
     commits: after.commits - before.commits,
     topStatements: statements.slice(0, top),
+    clientStatements,
+    serverStatements,
   };
 }
 

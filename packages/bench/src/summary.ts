@@ -62,6 +62,10 @@ export interface StepDbFigures {
   readonly commitsPerMessage: number;
   /** CPU time of the postmaster and its children, per message, microseconds. */
   readonly pgCpuUsPerMessage: number;
+  /** Statements the chat nodes sent (pg_stat_statements, top level), per message. */
+  readonly statementsPerMessage?: number;
+  /** Top-level statements on every server, per message (Citus: with those sent on). */
+  readonly serverStatementsPerMessage?: number;
   /** Rows written per table in the step (not per message). */
   readonly tables: Readonly<Record<string, { ins: number; upd: number; del: number }>>;
   /** Items per batched store statement, by kind, from the nodes' histograms. */
@@ -153,6 +157,8 @@ export interface StepRow {
   readonly rowsPerMessage: Spread | null;
   readonly commitsPerMessage: Spread | null;
   readonly pgCpuUsPerMessage: Spread | null;
+  readonly statementsPerMessage: Spread | null;
+  readonly serverStatementsPerMessage: Spread | null;
   readonly sendBatchP50: Spread | null;
   readonly sendBatchP99: Spread | null;
 }
@@ -199,6 +205,8 @@ export function summarizeDurable1to1(repeats: readonly Durable1to1Repeat[]): Dur
       rowsPerMessage: col((s) => s.db?.rowsPerMessage),
       commitsPerMessage: col((s) => s.db?.commitsPerMessage),
       pgCpuUsPerMessage: col((s) => s.db?.pgCpuUsPerMessage),
+      statementsPerMessage: col((s) => s.db?.statementsPerMessage),
+      serverStatementsPerMessage: col((s) => s.db?.serverStatementsPerMessage),
       sendBatchP50: col((s) => s.db?.batches['send']?.p50),
       sendBatchP99: col((s) => s.db?.batches['send']?.p99),
     };
@@ -307,20 +315,21 @@ export function renderDurable1to1Markdown(summary: Durable1to1Summary, info: Run
   );
   lines.push('');
   lines.push(
-    'Steps (CPU in cores = CPU seconds per second of the measurement window; rows, commits and Postgres CPU per acked message over the whole step; send batch = sends per group-commit statement):',
+    'Steps (CPU in cores = CPU seconds per second of the measurement window; rows, commits, statements and Postgres CPU per acked message over the whole step; statements = those the chat nodes sent / all top-level statements of every server; send batch = sends per group-commit statement):',
   );
   lines.push('');
   lines.push(
-    '| offered msgs/s | passed | achieved msgs/s | ack p99 ms | deliver p50 ms | deliver p99 ms | node cores | Postgres cores | generator cores | generator lag p99 ms | rows/msg | commits/msg | pg µs/msg | send batch p50/p99 |',
+    '| offered msgs/s | passed | achieved msgs/s | ack p99 ms | deliver p50 ms | deliver p99 ms | node cores | Postgres cores | generator cores | generator lag p99 ms | rows/msg | commits/msg | statements/msg | pg µs/msg | send batch p50/p99 |',
   );
   lines.push(
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   const stepLine = (label: string, s: StepRow): string =>
     `| ${label} | ${s.passed}/${s.runs} | ${formatSpread(s.achievedRate)} | ${formatSpread(s.ackP99Ms, 1)} | ` +
     `${formatSpread(s.deliverP50Ms, 1)} | ${formatSpread(s.deliverP99Ms, 1)} | ${formatSpread(s.nodeCores, 2)} | ` +
     `${formatSpread(s.postgresCores, 2)} | ${formatSpread(s.generatorCores, 2)} | ${formatSpread(s.lagP99Ms, 1)} | ` +
-    `${formatSpread(s.rowsPerMessage, 2)} | ${formatSpread(s.commitsPerMessage, 2)} | ${formatSpread(s.pgCpuUsPerMessage)} | ` +
+    `${formatSpread(s.rowsPerMessage, 2)} | ${formatSpread(s.commitsPerMessage, 2)} | ` +
+    `${formatSpread(s.statementsPerMessage, 2)} / ${formatSpread(s.serverStatementsPerMessage, 2)} | ${formatSpread(s.pgCpuUsPerMessage)} | ` +
     `${formatSpread(s.sendBatchP50)} / ${formatSpread(s.sendBatchP99)} |`;
   for (const s of summary.steps) lines.push(stepLine(String(s.rate), s));
   for (const s of summary.extra) lines.push(stepLine(`${s.rate} (${s.label})`, s));

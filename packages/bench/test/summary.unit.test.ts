@@ -129,7 +129,7 @@ describe('summarizeDurable1to1', () => {
     expect(md).toContain('| node RSS per idle connected user | 3.00 KiB (3.00–3.00) |');
     expect(md).toContain('| 500 | 2/3 |');
     expect(md).toContain(
-      '| 4.50 (4.50–4.50) | 0.25 (0.25–0.25) | 300 (300–300) | 8 (8–8) / 32 (32–32) |',
+      '| 4.50 (4.50–4.50) | 0.25 (0.25–0.25) | – / – | 300 (300–300) | 8 (8–8) / 32 (32–32) |',
     );
     expect(md).toContain('| 550 (reference rate 550 msgs/s) | 3/3 |');
     expect(md).toContain('- a note');

@@ -249,6 +249,8 @@ async function runRepeat(
           messages: result.acked,
           rowsPerMessage: delta.rowsWritten / messages,
           commitsPerMessage: delta.commits / messages,
+          statementsPerMessage: delta.clientStatements / messages,
+          serverStatementsPerMessage: delta.serverStatements / messages,
           pgCpuUsPerMessage: (pgCpu * 1e6) / messages,
           tables: delta.tables,
           batches,
@@ -265,7 +267,9 @@ async function runRepeat(
           `ack p50/p99 ${result.ack.p50Ms}/${result.ack.p99Ms} ms, deliver p50/p99 ${result.deliver.p50Ms}/${result.deliver.p99Ms} ms, ` +
           `cpu node ${result.cpu.node.toFixed(1)} pg ${result.cpu.postgres.toFixed(1)} gen ${result.cpu.generator.toFixed(1)} s ` +
           `in ${result.windowSec.toFixed(1)} s, lag p99 ${result.lag.p99Ms} ms; per message: ${out.db!.rowsPerMessage.toFixed(2)} rows, ` +
-          `${out.db!.commitsPerMessage.toFixed(2)} commits, ${Math.round(out.db!.pgCpuUsPerMessage)} µs pg CPU; ` +
+          `${out.db!.commitsPerMessage.toFixed(2)} commits, ` +
+          `${(out.db!.statementsPerMessage ?? 0).toFixed(2)}/${(out.db!.serverStatementsPerMessage ?? 0).toFixed(2)} statements, ` +
+          `${Math.round(out.db!.pgCpuUsPerMessage)} µs pg CPU; ` +
           `send batch p50/p99 ${send?.p50 ?? '–'}/${send?.p99 ?? '–'}` +
           (verdict.passed ? '' : ` (${verdict.reasons.join('; ')})`),
       );
