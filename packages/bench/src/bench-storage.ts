@@ -40,6 +40,8 @@ export interface BenchStorage {
   urlsOf(name: string): string[];
   /** CPU seconds used so far by every server's processes. */
   cpuSeconds(): number;
+  /** The same per server, in `servers` order. */
+  cpuSecondsByServer(): number[];
   close(): Promise<void>;
 }
 
@@ -105,6 +107,7 @@ export async function startBenchStorage(engine: BenchEngine): Promise<BenchStora
           : createCitusTestDatabase(prefix, citus),
       urlsOf: (name) => urls.map((u) => withDatabase(u, name)),
       cpuSeconds: () => servers.reduce((sum, s) => sum + treeCpuSeconds(s.postmasterPid), 0),
+      cpuSecondsByServer: () => servers.map((s) => treeCpuSeconds(s.postmasterPid)),
       close: async () => {
         await Promise.all(servers.map((s) => s.admin.end().catch(() => undefined)));
         await close();

@@ -62,6 +62,8 @@ export interface StepDbFigures {
   readonly commitsPerMessage: number;
   /** CPU time of the postmaster and its children, per message, microseconds. */
   readonly pgCpuUsPerMessage: number;
+  /** On Citus: the same per server (the coordinator first, then the workers). */
+  readonly pgCpuUsPerMessageByServer?: readonly number[];
   /** Statements the chat nodes sent (pg_stat_statements, top level), per message. */
   readonly statementsPerMessage?: number;
   /** Top-level statements on every server, per message (Citus: with those sent on). */

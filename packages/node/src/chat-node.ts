@@ -63,6 +63,12 @@ export interface ChatNodeDeps {
   readonly presence?: (local: LocalPresence) => PresencePeers;
   /** The store epoch the node runs under, sent in `welcome` (store-epoch.ts); none when absent. */
   readonly storeEpoch?: () => string | undefined;
+  /**
+   * Devices per cursor-write call (AckWriter; 32 by default). On Citus a call becomes one
+   * statement per user shard, so main.ts gives it 32 per shard: a call of 32 would be 32
+   * statements of about one device each.
+   */
+  readonly ackDevicesPerStatement?: number;
 }
 
 /** Close code for "try again later" when the node cannot reach its store at connect time. */
@@ -141,6 +147,9 @@ export class ChatNode {
       log: this.log.child({ component: 'acks' }),
       now: () => this.clock.now(),
       beforeWrite: () => this.social.recordDelivered(this.receipts),
+      ...(deps.ackDevicesPerStatement === undefined
+        ? {}
+        : { maxDevicesPerStatement: deps.ackDevicesPerStatement }),
     });
     this.requestContext = {
       store: this.store,

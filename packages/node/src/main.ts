@@ -12,6 +12,7 @@ import {
   PgReceiptStore,
   PgRetentionStore,
   SINGLE_SHARD_SETTINGS,
+  userShardCount,
   createDatabase,
   migrate,
   readStoreEpoch,
@@ -100,6 +101,8 @@ async function main(): Promise<void> {
   await migrate(db);
   log.info({ storeEpoch: await storeEpoch.start() }, 'store epoch');
   const metrics = new NodeMetrics({ nodeId: config.nodeId });
+  // On Citus a cursor write becomes one statement per user shard: 32 devices for each.
+  const userShards = await userShardCount(db);
   const store = new PgChatStore(db, {
     maxMembersPerChat: config.limits.maxMembersPerChat,
     nodeId: config.nodeId,
@@ -132,6 +135,7 @@ async function main(): Promise<void> {
   const node = new ChatNode({
     config,
     store,
+    ...(userShards === null ? {} : { ackDevicesPerStatement: 32 * userShards }),
     clock: systemClock,
     log: log.child({ component: 'node' }),
     metrics,

@@ -44,3 +44,11 @@ export async function detectEngine<DB>(db: Kysely<DB>): Promise<StorageEngine> {
     select exists (select 1 from pg_extension where extname = 'citus') as citus`.execute(db);
   return rows[0]?.citus === true ? 'citus' : 'postgres';
 }
+
+/** How many shards the user-keyed tables have on Citus; null on plain PostgreSQL. */
+export async function userShardCount<DB>(db: Kysely<DB>): Promise<number | null> {
+  if ((await detectEngine(db)) !== 'citus') return null;
+  const { rows } = await sql<{ n: string }>`
+    select count(*) as n from pg_dist_shard where logicalrelid = 'users'::regclass`.execute(db);
+  return Number(rows[0]?.n ?? 0) || null;
+}

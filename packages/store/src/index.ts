@@ -3,6 +3,8 @@ export type { PgChatStoreOptions, SendBatchInfo, SendStats } from './pg-store';
 export type { DeviceConnectStats } from './device-connect';
 export { LOCK_SPACE } from './key-locks';
 export { SINGLE_SHARD_SETTINGS } from './shard-router';
+export { detectEngine, userShardCount } from './citus';
+export type { StorageEngine } from './citus';
 export { createDatabase } from './pool';
 export type { DatabaseOptions, RawQuery, StoreLogger } from './pool';
 export {

@@ -366,16 +366,35 @@ async function upsertMarks(
     router,
     rows,
     (r) => r.user,
-    async (group, keys) => {
-      // Citus takes no subquery inside an INSERT: the devices are read beside it.
-      const { rows: found } = await sql<{ user_id: string; events: boolean }>`
+    async (group, keys) =>
+      keys === null
+        ? upsertMarksStatement(db, group, now)
+        : upsertMarksOnShard(db, group, keys, now),
+  );
+  return new Set(told.filter((t) => t.events).map((t) => t.user_id));
+}
+
+interface MarkRow {
+  readonly user: string;
+  readonly chatId: string;
+  readonly reader: string;
+  readonly d: bigint;
+  readonly r: bigint;
+}
+
+/** Plain PostgreSQL: one statement upserts the marks and reads who takes receipt events. */
+async function upsertMarksStatement(
+  db: Kysely<Database>,
+  group: readonly MarkRow[],
+  now: number,
+): Promise<{ user_id: string; events: boolean }[]> {
+  const { rows } = await sql<{ user_id: string; events: boolean }>`
     with up as (
       insert into receipt_marks (user_id, chat_id, reader, delivered_upto, read_upto, updated_at)
       select user_id, chat_id, reader, d, r, ${now}::int8 from unnest(
         ${group.map((r) => r.user)}::text[], ${group.map((r) => r.chatId)}::text[],
         ${group.map((r) => r.reader)}::text[], ${group.map((r) => r.d.toString())}::int8[],
         ${group.map((r) => r.r.toString())}::int8[]) as t(user_id, chat_id, reader, d, r)
-      where true${onShard('user_id', keys)}
       on conflict (user_id, chat_id, reader) do update set
         delivered_upto = greatest(receipt_marks.delivered_upto, excluded.delivered_upto),
         read_upto = greatest(receipt_marks.read_upto, excluded.read_upto),
@@ -383,14 +402,43 @@ async function upsertMarks(
       returning user_id
     )
     select up.user_id, exists(
-      select 1 from devices d
-      where d.user_id = up.user_id${onShard('d.user_id', keys)} and d.receipt_events
+      select 1 from devices d where d.user_id = up.user_id and d.receipt_events
     ) as events
     from up`.execute(db);
-      return found;
-    },
+  return rows;
+}
+
+/**
+ * Citus: the marks of one user shard as a multi-row VALUES insert (Citus runs it on the shard;
+ * an INSERT ... SELECT over the call's arrays would be planned in pieces and committed on every
+ * server), then who takes receipt events, from the same shard.
+ */
+async function upsertMarksOnShard(
+  db: Kysely<Database>,
+  group: readonly MarkRow[],
+  keys: readonly string[],
+  now: number,
+): Promise<{ user_id: string; events: boolean }[]> {
+  const values = group.map(
+    (r) =>
+      sql`(${r.user}, ${r.chatId}, ${r.reader}, ${r.d.toString()}::int8, ${r.r.toString()}::int8, ${now}::int8)`,
   );
-  return new Set(told.filter((t) => t.events).map((t) => t.user_id));
+  const { rows: upserted } = await sql<{ user_id: string }>`
+    insert into receipt_marks (user_id, chat_id, reader, delivered_upto, read_upto, updated_at)
+    values ${sql.join(values)}
+    on conflict (user_id, chat_id, reader) do update set
+      delivered_upto = greatest(receipt_marks.delivered_upto, excluded.delivered_upto),
+      read_upto = greatest(receipt_marks.read_upto, excluded.read_upto),
+      updated_at = excluded.updated_at
+    returning user_id`.execute(db);
+  const users = unique(upserted.map((u) => u.user_id));
+  if (users.length === 0) return [];
+  const { rows } = await sql<{ user_id: string; events: boolean }>`
+    select d.user_id, bool_or(d.receipt_events) as events from devices d
+    where d.user_id = any(${users}::text[])${onShard('d.user_id', keys)}
+    group by d.user_id`.execute(db);
+  const events = new Map(rows.map((r) => [r.user_id, r.events]));
+  return users.map((u) => ({ user_id: u, events: events.get(u) === true }));
 }
 
 function unique(values: readonly string[]): string[] {

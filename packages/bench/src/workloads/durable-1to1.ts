@@ -215,6 +215,7 @@ async function runRepeat(
       const before = await stats.settledSnapshot(dbName);
       const batchesBefore = await scrapeBatchSizes(httpUrls);
       const pgCpuBefore = storage.cpuSeconds();
+      const serverCpuBefore = storage.cpuSecondsByServer();
       const waits = new WaitSampler(
         storage.servers.map((server) => server.admin),
         dbName,
@@ -231,6 +232,7 @@ async function runRepeat(
       });
       const waited = waits.stop();
       const pgCpu = storage.cpuSeconds() - pgCpuBefore;
+      const serverCpu = storage.cpuSecondsByServer().map((s, i) => s - serverCpuBefore[i]!);
       const delta = diffSnapshots(before, await stats.settledSnapshot(dbName));
       const batches = batchSizesBetween(batchesBefore, await scrapeBatchSizes(httpUrls));
       const messages = Math.max(result.acked, 1);
@@ -252,6 +254,9 @@ async function runRepeat(
           statementsPerMessage: delta.clientStatements / messages,
           serverStatementsPerMessage: delta.serverStatements / messages,
           pgCpuUsPerMessage: (pgCpu * 1e6) / messages,
+          ...(serverCpu.length > 1
+            ? { pgCpuUsPerMessageByServer: serverCpu.map((s) => (s * 1e6) / messages) }
+            : {}),
           tables: delta.tables,
           batches,
           waits: waited.shares,
@@ -269,7 +274,10 @@ async function runRepeat(
           `in ${result.windowSec.toFixed(1)} s, lag p99 ${result.lag.p99Ms} ms; per message: ${out.db!.rowsPerMessage.toFixed(2)} rows, ` +
           `${out.db!.commitsPerMessage.toFixed(2)} commits, ` +
           `${(out.db!.statementsPerMessage ?? 0).toFixed(2)}/${(out.db!.serverStatementsPerMessage ?? 0).toFixed(2)} statements, ` +
-          `${Math.round(out.db!.pgCpuUsPerMessage)} µs pg CPU; ` +
+          `${Math.round(out.db!.pgCpuUsPerMessage)} µs pg CPU` +
+          (out.db!.pgCpuUsPerMessageByServer === undefined
+            ? '; '
+            : ` (by server ${out.db!.pgCpuUsPerMessageByServer.map(Math.round).join('/')}); `) +
           `send batch p50/p99 ${send?.p50 ?? '–'}/${send?.p99 ?? '–'}` +
           (verdict.passed ? '' : ` (${verdict.reasons.join('; ')})`),
       );
