@@ -5,7 +5,7 @@
 import type { Limits } from '@chat/protocol';
 import { defaultLimits, isValidId } from '@chat/protocol';
 import type { Env } from './env';
-import { ConfigError, EnvReader } from './env';
+import { ConfigError, EnvReader, checkProductionCredential, checkProductionSecret } from './env';
 
 export interface NodeConfig {
   /** This node's id, used in `welcome` and in the cluster. */
@@ -124,6 +124,7 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
   if (secret === undefined && production) {
     throw new ConfigError('CHAT_AUTH_SECRET is required when NODE_ENV=production');
   }
+  if (secret !== undefined && production) checkProductionSecret('CHAT_AUTH_SECRET', secret);
   const limits: Limits = Object.freeze({
     ...defaultLimits,
     maxFrameBytes: r.int(
@@ -164,7 +165,7 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     admitRatePerSec: r.int('CHAT_ADMIT_RATE', d.admitRatePerSec, 1, 1_000_000),
     admitBurst: r.int('CHAT_ADMIT_BURST', d.admitBurst, 1, 1_000_000),
     limits,
-    databaseUrl: databaseUrlFrom(r),
+    databaseUrl: databaseUrlFrom(r, production),
     pgPoolMax: r.int('CHAT_PG_POOL_MAX', d.pgPoolMax, 1, 1000),
     batchMaxSize: r.int('CHAT_BATCH_MAX', d.batchMaxSize, 1, 10_000),
     logLevel: r.oneOf('CHAT_LOG_LEVEL', d.logLevel, [
@@ -184,7 +185,7 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
 const POSTGRES_PROTOCOLS = ['postgres:', 'postgresql:'];
 
 /** Checked without quoting the value: it carries the database password. */
-function databaseUrlFrom(r: EnvReader): string {
+function databaseUrlFrom(r: EnvReader, production: boolean): string {
   const raw = r.requiredString('DATABASE_URL', 'a postgres:// URL of the chat database');
   let protocol: string | undefined;
   try {
@@ -198,7 +199,19 @@ function databaseUrlFrom(r: EnvReader): string {
       `DATABASE_URL must be a postgres:// or postgresql:// URL, got ${protocol === undefined ? 'something that is not a URL' : `a ${protocol}// URL`}`,
     );
   }
+  if (production) {
+    const password = passwordOf(raw);
+    if (password !== '') checkProductionCredential('the password in DATABASE_URL', password);
+  }
   return raw;
+}
+
+function passwordOf(raw: string): string {
+  try {
+    return decodeURIComponent(new URL(raw).password);
+  } catch {
+    return '';
+  }
 }
 
 /**

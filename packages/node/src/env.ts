@@ -98,3 +98,60 @@ function checkUrl(
     throw new ConfigError(`${name} must be ${what}${got || `, got a ${url.protocol}// URL`}`);
   }
 }
+
+/** Shortest secret accepted when NODE_ENV=production: 32 bytes, as a random 256-bit key. */
+export const MIN_SECRET_BYTES = 32;
+
+/**
+ * Values that ship in this repository (development defaults, test harness secrets, the
+ * deployment examples) and must never protect a production deployment.
+ */
+const KNOWN_PLACEHOLDERS: readonly string[] = [
+  'dev-secret',
+  'dev-cluster-secret',
+  'test-secret',
+  'test-cluster-secret',
+  'S3RVER',
+  'secret',
+  'password',
+  'changeme',
+];
+
+/** Why `value` is a placeholder, or undefined when it is not a known one. */
+export function placeholderReason(value: string): string | undefined {
+  const lower = value.toLowerCase();
+  if (lower.startsWith('change-me') || lower.startsWith('changeme'))
+    return 'it is a placeholder from the deployment examples (change-me...)';
+  if (KNOWN_PLACEHOLDERS.some((p) => p.toLowerCase() === lower))
+    return 'it is a development or test default shipped in this repository';
+  return undefined;
+}
+
+/**
+ * Refuses a signing secret that is a known placeholder or shorter than MIN_SECRET_BYTES; the
+ * value itself is never quoted.
+ *
+ * @example if (production) checkProductionSecret('CHAT_AUTH_SECRET', secret);
+ */
+export function checkProductionSecret(name: string, value: string): void {
+  const reason = placeholderReason(value);
+  if (reason !== undefined)
+    throw new ConfigError(
+      `${name} must be a random secret when NODE_ENV=production, but ${reason}; generate one with \`openssl rand -base64 48\``,
+    );
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes < MIN_SECRET_BYTES)
+    throw new ConfigError(
+      `${name} must be at least ${MIN_SECRET_BYTES} bytes when NODE_ENV=production, got ${bytes}; generate one with \`openssl rand -base64 48\``,
+    );
+}
+
+/**
+ * Refuses a credential issued elsewhere (an S3 secret key, a database password) that is a known
+ * placeholder. No length rule: its issuer decides its form.
+ */
+export function checkProductionCredential(name: string, value: string): void {
+  const reason = placeholderReason(value);
+  if (reason !== undefined)
+    throw new ConfigError(`${name} must not be a placeholder when NODE_ENV=production: ${reason}`);
+}

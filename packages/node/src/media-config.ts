@@ -5,7 +5,7 @@
  */
 import { DEFAULT_ALLOWED_TYPES, DEFAULT_MAX_BYTES, isTypePattern } from '@chat/media';
 import type { Env } from './env';
-import { ConfigError, EnvReader } from './env';
+import { ConfigError, EnvReader, checkProductionCredential } from './env';
 
 export interface MediaConfig {
   /** `http(s)://host[:port]` of the S3 API (MinIO, S3 or any compatible store). */
@@ -63,7 +63,10 @@ export function mediaConfigFromEnv(env: Env): MediaConfig | undefined {
     endpoint: origin,
     publicEndpoint,
     accessKey: r.requiredString('CHAT_S3_ACCESS_KEY', 'the access key of the object storage'),
-    secretKey: r.requiredString('CHAT_S3_SECRET_KEY', 'the secret key of the object storage'),
+    secretKey: productionChecked(
+      r,
+      r.requiredString('CHAT_S3_SECRET_KEY', 'the secret key of the object storage'),
+    ),
     bucket,
     region: r.string('CHAT_S3_REGION', d.region),
     urlTtlSec: r.int('CHAT_MEDIA_URL_TTL_SEC', d.urlTtlSec, 10, 7 * 24 * 3600),
@@ -95,4 +98,10 @@ function endpointFrom(name: string, raw: string): string {
     );
   }
   return url.origin;
+}
+
+function productionChecked(r: EnvReader, secretKey: string): string {
+  if (r.string('NODE_ENV', 'development') === 'production')
+    checkProductionCredential('CHAT_S3_SECRET_KEY', secretKey);
+  return secretKey;
 }

@@ -1,5 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { ConfigError } from '../src/env';
 import { DEV_SECRET, nodeConfigFromEnv } from '../src/config';
+import { clusterConfigFromEnv } from '../src/cluster/cluster-config';
+import { mediaConfigFromEnv } from '../src/media-config';
 
 const base = { DATABASE_URL: 'postgres://x@127.0.0.1/db' };
 
@@ -48,5 +51,97 @@ describe('nodeConfigFromEnv', () => {
     });
     expect(config.limits.maxBodyChars).toBe(10);
     expect(config.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
+  });
+
+  describe('secrets when NODE_ENV=production', () => {
+    const strong = randomBytes(32).toString('base64');
+    const prod = { ...base, NODE_ENV: 'production', CHAT_AUTH_SECRET: strong };
+
+    it.each([
+      ['the dev secret set explicitly', DEV_SECRET, /placeholder|development or test default/],
+      ['the compose placeholder', 'change-me-auth-secret', /placeholder.*change-me/],
+      ['a long change-me value', 'change-me-' + 'x'.repeat(40), /change-me/],
+      ['the test secret', 'test-secret', /development or test default/],
+      ['a 31-byte secret', 'k'.repeat(31), /at least 32 bytes.*got 31/],
+      ['a short secret', 'a-real-secret-4711', /at least 32 bytes/],
+    ])('refuses CHAT_AUTH_SECRET that is %s, naming the variable', (_what, secret, why) => {
+      let error: unknown;
+      try {
+        nodeConfigFromEnv({ ...prod, CHAT_AUTH_SECRET: secret });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      const message = (error as Error).message;
+      expect(message).toMatch(/^CHAT_AUTH_SECRET /);
+      expect(message).toMatch(why);
+      if (secret.length > 12) expect(message).not.toContain(secret);
+    });
+
+    it('accepts a random secret of 32 bytes or more', () => {
+      expect(nodeConfigFromEnv(prod).config.authSecret).toBe(strong);
+      expect(nodeConfigFromEnv(prod).usingDevSecret).toBe(false);
+      const exactly32 = randomBytes(16).toString('hex');
+      expect(nodeConfigFromEnv({ ...prod, CHAT_AUTH_SECRET: exactly32 }).config.authSecret).toBe(
+        exactly32,
+      );
+    });
+
+    it('refuses a placeholder database password, and accepts a real one', () => {
+      expect(() =>
+        nodeConfigFromEnv({
+          ...prod,
+          DATABASE_URL: 'postgres://chat:change-me-postgres@db:5432/chat',
+        }),
+      ).toThrow(/password in DATABASE_URL must not be a placeholder/);
+      expect(
+        nodeConfigFromEnv({ ...prod, DATABASE_URL: 'postgres://chat:Zq81-real@db:5432/chat' })
+          .config.databaseUrl,
+      ).toContain('Zq81-real');
+    });
+
+    it.each([
+      ['the dev cluster secret', 'dev-cluster-secret', /development or test default/],
+      ['the compose placeholder', 'change-me-cluster-secret', /change-me/],
+      ['a short secret', 'cluster-s3cret', /at least 32 bytes/],
+    ])('refuses CHAT_CLUSTER_SECRET that is %s', (_what, secret, why) => {
+      const env = { ...prod, CHAT_ETCD_ENDPOINTS: 'http://e:2379', CHAT_CLUSTER_SECRET: secret };
+      expect(() => clusterConfigFromEnv(env, '127.0.0.1')).toThrow(ConfigError);
+      expect(() => clusterConfigFromEnv(env, '127.0.0.1')).toThrow(why);
+      expect(() => clusterConfigFromEnv(env, '127.0.0.1')).toThrow(/^CHAT_CLUSTER_SECRET /);
+    });
+
+    it('accepts a random cluster secret', () => {
+      const env = { ...prod, CHAT_ETCD_ENDPOINTS: 'http://e:2379', CHAT_CLUSTER_SECRET: strong };
+      expect(clusterConfigFromEnv(env, '127.0.0.1')?.config.clusterSecret).toBe(strong);
+    });
+
+    it('refuses a placeholder S3 secret key', () => {
+      const s3 = {
+        ...prod,
+        CHAT_S3_ENDPOINT: 'http://minio:9000',
+        CHAT_S3_ACCESS_KEY: 'chat-minio',
+      };
+      expect(() =>
+        mediaConfigFromEnv({ ...s3, CHAT_S3_SECRET_KEY: 'change-me-minio-secret' }),
+      ).toThrow(/CHAT_S3_SECRET_KEY must not be a placeholder/);
+      expect(
+        mediaConfigFromEnv({ ...s3, CHAT_S3_SECRET_KEY: 'wJalrXUtnFEMI/K7MDENG' }),
+      ).toBeDefined();
+    });
+
+    it('outside production still accepts the dev secret, and says so (the warning)', () => {
+      for (const env of [base, { ...base, NODE_ENV: 'development' }]) {
+        const loaded = nodeConfigFromEnv(env);
+        expect(loaded.config.authSecret).toBe(DEV_SECRET);
+        expect(loaded.usingDevSecret).toBe(true);
+      }
+      expect(nodeConfigFromEnv({ ...base, CHAT_AUTH_SECRET: 'short' }).config.authSecret).toBe(
+        'short',
+      );
+      expect(
+        clusterConfigFromEnv({ CHAT_ETCD_ENDPOINTS: 'http://e:2379' }, '127.0.0.1')?.usingDevSecret,
+      ).toBe(true);
+    });
   });
 });

@@ -1,6 +1,6 @@
 /** Cluster settings of a chat node; absent CHAT_ETCD_ENDPOINTS means a single node without etcd. */
 import type { Env } from '../env';
-import { ConfigError, EnvReader } from '../env';
+import { ConfigError, EnvReader, checkProductionSecret } from '../env';
 
 export interface ClusterConfig {
   readonly etcdEndpoints: readonly string[];
@@ -45,8 +45,10 @@ export function clusterConfigFromEnv(
   const endpoints = r.urlList('CHAT_ETCD_ENDPOINTS', ['http:', 'https:']);
   if (endpoints.length === 0) return undefined;
   const secret = r.optionalString('CHAT_CLUSTER_SECRET');
-  if (secret === undefined && r.string('NODE_ENV', 'development') === 'production') {
-    throw new ConfigError('CHAT_CLUSTER_SECRET is required when NODE_ENV=production');
+  if (r.string('NODE_ENV', 'development') === 'production') {
+    if (secret === undefined)
+      throw new ConfigError('CHAT_CLUSTER_SECRET is required when NODE_ENV=production');
+    checkProductionSecret('CHAT_CLUSTER_SECRET', secret);
   }
   const prefix = r.string('CHAT_ETCD_PREFIX', '/chat');
   if (!prefix.startsWith('/') || prefix.replace(/\/+$/, '') === '') {

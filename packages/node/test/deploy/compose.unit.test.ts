@@ -38,6 +38,13 @@ const env = (s: Service): Record<string, string> =>
   );
 const chatNodes = Object.entries(services).filter(([name]) => /^node-\d+$/.test(name));
 const APP_IMAGE = 'chat-cluster:dev';
+/** Variables the operator must set: Compose has no default for them. */
+const REQUIRED_SECRETS = [
+  'CHAT_AUTH_SECRET',
+  'CHAT_CLUSTER_SECRET',
+  'POSTGRES_PASSWORD',
+  'MINIO_ROOT_PASSWORD',
+];
 
 function seconds(duration: string): number {
   const match = /^(\d+)(s|m)$/.exec(duration);
@@ -62,6 +69,11 @@ describe('docker-compose.yml', () => {
     const result = spawnSync('docker', ['compose', '-f', 'docker-compose.yml', 'config', '-q'], {
       cwd: REPO_ROOT,
       encoding: 'utf8',
+      // The secrets have no defaults: Compose refuses the file without them.
+      env: {
+        ...process.env,
+        ...Object.fromEntries(REQUIRED_SECRETS.map((v) => [v, 'x'.repeat(40)])),
+      },
     });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
@@ -156,9 +168,9 @@ describe('docker-compose.yml', () => {
       expect(new URL(vars.CHAT_PUBLIC_URL!).hostname).toBe('localhost');
       expect(vars.CHAT_RPC_ADVERTISE).toBe(`${name}:${vars.CHAT_RPC_PORT}`);
       expect(vars.CHAT_HOST).toBe('0.0.0.0');
-      // Secrets are set, as placeholders that say so.
+      // Secrets come from the operator's environment, with no default (see the test below).
       for (const secret of ['CHAT_AUTH_SECRET', 'CHAT_CLUSTER_SECRET', 'CHAT_S3_SECRET_KEY']) {
-        expect(vars[secret]).toMatch(/change-me/);
+        expect(vars[secret]).toMatch(/^\$\{[A-Z_]+:\?set [A-Z_]+ to a random /);
       }
       expect(vars.NODE_ENV).toBe('production');
       for (const s3 of [
@@ -168,7 +180,9 @@ describe('docker-compose.yml', () => {
         'CHAT_S3_REGION',
       ])
         expect(vars[s3]).toBeTruthy();
-      expect(new URL(vars.DATABASE_URL!).hostname).toBe('postgres');
+      // The required password stands in for what the operator sets.
+      const databaseUrl = vars.DATABASE_URL!.replace(/\$\{POSTGRES_PASSWORD:\?[^}]*\}/, 'pw');
+      expect(new URL(databaseUrl).hostname).toBe('postgres');
       expect(new URL(vars.CHAT_ETCD_ENDPOINTS!).hostname).toBe('etcd');
       expect(new URL(vars.CHAT_S3_ENDPOINT!).hostname).toBe('minio');
       // SIGTERM drains: Compose must wait longer than the node's shutdown timeout.
@@ -208,5 +222,40 @@ describe('docker-compose.yml', () => {
     );
     const bucket = env(chatNodes[0]![1]).CHAT_S3_BUCKET!;
     expect((services['minio-init']!.entrypoint as string[]).join(' ')).toContain(`local/${bucket}`);
+  });
+
+  it('ships no secret: each one is required (${VAR:?message}), none has a change-me default', () => {
+    const text = repoFile('docker-compose.yml');
+    expect(text).not.toMatch(/change-me/i);
+    for (const variable of REQUIRED_SECRETS) {
+      const uses = [...text.matchAll(new RegExp(`\\$\\{${variable}(:?[-?=+])?([^}]*)\\}`, 'g'))];
+      expect({ variable, used: uses.length > 0 }).toEqual({ variable, used: true });
+      for (const use of uses) {
+        expect({ variable, form: use[1] }).toEqual({ variable, form: ':?' });
+        expect(use[2]).toMatch(new RegExp(`^set ${variable} to a random`));
+      }
+    }
+    // Every place a secret lands is filled from one of them, never a literal.
+    const secretSettings = [
+      'CHAT_AUTH_SECRET',
+      'CHAT_CLUSTER_SECRET',
+      'CHAT_S3_SECRET_KEY',
+      'POSTGRES_PASSWORD',
+      'PGPASSWORD',
+      'MINIO_ROOT_PASSWORD',
+    ];
+    for (const [name, service] of Object.entries(services)) {
+      for (const [key, value] of Object.entries(service.environment ?? {})) {
+        if (!secretSettings.includes(key)) continue;
+        expect({ name, key, value: String(value) }).toEqual({
+          name,
+          key,
+          value: expect.stringMatching(/^\$\{[A-Z_]+:\?[^}]+\}$/) as unknown,
+        });
+      }
+    }
+    expect(env(chatNodes[0]![1]).DATABASE_URL).toMatch(
+      /^postgres:\/\/chat:\$\{POSTGRES_PASSWORD:\?/,
+    );
   });
 });

@@ -23,6 +23,8 @@ type K8sObject = {
   stringData?: any;
 };
 
+/** The Secret is a template the operator fills; kustomize never applies it. */
+const SECRET_TEMPLATE = 'secret.template.yaml';
 const files = readdirSync(join(REPO_ROOT, 'deploy/k8s')).filter((f) => f.endsWith('.yaml'));
 const objects: K8sObject[] = files
   .filter((f) => f !== 'kustomization.yaml')
@@ -58,7 +60,7 @@ describe('deploy/k8s', () => {
   it('parses, and kustomization lists every manifest', () => {
     const kustomization = parseYaml('deploy/k8s/kustomization.yaml');
     expect([...(kustomization.resources as string[])].sort()).toEqual(
-      files.filter((f) => f !== 'kustomization.yaml').sort(),
+      files.filter((f) => f !== 'kustomization.yaml' && f !== SECRET_TEMPLATE).sort(),
     );
     for (const object of objects) {
       expect(typeof object.kind).toBe('string');
@@ -141,8 +143,9 @@ describe('deploy/k8s', () => {
         'DATABASE_URL',
       ].sort(),
     );
-    for (const value of Object.values(secret.stringData ?? {}))
-      expect(String(value)).toMatch(/change-me/);
+    // No value ships, not even a placeholder.
+    for (const value of Object.values(secret.stringData ?? {})) expect(value).toBe('');
+    expect(secret.data).toBeUndefined();
     for (const key of secretKeys) expect(Object.keys(config)).not.toContain(key);
     const workloads = objects.filter((o) => ['StatefulSet', 'Deployment', 'Job'].includes(o.kind));
     for (const workload of workloads) {
@@ -200,5 +203,18 @@ describe('deploy/k8s', () => {
       (_, i) => `${nodes.metadata.name}-${i}`,
     );
     expect(script).toContain(`chatctl scale-out ${names.join(' ')}`);
+  });
+
+  it('applies no Secret: the operator creates chat-secrets (the template says how)', () => {
+    const kustomization = parseYaml('deploy/k8s/kustomization.yaml');
+    expect(kustomization.resources).not.toContain(SECRET_TEMPLATE);
+    const applied = files.filter((f) => (kustomization.resources as string[]).includes(f));
+    for (const f of applied)
+      for (const o of parseYamlDocuments(`deploy/k8s/${f}`) as K8sObject[])
+        expect({ file: f, kind: o.kind }).not.toEqual({ file: f, kind: 'Secret' });
+    const template = repoFile(`deploy/k8s/${SECRET_TEMPLATE}`);
+    expect(template).toContain('kubectl create secret generic chat-secrets');
+    for (const key of secretKeys) expect(template).toContain(`--from-literal=${key}=`);
+    for (const f of files) expect(repoFile(`deploy/k8s/${f}`)).not.toMatch(/change-me/i);
   });
 });

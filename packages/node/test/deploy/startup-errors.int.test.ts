@@ -45,7 +45,7 @@ function oneLine(stderr: string): string {
   return lines[0]!;
 }
 
-const SECRET = 'a-real-secret-4711';
+const SECRET = 'a-real-secret-4711-of-at-least-32-bytes';
 const DB_PASSWORD_URL = 'postgres://chat:db-password-0815@127.0.0.1:1/chat';
 
 describe('node start with a bad configuration', () => {
