@@ -283,24 +283,35 @@ export class ChatNode {
       session.close(CloseCode.PROTOCOL_ERROR, 'wrong frame kind');
       return;
     }
+    // Every frame takes a token before it is decoded: undecodable or invalid frames cost the
+    // same as good ones, so no frame streams past the limit.
+    const admitted = session.admit(this.clock.now());
+    if (admitted === 'close') {
+      session.close(CloseCode.RATE_LIMITED, 'rate limited');
+      return;
+    }
     let frame: ClientFrame;
     try {
       frame = decodeClientFrame(session.codec, data, this.config.limits);
     } catch (err) {
-      this.replyError(session, err, undefined);
+      // Over the limit, the refusal wins over the frame's own error (at most rateStrikes of
+      // these are decoded before the close).
+      if (admitted === 'ok') this.replyError(session, err, undefined);
+      else
+        this.replyError(
+          session,
+          new ChatError('RATE_LIMITED', 'too many frames, slow down'),
+          isChatError(err) ? requestIdOf(err.context) : undefined,
+        );
       return;
     }
-    const admitted = session.admit(this.clock.now());
-    if (admitted !== 'ok') {
-      if (admitted === 'close') {
-        session.close(CloseCode.RATE_LIMITED, 'rate limited');
-      } else if ('id' in frame) {
+    if (admitted === 'refuse') {
+      if ('id' in frame)
         this.replyError(
           session,
           new ChatError('RATE_LIMITED', 'too many frames, slow down'),
           frame.id,
         );
-      }
       return;
     }
     const early = this.notReady.get(session);

@@ -99,6 +99,37 @@ describe.each<[string, Codec]>([
     );
   });
 
+  it('refuses U+0000 in client strings with BAD_REQUEST, not failing the others of a read batch', async () => {
+    const alice = await connect('nul-a');
+    const bob = await connect('nul-b');
+    const mallory = await connect('nul-m');
+    const chatId = (await alice.ok({ t: 'createChat', members: [`${name}-nul-b`] }))
+      .chatId as string;
+    const sent = await alice.ok({ t: 'send', chatId, clientMsgId: 'n1', body: 'hi' });
+    // Both reads land in the same read window: the poisoned one must not take bob's down.
+    const [good, poisoned] = await Promise.all([
+      bob.request({ t: 'read', chatId, messageId: sent.messageId }),
+      mallory.request({ t: 'read', chatId: `${chatId}\u0000`, messageId: sent.messageId }),
+    ]);
+    expect(good).toMatchObject({ t: 'ok' });
+    expect(poisoned).toMatchObject({ t: 'err', code: 'BAD_REQUEST' });
+    expect((poisoned as { message: string }).message).toContain('chatId');
+    const count = (): Promise<number> =>
+      countRows(h.sql, 'SELECT count(*) AS n FROM messages WHERE chat_id = $1', [chatId]);
+    const before = await count();
+    for (const [frame, field] of [
+      [{ t: 'read', chatId, messageId: '1\u0000' }, 'messageId'],
+      [{ t: 'send', chatId, clientMsgId: 'n2', body: 'a\u0000b' }, 'body'],
+      [{ t: 'send', chatId, clientMsgId: 'n\u00003', body: 'x' }, 'clientMsgId'],
+      [{ t: 'createChat', members: [`${name}-nul-b`], name: 'x\u0000' }, 'name'],
+    ] as const) {
+      const reply = await alice.request(frame);
+      expect(reply).toMatchObject({ t: 'err', code: 'BAD_REQUEST' });
+      expect((reply as { message: string }).message).toContain(field);
+    }
+    expect(await count()).toBe(before);
+  });
+
   it('answers a frame over 64 KiB with TOO_LARGE and stays usable', async () => {
     const c = await connect('big');
     c.sendFrame({ t: 'send', id: 1, chatId: 'c', clientMsgId: 'x', body: 'y'.repeat(70 * 1024) });

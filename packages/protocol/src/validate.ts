@@ -20,6 +20,11 @@ function bad(message: string, id: number | undefined): ChatError {
   return new ChatError('BAD_REQUEST', message, id === undefined ? {} : { id });
 }
 
+/** Postgres text cannot hold U+0000: a string with one would fail the statement it is in. */
+function hasNul(v: string): boolean {
+  return v.includes('\u0000');
+}
+
 function isNonNegativeInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
@@ -57,6 +62,7 @@ class FieldReader {
         this.id,
       );
     }
+    if (hasNul(v)) throw bad(`${name} must not contain the NUL character (U+0000)`, this.id);
     return v;
   }
 
@@ -89,6 +95,7 @@ class FieldReader {
       }
       throw bad(`${name} must be at most ${maxChars} characters`, this.id);
     }
+    if (hasNul(v)) throw bad(`${name} must not contain the NUL character (U+0000)`, this.id);
     return v;
   }
 

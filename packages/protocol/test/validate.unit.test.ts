@@ -380,3 +380,55 @@ test('compareIds sorts ids naturally, digit runs as numbers', () => {
     'node-10',
   ]);
 });
+
+describe('validateClientFrame: NUL characters', () => {
+  // Postgres text cannot hold U+0000: such a string must never get past validation.
+  const nul = 'a\u0000b';
+  const att = { key: 'k', mime: 'image/png', size: 1 };
+  it.each<[string, Record<string, unknown>, string]>([
+    ['read chatId', { t: 'read', id: 50, chatId: nul, messageId: '1' }, 'chatId'],
+    ['read messageId', { t: 'read', id: 50, chatId: 'c', messageId: nul }, 'messageId'],
+    ['send body', { t: 'send', id: 50, chatId: 'c', clientMsgId: 'm', body: nul }, 'body'],
+    ['send chatId', { t: 'send', id: 50, chatId: nul, clientMsgId: 'm', body: 'x' }, 'chatId'],
+    [
+      'send clientMsgId',
+      { t: 'send', id: 50, chatId: 'c', clientMsgId: nul, body: 'x' },
+      'clientMsgId',
+    ],
+    [
+      'attachment key',
+      { t: 'send', id: 50, chatId: 'c', clientMsgId: 'm', attachments: [{ ...att, key: nul }] },
+      'key',
+    ],
+    [
+      'attachment mime',
+      { t: 'send', id: 50, chatId: 'c', clientMsgId: 'm', attachments: [{ ...att, mime: nul }] },
+      'mime',
+    ],
+    ['chat name', { t: 'createChat', id: 50, members: ['bob'], name: nul }, 'name'],
+    ['addMembers chatId', { t: 'addMembers', id: 50, chatId: nul, members: ['bob'] }, 'chatId'],
+    [
+      'removeMembers chatId',
+      { t: 'removeMembers', id: 50, chatId: nul, members: ['bob'] },
+      'chatId',
+    ],
+    ['uploadTarget mime', { t: 'uploadTarget', id: 50, mime: nul, size: 1 }, 'mime'],
+    ['downloadUrl key', { t: 'downloadUrl', id: 50, key: nul }, 'key'],
+    ['member id', { t: 'createChat', id: 50, members: [nul] }, 'members'],
+    ['lastSeen user', { t: 'lastSeen', id: 50, user: nul }, 'user'],
+  ])('refuses a NUL in %s with BAD_REQUEST naming the field', (_what, frame, field) => {
+    const err = chatErrorOf(() => validate(frame));
+    expect(err.code).toBe('BAD_REQUEST');
+    expect(err.message).toContain(field);
+    expect(err.context).toStrictEqual({ id: 50 });
+  });
+
+  it('refuses a NUL in a typing chatId', () => {
+    expect(chatErrorOf(() => validate({ t: 'typing', chatId: nul })).code).toBe('BAD_REQUEST');
+  });
+
+  it('names the NUL in the message', () => {
+    const err = chatErrorOf(() => validate({ t: 'read', id: 1, chatId: 'c', messageId: '\u0000' }));
+    expect(err.message).toBe('messageId must not contain the NUL character (U+0000)');
+  });
+});

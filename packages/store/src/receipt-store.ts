@@ -19,7 +19,7 @@ import { ChatError } from '@chat/protocol';
 import { toChatError } from './errors';
 import type { Database } from './schema';
 import { lockKeys } from './key-locks';
-import { EngineRouters, onShard, perShard } from './shard-router';
+import { EngineRouters, onShard, perShard, reachedSecondShard } from './shard-router';
 import type { KeyRouter } from './shard-router';
 import { appendReceiptEvents } from './legacy-receipts';
 import type { MovedMark } from './legacy-receipts';
@@ -113,16 +113,7 @@ export class PgReceiptStore {
         routers.chats,
         intents.map((intent, index) => ({ intent, index })),
         (x) => x.intent.chatId,
-        async (group, keys) => {
-          const step = await this.db.transaction().execute((tx) =>
-            readStep(
-              tx,
-              group.map((x) => x.intent),
-              keys,
-            ),
-          );
-          return [{ indexes: group.map((x) => x.index), ...step }];
-        },
+        (group, keys) => readIsolated(this.db, group, keys),
       );
       const outcomes: (ChatError | undefined)[] = new Array(intents.length);
       for (const step of steps) {
@@ -150,6 +141,45 @@ export class PgReceiptStore {
  * The chat step of a read batch: watermarks moved in chat_members, notices computed, and the
  * moves (delivered first, for a read of messages not delivered yet) for receipt events.
  */
+type ReadStep = Awaited<ReturnType<typeof readStep>>;
+
+/**
+ * One shard's read intents in one transaction. When Postgres refuses the statement itself (not
+ * UNAVAILABLE: one intent carrying what the database cannot take), the transaction wrote
+ * nothing; the group is split in halves and retried, so only the bad intent fails (with the
+ * error as its outcome) and the other users' reads of the batch go through.
+ */
+async function readIsolated(
+  db: Kysely<Database>,
+  group: readonly { intent: ReadIntent; index: number }[],
+  keys: readonly string[] | null,
+): Promise<(ReadStep & { indexes: number[] })[]> {
+  try {
+    const step = await db.transaction().execute((tx) =>
+      readStep(
+        tx,
+        group.map((x) => x.intent),
+        keys,
+      ),
+    );
+    return [{ indexes: group.map((x) => x.index), ...step }];
+  } catch (err) {
+    const error = toChatError(err);
+    if (error.code !== 'INTERNAL' || reachedSecondShard(err)) throw err;
+    if (group.length === 1)
+      return [{ indexes: [group[0]!.index], outcomes: [error], notices: [], moved: [] }];
+    const half = Math.ceil(group.length / 2);
+    const keysOf = (part: typeof group): string[] | null =>
+      keys === null ? null : unique(part.map((x) => x.intent.chatId));
+    const first = group.slice(0, half);
+    const second = group.slice(half);
+    return [
+      ...(await readIsolated(db, first, keysOf(first))),
+      ...(await readIsolated(db, second, keysOf(second))),
+    ];
+  }
+}
+
 async function readStep(
   tx: Transaction<Database>,
   intents: readonly ReadIntent[],

@@ -155,6 +155,24 @@ describe('receipts', () => {
     expect(result.notices).toHaveLength(1);
   });
 
+  it('fails only the read Postgres refuses, not the other reads of its batch', async () => {
+    // Validation refuses U+0000 at the node; injected here to poison the shared statement.
+    const { chatId } = await store.createChat('rp-a', ['rp-b', 'rp-c'], null, 1);
+    const m = await store.send(sendInput('rp-a', chatId));
+    const result = await receipts.markRead(
+      [
+        { userId: 'rp-b', chatId, messageId: m.messageId },
+        { userId: 'rp-x', chatId: 'bad\u0000chat', messageId: m.messageId },
+        { userId: 'rp-c', chatId, messageId: m.messageId },
+      ],
+      5,
+    );
+    expect(result.outcomes.map((o) => o?.code)).toEqual([undefined, 'INTERNAL', undefined]);
+    expect(result.notices.map((n) => n.reader).sort()).toEqual(['rp-b', 'rp-c']);
+    expect((await marks(chatId, 'rp-b')).read).toBe(m.messageId);
+    expect((await marks(chatId, 'rp-c')).read).toBe(m.messageId);
+  });
+
   it('accepts a read of a message retention removed, when the reader had it delivered', async () => {
     const { chatId } = await store.createChat('rg-a', ['rg-b'], null, 1);
     const m = await store.send(sendInput('rg-a', chatId));
