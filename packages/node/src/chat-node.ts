@@ -42,7 +42,8 @@ import type { LocalPresence, PresencePeers, TypingItem } from './presence';
 import { localPresencePeers } from './presence';
 import type { SocialOptions, SocialStores } from './social';
 import { Social } from './social';
-import { TokenBucket } from './token-bucket';
+import type { AdmissionVerdict } from './admission';
+import { Admission } from './admission';
 
 export interface ChatNodeDeps {
   readonly config: NodeConfig;
@@ -98,7 +99,7 @@ export class ChatNode {
   private readonly requestContext: RequestContext;
   private readonly notReady = new Map<Session, ClientFrame[]>();
   private sweeper: NodeJS.Timeout | undefined;
-  private readonly admission: TokenBucket;
+  private readonly admission: Admission;
   private readonly metrics: NodeMetrics | undefined;
   private readonly storeEpoch: () => string | undefined;
   /** Cumulative, for `/v1/stats`: readers turn them into rates (the registry's dashboard). */
@@ -114,9 +115,16 @@ export class ChatNode {
     this.ownership = deps.ownership ?? singleNodeOwnership;
     this.storeEpoch = deps.storeEpoch ?? (() => undefined);
     this.sessions = new SessionRegistry(this.config.limits.maxDevicesPerUser);
-    this.admission = new TokenBucket(
-      this.config.admitRatePerSec,
-      this.config.admitBurst,
+    this.admission = new Admission(
+      {
+        ratePerSec: this.config.admitRatePerSec,
+        burst: this.config.admitBurst,
+        perUserPerSec: this.config.admitPerUserPerSec,
+        perUserBurst: this.config.admitPerUserBurst,
+        perAddressPerSec: this.config.admitPerAddressPerSec,
+        perAddressBurst: this.config.admitPerAddressBurst,
+        maxTrackedKeys: this.config.admitTrackedKeys,
+      },
       this.clock.now(),
     );
     const local: LocalDeliverer = {
@@ -489,13 +497,13 @@ export class ChatNode {
   }
 
   /**
-   * Admission control for new connections: a token bucket over upgrades, so a mass reconnect
-   * is smoothed. Returns 0 when admitted, otherwise the seconds to wait (for Retry-After).
+   * Admission control for new connections: token buckets over upgrades for the node (a mass
+   * reconnect is smoothed), the user and the client address (`addressKey`), so one token or
+   * host reconnecting in a loop is refused alone. The verdict says who refused and the seconds
+   * to wait (for Retry-After).
    */
-  admit(): number {
-    const now = this.clock.now();
-    if (this.admission.take(now)) return 0;
-    return Math.max(1, Math.ceil(this.admission.waitMs(now) / 1000));
+  admit(user: string, address: string): AdmissionVerdict {
+    return this.admission.admit(user, address, this.clock.now());
   }
 
   onDrain(session: Session): void {

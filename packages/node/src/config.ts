@@ -64,6 +64,20 @@ export interface NodeConfig {
   /** New connections admitted per second (token bucket); over it the upgrade gets 503 + Retry-After. */
   readonly admitRatePerSec: number;
   readonly admitBurst: number;
+  /**
+   * New connections admitted per second for one user (all its devices), and that bucket's size;
+   * over it the upgrade gets 429 + Retry-After. 0 turns the limit off.
+   */
+  readonly admitPerUserPerSec: number;
+  readonly admitPerUserBurst: number;
+  /**
+   * The same per client address (IPv4 address, IPv6 /64). Behind a proxy every client has the
+   * proxy's address: raise it or turn it off (0) there. 0 turns the limit off.
+   */
+  readonly admitPerAddressPerSec: number;
+  readonly admitPerAddressBurst: number;
+  /** Most users, and separately addresses, whose admission buckets are kept (least recent go). */
+  readonly admitTrackedKeys: number;
   readonly limits: Limits;
   readonly databaseUrl: string;
   readonly pgPoolMax: number;
@@ -99,6 +113,11 @@ export const defaultNodeConfig = Object.freeze({
   syncPageSize: 200,
   admitRatePerSec: 500,
   admitBurst: 1000,
+  admitPerUserPerSec: 5,
+  admitPerUserBurst: 20,
+  admitPerAddressPerSec: 50,
+  admitPerAddressBurst: 200,
+  admitTrackedKeys: 100_000,
   limits: defaultLimits,
   pgPoolMax: 10,
   batchMaxSize: 256,
@@ -164,6 +183,21 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     syncPageSize: r.int('CHAT_SYNC_PAGE', d.syncPageSize, 1, limits.maxSyncLimit),
     admitRatePerSec: r.int('CHAT_ADMIT_RATE', d.admitRatePerSec, 1, 1_000_000),
     admitBurst: r.int('CHAT_ADMIT_BURST', d.admitBurst, 1, 1_000_000),
+    admitPerUserPerSec: r.int('CHAT_ADMIT_PER_USER_RATE', d.admitPerUserPerSec, 0, 1_000_000),
+    admitPerUserBurst: r.int('CHAT_ADMIT_PER_USER_BURST', d.admitPerUserBurst, 1, 1_000_000),
+    admitPerAddressPerSec: r.int(
+      'CHAT_ADMIT_PER_ADDRESS_RATE',
+      d.admitPerAddressPerSec,
+      0,
+      1_000_000,
+    ),
+    admitPerAddressBurst: r.int(
+      'CHAT_ADMIT_PER_ADDRESS_BURST',
+      d.admitPerAddressBurst,
+      1,
+      1_000_000,
+    ),
+    admitTrackedKeys: r.int('CHAT_ADMIT_TRACKED_KEYS', d.admitTrackedKeys, 100, 10_000_000),
     limits,
     databaseUrl: databaseUrlFrom(r, production),
     pgPoolMax: r.int('CHAT_PG_POOL_MAX', d.pgPoolMax, 1, 1000),

@@ -13,6 +13,7 @@ import {
 } from '@chat/protocol';
 import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
+import { addressKey } from './admission';
 import type { ChatNode } from './chat-node';
 import type { Session, SocketPort } from './session';
 import { loadNativeUws } from './uws';
@@ -150,10 +151,15 @@ export function startServer(
         const code = isChatError(err) ? err.code : 'UNAUTHORIZED';
         return refuse(res, httpStatusOf[code], 'Unauthorized');
       }
-      // Admission after authentication, so anonymous junk cannot use up the budget.
-      const retryAfterSec = node.admit();
-      if (retryAfterSec > 0) {
-        return refuse(res, 503, 'Service Unavailable', { 'Retry-After': String(retryAfterSec) });
+      // Admission after authentication, so anonymous junk cannot use up the budget. The node's
+      // own budget answers 503; one user's or one address's answers 429 (theirs alone).
+      const address = addressKey(Buffer.from(res.getRemoteAddressAsText()).toString());
+      const verdict = node.admit(claims.sub, address);
+      if (verdict.scope !== undefined) {
+        const retryAfter = { 'Retry-After': String(verdict.retryAfterSec) };
+        return verdict.scope === 'node'
+          ? refuse(res, 503, 'Service Unavailable', retryAfter)
+          : refuse(res, 429, 'Too Many Requests', retryAfter);
       }
       const features = parseFeatures(new URLSearchParams(req.getQuery() ?? '').get(FEATURES_PARAM));
       const data: ConnData = { claims, codec, features, port: new UwsPort(), session: undefined };

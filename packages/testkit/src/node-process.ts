@@ -23,6 +23,13 @@ export interface NodeProcess extends ServiceProcess {
 }
 
 /**
+ * Every test client connects from 127.0.0.1, thousands a second in the storm tests: the
+ * per-address admission limit (a production default for one real client address) is off under
+ * jest unless a test sets CHAT_ADMIT_PER_ADDRESS_RATE itself. The node and per-user limits stay.
+ */
+const ONE_ADDRESS: Readonly<Record<string, string>> = { CHAT_ADMIT_PER_ADDRESS_RATE: '0' };
+
+/**
  * Under jest, nodes write device cursors and fan-out marks often, so that tests which check
  * what acks delete do not wait the production interval (5 s) each time; a test that wants the
  * default passes its own CHAT_ACK_FLUSH_MS. Benchmarks and `npm start` run the defaults.
@@ -30,7 +37,7 @@ export interface NodeProcess extends ServiceProcess {
 const TEST_CADENCE: Readonly<Record<string, string>> =
   process.env['JEST_WORKER_ID'] === undefined
     ? {}
-    : { CHAT_ACK_FLUSH_MS: '250', CHAT_FANOUT_MARK_MS: '200' };
+    : { CHAT_ACK_FLUSH_MS: '250', CHAT_FANOUT_MARK_MS: '200', ...ONE_ADDRESS };
 
 export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
   const nodeId = options.nodeId ?? 'node-1';

@@ -24,7 +24,8 @@ export interface WorkloadOutput {
 }
 
 /**
- * Node settings for the benchmarks: no per-connection rate limit in the way, admission raised.
+ * Node settings for the benchmarks: no per-connection rate limit in the way, admission raised
+ * (no per-address limit).
  * `BENCH_NODE_OPTIONS` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) becomes the nodes'
  * NODE_OPTIONS, for profiling one run.
  */
@@ -33,6 +34,8 @@ export const BENCH_NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
   CHAT_RATE_BURST: '1000000',
   CHAT_ADMIT_RATE: '20000',
   CHAT_ADMIT_BURST: '20000',
+  // The whole fleet connects from one address.
+  CHAT_ADMIT_PER_ADDRESS_RATE: '0',
   ...profilingEnv(),
 });
 
