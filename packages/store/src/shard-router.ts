@@ -42,6 +42,11 @@ export const WHOLE_BATCH: KeyRouter = {
 /** Keys remembered before the cache starts over (a few MB). */
 const MAX_CACHED_KEYS = 200_000;
 
+/** Text Postgres can store (no U+0000): the only keys whose shard can be asked. */
+function storable(key: string): boolean {
+  return !key.includes('\u0000');
+}
+
 /** Groups keys by their Citus shard in the co-location group of `anchorTable`. */
 export class CitusShardRouter implements KeyRouter {
   private readonly shardOf = new Map<string, string>();
@@ -53,11 +58,12 @@ export class CitusShardRouter implements KeyRouter {
 
   async group<T>(items: readonly T[], keyOf: (item: T) => string): Promise<RoutedGroup<T>[]> {
     const unknown = [...new Set(items.map(keyOf).filter((k) => !this.shardOf.has(k)))];
-    if (unknown.length > 0) await this.lookUp(unknown);
+    if (unknown.length > 0) await this.lookUp(unknown.filter(storable));
     const groups = new Map<string, RoutedGroup<T>>();
     for (const item of items) {
       const key = keyOf(item);
-      const shard = this.shardOf.get(key)!;
+      // A key Postgres cannot hold goes alone: its statement fails without taking others along.
+      const shard = this.shardOf.get(key) ?? `unroutable:${key}`;
       let group = groups.get(shard);
       if (group === undefined) {
         group = { route: key, items: [] };
