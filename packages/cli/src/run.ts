@@ -177,8 +177,9 @@ async function token(ctx: Context): Promise<ExitCodeValue> {
     warn(ctx, `CHAT_AUTH_SECRET is not set: signing with the dev secret "${DEV_SECRET}"`);
     secret = DEV_SECRET;
   }
+  const iat = Math.floor(ctx.io.now() / 1000);
   const exp = Math.floor(ctx.io.now() / 1000 + ttl);
-  out(ctx, signToken({ sub: user, dev: device, exp }, secret));
+  out(ctx, signToken({ sub: user, dev: device, iat, exp }, secret));
   return ExitCode.OK;
 }
 

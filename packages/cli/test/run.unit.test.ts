@@ -62,6 +62,7 @@ test('token signs with CHAT_AUTH_SECRET', async () => {
   expect(verifyToken(out().trim(), 's3cret', 1_800_000_000_000)).toEqual({
     sub: 'alice',
     dev: 'phone',
+    iat: 1_800_000_000,
     exp: 1_800_000_060,
   });
 });

@@ -761,6 +761,16 @@ export class ChatClient {
       this.movedHops = 0;
       return this.scheduleReconnect(0);
     }
+    if (
+      info.code === CloseCode.UNAUTHORIZED &&
+      session.welcomed &&
+      typeof this.opts.token !== 'string'
+    ) {
+      // The token was accepted and has since expired: the refresh is a reconnect with a fresh
+      // one, routine rather than an error. A fresh token that is refused is reported below.
+      this.opts.logger.info({ node: session.node }, 'token expired, reconnecting with a new one');
+      return this.scheduleReconnect(0);
+    }
     if (info.code === CloseCode.UNAUTHORIZED || info.httpStatus === 401) {
       const err = new ChatError('UNAUTHORIZED', 'the node refused the token', {
         closeCode: info.code,

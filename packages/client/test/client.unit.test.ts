@@ -331,6 +331,20 @@ describe.each(['json', 'msgpack'] as const)('ChatClient over %s', (codec) => {
     expect(other.upgrades).toHaveLength(1);
   });
 
+  it('after close 4003 of a welcomed session, reconnects with a fresh token and no error', async () => {
+    const node = await startNode();
+    const tokens = ['first', 'second'];
+    const { client, errors } = makeClient({
+      url: node.url,
+      token: () => tokens.shift() ?? 'later',
+    });
+    await client.connect();
+    node.connections[0]!.close(CloseCode.UNAUTHORIZED, 'token expired');
+    await waitFor(() => expect(node.upgrades.map((u) => u.token)).toEqual(['first', 'second']));
+    await waitFor(() => expect(client.state.status).toBe('ready'));
+    expect(errors).toHaveLength(0);
+  });
+
   it('waits at least Retry-After after a 503 refusal', async () => {
     const node = await startNode();
     node.hooks.refuse = (_token, index) =>

@@ -11,6 +11,7 @@ import type {
   Feature,
   ReceiptsFrame,
   TokenClaims,
+  VerifyOptions,
   WireData,
 } from '@chat/protocol';
 import {
@@ -102,6 +103,7 @@ export class ChatNode {
   private readonly admission: Admission;
   private readonly metrics: NodeMetrics | undefined;
   private readonly storeEpoch: () => string | undefined;
+  private readonly verifyOptions: VerifyOptions;
   /** Cumulative, for `/v1/stats`: readers turn them into rates (the registry's dashboard). */
   private sendsAccepted = 0;
   private eventsPushed = 0;
@@ -114,6 +116,12 @@ export class ChatNode {
     this.log = deps.log;
     this.ownership = deps.ownership ?? singleNodeOwnership;
     this.storeEpoch = deps.storeEpoch ?? (() => undefined);
+    this.verifyOptions = {
+      keys: this.config.authKeys,
+      leewaySec: this.config.tokenLeewaySec,
+      ...(this.config.authAudience === undefined ? {} : { audience: this.config.authAudience }),
+      ...(this.config.authIssuer === undefined ? {} : { issuer: this.config.authIssuer }),
+    };
     this.sessions = new SessionRegistry(this.config.limits.maxDevicesPerUser);
     this.admission = new Admission(
       {
@@ -182,7 +190,7 @@ export class ChatNode {
   /** Checks a device token; throws ChatError UNAUTHORIZED. */
   authenticate(token: string | undefined): TokenClaims {
     if (token === undefined || token === '') throw new ChatError('UNAUTHORIZED', 'missing token');
-    return verifyToken(token, this.config.authSecret, this.clock.now());
+    return verifyToken(token, this.config.authSecret, this.clock.now(), this.verifyOptions);
   }
 
   /** True when a browser Origin may connect (clients that send none are not browsers). */
@@ -210,6 +218,7 @@ export class ChatNode {
       this.config,
       this.clock.now(),
       features,
+      claims.exp * 1000 + this.config.tokenLeewaySec * 1000,
     );
     const moved = this.ownership.redirectFor(claims.sub);
     if (moved !== undefined) {

@@ -16,8 +16,23 @@ export interface NodeConfig {
   readonly port: number;
   /** URL clients are told to use for this node; derived from host and port when unset. */
   readonly publicUrl: string | undefined;
-  /** HS256 secret that device tokens are signed with. */
-  readonly authSecret: string;
+  /**
+   * HS256 secret that device tokens without a `kid` are signed with; undefined when only
+   * `authKeys` are configured (tokens without `kid` are then refused).
+   */
+  readonly authSecret: string | undefined;
+  /** Verification keys by `kid` (CHAT_AUTH_KEYS), for key rotation. */
+  readonly authKeys: ReadonlyMap<string, string>;
+  /** When set, tokens must carry this `aud` (CHAT_AUTH_AUDIENCE). */
+  readonly authAudience: string | undefined;
+  /** When set, tokens must carry this `iss` (CHAT_AUTH_ISSUER). */
+  readonly authIssuer: string | undefined;
+  /**
+   * Clock skew allowed between token issuer and node, in seconds: a token is honoured until
+   * `exp` plus this (at connect, and a connected session is closed with 4003 then), and its
+   * `iat` may be this far ahead.
+   */
+  readonly tokenLeewaySec: number;
   /** Browser Origins allowed to connect; empty allows any. Clients without Origin are allowed. */
   readonly allowedOrigins: readonly string[];
   /** Interval between heartbeat pings. */
@@ -118,6 +133,7 @@ export const defaultNodeConfig = Object.freeze({
   admitPerAddressPerSec: 50,
   admitPerAddressBurst: 200,
   admitTrackedKeys: 100_000,
+  tokenLeewaySec: 5,
   limits: defaultLimits,
   pgPoolMax: 10,
   batchMaxSize: 256,
@@ -140,10 +156,15 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     throw new ConfigError('CHAT_NODE_ID must be 1-64 characters of [A-Za-z0-9._-]');
   const production = r.string('NODE_ENV', 'development') === 'production';
   const secret = r.optionalString('CHAT_AUTH_SECRET');
-  if (secret === undefined && production) {
-    throw new ConfigError('CHAT_AUTH_SECRET is required when NODE_ENV=production');
+  const authKeys = authKeysFrom(r.optionalString('CHAT_AUTH_KEYS'), production);
+  if (secret === undefined && authKeys.size === 0 && production) {
+    throw new ConfigError(
+      'CHAT_AUTH_SECRET is required when NODE_ENV=production (or CHAT_AUTH_KEYS, for tokens with a kid)',
+    );
   }
   if (secret !== undefined && production) checkProductionSecret('CHAT_AUTH_SECRET', secret);
+  // The dev secret only stands in when no key at all is configured.
+  const usingDevSecret = secret === undefined && authKeys.size === 0;
   const limits: Limits = Object.freeze({
     ...defaultLimits,
     maxFrameBytes: r.int(
@@ -162,7 +183,11 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     host: r.string('CHAT_HOST', d.host),
     port: r.int('CHAT_PORT', d.port, 0, 65535),
     publicUrl: r.optionalUrl('CHAT_PUBLIC_URL', ['ws:', 'wss:']),
-    authSecret: secret ?? DEV_SECRET,
+    authSecret: usingDevSecret ? DEV_SECRET : secret,
+    authKeys,
+    authAudience: r.optionalString('CHAT_AUTH_AUDIENCE'),
+    authIssuer: r.optionalString('CHAT_AUTH_ISSUER'),
+    tokenLeewaySec: r.int('CHAT_TOKEN_LEEWAY_SEC', d.tokenLeewaySec, 0, 300),
     allowedOrigins: Object.freeze(r.list('CHAT_ALLOWED_ORIGINS')),
     heartbeatMs: r.int('CHAT_HEARTBEAT_MS', d.heartbeatMs, 100, 3_600_000),
     heartbeatTimeoutMs: r.int('CHAT_HEARTBEAT_TIMEOUT_MS', d.heartbeatTimeoutMs, 100, 3_600_000),
@@ -213,7 +238,33 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     ]),
     listenRetryMs: r.int('CHAT_LISTEN_RETRY_MS', d.listenRetryMs, 0, 3_600_000),
   };
-  return { config: Object.freeze(config), usingDevSecret: secret === undefined };
+  return { config: Object.freeze(config), usingDevSecret };
+}
+
+/**
+ * CHAT_AUTH_KEYS: `kid:secret` pairs separated by commas (a secret may hold `:` but not `,`).
+ * Secrets are never quoted in errors; in production each one passes the same checks as
+ * CHAT_AUTH_SECRET.
+ */
+function authKeysFrom(raw: string | undefined, production: boolean): ReadonlyMap<string, string> {
+  const keys = new Map<string, string>();
+  if (raw === undefined) return keys;
+  for (const item of raw.split(',').map((s) => s.trim())) {
+    if (item === '') continue;
+    const colon = item.indexOf(':');
+    const kid = colon < 0 ? item : item.slice(0, colon);
+    const secret = colon < 0 ? '' : item.slice(colon + 1);
+    if (!isValidId(kid)) {
+      throw new ConfigError(
+        'CHAT_AUTH_KEYS must be kid:secret pairs separated by commas, each kid 1-64 characters of [A-Za-z0-9._-]',
+      );
+    }
+    if (secret === '') throw new ConfigError(`CHAT_AUTH_KEYS: key ${kid} has no secret`);
+    if (keys.has(kid)) throw new ConfigError(`CHAT_AUTH_KEYS: key ${kid} is listed twice`);
+    if (production) checkProductionSecret(`CHAT_AUTH_KEYS (key ${kid})`, secret);
+    keys.set(kid, secret);
+  }
+  return keys;
 }
 
 const POSTGRES_PROTOCOLS = ['postgres:', 'postgresql:'];
@@ -254,7 +305,12 @@ function passwordOf(raw: string): string {
  * @example log.info({ config: loggableConfig(config) }, 'starting');
  */
 export function loggableConfig(config: NodeConfig): Record<string, unknown> {
-  return { ...config, authSecret: '[redacted]', databaseUrl: maskUrlPassword(config.databaseUrl) };
+  return {
+    ...config,
+    authSecret: config.authSecret === undefined ? undefined : '[redacted]',
+    authKeys: [...config.authKeys.keys()],
+    databaseUrl: maskUrlPassword(config.databaseUrl),
+  };
 }
 
 /** `postgres://chat:secret@db/chat` -> `postgres://chat:***@db/chat`. */

@@ -57,6 +57,8 @@ export class Session {
     now: number,
     /** What the client opted into when it connected (protocol features.ts). */
     readonly features: ReadonlySet<Feature> = new Set(),
+    /** When the token stops being honoured (`exp` plus leeway, ms): the session closes with 4003. */
+    readonly expiresAt: number = Number.POSITIVE_INFINITY,
   ) {
     this.bucket = new TokenBucket(policy.ratePerSec, policy.rateBurst, now);
     this.nextPingAt = now + policy.heartbeatMs;
@@ -145,12 +147,18 @@ export class Session {
   }
 
   /**
-   * Heartbeat deadline and ack timeouts: closes with 4002 when a pong or an ack never came,
-   * and pushes overdue events again. Returns true when a ping is due; the caller then calls
+   * Token expiry, heartbeat deadline and ack timeouts: closes with 4003 once the token is no
+   * longer honoured, with 4002 when a pong or an ack never came, and pushes overdue events
+   * again. Returns true when a ping is due; the caller then calls
    * `startPing` and sends the ping with the user's latest seq.
    */
   tick(now: number): boolean {
-    if (this.closed || !this.ready) return false;
+    if (this.closed) return false;
+    if (now >= this.expiresAt) {
+      this.close(CloseCode.UNAUTHORIZED, 'token expired');
+      return false;
+    }
+    if (!this.ready) return false;
     if (this.pongDeadline !== 0 && now >= this.pongDeadline) {
       this.close(CloseCode.TIMEOUT, 'heartbeat timeout');
       return false;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from '../src/env';
-import { DEV_SECRET, nodeConfigFromEnv } from '../src/config';
+import { DEV_SECRET, loggableConfig, nodeConfigFromEnv } from '../src/config';
 import { clusterConfigFromEnv } from '../src/cluster/cluster-config';
 import { mediaConfigFromEnv } from '../src/media-config';
 
@@ -142,6 +142,72 @@ describe('nodeConfigFromEnv', () => {
       expect(
         clusterConfigFromEnv({ CHAT_ETCD_ENDPOINTS: 'http://e:2379' }, '127.0.0.1')?.usingDevSecret,
       ).toBe(true);
+    });
+  });
+
+  describe('token verification settings', () => {
+    it('defaults: dev secret alone, no key ids, no aud/iss, 5 s leeway', () => {
+      const { config } = nodeConfigFromEnv(base);
+      expect(config.authKeys.size).toBe(0);
+      expect(config.authAudience).toBeUndefined();
+      expect(config.authIssuer).toBeUndefined();
+      expect(config.tokenLeewaySec).toBe(5);
+    });
+
+    it('reads CHAT_AUTH_KEYS, CHAT_AUTH_AUDIENCE, CHAT_AUTH_ISSUER and CHAT_TOKEN_LEEWAY_SEC', () => {
+      const { config, usingDevSecret } = nodeConfigFromEnv({
+        ...base,
+        CHAT_AUTH_KEYS: 'k1:first:with-colon, k2:second',
+        CHAT_AUTH_AUDIENCE: 'chat',
+        CHAT_AUTH_ISSUER: 'https://auth.example',
+        CHAT_TOKEN_LEEWAY_SEC: '1',
+      });
+      expect([...config.authKeys]).toEqual([
+        ['k1', 'first:with-colon'],
+        ['k2', 'second'],
+      ]);
+      // Keys alone: no dev secret stands in for tokens without kid.
+      expect(config.authSecret).toBeUndefined();
+      expect(usingDevSecret).toBe(false);
+      expect(config.authAudience).toBe('chat');
+      expect(config.authIssuer).toBe('https://auth.example');
+      expect(config.tokenLeewaySec).toBe(1);
+      expect(loggableConfig(config)).toMatchObject({ authKeys: ['k1', 'k2'] });
+      expect(JSON.stringify(loggableConfig(config))).not.toContain('second');
+    });
+
+    it.each([
+      ['a key without secret', 'k1', /k1 has no secret/],
+      ['an empty secret', 'k1:', /k1 has no secret/],
+      ['a bad kid', 'bad kid:s', /kid:secret pairs/],
+      ['a kid listed twice', 'k1:a,k1:b', /k1 is listed twice/],
+    ])('refuses CHAT_AUTH_KEYS with %s', (_what, value, why) => {
+      expect(() => nodeConfigFromEnv({ ...base, CHAT_AUTH_KEYS: value })).toThrow(why);
+    });
+
+    it('refuses placeholder and short keys in production, without quoting them', () => {
+      const strong = randomBytes(32).toString('base64');
+      const prod = { ...base, NODE_ENV: 'production' };
+      for (const [secret, why] of [
+        ['change-me-auth-key', /placeholder.*change-me/],
+        ['a-real-key-4711-short', /at least 32 bytes/],
+        [DEV_SECRET, /development or test default/],
+      ] as const) {
+        let error: unknown;
+        try {
+          nodeConfigFromEnv({ ...prod, CHAT_AUTH_KEYS: `new:${strong},old:${secret}` });
+        } catch (err) {
+          error = err;
+        }
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as Error).message).toMatch(/^CHAT_AUTH_KEYS \(key old\) /);
+        expect((error as Error).message).toMatch(why);
+        expect((error as Error).message).not.toContain(secret.slice(0, 14));
+      }
+      // Strong keys alone are enough in production.
+      expect(
+        nodeConfigFromEnv({ ...prod, CHAT_AUTH_KEYS: `k:${strong}` }).config.authKeys.size,
+      ).toBe(1);
     });
   });
 });

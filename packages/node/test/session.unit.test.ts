@@ -227,3 +227,25 @@ describe('SessionRegistry', () => {
     expect(reg.latestSeq('bob')).toBe(0);
   });
 });
+
+describe('token expiry', () => {
+  it('closes the session with 4003 once expiresAt passes, ready or not', () => {
+    for (const ready of [true, false]) {
+      const socket = new FakeSocket();
+      const session = new Session('alice', 'd1', jsonCodec, socket, policy, 0, new Set(), 2000);
+      session.ready = ready;
+      session.tick(1999);
+      expect(socket.ended).toBeUndefined();
+      session.tick(2000);
+      expect(socket.ended).toEqual({ code: CloseCode.UNAUTHORIZED, reason: 'token expired' });
+      expect(session.isClosed).toBe(true);
+    }
+  });
+
+  it('never expires without an expiry', () => {
+    const { session, socket } = readySession();
+    session.onPong();
+    session.tick(Number.MAX_SAFE_INTEGER);
+    expect(socket.ended?.code).not.toBe(CloseCode.UNAUTHORIZED);
+  });
+});

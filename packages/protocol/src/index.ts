@@ -16,5 +16,5 @@ export type { Codec, Subprotocol, WireData } from './codec';
 export { FEATURES, FEATURES_PARAM, parseFeatures } from './features';
 export type { Feature } from './features';
 export { signToken, verifyToken } from './token';
-export type { TokenClaims } from './token';
+export type { SignOptions, TokenClaims, VerifyOptions } from './token';
 export type * from './frames';

@@ -54,7 +54,12 @@ describe('signToken / verifyToken', () => {
 
   it('accepts a token signed by another HS256 implementation', () => {
     const token = forge({ typ: 'JWT', alg: 'HS256' }, { exp: EXP, dev: 'd', sub: 's', iat: 1 });
-    expect(verifyToken(token, SECRET, NOW_MS)).toStrictEqual({ sub: 's', dev: 'd', exp: EXP });
+    expect(verifyToken(token, SECRET, NOW_MS)).toStrictEqual({
+      sub: 's',
+      dev: 'd',
+      exp: EXP,
+      iat: 1,
+    });
   });
 
   it('refuses to sign invalid ids', () => {
@@ -152,5 +157,98 @@ describe('signToken / verifyToken', () => {
     const payload = b64('{"sub":"alice",');
     const sig = createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url');
     expectUnauthorized(`${header}.${payload}.${sig}`);
+  });
+});
+
+describe('verifyToken: iat, aud, iss, leeway and key ids', () => {
+  const nowSec = NOW_MS / 1000;
+
+  it('honours exp for leewaySec more seconds, and no longer', () => {
+    const token = signToken({ ...claims, exp: nowSec - 5 }, SECRET);
+    expectUnauthorized(token);
+    expect(verifyToken(token, SECRET, NOW_MS, { leewaySec: 6 })).toMatchObject({ sub: 'alice' });
+    expect(chatErrorOf(() => verifyToken(token, SECRET, NOW_MS, { leewaySec: 5 })).code).toBe(
+      'UNAUTHORIZED',
+    );
+  });
+
+  it('returns iat, and refuses an iat in the future beyond the leeway or not a number', () => {
+    const ok = signToken({ ...claims, iat: nowSec - 10 }, SECRET);
+    expect(verifyToken(ok, SECRET, NOW_MS)).toStrictEqual({ ...claims, iat: nowSec - 10 });
+    const ahead = signToken({ ...claims, iat: nowSec + 20 }, SECRET);
+    expectUnauthorized(ahead);
+    expect(verifyToken(ahead, SECRET, NOW_MS, { leewaySec: 30 }).iat).toBe(nowSec + 20);
+    expectUnauthorized(forge({ alg: 'HS256' }, { ...claims, iat: 'yesterday' }));
+  });
+
+  it('checks aud when an audience is configured, and refuses tokens without it', () => {
+    const opts = { audience: 'chat' };
+    expect(
+      verifyToken(signToken({ ...claims, aud: 'chat' }, SECRET), SECRET, NOW_MS, opts),
+    ).toMatchObject({ aud: 'chat' });
+    expect(
+      verifyToken(signToken({ ...claims, aud: ['other', 'chat'] }, SECRET), SECRET, NOW_MS, opts),
+    ).toMatchObject({ sub: 'alice' });
+    for (const token of [
+      signToken(claims, SECRET),
+      signToken({ ...claims, aud: 'other' }, SECRET),
+      signToken({ ...claims, aud: [] }, SECRET),
+      forge({ alg: 'HS256' }, { ...claims, aud: 7 }),
+    ]) {
+      expect(chatErrorOf(() => verifyToken(token, SECRET, NOW_MS, opts)).code).toBe('UNAUTHORIZED');
+    }
+    // Not configured: any aud is accepted as it is.
+    expect(verifyToken(signToken({ ...claims, aud: 'x' }, SECRET), SECRET, NOW_MS).aud).toBe('x');
+  });
+
+  it('checks iss when an issuer is configured, and refuses tokens without it', () => {
+    const opts = { issuer: 'https://auth.example' };
+    const good = signToken({ ...claims, iss: 'https://auth.example' }, SECRET);
+    expect(verifyToken(good, SECRET, NOW_MS, opts).iss).toBe('https://auth.example');
+    for (const token of [
+      signToken(claims, SECRET),
+      signToken({ ...claims, iss: 'https://evil.example' }, SECRET),
+      forge({ alg: 'HS256' }, { ...claims, iss: ['https://auth.example'] }),
+    ]) {
+      expect(chatErrorOf(() => verifyToken(token, SECRET, NOW_MS, opts)).code).toBe('UNAUTHORIZED');
+    }
+  });
+
+  describe('key rotation', () => {
+    const keys = new Map([
+      ['2026-11', 'old-key'],
+      ['2026-12', 'new-key'],
+    ]);
+
+    it('verifies each token with the key its kid names', () => {
+      for (const [kid, key] of keys) {
+        const token = signToken(claims, key, { kid });
+        expect(verifyToken(token, SECRET, NOW_MS, { keys })).toStrictEqual(claims);
+      }
+      // Tokens without kid still use the default secret.
+      expect(verifyToken(signToken(claims, SECRET), SECRET, NOW_MS, { keys })).toStrictEqual(
+        claims,
+      );
+    });
+
+    it('refuses an unknown kid, a kid signed with another key, and a non-string kid', () => {
+      const expectRefused = (token: string): void => {
+        expect(chatErrorOf(() => verifyToken(token, SECRET, NOW_MS, { keys })).code).toBe(
+          'UNAUTHORIZED',
+        );
+      };
+      expectRefused(signToken(claims, 'retired-key', { kid: '2026-10' }));
+      // An unknown kid is refused even when signed with the default secret.
+      expectRefused(signToken(claims, SECRET, { kid: '2026-10' }));
+      expectRefused(signToken(claims, 'old-key', { kid: '2026-12' }));
+      expectRefused(forge({ alg: 'HS256', kid: 1 }, claims));
+    });
+
+    it('refuses a token without kid when there is no default secret', () => {
+      const token = signToken(claims, SECRET);
+      expect(chatErrorOf(() => verifyToken(token, undefined, NOW_MS, { keys })).code).toBe(
+        'UNAUTHORIZED',
+      );
+    });
   });
 });

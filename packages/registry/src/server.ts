@@ -192,6 +192,7 @@ function devToken(
       {
         sub: user ?? '',
         dev: device ?? '',
+        iat: Math.floor(Date.now() / 1000),
         exp: Math.floor(Date.now() / 1000) + DEV_TOKEN_TTL_SEC,
       },
       secret,
