@@ -169,6 +169,8 @@ export class PgChatStore implements ChatStore {
   /** The own fan-out swept again after a new store epoch; no mark is written meanwhile. */
   private restoreSweep: Promise<void> | undefined;
   private restoreSweepAgain = false;
+  /** Counts store epoch changes: a mark begun under an earlier one is not written. */
+  private epochGeneration = 0;
   /** Plain PostgreSQL or Citus, found out on first use. */
   private readonly routers: EngineRouters;
 
@@ -279,6 +281,7 @@ export class PgChatStore implements ChatStore {
    */
   storeEpochChanged(): void {
     if (this.closed) return;
+    this.epochGeneration++;
     // The lowest mark read from the other database says nothing about this one.
     this.keepFromMs = 0;
     this.restoreSweepAgain = true;
@@ -568,8 +571,19 @@ export class PgChatStore implements ChatStore {
   async writeMark(): Promise<void> {
     if (this.restoreSweep !== undefined) return;
     const n = ++this.marksStarted;
+    const generation = this.epochGeneration;
     try {
-      const beat = await beatMark(this.db, this.nodeId, this.fanout.upto(), this.now());
+      // Checked again once the connection is in hand: a connection that passed the pool's
+      // epoch check after a restore comes after storeEpochChanged, and a mark begun before it
+      // would otherwise promise, in the restored database, a fan-out that is missing there.
+      const beat = await this.db
+        .connection()
+        .execute(async (conn) =>
+          generation === this.epochGeneration
+            ? beatMark(conn, this.nodeId, this.fanout.upto(), this.now())
+            : null,
+        );
+      if (beat === null) return;
       // A write that started earlier and answered later saw older marks: not taken.
       if (n > this.marksApplied) {
         this.marksApplied = n;
