@@ -149,8 +149,9 @@ describe('token expiry during a session', () => {
       expect(welcomes).toBe(1);
       await waitFor(() => expect(closeCodes).toContain(CloseCode.UNAUTHORIZED), 2000 + 5000);
       await waitFor(() => expect(welcomes).toBe(2));
+      // Ready follows the welcome once the resume sync is done.
+      await waitFor(() => expect(client.state.status).toBe('ready'));
       expect(issued).toHaveLength(2);
-      expect(client.state.status).toBe('ready');
     } finally {
       await client.close();
     }
