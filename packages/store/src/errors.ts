@@ -26,6 +26,20 @@ const NETWORK_ERRNO = new Set([
 const DRIVER_UNAVAILABLE =
   /connection terminated|connection timeout|timeout exceeded when trying to connect|query read timeout|not queryable|connection error|cannot use a pool after calling end|driver has already been destroyed|server closed the connection/i;
 
+/**
+ * Two user steps gave one seq to different events: only possible while a shard moves, when the
+ * user lock (an advisory lock on the shard's worker) is taken on the old and the new placement
+ * at once. The primary key refuses the second; its step is retried and numbers anew.
+ */
+function isSeqRace(err: unknown): boolean {
+  const constraint = (err as { constraint?: unknown } | null)?.constraint;
+  return (
+    sqlState(err) === '23505' &&
+    typeof constraint === 'string' &&
+    /^inbox_pk(_\d+)?$/.test(constraint)
+  );
+}
+
 function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -33,7 +47,7 @@ function sqlState(err: unknown): string | undefined {
 
 /** True when `err` says the database is (perhaps briefly) out of reach, not that a query is wrong. */
 export function isUnavailableError(err: unknown): boolean {
-  if (err instanceof ConnectionBrokenError) return true;
+  if (err instanceof ConnectionBrokenError || isSeqRace(err)) return true;
   const code = sqlState(err);
   if (code !== undefined) {
     if (NETWORK_ERRNO.has(code)) return true;

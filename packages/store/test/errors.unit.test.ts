@@ -28,12 +28,21 @@ describe('toChatError', () => {
     ['deadlock', pgError('40P01')],
     ['statement timeout', pgError('57014')],
     ['broken connection', new ConnectionBrokenError('x')],
+    ['a seq taken twice (plain)', Object.assign(pgError('23505'), { constraint: 'inbox_pk' })],
+    [
+      'a seq taken twice (a Citus shard)',
+      Object.assign(pgError('23505'), { constraint: 'inbox_pk_102030' }),
+    ],
   ])('maps %s to UNAVAILABLE', (_name, err) => {
     expect(toChatError(err)).toMatchObject({ name: 'ChatError', code: 'UNAVAILABLE' });
   });
 
   it.each([
     ['unique violation', pgError('23505')],
+    [
+      'unique violation of another key',
+      Object.assign(pgError('23505'), { constraint: 'inbox_pk_extra' }),
+    ],
     ['syntax error', pgError('42601')],
     ['bad encoding', pgError('22021')],
     ['plain error', new Error('bug')],

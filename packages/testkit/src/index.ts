@@ -32,3 +32,5 @@ export { startCitus, citusInstalled, createCitusTestDatabase, CITUS_PG_BINDIR } 
 export type { CitusHandle, CitusOptions, CitusServer, CitusTopology } from './citus';
 export { freePort } from './free-port';
 export { holdKeyLocks } from './hold-locks';
+export { createLocalCa, writePemPair } from './local-pki';
+export type { LocalCa, PemPair, PemFiles } from './local-pki';

@@ -53,7 +53,7 @@ describe('node start with a bad configuration', () => {
     const out = await runNode({ NODE_ENV: 'production', DATABASE_URL: DB_PASSWORD_URL });
     expect(out.code).toBe(2);
     expect(oneLine(out.stderr)).toBe(
-      'configuration error: CHAT_AUTH_SECRET is required when NODE_ENV=production',
+      'configuration error: CHAT_AUTH_SECRET is required when NODE_ENV=production (or CHAT_AUTH_KEYS, for tokens with a kid)',
     );
   });
 
