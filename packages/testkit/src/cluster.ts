@@ -16,6 +16,7 @@ import type { NodeProcess } from './node-process';
 import { TEST_SECRET, startNodeProcess } from './node-process';
 import type { ServiceProcess } from './service-process';
 import { startServiceProcess } from './service-process';
+import type { LocalTls } from './local-tls';
 import type { S3Handle } from './s3';
 import { startS3 } from './s3';
 import { waitFor } from './wait';
@@ -50,6 +51,11 @@ export interface ClusterOptions {
    * start one owned by the cluster (see `cluster.s3`). Nodes get the CHAT_S3_* settings.
    */
   readonly s3?: S3Handle | true;
+  /**
+   * A secure cluster (`npm start -- --secure`, the TLS tests): the local CA that the cluster's
+   * TLS pieces (RPC links, etcd) take their certificates from. The caller closes it.
+   */
+  readonly tls?: LocalTls;
 }
 
 export interface RouteAnswer {

@@ -34,3 +34,5 @@ export { freePort } from './free-port';
 export { holdKeyLocks } from './hold-locks';
 export { createLocalCa, writePemPair } from './local-pki';
 export type { LocalCa, PemPair, PemFiles } from './local-pki';
+export { createLocalTls, LOOPBACK_NAMES } from './local-tls';
+export type { LocalTls } from './local-tls';

@@ -4,9 +4,14 @@ export interface LocalArgs {
   readonly members: number;
   /** Storage on a Citus coordinator and two workers instead of one embedded PostgreSQL. */
   readonly citus: boolean;
+  /**
+   * TLS on every hop: a throwaway local CA, clients over https/wss through a TLS edge (nginx),
+   * and the internal links (RPC, etcd) over TLS.
+   */
+  readonly secure: boolean;
 }
 
-export const LOCAL_USAGE = 'usage: npm start -- [--nodes N] [--members M] [--citus]';
+export const LOCAL_USAGE = 'usage: npm start -- [--nodes N] [--members M] [--citus] [--secure]';
 
 export const DEV_SECRET_NOTICE =
   '!!! INSECURE LOCAL RUN: tokens are signed with the development secret "dev-secret". Set CHAT_AUTH_SECRET in any real deployment. !!!';
@@ -15,6 +20,7 @@ export function parseLocalArgs(argv: readonly string[]): LocalArgs {
   let nodes = 3;
   let members: number | undefined;
   let citus = false;
+  let secure = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -31,9 +37,10 @@ export function parseLocalArgs(argv: readonly string[]): LocalArgs {
     if (flag === '--nodes') nodes = asCount('--nodes');
     else if (flag === '--members') members = asCount('--members');
     else if (flag === '--citus') citus = true;
+    else if (flag === '--secure') secure = true;
     else throw new Error(`unknown argument ${JSON.stringify(flag)}; ${LOCAL_USAGE}`);
   }
   const m = members ?? nodes;
   if (m > nodes) throw new Error(`--members (${m}) cannot exceed --nodes (${nodes})`);
-  return { nodes, members: m, citus };
+  return { nodes, members: m, citus, secure };
 }

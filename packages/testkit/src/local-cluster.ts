@@ -5,11 +5,15 @@
  *
  * `--citus`: the storage is a Citus coordinator and two workers (PostgreSQL 15 with the citus
  * extension; scripts/start.sh builds it when missing) instead of the embedded PostgreSQL.
+ *
+ * `--secure`: TLS on every hop. One throwaway CA (see local-tls.ts) is made first and handed to
+ * every piece that needs a certificate.
  */
 import { startCitus, topologyOf } from './citus';
 import type { CitusTopology } from './citus';
 import { DEV_SECRET_NOTICE, parseLocalArgs } from './local-args';
 import { TestCluster } from './cluster';
+import { createLocalTls } from './local-tls';
 import { startPostgres } from './postgres';
 import { startS3 } from './s3';
 import { testToken } from './raw-client';
@@ -45,13 +49,19 @@ async function startStorage(citus: boolean): Promise<LocalStorage> {
 
 async function main(): Promise<void> {
   const args = parseLocalArgs(process.argv.slice(2));
-  const pg = await startStorage(args.citus);
+  const tls = args.secure ? await createLocalTls() : undefined;
+  if (tls !== undefined) console.log(`--secure: local CA ${tls.caFile}`);
+  const pg = await startStorage(args.citus).catch(async (err: unknown) => {
+    await tls?.close();
+    throw err;
+  });
   console.log('starting object storage (s3rver, embedded)...');
   let s3;
   try {
     s3 = await startS3();
   } catch (err) {
     await pg.close();
+    await tls?.close();
     throw err;
   }
   console.log(
@@ -69,10 +79,12 @@ async function main(): Promise<void> {
       devTokens: true,
       web: true,
       s3,
+      ...(tls !== undefined ? { tls } : {}),
     });
   } catch (err) {
     await s3.close();
     await pg.close();
+    await tls?.close();
     throw err;
   }
 
@@ -84,6 +96,7 @@ async function main(): Promise<void> {
     await cluster.close();
     await s3.close();
     await pg.close();
+    await tls?.close();
     console.log('stopped');
     process.exit(0);
   };
