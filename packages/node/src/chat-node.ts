@@ -44,7 +44,9 @@ import { localPresencePeers } from './presence';
 import type { SocialOptions, SocialStores } from './social';
 import { Social } from './social';
 import type { AdmissionVerdict } from './admission';
-import { Admission } from './admission';
+import { Admission, addressKey } from './admission';
+import { clientAddress, parseTrustedProxies } from './client-address';
+import type { TrustedProxies } from './client-address';
 
 export interface ChatNodeDeps {
   readonly config: NodeConfig;
@@ -101,6 +103,7 @@ export class ChatNode {
   private readonly notReady = new Map<Session, ClientFrame[]>();
   private sweeper: NodeJS.Timeout | undefined;
   private readonly admission: Admission;
+  private readonly trustedProxies: TrustedProxies;
   private readonly metrics: NodeMetrics | undefined;
   private readonly storeEpoch: () => string | undefined;
   private readonly verifyOptions: VerifyOptions;
@@ -123,6 +126,7 @@ export class ChatNode {
       ...(this.config.authIssuer === undefined ? {} : { issuer: this.config.authIssuer }),
     };
     this.sessions = new SessionRegistry(this.config.limits.maxDevicesPerUser);
+    this.trustedProxies = parseTrustedProxies('CHAT_TRUSTED_PROXIES', this.config.trustedProxies);
     this.admission = new Admission(
       {
         ratePerSec: this.config.admitRatePerSec,
@@ -507,11 +511,13 @@ export class ChatNode {
 
   /**
    * Admission control for new connections: token buckets over upgrades for the node (a mass
-   * reconnect is smoothed), the user and the client address (`addressKey`), so one token or
-   * host reconnecting in a loop is refused alone. The verdict says who refused and the seconds
-   * to wait (for Retry-After).
+   * reconnect is smoothed), the user and the client address (`addressKey`; the peer's, or
+   * from X-Forwarded-For when the peer is a trusted proxy), so one token or host reconnecting
+   * in a loop is refused alone. The verdict says who refused and the seconds to wait (for
+   * Retry-After).
    */
-  admit(user: string, address: string): AdmissionVerdict {
+  admit(user: string, peer: string, forwardedFor = ''): AdmissionVerdict {
+    const address = addressKey(clientAddress(peer, forwardedFor, this.trustedProxies));
     return this.admission.admit(user, address, this.clock.now());
   }
 

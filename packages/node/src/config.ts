@@ -5,6 +5,7 @@
 import type { Limits } from '@chat/protocol';
 import { defaultLimits, isValidId } from '@chat/protocol';
 import type { Env } from './env';
+import { parseTrustedProxies } from './client-address';
 import { ConfigError, EnvReader, checkProductionCredential, checkProductionSecret } from './env';
 
 export interface NodeConfig {
@@ -91,6 +92,11 @@ export interface NodeConfig {
    */
   readonly admitPerAddressPerSec: number;
   readonly admitPerAddressBurst: number;
+  /**
+   * Proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client address for the
+   * per-address limit, e.g. the TLS edge. Empty: the header is ignored.
+   */
+  readonly trustedProxies: readonly string[];
   /** Most users, and separately addresses, whose admission buckets are kept (least recent go). */
   readonly admitTrackedKeys: number;
   readonly limits: Limits;
@@ -109,6 +115,7 @@ export const defaultNodeConfig = Object.freeze({
   host: '127.0.0.1',
   port: 0,
   allowedOrigins: [] as readonly string[],
+  trustedProxies: [] as readonly string[],
   heartbeatMs: 25_000,
   heartbeatTimeoutMs: 10_000,
   ackTimeoutMs: 10_000,
@@ -222,6 +229,7 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
       1,
       1_000_000,
     ),
+    trustedProxies: trustedProxiesFrom(r),
     admitTrackedKeys: r.int('CHAT_ADMIT_TRACKED_KEYS', d.admitTrackedKeys, 100, 10_000_000),
     limits,
     databaseUrl: databaseUrlFrom(r, production),
@@ -246,6 +254,13 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
  * Secrets are never quoted in errors; in production each one passes the same checks as
  * CHAT_AUTH_SECRET.
  */
+/** CHAT_TRUSTED_PROXIES, checked now so that a bad entry stops the start with its name. */
+function trustedProxiesFrom(r: EnvReader): readonly string[] {
+  const entries = r.list('CHAT_TRUSTED_PROXIES');
+  parseTrustedProxies('CHAT_TRUSTED_PROXIES', entries);
+  return Object.freeze(entries);
+}
+
 function authKeysFrom(raw: string | undefined, production: boolean): ReadonlyMap<string, string> {
   const keys = new Map<string, string>();
   if (raw === undefined) return keys;

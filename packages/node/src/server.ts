@@ -13,7 +13,6 @@ import {
 } from '@chat/protocol';
 import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import { addressKey } from './admission';
 import type { ChatNode } from './chat-node';
 import type { Session, SocketPort } from './session';
 import { loadNativeUws } from './uws';
@@ -153,8 +152,8 @@ export function startServer(
       }
       // Admission after authentication, so anonymous junk cannot use up the budget. The node's
       // own budget answers 503; one user's or one address's answers 429 (theirs alone).
-      const address = addressKey(Buffer.from(res.getRemoteAddressAsText()).toString());
-      const verdict = node.admit(claims.sub, address);
+      const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const verdict = node.admit(claims.sub, peer, req.getHeader('x-forwarded-for'));
       if (verdict.scope !== undefined) {
         const retryAfter = { 'Retry-After': String(verdict.retryAfterSec) };
         return verdict.scope === 'node'

@@ -26,7 +26,12 @@ interface Upgrade {
 }
 
 /** One upgrade request: the status line and Retry-After; the socket is closed right after. */
-function upgrade(wsUrl: string, token: string, localAddress = '127.0.0.1'): Promise<Upgrade> {
+function upgrade(
+  wsUrl: string,
+  token: string,
+  localAddress = '127.0.0.1',
+  forwardedFor?: string,
+): Promise<Upgrade> {
   const url = new URL(wsUrl);
   const started = performance.now();
   return new Promise((resolve, reject) => {
@@ -42,7 +47,9 @@ function upgrade(wsUrl: string, token: string, localAddress = '127.0.0.1'): Prom
         `GET ${url.pathname}?token=${token} HTTP/1.1\r\nHost: ${url.host}\r\n` +
           `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
           `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
-          `Sec-WebSocket-Protocol: chat.v1.json\r\n\r\n`,
+          `Sec-WebSocket-Protocol: chat.v1.json\r\n` +
+          (forwardedFor === undefined ? '' : `X-Forwarded-For: ${forwardedFor}\r\n`) +
+          `\r\n`,
       );
     });
     socket.on('data', (chunk: string) => {
@@ -180,5 +187,34 @@ describe('connection admission', () => {
     expect(Math.max(...ms)).toBeLessThan(PROMPT_MS);
     expect(result.statuses.get(429) ?? 0).toBeGreaterThan(50);
     expect(result.statuses.get(503)).toBeUndefined();
+  });
+
+  describe('behind a TLS edge (all clients arrive from the edge, 127.0.0.3)', () => {
+    const PER_ADDRESS = { CHAT_ADMIT_PER_ADDRESS_RATE: '1', CHAT_ADMIT_PER_ADDRESS_BURST: '3' };
+
+    /** Five connects of one client through the edge, then one of another client. */
+    async function throughEdge(env: Record<string, string>): Promise<number[]> {
+      harness = await startSingleNode({ nodeId: 'admit-edge', env: { ...PER_ADDRESS, ...env } });
+      const url = harness.node.url;
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const token = testToken(`user-${i}`, 'd');
+        statuses.push((await upgrade(url, token, '127.0.0.3', '198.51.100.7')).status);
+      }
+      const other = testToken('other', 'd');
+      // The client wrote an address of its own in front: the edge appended the real one.
+      statuses.push((await upgrade(url, other, '127.0.0.3', '198.51.100.7, 198.51.100.8')).status);
+      return statuses;
+    }
+
+    it('limits each client by the address the trusted edge forwards', async () => {
+      const statuses = await throughEdge({ CHAT_TRUSTED_PROXIES: '127.0.0.3' });
+      expect(statuses).toEqual([101, 101, 101, 429, 429, 101]);
+    });
+
+    it('ignores X-Forwarded-For from peers it does not trust', async () => {
+      const statuses = await throughEdge({ CHAT_TRUSTED_PROXIES: '10.0.0.0/8' });
+      expect(statuses).toEqual([101, 101, 101, 429, 429, 429]);
+    });
   });
 });
