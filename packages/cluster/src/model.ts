@@ -8,6 +8,7 @@
  * - `P/election/<name>/...`: election candidates.
  */
 import { isValidId } from '@chat/protocol';
+import { CLIENT_URL_SCHEMES, hostPortProblem, nodeUrlProblem } from './node-address';
 
 /** What a chat node publishes about itself while it is alive. */
 export interface NodeInfo {
@@ -140,13 +141,24 @@ export function nodeStatsUrl(wsUrl: string): string {
   return url.toString();
 }
 
-/** Validates a NodeInfo (as parsed JSON or as given by a caller) and returns a clean copy. */
+function checked(value: string, problem: string | undefined, what: string): string {
+  if (problem !== undefined) throw new InvalidClusterData(`${what}: ${problem}`);
+  return value;
+}
+
+/**
+ * Validates a NodeInfo (as parsed JSON or as given by a caller) and returns a clean copy. The
+ * addresses must be plain network locations (see node-address.ts): a record anyone slipped into
+ * etcd with a `javascript:` URL or credentials in it is refused here, so it is never routed to.
+ */
 export function parseNodeInfo(value: unknown): NodeInfo {
   const o = object(value, 'node');
+  const wsUrl = nonEmptyString(o['wsUrl'], 'node.wsUrl');
+  const rpcAddress = nonEmptyString(o['rpcAddress'], 'node.rpcAddress');
   const node: NodeInfo = {
     nodeId: id(o['nodeId'], 'node.nodeId'),
-    wsUrl: nonEmptyString(o['wsUrl'], 'node.wsUrl'),
-    rpcAddress: nonEmptyString(o['rpcAddress'], 'node.rpcAddress'),
+    wsUrl: checked(wsUrl, nodeUrlProblem(wsUrl, CLIENT_URL_SCHEMES), 'node.wsUrl'),
+    rpcAddress: checked(rpcAddress, hostPortProblem(rpcAddress), 'node.rpcAddress'),
     weight: positive(o['weight'], 'node.weight'),
     startedAt: nonNegativeInt(o['startedAt'], 'node.startedAt'),
   };

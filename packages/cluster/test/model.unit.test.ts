@@ -39,6 +39,32 @@ describe('parseNodeInfo', () => {
   ])('rejects a bad %s', (field, value) => {
     expect(() => parseNodeInfo({ ...node, [field]: value })).toThrow(InvalidClusterData);
   });
+  test.each([
+    ['javascript:alert(document.cookie)', 'scheme javascript:'],
+    ['file:///etc/passwd', 'scheme file:'],
+    ['https://h:1/ws', 'scheme https:'],
+    ['ftp://h/ws', 'scheme ftp:'],
+    ['ws://user:pw@h:1/ws', 'credentials'],
+    ['ws://user@h:1/ws', 'credentials'],
+    ['ws://h:1/ws#x', 'fragment'],
+    ['not a url', 'not a URL'],
+  ])('refuses the client URL %s', (wsUrl, problem) => {
+    expect(() => parseNodeInfo({ ...node, wsUrl })).toThrow(problem);
+  });
+  test.each(['h', 'h:0', 'h:70000', 'ws://h:1', 'h:1/x', 'a b:1', ':1'])(
+    'refuses the RPC address %s',
+    (rpcAddress) => {
+      expect(() => parseNodeInfo({ ...node, rpcAddress })).toThrow('node.rpcAddress');
+    },
+  );
+  test('accepts wss, IPv6 and host names', () => {
+    for (const [wsUrl, rpcAddress] of [
+      ['wss://chat.example.com/n/node-1/ws', 'node-1.chat.svc:7001'],
+      ['ws://[::1]:7000/ws', '[::1]:7001'],
+    ] as const) {
+      expect(parseNodeInfo({ ...node, wsUrl, rpcAddress })).toMatchObject({ wsUrl, rpcAddress });
+    }
+  });
 });
 
 describe('parseRingConfig', () => {
