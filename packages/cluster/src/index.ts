@@ -13,6 +13,7 @@ export {
   parseNodeInfo,
   parseRingConfig,
 } from './model';
+export { CLIENT_URL_SCHEMES, INTERNAL_URL_SCHEMES } from './node-address';
 export type {
   ClusterKeys,
   DrainProgress,
@@ -32,3 +33,4 @@ export type { CasResult, RingConfigStoreOptions } from './ring-store';
 export { startElection, Election } from './election';
 export type { ElectionOptions } from './election';
 export { RouteTable } from './route-table';
+export { clientWsUrl, edgeNodePath, parseEdgeUrl } from './edge-url';

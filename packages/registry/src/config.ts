@@ -1,4 +1,6 @@
 /** Registry settings from the environment, validated with errors that name the variable. */
+import { parseEdgeUrl } from '@chat/cluster';
+
 export interface RegistryConfig {
   readonly etcdEndpoints: readonly string[];
   readonly prefix: string;
@@ -7,6 +9,8 @@ export interface RegistryConfig {
   readonly devTokenSecret: string | undefined;
   /** Serve the web chat client and the cluster dashboard (CHAT_REGISTRY_WEB=1). */
   readonly web: boolean;
+  /** The TLS edge's public https origin (CHAT_EDGE_URL); routes then go through it. */
+  readonly edgeOrigin: string | undefined;
   readonly logLevel: string;
 }
 
@@ -49,6 +53,7 @@ export function registryConfigFromEnv(env: Env): RegistryConfig {
     port,
     devTokenSecret: devTokens ? env.CHAT_AUTH_SECRET || 'dev-secret' : undefined,
     web: env.CHAT_REGISTRY_WEB === '1' || env.CHAT_REGISTRY_WEB === 'true',
+    edgeOrigin: env.CHAT_EDGE_URL ? parseEdgeUrl(env.CHAT_EDGE_URL, 'CHAT_EDGE_URL') : undefined,
     logLevel: env.CHAT_LOG_LEVEL || 'info',
   });
 }

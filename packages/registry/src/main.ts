@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     // Loaded only when on: bundling needs esbuild, which a registry without pages never loads.
     ...(config.web ? { web: await (await import('@chat/web')).buildWebAssets() } : {}),
     ...(config.devTokenSecret ? { devTokenSecret: config.devTokenSecret } : {}),
+    ...(config.edgeOrigin !== undefined ? { edgeOrigin: config.edgeOrigin } : {}),
   });
   log.info({ port: registry.port, url: registry.url }, 'listening');
   const shutdown = async (): Promise<void> => {

@@ -3,6 +3,7 @@
  * request and writes what these return.
  */
 import type { RouteTable } from '@chat/cluster';
+import { clientWsUrl } from '@chat/cluster';
 import { isValidId } from '@chat/protocol';
 
 export interface HttpAnswer {
@@ -11,8 +12,15 @@ export interface HttpAnswer {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** `GET /v1/route?user=U` -> `{user, node, url, epoch}`, 503 `{error:"NO_NODES"}` when none is alive. */
-export function routeAnswer(table: RouteTable, user: string | null): HttpAnswer {
+/**
+ * `GET /v1/route?user=U` -> `{user, node, url, epoch}`, 503 `{error:"NO_NODES"}` when none is
+ * alive. With `edgeOrigin` (CHAT_EDGE_URL) `url` is the node's route through the TLS edge.
+ */
+export function routeAnswer(
+  table: RouteTable,
+  user: string | null,
+  edgeOrigin?: string,
+): HttpAnswer {
   if (user === null || !isValidId(user)) {
     return {
       status: 400,
@@ -27,7 +35,8 @@ export function routeAnswer(table: RouteTable, user: string | null): HttpAnswer 
       headers: { 'Retry-After': '1' },
     };
   }
-  return { status: 200, body: { user, node: owner.nodeId, url: owner.wsUrl, epoch: table.epoch } };
+  const url = clientWsUrl(owner, edgeOrigin);
+  return { status: 200, body: { user, node: owner.nodeId, url, epoch: table.epoch } };
 }
 
 export interface RingNode {

@@ -32,6 +32,11 @@ export interface RegistryOptions {
    * (`/v1/dashboard/stream`); 404 without them.
    */
   readonly web?: WebAssets;
+  /**
+   * The TLS edge's public origin (CHAT_EDGE_URL): routes then name `wss://<edge>/n/<node>/ws`
+   * instead of the nodes' own URLs.
+   */
+  readonly edgeOrigin?: string;
   /** How the dashboard asks nodes for `/v1/stats` (default: global fetch); for tests. */
   readonly fetchJson?: FetchJson;
 }
@@ -67,7 +72,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       return { status: 405, body: { error: 'BAD_REQUEST', message: 'only GET' } };
     switch (url.pathname) {
       case '/v1/route':
-        return routeAnswer(table, url.searchParams.get('user'));
+        return routeAnswer(table, url.searchParams.get('user'), options.edgeOrigin);
       case '/v1/ring':
         return ringAnswer(table, options.view.snapshot.ring?.config.members ?? []);
       case '/healthz':

@@ -1,4 +1,5 @@
 /** Cluster settings of a chat node; absent CHAT_ETCD_ENDPOINTS means a single node without etcd. */
+import { parseEdgeUrl } from '@chat/cluster';
 import type { Env } from '../env';
 import { ConfigError, EnvReader, checkProductionSecret } from '../env';
 
@@ -28,6 +29,11 @@ export interface ClusterConfig {
   readonly transitionGraceMs: number;
   /** How long deliveries also go to the previous owner after an unplanned ring change. */
   readonly dualDeliveryGraceMs: number;
+  /**
+   * The TLS edge's public https origin (CHAT_EDGE_URL): `moved` frames then name
+   * `wss://<edge>/n/<node>/ws` instead of the node's own URL.
+   */
+  readonly edgeOrigin: string | undefined;
 }
 
 export const DEV_CLUSTER_SECRET = 'dev-cluster-secret';
@@ -70,8 +76,19 @@ export function clusterConfigFromEnv(
     shutdownTimeoutMs: r.int('CHAT_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
     transitionGraceMs: r.int('CHAT_TRANSITION_GRACE_MS', 5_000, 0, 3_600_000),
     dualDeliveryGraceMs: r.int('CHAT_DUAL_DELIVERY_GRACE_MS', 30_000, 0, 3_600_000),
+    edgeOrigin: edgeOriginFrom(r),
   };
   return { config: Object.freeze(config), usingDevSecret: secret === undefined };
+}
+
+function edgeOriginFrom(r: EnvReader): string | undefined {
+  const raw = r.optionalString('CHAT_EDGE_URL');
+  if (raw === undefined) return undefined;
+  try {
+    return parseEdgeUrl(raw, 'CHAT_EDGE_URL');
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 /** `host:port` or `[v6]:port`, as the RPC pool dials it. */

@@ -53,7 +53,12 @@ export class ClusterRuntime {
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
-    this.ownership = new RingOwnership(nodeId, clock, config.dualDeliveryGraceMs);
+    this.ownership = new RingOwnership(
+      nodeId,
+      clock,
+      config.dualDeliveryGraceMs,
+      config.edgeOrigin,
+    );
     this.ownership.update(view.snapshot);
     this.fabric = clusterFabric({
       ownership: this.ownership,
@@ -93,7 +98,7 @@ export class ClusterRuntime {
   }
 
   /** Serves peers, follows ring changes and registers this node, which makes it alive. */
-  async start(node: ChatNode, wsUrl: string): Promise<void> {
+  async start(node: ChatNode, wsUrl: string, internalUrl: string): Promise<void> {
     this.rpc.handle(Deliver, (req) => ({ pushed: node.pushToLocalDevices(req.deliveries) }));
     this.rpc.handle(NotifyReceipts, (req) => ({ pushed: node.pushReceipts(req.notices) }));
     this.rpc.handle(Presence, (req) => ({
@@ -133,6 +138,7 @@ export class ClusterRuntime {
       node: {
         nodeId: this.nodeId,
         wsUrl,
+        internalUrl,
         rpcAddress: this.rpcAddress,
         weight: this.config.weight,
         startedAt: this.clock.now(),

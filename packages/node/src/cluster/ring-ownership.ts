@@ -3,7 +3,7 @@
  * "previous owner" mean for this node. A user whose ring is empty is served where connected.
  */
 import type { ClusterSnapshot, NodeInfo } from '@chat/cluster';
-import { RouteTable } from '@chat/cluster';
+import { RouteTable, clientWsUrl } from '@chat/cluster';
 import type { MovedFrame } from '@chat/protocol';
 import type { Ring } from '@chat/ring';
 import type { Clock } from '../clock';
@@ -38,6 +38,8 @@ export class RingOwnership implements Ownership {
     readonly selfId: string,
     private readonly clock: Clock,
     private readonly dualDeliveryGraceMs: number,
+    /** The TLS edge's public origin: `moved` then names the node's route through it. */
+    private readonly edgeOrigin?: string,
   ) {}
 
   /** Takes a new cluster snapshot and says what changed. */
@@ -117,6 +119,7 @@ export class RingOwnership implements Ownership {
   redirectFor(user: string): MovedFrame | undefined {
     const owner = this.table.owner(user);
     if (owner === undefined || owner.nodeId === this.selfId) return undefined;
-    return { t: 'moved', node: owner.nodeId, url: owner.wsUrl, epoch: this.table.epoch };
+    const url = clientWsUrl(owner, this.edgeOrigin);
+    return { t: 'moved', node: owner.nodeId, url, epoch: this.table.epoch };
   }
 }
