@@ -41,9 +41,9 @@ export function parseBatchBuckets(text: string): Map<string, Map<number, number>
 }
 
 /** Scrapes every node's /metrics and sums the batch-size buckets per kind. */
-export async function scrapeBatchSizes(httpUrls: readonly string[]): Promise<BatchHistograms> {
+export async function scrapeBatchSizes(internalUrls: readonly string[]): Promise<BatchHistograms> {
   const total = new Map<string, Map<number, number>>();
-  for (const url of httpUrls) {
+  for (const url of internalUrls) {
     const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
     for (const [kind, buckets] of parseBatchBuckets(await res.text())) {
       let sum = total.get(kind);

@@ -64,8 +64,10 @@ export async function connectCluster(options: ConnectOptions): Promise<ClusterCo
 }
 
 async function fetchStats(node: NodeInfo, timeoutMs: number): Promise<NodeStats | undefined> {
+  const url = nodeStatsUrl(node);
+  if (url === undefined) return undefined;
   try {
-    const res = await fetch(nodeStatsUrl(node.wsUrl), { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) return undefined;
     const body = (await res.json()) as Record<string, unknown>;
     const { users, connections } = body;

@@ -12,6 +12,7 @@ export function node(nodeId: string, extra: Partial<NodeInfo> = {}): NodeInfo {
   return {
     nodeId,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
+    internalUrl: `http://127.0.0.1:${port}`,
     rpcAddress: `127.0.0.1:${port + 100}`,
     weight: 1,
     startedAt: 1,

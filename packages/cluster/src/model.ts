@@ -8,7 +8,12 @@
  * - `P/election/<name>/...`: election candidates.
  */
 import { isValidId } from '@chat/protocol';
-import { CLIENT_URL_SCHEMES, hostPortProblem, nodeUrlProblem } from './node-address';
+import {
+  CLIENT_URL_SCHEMES,
+  INTERNAL_URL_SCHEMES,
+  hostPortProblem,
+  nodeUrlProblem,
+} from './node-address';
 
 /** What a chat node publishes about itself while it is alive. */
 export interface NodeInfo {
@@ -17,6 +22,11 @@ export interface NodeInfo {
   readonly wsUrl: string;
   /** `host:port` of the node's RPC server for its peers. */
   readonly rpcAddress: string;
+  /**
+   * Base URL of the node's internal listener (`/metrics`, `/v1/stats`, `/v1/owners`), e.g.
+   * `http://10.0.0.5:9101`; absent for nodes older than that listener.
+   */
+  readonly internalUrl?: string;
   /** Relative share of users once the node is a ring member (positive). */
   readonly weight: number;
   /** When the node process started, ms since the epoch. */
@@ -129,15 +139,14 @@ function nonNegativeInt(value: unknown, what: string): number {
 }
 
 /**
- * A node's figures (`GET /v1/stats`, served over HTTP on its WebSocket port), from its wsUrl:
- * `ws://h:p/ws` -> `http://h:p/v1/stats`.
+ * A node's figures (`GET /v1/stats`, served on its internal listener), or undefined when the
+ * node publishes no internal URL: `http://h:p` -> `http://h:p/v1/stats`.
  */
-export function nodeStatsUrl(wsUrl: string): string {
-  const url = new URL(wsUrl);
-  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+export function nodeStatsUrl(node: Pick<NodeInfo, 'internalUrl'>): string | undefined {
+  if (node.internalUrl === undefined) return undefined;
+  const url = new URL(node.internalUrl);
   url.pathname = '/v1/stats';
   url.search = '';
-  url.hash = '';
   return url.toString();
 }
 
@@ -162,7 +171,19 @@ export function parseNodeInfo(value: unknown): NodeInfo {
     weight: positive(o['weight'], 'node.weight'),
     startedAt: nonNegativeInt(o['startedAt'], 'node.startedAt'),
   };
-  return Object.freeze(o['leaving'] === true ? { ...node, leaving: true } : node);
+  const internal = o['internalUrl'];
+  const withInternal: NodeInfo =
+    internal === undefined
+      ? node
+      : {
+          ...node,
+          internalUrl: checked(
+            nonEmptyString(internal, 'node.internalUrl'),
+            nodeUrlProblem(String(internal), INTERNAL_URL_SCHEMES),
+            'node.internalUrl',
+          ),
+        };
+  return Object.freeze(o['leaving'] === true ? { ...withInternal, leaving: true } : withInternal);
 }
 
 function parseMembers(value: unknown, what: string): readonly RingMember[] {

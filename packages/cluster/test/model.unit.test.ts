@@ -57,6 +57,13 @@ describe('parseNodeInfo', () => {
       expect(() => parseNodeInfo({ ...node, rpcAddress })).toThrow('node.rpcAddress');
     },
   );
+  test('keeps a valid internal URL and refuses a hostile one', () => {
+    const internalUrl = 'http://10.0.0.5:9101';
+    expect(parseNodeInfo({ ...node, internalUrl })).toEqual({ ...node, internalUrl });
+    for (const bad of ['javascript:alert(1)', 'ws://h:1', 'http://u:p@h:1', '']) {
+      expect(() => parseNodeInfo({ ...node, internalUrl: bad })).toThrow('node.internalUrl');
+    }
+  });
   test('accepts wss, IPv6 and host names', () => {
     for (const [wsUrl, rpcAddress] of [
       ['wss://chat.example.com/n/node-1/ws', 'node-1.chat.svc:7001'],
@@ -123,7 +130,12 @@ test('backoffDelay grows exponentially with jitter and is capped', () => {
   expect(backoffDelay(50, { maxMs: 500 }, () => 0)).toBe(250);
 });
 
-test('nodeStatsUrl: the HTTP stats route on the WebSocket port', () => {
-  expect(nodeStatsUrl('ws://10.0.0.5:7001/ws')).toBe('http://10.0.0.5:7001/v1/stats');
-  expect(nodeStatsUrl('wss://chat.example/ws?x=1#y')).toBe('https://chat.example/v1/stats');
+test('nodeStatsUrl: the stats route on the internal listener, none without one', () => {
+  expect(nodeStatsUrl({ internalUrl: 'http://10.0.0.5:9101' })).toBe(
+    'http://10.0.0.5:9101/v1/stats',
+  );
+  expect(nodeStatsUrl({ internalUrl: 'https://ops.example/x?y=1' })).toBe(
+    'https://ops.example/v1/stats',
+  );
+  expect(nodeStatsUrl({})).toBeUndefined();
 });

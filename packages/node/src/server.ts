@@ -1,6 +1,7 @@
 /**
  * Binds a ChatNode to uWebSockets.js: the upgrade (token, Origin, subprotocol), socket events,
- * and a few HTTP routes (`/healthz`, `/readyz`, `/metrics`, `/v1/stats`, `/v1/owners`).
+ * and the probes (`/healthz`, `/readyz`). What only operators may see (`/metrics`, `/v1/stats`,
+ * `/v1/owners`) is on the internal listener (internal-server.ts), not here.
  */
 import type { Codec, Feature, TokenClaims, WireData } from '@chat/protocol';
 import {
@@ -11,11 +12,16 @@ import {
   jsonCodec,
   parseFeatures,
 } from '@chat/protocol';
-import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { ChatNode } from './chat-node';
 import type { Session, SocketPort } from './session';
 import { loadNativeUws } from './uws';
+import type { ListenOptions, RunningServer } from './uws-http';
+import { answerLater, listenWithRetry, refuse } from './uws-http';
+
+export { ListenError } from './uws-http';
+export type { RunningServer } from './uws-http';
 
 interface ConnData {
   claims: TokenClaims;
@@ -48,19 +54,13 @@ class UwsPort implements SocketPort {
   }
 }
 
-export interface ServerOptions {
-  readonly host: string;
-  readonly port: number;
+export interface ServerOptions extends ListenOptions {
   readonly maxFrameBytes: number;
   readonly maxBufferedBytes: number;
-  /** How long to keep retrying a busy port at start. */
-  readonly listenRetryMs: number;
 }
 
-/** Operations endpoints; each answers 404 when absent. */
+/** Operations endpoints of the public port; each answers 404 when absent. */
 export interface OpsEndpoints {
-  /** `GET /metrics`: Prometheus text format. */
-  readonly metrics?: { readonly contentType: string; scrape(): Promise<string> };
   /** `GET /readyz`: 200 when ready, 503 otherwise, with the checks as JSON. */
   readonly readiness?: {
     check(): Promise<{
@@ -68,32 +68,6 @@ export interface OpsEndpoints {
       readonly checks: Readonly<Record<string, string>>;
     }>;
   };
-}
-
-/** The port could not be bound: one line for the operator, naming the address. */
-export class ListenError extends Error {
-  override readonly name = 'ListenError';
-}
-
-export interface RunningServer {
-  readonly port: number;
-  close(): void;
-}
-
-/** Most user ids one `/v1/owners` request may ask about. */
-const MAX_OWNER_QUERY = 1000;
-
-function refuse(
-  res: HttpResponse,
-  status: number,
-  text: string,
-  headers: Record<string, string> = {},
-): void {
-  res.cork(() => {
-    res.writeStatus(`${status} ${text}`);
-    for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
-    res.end(JSON.stringify({ error: text }));
-  });
 }
 
 function pickCodec(header: string): Codec | undefined {
@@ -188,16 +162,7 @@ export function startServer(
   app.get('/healthz', (res) => {
     res.cork(() => res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
   });
-  const { metrics, readiness } = ops;
-  if (metrics !== undefined) {
-    app.get('/metrics', (res) =>
-      answerLater(res, log, async () => ({
-        status: '200 OK',
-        contentType: metrics.contentType,
-        body: await metrics.scrape(),
-      })),
-    );
-  }
+  const { readiness } = ops;
   if (readiness !== undefined) {
     app.get('/readyz', (res) =>
       answerLater(res, log, async () => {
@@ -210,77 +175,7 @@ export function startServer(
       }),
     );
   }
-  app.get('/v1/stats', (res) => {
-    const memory = process.memoryUsage();
-    const body = JSON.stringify({
-      ...node.stats(),
-      rssBytes: memory.rss,
-      heapUsedBytes: memory.heapUsed,
-      externalBytes: memory.external,
-    });
-    res.cork(() => res.writeHeader('content-type', 'application/json').end(body));
-  });
-  app.get('/v1/owners', (res, req) => {
-    const users = (new URLSearchParams(req.getQuery() ?? '').get('users') ?? '')
-      .split(',')
-      .filter((u) => u !== '')
-      .slice(0, MAX_OWNER_QUERY);
-    const body = JSON.stringify(node.owners(users));
-    res.cork(() => res.writeHeader('content-type', 'application/json').end(body));
-  });
   app.any('/*', (res) => refuse(res, 404, 'Not Found'));
 
   return listenWithRetry(uws, app, options, log);
-}
-
-/** Answers an HTTP request from an async producer; never touches `res` once aborted. */
-function answerLater(
-  res: HttpResponse,
-  log: Logger,
-  produce: () => Promise<{ status: string; contentType: string; body: string }>,
-): void {
-  let aborted = false;
-  res.onAborted(() => {
-    aborted = true;
-  });
-  produce().then(
-    ({ status, contentType, body }) => {
-      if (aborted) return;
-      res.cork(() => res.writeStatus(status).writeHeader('content-type', contentType).end(body));
-    },
-    (err: unknown) => {
-      log.warn({ err }, 'ops endpoint failed');
-      if (!aborted) refuse(res, 500, 'Internal Server Error');
-    },
-  );
-}
-
-/**
- * Binds the port, retrying for a while: after a crash, connections the old process left
- * half-closed (FIN-WAIT-2) keep the port busy until the kernel reaps them, and uWS does not
- * expose SO_REUSEADDR. A supervisor restarting the node on the same port should not fail then.
- */
-async function listenWithRetry(
-  uws: ReturnType<typeof loadNativeUws>,
-  app: TemplatedApp,
-  options: ServerOptions,
-  log: Logger,
-): Promise<RunningServer> {
-  const deadline = Date.now() + options.listenRetryMs;
-  for (let attempt = 1; ; attempt++) {
-    const listenSocket = await new Promise<us_listen_socket | false>((resolve) =>
-      app.listen(options.host, options.port, resolve),
-    );
-    if (listenSocket !== false) {
-      const port = uws.us_socket_local_port(listenSocket);
-      return { port, close: () => uws.us_listen_socket_close(listenSocket) };
-    }
-    if (options.port === 0 || Date.now() >= deadline) {
-      throw new ListenError(
-        `cannot listen on ${options.host}:${options.port}: the port is in use or the address is not available`,
-      );
-    }
-    if (attempt === 1) log.warn({ host: options.host, port: options.port }, 'port busy; retrying');
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }

@@ -69,7 +69,7 @@ async function messageRow(
 
 /** Cleanup passes completed so far (the node's /metrics). */
 async function passes(): Promise<number> {
-  const text = await fetch(`${harness.node.httpUrl}/metrics`).then((r) => r.text());
+  const text = await fetch(`${harness.node.internalUrl}/metrics`).then((r) => r.text());
   const match = /^chat_retention_passes_total(?:\{[^}]*\})? (\d+)/m.exec(text);
   if (match === null) throw new Error('no chat_retention_passes_total in /metrics');
   return Number(match[1]);

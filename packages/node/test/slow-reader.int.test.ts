@@ -38,7 +38,7 @@ interface Stats {
   rssBytes: number;
 }
 const stats = async (): Promise<Stats> =>
-  (await (await fetch(`${h.node.httpUrl}/v1/stats`)).json()) as Stats;
+  (await (await fetch(`${h.node.internalUrl}/v1/stats`)).json()) as Stats;
 
 it('bounds the buffer of a slow reader without hurting anyone else', async () => {
   const sender = await RawClient.ready({

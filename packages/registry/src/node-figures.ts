@@ -163,7 +163,9 @@ export class NodeFiguresPoller {
     const answers = await Promise.all(
       nodes.map(async (node) => {
         try {
-          const body = await this.fetchJson(nodeStatsUrl(node.wsUrl), this.timeoutMs);
+          const url = nodeStatsUrl(node);
+          if (url === undefined) throw new Error('the node publishes no internal URL');
+          const body = await this.fetchJson(url, this.timeoutMs);
           return [node.nodeId, parseNodeStats(body), this.now()] as const;
         } catch (err) {
           this.options.log?.debug({ err, node: node.nodeId }, 'node stats did not answer');

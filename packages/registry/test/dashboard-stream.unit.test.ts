@@ -84,6 +84,7 @@ class FakeSource implements DashboardSource {
 const info = (id: string, port: number): NodeInfo => ({
   nodeId: id,
   wsUrl: `ws://127.0.0.1:${port}/ws`,
+  internalUrl: `http://127.0.0.1:${port}`,
   rpcAddress: `127.0.0.1:${port + 1}`,
   weight: 1,
   startedAt: 1,

@@ -4,6 +4,7 @@ import { NodeFiguresPoller, parseNodeStats, ratePerSec } from '../src/node-figur
 const node = (id: string, port: number): NodeInfo => ({
   nodeId: id,
   wsUrl: `ws://10.0.0.1:${port}/ws`,
+  internalUrl: `http://10.0.0.1:${port}`,
   rpcAddress: `10.0.0.1:${port + 1000}`,
   weight: 1,
   startedAt: 1,

@@ -198,7 +198,7 @@ export class TestCluster {
     await waitFor(async () => {
       const routed = await Promise.all(users.map(async (u) => (await this.route(u)).node));
       for (const node of this.nodes.values()) {
-        const res = await fetch(`${node.httpUrl}/v1/owners?users=${users.join(',')}`);
+        const res = await fetch(`${node.internalUrl}/v1/owners?users=${users.join(',')}`);
         const { owners } = (await res.json()) as { owners: Record<string, string | null> };
         const differ = users.filter((u, i) => owners[u] !== routed[i]);
         if (differ.length > 0) {

@@ -19,7 +19,10 @@ export interface NodeProcess extends ServiceProcess {
   readonly nodeId: string;
   /** ws://127.0.0.1:<port>/ws */
   readonly url: string;
+  /** The public port over HTTP: `/healthz`, `/readyz`. */
   readonly httpUrl: string;
+  /** The internal listener (loopback): `/metrics`, `/v1/stats`, `/v1/owners`. */
+  readonly internalUrl: string;
 }
 
 /**
@@ -61,5 +64,13 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
     nodeId,
     url: `ws://127.0.0.1:${service.port}/ws`,
     httpUrl: `http://127.0.0.1:${service.port}`,
+    internalUrl: internalUrlOf(service),
   };
+}
+
+/** The internal listener's URL from the node's `listening` line. */
+function internalUrlOf(service: ServiceProcess): string {
+  const url = service.listening['internalUrl'];
+  if (typeof url !== 'string') throw new Error(`${service.logFile}: no internalUrl when listening`);
+  return url;
 }

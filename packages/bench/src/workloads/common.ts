@@ -90,14 +90,14 @@ export async function startBenchCluster(
   });
 }
 
-/** Owner node id of every user, from a node's /v1/owners (polled until every user has one). */
-export async function ownersOf(httpUrl: string, users: readonly string[]): Promise<string[]> {
+/** Owner node id of every user, from a node's internal /v1/owners (polled until every user has one). */
+export async function ownersOf(internalUrl: string, users: readonly string[]): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < users.length; i += 1000) {
     const slice = users.slice(i, i + 1000);
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const res = await fetch(`${httpUrl}/v1/owners?users=${slice.join(',')}`);
+      const res = await fetch(`${internalUrl}/v1/owners?users=${slice.join(',')}`);
       const view = (await res.json()) as { owners: Record<string, string | null> };
       const got = slice.map((u) => view.owners[u]);
       if (got.every((o) => typeof o === 'string')) {

@@ -55,7 +55,7 @@ export async function runCrossNode(options: CrossNodeOptions): Promise<WorkloadO
     try {
       const n1 = cluster.node('node-1');
       const candidates = Array.from({ length: options.pairs * 6 }, (_, i) => `x${i}`);
-      const owners = await ownersOf(n1.httpUrl, candidates);
+      const owners = await ownersOf(n1.internalUrl, candidates);
       const on = (id: string): string[] => candidates.filter((_, i) => owners[i] === id);
       const a = on('node-1');
       const b = on('node-2');

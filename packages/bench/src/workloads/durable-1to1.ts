@@ -167,7 +167,7 @@ async function runRepeat(
     const routed = async (prefix: string, users: number): Promise<{ urls?: string[] }> => {
       if (cluster === null) return {};
       const ids = Array.from({ length: users }, (_, i) => `${prefix}${String(i).padStart(4, '0')}`);
-      const owners = await ownersOf(first.httpUrl, ids);
+      const owners = await ownersOf(first.internalUrl, ids);
       return { urls: owners.map((o) => urlOf.get(o)!) };
     };
     const rssAll = (): number => nodes.reduce((sum, n) => sum + (rssBytes(n.pid) ?? 0), 0);
@@ -210,10 +210,10 @@ async function runRepeat(
     const stats = new PgStats(
       storage.servers.map((server, i) => ({ admin: server.admin, dbUrl: dbUrls[i]! })),
     );
-    const httpUrls = nodes.map((n) => n.httpUrl);
+    const internalUrls = nodes.map((n) => n.internalUrl);
     const step = async (rate: number, measureMs: number): Promise<StepResult> => {
       const before = await stats.settledSnapshot(dbName);
-      const batchesBefore = await scrapeBatchSizes(httpUrls);
+      const batchesBefore = await scrapeBatchSizes(internalUrls);
       const pgCpuBefore = storage.cpuSeconds();
       const serverCpuBefore = storage.cpuSecondsByServer();
       const waits = new WaitSampler(
@@ -234,7 +234,7 @@ async function runRepeat(
       const pgCpu = storage.cpuSeconds() - pgCpuBefore;
       const serverCpu = storage.cpuSecondsByServer().map((s, i) => s - serverCpuBefore[i]!);
       const delta = diffSnapshots(before, await stats.settledSnapshot(dbName));
-      const batches = batchSizesBetween(batchesBefore, await scrapeBatchSizes(httpUrls));
+      const batches = batchSizesBetween(batchesBefore, await scrapeBatchSizes(internalUrls));
       const messages = Math.max(result.acked, 1);
       const verdict = judgeStep(
         {
@@ -372,7 +372,7 @@ async function waitForConnections(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const response = await fetch(`${node.httpUrl}/v1/stats`);
+    const response = await fetch(`${node.internalUrl}/v1/stats`);
     const stats = (await response.json()) as { connections?: number };
     if (stats.connections === expected) return;
     if (Date.now() >= deadline) {

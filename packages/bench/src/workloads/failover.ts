@@ -44,7 +44,7 @@ export async function runFailover(options: FailoverOptions): Promise<WorkloadOut
       try {
         const pop = await connectPairs(cluster, options.users, `fo${r}u`);
         try {
-          const owners = await ownersOf(cluster.node('node-1').httpUrl, pop.users);
+          const owners = await ownersOf(cluster.node('node-1').internalUrl, pop.users);
           const victims = new Set(owners.flatMap((o, i) => (o === 'node-3' ? [i] : [])));
           const traffic = startTraffic(pop, options.rate, options.baselineMs + 60_000, 15_000);
           await sleep(options.baselineMs);

@@ -106,7 +106,7 @@ export async function runGroupFanout(options: FanoutOptions): Promise<WorkloadOu
       const cluster = await startBenchCluster(pg.url, 3, 3);
       const fleet = await startFleet();
       try {
-        const owners = await ownersOf(cluster.node('node-1').httpUrl, users);
+        const owners = await ownersOf(cluster.node('node-1').internalUrl, users);
         await fleet.connect({
           users,
           urls: owners.map((o) => cluster.node(o).url),

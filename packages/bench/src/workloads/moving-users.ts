@@ -29,7 +29,7 @@ export async function connectPairs(
   prefix: string,
 ): Promise<Population> {
   const users = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
-  const owners = await ownersOf(cluster.node('node-1').httpUrl, users);
+  const owners = await ownersOf(cluster.node('node-1').internalUrl, users);
   const fleets: { fleet: FleetHandle; offset: number; count: number }[] = [];
   const close = async (): Promise<void> => {
     await Promise.all(fleets.map((f) => f.fleet.close()));

@@ -89,7 +89,7 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
       try {
         const pop = await connectPairs(cluster, options.users, `rb${r}u`);
         try {
-          const before = await ownersOf(cluster.node('node-1').httpUrl, pop.users);
+          const before = await ownersOf(cluster.node('node-1').internalUrl, pop.users);
           const traffic = startTraffic(pop, options.rate, options.baselineMs + 150_000, 10_000);
           await sleep(options.baselineMs);
           const scaleStart = Date.now();
@@ -110,7 +110,7 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
           await sleep(3000);
           await stopTraffic(pop);
           const results = await traffic;
-          const after = await ownersOf(cluster.node('node-1').httpUrl, pop.users);
+          const after = await ownersOf(cluster.node('node-1').internalUrl, pop.users);
           const movers = new Set<number>();
           const moversPerNode = new Map<string, number>();
           before.forEach((o, i) => {

@@ -43,7 +43,7 @@ async function ownersAt(
   node: string,
   ids: readonly string[],
 ): Promise<{ epoch: number; owners: Record<string, string | null> }> {
-  const res = await fetch(`${cluster.node(node).httpUrl}/v1/owners?users=${ids.join(',')}`);
+  const res = await fetch(`${cluster.node(node).internalUrl}/v1/owners?users=${ids.join(',')}`);
   return (await res.json()) as { epoch: number; owners: Record<string, string | null> };
 }
 

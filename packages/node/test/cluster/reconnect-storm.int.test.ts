@@ -207,10 +207,10 @@ function maskedTextFrame(text: string): Buffer {
 
 async function ownersOf(users: readonly string[]): Promise<Map<string, string>> {
   const owners = new Map<string, string>();
-  const httpUrl = cluster.node('node-1').httpUrl;
+  const internalUrl = cluster.node('node-1').internalUrl;
   for (let i = 0; i < users.length; i += 1000) {
     const slice = users.slice(i, i + 1000);
-    const res = await fetch(`${httpUrl}/v1/owners?users=${slice.join(',')}`);
+    const res = await fetch(`${internalUrl}/v1/owners?users=${slice.join(',')}`);
     const view = (await res.json()) as { owners: Record<string, string | null> };
     for (const u of slice) {
       const owner = view.owners[u];

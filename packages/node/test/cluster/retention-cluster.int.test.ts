@@ -44,7 +44,7 @@ async function cleanupRunners(): Promise<string[]> {
   const runners: string[] = [];
   for (const node of cluster.nodes.values()) {
     if (killed.has(node.nodeId)) continue;
-    const text = await fetch(`${node.httpUrl}/metrics`)
+    const text = await fetch(`${node.internalUrl}/metrics`)
       .then((r) => r.text())
       .catch(() => '');
     if (/^chat_retention_active\{[^}]*\} 1$/m.test(text)) runners.push(node.nodeId);

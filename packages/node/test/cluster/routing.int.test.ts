@@ -60,7 +60,7 @@ async function expectAgreement(users: readonly string[], epoch: number): Promise
   for (const node of cluster.nodes.values()) {
     for (let i = 0; i < users.length; i += 1000) {
       const slice = users.slice(i, i + 1000);
-      const view = await ownersAt(node.httpUrl, slice);
+      const view = await ownersAt(node.internalUrl, slice);
       expect(view.epoch).toBe(epoch);
       for (const u of slice) expect(view.owners[u]).toBe(fromRegistry[u]);
     }
@@ -134,7 +134,7 @@ it('has the registry and every node agree on the owner of 10,000 users, also aft
     };
     expect(ring.epoch).toBe(next);
     for (const node of cluster.nodes.values())
-      expect((await ownersAt(node.httpUrl, ['x'])).epoch).toBe(next);
+      expect((await ownersAt(node.internalUrl, ['x'])).epoch).toBe(next);
   });
   await expectAgreement(ids, next);
   const owners = await registryOwners(ids.slice(0, 500));
@@ -146,7 +146,7 @@ it('has the registry and every node agree on the owner of 10,000 users, also aft
 it('tells a user on the wrong node where to go, and the SDK follows', async () => {
   const user = 'wanderer';
   await waitFor(async () =>
-    expect((await ownersAt(cluster.node('node-1').httpUrl, [user])).owners[user]).toMatch(
+    expect((await ownersAt(cluster.node('node-1').internalUrl, [user])).owners[user]).toMatch(
       /node-[123]/,
     ),
   );

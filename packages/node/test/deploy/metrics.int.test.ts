@@ -22,7 +22,7 @@ afterAll(async () => {
 
 async function scrapeAll(): Promise<Map<string, Scrape>> {
   const out = new Map<string, Scrape>();
-  for (const [id, node] of cluster.nodes) out.set(id, await scrape(node.httpUrl));
+  for (const [id, node] of cluster.nodes) out.set(id, await scrape(node.internalUrl));
   return out;
 }
 
