@@ -3,7 +3,7 @@
  * cluster membership (when CHAT_ETCD_ENDPOINTS is set), WebSocket server. SIGTERM and SIGINT
  * shut it down cleanly: leave the ring, close connections with 1001, write acks, close pools.
  */
-import pino from "pino";
+import pino from 'pino';
 import {
   DEFAULT_ORPHAN_WINDOW_MS,
   PgChatStore,
@@ -16,33 +16,30 @@ import {
   createDatabase,
   migrate,
   readStoreEpoch,
-} from "@chat/store";
-import { ChatNode } from "./chat-node";
-import { scheduleCpuProfile } from "./cpu-profile";
-import { FanoutSweeper } from "./fanout-sweeper";
-import { systemClock } from "./clock";
-import {
-  clusterConfigFromEnv,
-  loggableClusterConfig,
-} from "./cluster/cluster-config";
-import type { LoadedClusterConfig } from "./cluster/cluster-config";
-import { ClusterRuntime } from "./cluster/cluster-runtime";
-import type { LoadedConfig } from "./config";
-import { loggableConfig, nodeConfigFromEnv } from "./config";
-import { ConfigError } from "./env";
-import { startMedia } from "./media";
-import type { MediaConfig } from "./media-config";
-import { mediaConfigFromEnv } from "./media-config";
-import { NodeMetrics } from "./metrics";
-import { Readiness } from "./readiness";
-import { RetentionJob, runWhileLeader } from "./retention";
-import type { RetentionConfig } from "./retention-config";
-import { retentionConfigFromEnv, retentionDays } from "./retention-config";
-import { internalListenerFromEnv, internalUrlOf } from "./internal-config";
-import type { InternalListenerConfig } from "./internal-config";
-import { startInternalServer } from "./internal-server";
-import { ListenError, startServer } from "./server";
-import { StoreEpochWatch } from "./store-epoch";
+} from '@chat/store';
+import { ChatNode } from './chat-node';
+import { scheduleCpuProfile } from './cpu-profile';
+import { FanoutSweeper } from './fanout-sweeper';
+import { systemClock } from './clock';
+import { clusterConfigFromEnv, loggableClusterConfig } from './cluster/cluster-config';
+import type { LoadedClusterConfig } from './cluster/cluster-config';
+import { ClusterRuntime } from './cluster/cluster-runtime';
+import type { LoadedConfig } from './config';
+import { loggableConfig, nodeConfigFromEnv } from './config';
+import { ConfigError } from './env';
+import { startMedia } from './media';
+import type { MediaConfig } from './media-config';
+import { mediaConfigFromEnv } from './media-config';
+import { NodeMetrics } from './metrics';
+import { Readiness } from './readiness';
+import { RetentionJob, runWhileLeader } from './retention';
+import type { RetentionConfig } from './retention-config';
+import { retentionConfigFromEnv, retentionDays } from './retention-config';
+import { internalListenerFromEnv, internalUrlOf } from './internal-config';
+import type { InternalListenerConfig } from './internal-config';
+import { startInternalServer } from './internal-server';
+import { ListenError, startServer } from './server';
+import { StoreEpochWatch } from './store-epoch';
 
 function loadConfig(): {
   node: LoadedConfig;
@@ -76,13 +73,11 @@ async function main(): Promise<void> {
   log.info(
     {
       config: loggableConfig(config),
-      cluster: loaded.cluster
-        ? loggableClusterConfig(loaded.cluster.config)
-        : undefined,
+      cluster: loaded.cluster ? loggableClusterConfig(loaded.cluster.config) : undefined,
       retention: loaded.retention,
       internal: loaded.internal,
     },
-    "starting",
+    'starting',
   );
   if (loaded.node.usingDevSecret) {
     log.warn(
@@ -91,7 +86,7 @@ async function main(): Promise<void> {
   }
   if (loaded.cluster?.usingDevSecret) {
     log.warn(
-      "CHAT_CLUSTER_SECRET is not set: using the INSECURE development cluster secret. Never do this in production.",
+      'CHAT_CLUSTER_SECRET is not set: using the INSECURE development cluster secret. Never do this in production.',
     );
   }
 
@@ -100,17 +95,17 @@ async function main(): Promise<void> {
   const storeEpoch = new StoreEpochWatch({
     read: () => readStoreEpoch(db),
     intervalMs: config.epochCheckMs,
-    log: log.child({ component: "store-epoch" }),
+    log: log.child({ component: 'store-epoch' }),
   });
   const db = createDatabase(config.databaseUrl, {
     maxConnections: config.pgPoolMax,
     // On Citus every statement of the node stays on one shard, or fails (issue 15).
     sessionSettings: SINGLE_SHARD_SETTINGS,
-    logger: log.child({ component: "pg" }),
+    logger: log.child({ component: 'pg' }),
     checkConnection: storeEpoch.checkConnection,
   });
   await migrate(db);
-  log.info({ storeEpoch: await storeEpoch.start() }, "store epoch");
+  log.info({ storeEpoch: await storeEpoch.start() }, 'store epoch');
   const metrics = new NodeMetrics({ nodeId: config.nodeId });
   // On Citus a cursor write becomes one statement per user shard: 32 devices for each.
   const userShards = await userShardCount(db);
@@ -120,67 +115,50 @@ async function main(): Promise<void> {
     maxBatchSize: config.batchMaxSize,
     markIntervalMs: config.fanoutMarkMs,
     now: () => systemClock.now(),
-    logger: log.child({ component: "store" }),
+    logger: log.child({ component: 'store' }),
     onBatch: (batch) => metrics.observeBatch(batch),
   });
   if (config.fanoutStaleMs <= DEFAULT_ORPHAN_WINDOW_MS) {
     // A dead node's last statements may still commit within that window; a sweep that ran
     // before them, and acks deleting what it appended, could let a device get an event twice.
     log.warn(
-      {
-        fanoutStaleMs: config.fanoutStaleMs,
-        orphanWindowMs: DEFAULT_ORPHAN_WINDOW_MS,
-      },
-      "CHAT_FANOUT_STALE_MS is not above the orphan window: a device may get an event twice after a node dies",
+      { fanoutStaleMs: config.fanoutStaleMs, orphanWindowMs: DEFAULT_ORPHAN_WINDOW_MS },
+      'CHAT_FANOUT_STALE_MS is not above the orphan window: a device may get an event twice after a node dies',
     );
   }
   const media = loaded.media
     ? await startMedia(
         loaded.media,
         db,
-        log.child({ component: "media" }),
+        log.child({ component: 'media' }),
         retentionDays(loaded.retention),
       )
     : undefined;
-  if (media === undefined)
-    log.info("CHAT_S3_ENDPOINT is not set: media attachments are off");
+  if (media === undefined) log.info('CHAT_S3_ENDPOINT is not set: media attachments are off');
   const cluster = loaded.cluster
-    ? await ClusterRuntime.connect(
-        loaded.cluster.config,
-        config.nodeId,
-        systemClock,
-        log,
-      )
+    ? await ClusterRuntime.connect(loaded.cluster.config, config.nodeId, systemClock, log)
     : undefined;
   const node = new ChatNode({
     config,
     store,
     ...(userShards === null ? {} : { ackDevicesPerStatement: 32 * userShards }),
     clock: systemClock,
-    log: log.child({ component: "node" }),
+    log: log.child({ component: 'node' }),
     metrics,
     ...(media ? { media } : {}),
     social: {
-      groups: new PgGroupStore(
-        db,
-        { maxMembersPerChat: config.limits.maxMembersPerChat },
-        store,
-      ),
+      groups: new PgGroupStore(db, { maxMembersPerChat: config.limits.maxMembersPerChat }, store),
       presence: new PgPresenceStore(db),
       receipts: new PgReceiptStore(db),
     },
     ...(cluster
-      ? {
-          ownership: cluster.ownership,
-          fabric: cluster.fabric,
-          presence: cluster.presence,
-        }
+      ? { ownership: cluster.ownership, fabric: cluster.fabric, presence: cluster.presence }
       : {}),
     storeEpoch: () => storeEpoch.current,
   });
   storeEpoch.onChange(() => {
     const closed = node.storeEpochChanged();
-    log.warn({ closed }, "closed every connection for the new store epoch");
+    log.warn({ closed }, 'closed every connection for the new store epoch');
   });
   node.start();
   // Finishes what a previous run of this node owed, then writes its fan-out mark.
@@ -218,16 +196,15 @@ async function main(): Promise<void> {
     ...(media ? { objects: media } : {}),
     config: loaded.retention,
     clock: systemClock,
-    log: log.child({ component: "retention" }),
-    onPass: (report, durationMs) =>
-      metrics.observeRetention({ ...report }, durationMs),
+    log: log.child({ component: 'retention' }),
+    onPass: (report, durationMs) => metrics.observeRetention({ ...report }, durationMs),
     onActive: (active) => metrics.retentionActive.set(active ? 1 : 0),
   });
   // Finishes the fan-out of nodes that stopped owing it: on the same elected node, or here alone.
   const sweeper = new FanoutSweeper({
     store,
     clock: systemClock,
-    log: log.child({ component: "fanout-sweeper" }),
+    log: log.child({ component: 'fanout-sweeper' }),
     intervalMs: config.fanoutSweepMs,
     staleMs: config.fanoutStaleMs,
   });
@@ -235,10 +212,7 @@ async function main(): Promise<void> {
   // leader dies each failed campaign counts towards the etcd client's circuit breaker.
   let stopJobs: () => Promise<void>;
   if (cluster) {
-    stopJobs = runWhileLeader(cluster.elect("retention-cleanup"), [
-      retention,
-      sweeper,
-    ]);
+    stopJobs = runWhileLeader(cluster.elect('retention-cleanup'), [retention, sweeper]);
   } else {
     retention.start();
     sweeper.start();
@@ -254,16 +228,16 @@ async function main(): Promise<void> {
       internalUrl,
       rpcAddress: cluster?.rpcAddress,
     },
-    "listening",
+    'listening',
   );
-  scheduleCpuProfile(process.env["CHAT_CPU_PROFILE"], config.nodeId, log);
+  scheduleCpuProfile(process.env['CHAT_CPU_PROFILE'], config.nodeId, log);
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     readiness.markStopping();
-    log.info({ signal }, "shutting down");
+    log.info({ signal }, 'shutting down');
     // Leave the ring first and move our users to their new owners, then stop.
     await stopJobs();
     storeEpoch.stop();
@@ -273,24 +247,21 @@ async function main(): Promise<void> {
     await node.stop();
     await cluster?.close();
     await store.close();
-    log.info("stopped");
+    log.info('stopped');
     process.exit(0);
   };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
 main().catch((err: unknown) => {
   // What an operator can fix (a busy port, an unreachable dependency) is one line; anything
   // else keeps its stack.
   const code = (err as { code?: unknown } | null)?.code;
-  if (
-    err instanceof ListenError ||
-    (err instanceof Error && typeof code === "string")
-  ) {
+  if (err instanceof ListenError || (err instanceof Error && typeof code === 'string')) {
     console.error(`chat node failed to start: ${err.message}`);
   } else {
-    console.error("chat node failed to start:", err);
+    console.error('chat node failed to start:', err);
   }
   process.exit(1);
 });
