@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { ChatError } from '@chat/protocol';
 import { backoffDelay, defaultBackoff } from './backoff';
@@ -13,17 +13,23 @@ import {
 } from './frame';
 import type { RpcLogger, Timers } from './logger';
 import { realTimers } from './logger';
-import { authProof, parseServerMsg } from './messages';
+import { NONCE_BYTES, handshakeProof, verifyHandshakeProof } from './handshake';
+import type { HandshakeTranscript } from './handshake';
+import { isValidNodeId, parseServerMsg } from './messages';
 import type { Method } from './method';
+import { channelBinding, connectTransport } from './transport';
+import type { RpcTls } from './transport';
 
 export interface PeerClientOptions {
   /** This node's id, sent to the peer when authenticating. */
   readonly nodeId: string;
-  /** The shared cluster secret (CHAT_CLUSTER_SECRET). */
+  /** The shared cluster secret (CHAT_CLUSTER_SECRET); both sides prove they know it. */
   readonly secret: string;
   readonly host: string;
   readonly port: number;
   readonly logger: RpcLogger;
+  /** Mutual TLS with the cluster CA; absent: plain TCP. */
+  readonly tls?: RpcTls;
   /** When set, a peer announcing another node id is treated as unreachable. */
   readonly expectedNodeId?: string;
   /** Default timeout of a call, from `call` to the answer, queueing included, in ms. Default 5000. */
@@ -49,8 +55,8 @@ export interface PeerClientOptions {
   readonly random?: () => number;
 }
 
-type ResolvedClientOptions = Required<Omit<PeerClientOptions, 'expectedNodeId'>> &
-  Pick<PeerClientOptions, 'expectedNodeId'>;
+type ResolvedClientOptions = Required<Omit<PeerClientOptions, 'expectedNodeId' | 'tls'>> &
+  Pick<PeerClientOptions, 'expectedNodeId' | 'tls'>;
 
 export interface CallOptions {
   /** Overrides the client's callTimeoutMs for this call. */
@@ -113,8 +119,11 @@ export class PeerClient {
   private connectCount = 0;
   private sweepTimer: unknown;
   private sweepArmed = false;
+  /** The handshake of the current connection, once the listener's hello arrived. */
+  private transcript: HandshakeTranscript | undefined;
 
   constructor(options: PeerClientOptions) {
+    if (!isValidNodeId(options.nodeId)) throw new RangeError(`bad node id ${options.nodeId}`);
     this.options = Object.freeze({
       callTimeoutMs: 5000,
       timeoutCheckMs: 10,
@@ -258,7 +267,8 @@ export class PeerClient {
   private open(): void {
     this.state = 'connecting';
     this.writeBlocked = false;
-    const socket = connect({ host: this.options.host, port: this.options.port });
+    this.transcript = undefined;
+    const { socket, readyEvent } = connectTransport(this.options.tls, this.options);
     this.socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
@@ -266,7 +276,11 @@ export class PeerClient {
     this.stateTimer = this.options.timers.setTimeout(() => {
       this.drop(socket, 'connect or authentication timed out');
     }, this.options.connectTimeoutMs);
+    let tcpConnected = false;
     socket.on('connect', () => {
+      tcpConnected = true;
+    });
+    socket.on(readyEvent, () => {
       if (this.socket === socket) this.state = 'handshake';
     });
     socket.on('data', (chunk: Buffer) => {
@@ -288,7 +302,16 @@ export class PeerClient {
       this.flush();
     });
     socket.on('error', (err) => {
-      this.log.debug({ err }, 'rpc socket error');
+      // A refused TLS handshake (a certificate not from the cluster CA, or not for this
+      // address) is a security event; a peer that is down is routine.
+      if (tcpConnected && this.state === 'connecting' && this.options.tls !== undefined) {
+        this.log.warn(
+          { reason: 'TLS handshake failed', err, address: this.address },
+          'dropping rpc connection',
+        );
+      } else {
+        this.log.debug({ err }, 'rpc socket error');
+      }
     });
     socket.on('close', () => this.onClose(socket));
   }
@@ -300,22 +323,37 @@ export class PeerClient {
       return;
     }
     switch (msg.t) {
-      case 'hello':
-        if (this.state !== 'handshake') return this.drop(socket, 'unexpected hello');
+      case 'hello': {
+        if (this.state !== 'handshake' || this.transcript !== undefined)
+          return this.drop(socket, 'unexpected hello');
+        if (!this.isExpectedPeer(msg.nodeId))
+          return this.drop(socket, `peer is ${msg.nodeId}, not ${this.options.expectedNodeId}`);
+        const transcript: HandshakeTranscript = {
+          dialerId: this.options.nodeId,
+          listenerId: msg.nodeId,
+          dialerNonce: randomBytes(NONCE_BYTES),
+          listenerNonce: msg.nonce,
+          channelBinding: channelBinding(socket),
+        };
+        this.transcript = transcript;
         this.writeRaw({
           t: 'auth',
           nodeId: this.options.nodeId,
-          proof: authProof(this.options.secret, msg.nonce),
+          nonce: transcript.dialerNonce,
+          proof: handshakeProof(this.options.secret, 'dialer', transcript),
         });
         return;
-      case 'ready':
-        if (this.state !== 'handshake') return this.drop(socket, 'unexpected ready');
-        if (
-          this.options.expectedNodeId !== undefined &&
-          msg.nodeId !== this.options.expectedNodeId
-        ) {
-          return this.drop(socket, `peer is ${msg.nodeId}, not ${this.options.expectedNodeId}`);
-        }
+      }
+      case 'ready': {
+        const transcript = this.transcript;
+        if (this.state !== 'handshake' || transcript === undefined)
+          return this.drop(socket, 'unexpected ready');
+        if (msg.nodeId !== transcript.listenerId)
+          return this.drop(socket, `peer said ${transcript.listenerId}, then ${msg.nodeId}`);
+        // Mutual: the listener must prove the secret too, or it is an impostor that only
+        // collected our proof (which is good for this connection alone).
+        if (!verifyHandshakeProof(this.options.secret, 'listener', transcript, msg.proof))
+          return this.drop(socket, 'peer did not prove the cluster secret');
         this.options.timers.clearTimeout(this.stateTimer);
         this.state = 'ready';
         this.attempt = 0;
@@ -323,6 +361,7 @@ export class PeerClient {
         this.log.info({ address: this.address }, 'rpc peer connected');
         this.flush();
         return;
+      }
       case 'res':
       case 'err': {
         const entry = this.pending.get(msg.id);
@@ -333,6 +372,10 @@ export class PeerClient {
         return;
       }
     }
+  }
+
+  private isExpectedPeer(nodeId: string): boolean {
+    return this.options.expectedNodeId === undefined || nodeId === this.options.expectedNodeId;
   }
 
   /** Writes queued calls in order until the socket pushes back. */

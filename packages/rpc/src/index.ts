@@ -5,6 +5,7 @@ export type { RpcServerOptions, Handler, PeerInfo } from './server';
 export { PeerClient } from './client';
 export type { PeerClientOptions, CallOptions, PeerStats } from './client';
 export { PeerPool, parseAddress } from './pool';
+export type { RpcTls } from './transport';
 export type { PeerPoolOptions, PeerAddress } from './pool';
 export { DeliveryBatcher } from './batcher';
 export type { DeliveryBatcherOptions, BatchSender, BatchResultListener } from './batcher';

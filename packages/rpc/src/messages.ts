@@ -1,24 +1,29 @@
 /**
  * The messages of the RPC stream, a discriminated union on `t`, and their validation.
  *
- * Handshake: server -> `hello {nonce}`; client -> `auth {nodeId, proof}` where
- * proof = HMAC-SHA256(secret, nonce); server -> `ready {nodeId}`. Then requests and responses,
- * multiplexed by request id, answered in any order.
+ * Handshake (handshake.ts): server -> `hello {nodeId, nonce}`; client -> `auth {nodeId, nonce,
+ * proof}` with the dialer's proof; server -> `ready {nodeId, proof}` with the listener's proof.
+ * Then requests and responses, multiplexed by request id, answered in any order.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { NONCE_BYTES, PROOF_BYTES } from './handshake';
 
 export interface HelloMsg {
   readonly t: 'hello';
+  /** The listener's node id. */
+  readonly nodeId: string;
   readonly nonce: Uint8Array;
 }
 export interface AuthMsg {
   readonly t: 'auth';
+  /** The dialer's node id. */
   readonly nodeId: string;
+  readonly nonce: Uint8Array;
   readonly proof: Uint8Array;
 }
 export interface ReadyMsg {
   readonly t: 'ready';
   readonly nodeId: string;
+  readonly proof: Uint8Array;
 }
 export interface RequestMsg {
   readonly t: 'req';
@@ -41,13 +46,19 @@ export interface ErrorMsg {
 export type ServerMsg = HelloMsg | ReadyMsg | ResultMsg | ErrorMsg;
 export type ClientMsg = AuthMsg | RequestMsg;
 
-export const NONCE_BYTES = 32;
-const PROOF_BYTES = 32;
 /** Node ids as in protocol ids: 1 to 64 characters of [A-Za-z0-9._-]. */
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function isBytes(v: unknown, length: number): v is Uint8Array {
+  return v instanceof Uint8Array && v.length === length;
+}
+
+function isNodeId(v: unknown): v is string {
+  return typeof v === 'string' && NODE_ID.test(v);
 }
 
 function isRequestId(v: unknown): v is number {
@@ -62,9 +73,9 @@ export function parseClientMsg(v: unknown): ClientMsg | undefined {
     return { t: 'req', id: v.id, m: v.m, p: v.p };
   }
   if (v.t === 'auth') {
-    if (typeof v.nodeId !== 'string' || !NODE_ID.test(v.nodeId)) return undefined;
-    if (!(v.proof instanceof Uint8Array) || v.proof.length !== PROOF_BYTES) return undefined;
-    return { t: 'auth', nodeId: v.nodeId, proof: v.proof };
+    if (!isNodeId(v.nodeId) || !isBytes(v.nonce, NONCE_BYTES) || !isBytes(v.proof, PROOF_BYTES))
+      return undefined;
+    return { t: 'auth', nodeId: v.nodeId, nonce: v.nonce, proof: v.proof };
   }
   return undefined;
 }
@@ -84,11 +95,13 @@ export function parseServerMsg(v: unknown): ServerMsg | undefined {
         message: typeof v.message === 'string' ? v.message : '',
       };
     case 'hello':
-      return v.nonce instanceof Uint8Array && v.nonce.length === NONCE_BYTES
-        ? { t: 'hello', nonce: v.nonce }
+      return isNodeId(v.nodeId) && isBytes(v.nonce, NONCE_BYTES)
+        ? { t: 'hello', nodeId: v.nodeId, nonce: v.nonce }
         : undefined;
     case 'ready':
-      return typeof v.nodeId === 'string' ? { t: 'ready', nodeId: v.nodeId } : undefined;
+      return isNodeId(v.nodeId) && isBytes(v.proof, PROOF_BYTES)
+        ? { t: 'ready', nodeId: v.nodeId, proof: v.proof }
+        : undefined;
     default:
       return undefined;
   }
@@ -96,18 +109,4 @@ export function parseServerMsg(v: unknown): ServerMsg | undefined {
 
 export function isValidNodeId(id: string): boolean {
   return NODE_ID.test(id);
-}
-
-export function authProof(secret: string | Uint8Array, nonce: Uint8Array): Buffer {
-  return createHmac('sha256', secret).update(nonce).digest();
-}
-
-/** Constant-time check of a client's proof against the nonce this server sent. */
-export function verifyProof(
-  secret: string | Uint8Array,
-  nonce: Uint8Array,
-  proof: Uint8Array,
-): boolean {
-  const expected = authProof(secret, nonce);
-  return proof.length === expected.length && timingSafeEqual(expected, proof);
 }

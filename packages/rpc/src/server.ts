@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { ChatError } from '@chat/protocol';
 import { toWireError } from './errors';
@@ -12,9 +11,12 @@ import {
 } from './frame';
 import type { RpcLogger, Timers } from './logger';
 import { realTimers } from './logger';
-import type { RequestMsg } from './messages';
-import { NONCE_BYTES, parseClientMsg, verifyProof } from './messages';
+import { NONCE_BYTES, handshakeProof, verifyHandshakeProof } from './handshake';
+import type { AuthMsg, RequestMsg } from './messages';
+import { isValidNodeId, parseClientMsg } from './messages';
 import type { Method } from './method';
+import { channelBinding, createTransportServer } from './transport';
+import type { RpcTls } from './transport';
 
 /** The authenticated peer a request came from. */
 export interface PeerInfo {
@@ -27,9 +29,11 @@ export type Handler<Req, Res> = (req: Req, peer: PeerInfo) => Promise<Res> | Res
 export interface RpcServerOptions {
   /** This node's id, announced to peers once they are authenticated. */
   readonly nodeId: string;
-  /** The shared cluster secret (CHAT_CLUSTER_SECRET) that peers must prove they know. */
+  /** The shared cluster secret (CHAT_CLUSTER_SECRET); both sides prove they know it. */
   readonly secret: string;
   readonly logger: RpcLogger;
+  /** Mutual TLS with the cluster CA; absent: plain TCP. */
+  readonly tls?: RpcTls;
   /** Largest frame accepted after authentication, in bytes. Default 4 MiB. */
   readonly maxFrameBytes?: number;
   /** Largest frame accepted before authentication, in bytes. Default 1 KiB. */
@@ -44,14 +48,14 @@ export interface RpcServerOptions {
   readonly timers?: Timers;
 }
 
-type ResolvedServerOptions = Required<RpcServerOptions>;
+type ResolvedServerOptions = Required<Omit<RpcServerOptions, 'tls'>>;
 
 /** Opaque handler table entry: the request type is checked at `handle`, not at dispatch. */
 type AnyHandler = (req: unknown, peer: PeerInfo) => Promise<unknown> | unknown;
 
 /**
- * The RPC server of a chat node. Peers must authenticate with the cluster secret before any
- * request is processed. Handlers' ChatErrors go back to the caller with their code; anything
+ * The RPC server of a chat node. Peers and server authenticate each other with the cluster
+ * secret (handshake.ts) before any request is processed; with `tls`, over mutual TLS. Handlers' ChatErrors go back to the caller with their code; anything
  * else goes back as INTERNAL and is logged here.
  *
  * @example
@@ -66,22 +70,37 @@ export class RpcServer {
   private readonly connections = new Set<ServerConnection>();
   private readonly server: Server;
   private readonly log: RpcLogger;
+  private readonly tls: boolean;
   private boundPort: number | undefined;
   private closed = false;
 
   constructor(options: RpcServerOptions) {
     if (options.secret.length === 0) throw new RangeError('the cluster secret must not be empty');
+    if (!isValidNodeId(options.nodeId)) throw new RangeError(`bad node id ${options.nodeId}`);
+    const { tls, ...rest } = options;
+    this.tls = tls !== undefined;
     this.options = Object.freeze({
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
       maxHandshakeFrameBytes: 1024,
       authTimeoutMs: 5000,
       maxInflightPerConnection: 4096,
       timers: realTimers,
-      ...options,
+      ...rest,
     });
     this.log = options.logger.child({ component: 'rpc-server', nodeId: options.nodeId });
-    this.server = createServer((socket) => this.accept(socket));
+    this.server = createTransportServer(tls, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.log.error({ err }, 'rpc server error'));
+    // A dialer without a certificate from the cluster CA never reaches accept().
+    this.server.on('tlsClientError', (err: Error, socket: Socket) =>
+      this.log.warn(
+        {
+          reason: 'TLS handshake failed',
+          err,
+          remote: `${socket.remoteAddress}:${socket.remotePort}`,
+        },
+        'refused rpc connection',
+      ),
+    );
   }
 
   /** Registers the handler of a method; a second handler for the same name replaces the first. */
@@ -101,7 +120,7 @@ export class RpcServer {
       });
     });
     this.boundPort = (this.server.address() as AddressInfo).port;
-    this.log.info({ host, port: this.boundPort }, 'rpc server listening');
+    this.log.info({ host, port: this.boundPort, tls: this.tls }, 'rpc server listening');
   }
 
   /** The bound port; throws before `listen` resolved. */
@@ -170,12 +189,12 @@ class ServerConnection {
     this.authTimer = options.timers.setTimeout(() => {
       if (!this.authenticated) this.destroy('no authentication in time');
     }, options.authTimeoutMs);
-    this.send({ t: 'hello', nonce: this.nonce });
+    this.send({ t: 'hello', nodeId: options.nodeId, nonce: this.nonce });
   }
 
-  destroy(reason: string, err?: unknown): void {
+  destroy(reason: string, err?: unknown, context: Record<string, unknown> = {}): void {
     if (this.closed) return;
-    this.log.warn({ reason, err, peer: this.peer?.nodeId }, 'closing rpc connection');
+    this.log.warn({ reason, err, peer: this.peer?.nodeId, ...context }, 'closing rpc connection');
     this.closed = true;
     this.socket.destroy();
   }
@@ -201,17 +220,11 @@ class ServerConnection {
         return;
       }
       if (!this.authenticated) {
-        if (msg.t !== 'auth' || !verifyProof(this.options.secret, this.nonce, msg.proof)) {
-          this.destroy(msg.t === 'auth' ? 'wrong cluster secret' : 'request before authentication');
+        if (msg.t !== 'auth') {
+          this.destroy('request before authentication');
           return;
         }
-        this.authenticated = true;
-        this.options.timers.clearTimeout(this.authTimer);
-        this.peer = Object.freeze({ nodeId: msg.nodeId, remoteAddress: this.socket.remoteAddress });
-        this.log = this.log.child({ peer: msg.nodeId });
-        this.decoder.setMaxFrameBytes(this.options.maxFrameBytes);
-        this.send({ t: 'ready', nodeId: this.options.nodeId });
-        this.log.debug({}, 'rpc peer authenticated');
+        this.authenticate(msg);
       } else if (msg.t === 'req') {
         this.dispatch(msg);
       } else {
@@ -219,6 +232,38 @@ class ServerConnection {
         return;
       }
     }
+  }
+
+  /**
+   * Checks the dialer's proof over this connection's transcript, then answers with this
+   * server's own proof, so that the dialer knows it reached a holder of the secret too.
+   */
+  private authenticate(msg: AuthMsg): void {
+    const transcript = {
+      dialerId: msg.nodeId,
+      listenerId: this.options.nodeId,
+      dialerNonce: msg.nonce,
+      listenerNonce: this.nonce,
+      channelBinding: channelBinding(this.socket),
+    };
+    if (!verifyHandshakeProof(this.options.secret, 'dialer', transcript, msg.proof)) {
+      // A wrong secret, or a proof made for another connection (replayed or relayed).
+      this.destroy('wrong cluster secret or a proof not made for this connection', undefined, {
+        claimedPeer: msg.nodeId,
+      });
+      return;
+    }
+    this.authenticated = true;
+    this.options.timers.clearTimeout(this.authTimer);
+    this.peer = Object.freeze({ nodeId: msg.nodeId, remoteAddress: this.socket.remoteAddress });
+    this.log = this.log.child({ peer: msg.nodeId });
+    this.decoder.setMaxFrameBytes(this.options.maxFrameBytes);
+    this.send({
+      t: 'ready',
+      nodeId: this.options.nodeId,
+      proof: handshakeProof(this.options.secret, 'listener', transcript),
+    });
+    this.log.debug({}, 'rpc peer authenticated');
   }
 
   private dispatch(req: RequestMsg): void {
