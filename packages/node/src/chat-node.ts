@@ -47,6 +47,7 @@ import type { AdmissionVerdict } from './admission';
 import { Admission, addressKey } from './admission';
 import { clientAddress, parseTrustedProxies } from './client-address';
 import type { TrustedProxies } from './client-address';
+import { eventFrame } from './event-frame';
 
 export interface ChatNodeDeps {
   readonly config: NodeConfig;
@@ -408,7 +409,7 @@ export class ChatNode {
 
   private sendSyncPage(session: Session, page: SyncPage): void {
     for (const event of page.events) {
-      session.send({ t: 'evt', ...event });
+      session.send(eventFrame(event));
       const message = deliveredMessage(session.user, event);
       if (message !== undefined) session.noteSynced(event.seq, message);
     }
@@ -427,7 +428,7 @@ export class ChatNode {
         encoded ??= new Map();
         let data = encoded.get(session.codec);
         if (data === undefined) {
-          data = session.codec.encode({ t: 'evt', ...event });
+          data = session.codec.encode(eventFrame(event));
           encoded.set(session.codec, data);
         }
         session.push(event.seq, data, now, message);

@@ -24,6 +24,13 @@ import type { LocalPresence, PresencePeers } from '../presence';
 import { DrainController } from './drain-controller';
 import { RingOwnership } from './ring-ownership';
 import type { MetricSources } from '../metrics';
+import {
+  deliverRequestFromPeer,
+  presenceRequestFromPeer,
+  receiptNoticesFromPeer,
+  typingRequestFromPeer,
+  validatedFromPeer,
+} from './peer-payloads';
 import { Deliver, NotifyReceipts, Presence, TypingNotify } from './rpc-methods';
 import { TransitionCloser } from './transition-closer';
 
@@ -99,12 +106,27 @@ export class ClusterRuntime {
 
   /** Serves peers, follows ring changes and registers this node, which makes it alive. */
   async start(node: ChatNode, wsUrl: string, internalUrl: string): Promise<void> {
-    this.rpc.handle(Deliver, (req) => ({ pushed: node.pushToLocalDevices(req.deliveries) }));
-    this.rpc.handle(NotifyReceipts, (req) => ({ pushed: node.pushReceipts(req.notices) }));
-    this.rpc.handle(Presence, (req) => ({
-      online: req.users.map((user) => node.sessions.isOnline(user)),
-    }));
-    this.rpc.handle(TypingNotify, (req) => ({ pushed: node.pushTyping(req.items) }));
+    const fromPeer = validatedFromPeer(this.log.child({ component: 'rpc-handlers' }));
+    this.rpc.handle(
+      Deliver,
+      fromPeer(deliverRequestFromPeer, (req) => ({
+        pushed: node.pushToLocalDevices(req.deliveries),
+      })),
+    );
+    this.rpc.handle(
+      NotifyReceipts,
+      fromPeer(receiptNoticesFromPeer, (req) => ({ pushed: node.pushReceipts(req.notices) })),
+    );
+    this.rpc.handle(
+      Presence,
+      fromPeer(presenceRequestFromPeer, (req) => ({
+        online: req.users.map((user) => node.sessions.isOnline(user)),
+      })),
+    );
+    this.rpc.handle(
+      TypingNotify,
+      fromPeer(typingRequestFromPeer, (req) => ({ pushed: node.pushTyping(req.items) })),
+    );
     const drainKey = clusterKeys(this.config.prefix).drain(this.nodeId);
     const drain = new DrainController({
       nodeId: this.nodeId,
