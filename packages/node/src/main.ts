@@ -31,6 +31,8 @@ import { startMedia } from './media';
 import type { MediaConfig } from './media-config';
 import { mediaConfigFromEnv } from './media-config';
 import { NodeMetrics } from './metrics';
+import type { QueueConfig } from './queue-config';
+import { queueConfigFromEnv } from './queue-config';
 import { Readiness } from './readiness';
 import { RetentionJob, runWhileLeader } from './retention';
 import type { RetentionConfig } from './retention-config';
@@ -47,6 +49,7 @@ function loadConfig(): {
   media: MediaConfig | undefined;
   retention: RetentionConfig;
   internal: InternalListenerConfig;
+  queues: QueueConfig;
 } {
   try {
     const node = nodeConfigFromEnv(process.env);
@@ -56,6 +59,7 @@ function loadConfig(): {
       media: mediaConfigFromEnv(process.env),
       retention: retentionConfigFromEnv(process.env),
       internal: internalListenerFromEnv(process.env),
+      queues: queueConfigFromEnv(process.env),
     };
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -76,6 +80,7 @@ async function main(): Promise<void> {
       cluster: loaded.cluster ? loggableClusterConfig(loaded.cluster.config) : undefined,
       retention: loaded.retention,
       internal: loaded.internal,
+      queues: loaded.queues,
     },
     'starting',
   );
@@ -113,6 +118,8 @@ async function main(): Promise<void> {
     maxMembersPerChat: config.limits.maxMembersPerChat,
     nodeId: config.nodeId,
     maxBatchSize: config.batchMaxSize,
+    maxQueuedSends: loaded.queues.maxQueuedSends,
+    maxQueuedConnects: loaded.queues.maxQueuedConnects,
     markIntervalMs: config.fanoutMarkMs,
     now: () => systemClock.now(),
     logger: log.child({ component: 'store' }),

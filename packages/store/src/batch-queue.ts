@@ -75,6 +75,11 @@ export class BatchQueue<T> {
     });
   }
 
+  /** Items waiting for a batch (not those of batches already running). */
+  get queued(): number {
+    return this.items.length;
+  }
+
   /** Resolves once nothing is queued or running. */
   idle(): Promise<void> {
     if (this.running === 0 && this.items.length === 0) return Promise.resolve();

@@ -7,7 +7,7 @@
  */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import type { ChatError } from '@chat/protocol';
+import { ChatError } from '@chat/protocol';
 import { BatchQueue } from './batch-queue';
 import type { BatchInfo } from './batch-queue';
 import { latestSeq } from './cursors';
@@ -22,6 +22,12 @@ export interface DeviceConnectorOptions {
   readonly maxBatchSize?: number;
   /** Most statements in flight at once (default 2). */
   readonly maxConcurrent?: number;
+  /**
+   * Most registrations waiting for a statement (default 5000): past it a connect is refused at
+   * once with UNAVAILABLE (the node closes with 1013, the client reconnects later), so a hung
+   * Postgres does not pile up connects in memory.
+   */
+  readonly maxQueued?: number;
   /** Called after each statement, for metrics (kind `connect`). */
   readonly onBatch?: (batch: BatchInfo) => void;
   /** Splits a batch by shard on Citus (shard-router.ts). */
@@ -81,6 +87,9 @@ export class DeviceConnector {
     now: number,
     options: DeviceOptions = {},
   ): Promise<DeviceState> {
+    if (this.queue.queued >= (this.options.maxQueued ?? 5000)) {
+      return Promise.reject(new ChatError('UNAVAILABLE', 'too many connects waiting for storage'));
+    }
     this.counters.connects++;
     const receiptEvents = options.receiptEvents ?? true;
     return new Promise<DeviceState>((resolve, reject) => {

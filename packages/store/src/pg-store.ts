@@ -68,6 +68,14 @@ export interface PgChatStoreOptions {
   readonly maxFanoutBatch?: number;
   /** Events waiting for fan-out past which sends wait before their chat step (default 20000). */
   readonly maxFanoutBacklog?: number;
+  /**
+   * Most sends waiting for a chat step (queued, or held back by the fan-out backlog; default
+   * 10000). Past it a send is refused at once with UNAVAILABLE, which clients retry with the
+   * same clientMsgId: while Postgres hangs, memory stays bounded and senders learn it promptly.
+   */
+  readonly maxQueuedSends?: number;
+  /** Most device registrations waiting for a statement (default 5000); past it UNAVAILABLE. */
+  readonly maxQueuedConnects?: number;
   /** How often the fan-out mark is written (default 1000 ms). */
   readonly markIntervalMs?: number;
   /**
@@ -187,6 +195,8 @@ export class PgChatStore implements ChatStore {
       maxConcurrentBatches: options.maxConcurrentBatches ?? 1,
       maxFanoutBatch: options.maxFanoutBatch ?? 512,
       maxFanoutBacklog: options.maxFanoutBacklog ?? 20_000,
+      maxQueuedSends: options.maxQueuedSends ?? 10_000,
+      maxQueuedConnects: options.maxQueuedConnects ?? 5_000,
       markIntervalMs: options.markIntervalMs ?? 1000,
       lingerMs: options.lingerMs ?? 3,
       orphanWindowMs: options.orphanWindowMs ?? DEFAULT_ORPHAN_WINDOW_MS,
@@ -194,6 +204,7 @@ export class PgChatStore implements ChatStore {
     });
     this.onBatch = options.onBatch;
     this.devices = new DeviceConnector(db, {
+      maxQueued: this.options.maxQueuedConnects,
       users: async () => (await this.routers.get()).users,
       ...(options.onBatch ? { onBatch: options.onBatch } : {}),
     });
@@ -486,6 +497,9 @@ export class PgChatStore implements ChatStore {
 
   send(input: SendInput): Promise<SendResult> {
     if (this.closed) return Promise.reject(new ChatError('UNAVAILABLE', 'store is closed'));
+    if (this.queue.queued + this.backlogWaiters.length >= this.options.maxQueuedSends) {
+      return Promise.reject(new ChatError('UNAVAILABLE', 'too many sends waiting for storage'));
+    }
     this.counters.sends++;
     const ticket = this.fanout.register(input.now);
     return new Promise<SendResult>((resolve, reject) => {
