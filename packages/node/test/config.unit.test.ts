@@ -112,7 +112,13 @@ describe('nodeConfigFromEnv', () => {
     });
 
     it('accepts a random cluster secret', () => {
-      const env = { ...prod, CHAT_ETCD_ENDPOINTS: 'http://e:2379', CHAT_CLUSTER_SECRET: strong };
+      // Plain-TCP RPC is allowed explicitly here; rpc-tls-config.unit.test.ts covers TLS.
+      const env = {
+        ...prod,
+        CHAT_ETCD_ENDPOINTS: 'http://e:2379',
+        CHAT_CLUSTER_SECRET: strong,
+        CHAT_RPC_ALLOW_PLAINTEXT: '1',
+      };
       expect(clusterConfigFromEnv(env, '127.0.0.1')?.config.clusterSecret).toBe(strong);
     });
 

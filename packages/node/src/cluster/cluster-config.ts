@@ -1,7 +1,9 @@
 /** Cluster settings of a chat node; absent CHAT_ETCD_ENDPOINTS means a single node without etcd. */
 import { parseEdgeUrl } from '@chat/cluster';
+import type { RpcTls } from '@chat/rpc';
 import type { Env } from '../env';
 import { ConfigError, EnvReader, checkProductionSecret } from '../env';
+import { rpcTransportFromEnv } from './rpc-tls-config';
 
 export interface ClusterConfig {
   readonly etcdEndpoints: readonly string[];
@@ -16,6 +18,10 @@ export interface ClusterConfig {
   readonly rpcAdvertise: string | undefined;
   /** Shared secret that RPC peers prove they know. */
   readonly clusterSecret: string;
+  /** Mutual TLS of RPC links (CHAT_RPC_TLS_*); undefined: plain TCP. */
+  readonly rpcTls: RpcTls | undefined;
+  /** Plain-TCP RPC in production, allowed by CHAT_RPC_ALLOW_PLAINTEXT=1: warn loudly. */
+  readonly rpcPlaintextInProduction: boolean;
   /** This node's relative share once it is a ring member. */
   readonly weight: number;
   /** Users per second this node moves away when the ring gives them to another node and no
@@ -51,7 +57,8 @@ export function clusterConfigFromEnv(
   const endpoints = r.urlList('CHAT_ETCD_ENDPOINTS', ['http:', 'https:']);
   if (endpoints.length === 0) return undefined;
   const secret = r.optionalString('CHAT_CLUSTER_SECRET');
-  if (r.string('NODE_ENV', 'development') === 'production') {
+  const production = r.string('NODE_ENV', 'development') === 'production';
+  if (production) {
     if (secret === undefined)
       throw new ConfigError('CHAT_CLUSTER_SECRET is required when NODE_ENV=production');
     checkProductionSecret('CHAT_CLUSTER_SECRET', secret);
@@ -62,6 +69,7 @@ export function clusterConfigFromEnv(
       `CHAT_ETCD_PREFIX must start with / and name something, got ${JSON.stringify(prefix)}`,
     );
   }
+  const transport = rpcTransportFromEnv(r, production);
   const config: ClusterConfig = {
     etcdEndpoints: Object.freeze(endpoints),
     prefix,
@@ -70,6 +78,8 @@ export function clusterConfigFromEnv(
     rpcPort: r.int('CHAT_RPC_PORT', 0, 0, 65535),
     rpcAdvertise: rpcAdvertiseFrom(r),
     clusterSecret: secret ?? DEV_CLUSTER_SECRET,
+    rpcTls: transport.tls,
+    rpcPlaintextInProduction: transport.plaintextInProduction,
     weight: r.int('CHAT_WEIGHT', 1, 1, 100),
     drainRatePerSec: r.int('CHAT_DRAIN_RATE', 50, 1, 100_000),
     shutdownDrainRatePerSec: r.int('CHAT_SHUTDOWN_DRAIN_RATE', 500, 1, 100_000),
@@ -105,7 +115,11 @@ function rpcAdvertiseFrom(r: EnvReader): string | undefined {
   return raw;
 }
 
-/** The cluster configuration as it may be logged (the cluster secret replaced). */
+/** The cluster configuration as it may be logged (the cluster secret and TLS key left out). */
 export function loggableClusterConfig(config: ClusterConfig): Record<string, unknown> {
-  return { ...config, clusterSecret: '[redacted]' };
+  return {
+    ...config,
+    clusterSecret: '[redacted]',
+    rpcTls: config.rpcTls === undefined ? 'off' : 'mutual TLS',
+  };
 }

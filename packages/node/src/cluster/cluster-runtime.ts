@@ -94,9 +94,20 @@ export class ClusterRuntime {
     });
     await view.ready();
     const rpcLog = log.child({ component: 'rpc' });
-    const rpc = new RpcServer({ nodeId, secret: config.clusterSecret, logger: rpcLog });
+    const transport = {
+      secret: config.clusterSecret,
+      logger: rpcLog,
+      ...(config.rpcTls === undefined ? {} : { tls: config.rpcTls }),
+    };
+    if (config.rpcPlaintextInProduction) {
+      rpcLog.warn(
+        {},
+        'CHAT_RPC_ALLOW_PLAINTEXT=1: RPC between nodes is NOT encrypted; every forwarded message crosses the network in clear',
+      );
+    }
+    const rpc = new RpcServer({ nodeId, ...transport });
     await rpc.listen({ host: config.rpcHost, port: config.rpcPort });
-    const pool = new PeerPool({ nodeId, secret: config.clusterSecret, logger: rpcLog });
+    const pool = new PeerPool({ nodeId, ...transport });
     return new ClusterRuntime(config, nodeId, etcd, view, rpc, pool, clock, log);
   }
 
