@@ -10,6 +10,8 @@ import type { TestDatabase } from './db';
 import { createCitusTestDatabase } from './citus';
 import type { CitusTopology } from './citus';
 import { createEngineTestDatabase } from './engine-db';
+import { startEdge } from './edge';
+import type { EdgeHandle } from './edge';
 import type { EtcdHandle } from './etcd';
 import { startEtcd } from './etcd';
 import type { NodeProcess } from './node-process';
@@ -19,6 +21,7 @@ import { startServiceProcess } from './service-process';
 import type { LocalTls } from './local-tls';
 import type { S3Handle } from './s3';
 import { startS3 } from './s3';
+import { freePort } from './free-port';
 import { waitFor } from './wait';
 
 export const TEST_CLUSTER_SECRET = 'test-cluster-secret';
@@ -56,6 +59,11 @@ export interface ClusterOptions {
    * TLS pieces (RPC links, etcd) take their certificates from. The caller closes it.
    */
   readonly tls?: LocalTls;
+  /**
+   * Clients through the TLS edge (needs `tls`): nginx on a free port (`cluster.edge`), and the
+   * registry and nodes told its URL (CHAT_EDGE_URL), so routes name `wss://<edge>/n/<node>/ws`.
+   */
+  readonly edge?: boolean;
 }
 
 export interface RouteAnswer {
@@ -71,6 +79,8 @@ export class TestCluster {
   /** The object storage nodes use, when the cluster was started with the `s3` option. */
   s3: S3Handle | undefined;
   private ownsS3 = false;
+  /** The TLS edge, when the cluster was started with the `edge` option. */
+  edge: EdgeHandle | undefined;
 
   private constructor(
     readonly etcd: EtcdHandle,
@@ -80,6 +90,8 @@ export class TestCluster {
     readonly prefix: string,
     public registry: ServiceProcess,
     private readonly options: ClusterOptions,
+    /** CHAT_EDGE_URL of the registry and the nodes (the `edge` option). */
+    readonly edgeUrl: string | undefined,
   ) {
     this.ringStore = new RingConfigStore({ etcd: etcdClient, prefix });
   }
@@ -97,14 +109,19 @@ export class TestCluster {
     const sql = new Pool({ connectionString: db.url, max: 2 });
     sql.on('error', () => undefined);
     let registry: ServiceProcess;
+    let edgeUrl: string | undefined;
     try {
-      registry = await startRegistryProcess(etcd.endpoint, prefix, options);
+      if (options.edge === true && options.tls === undefined)
+        throw new Error('the edge option needs the tls option (its certificate)');
+      // The edge's port is chosen first: the registry and the nodes hand out its URL.
+      if (options.edge === true) edgeUrl = `https://127.0.0.1:${await freePort()}`;
+      registry = await startRegistryProcess(etcd.endpoint, prefix, options, edgeUrl);
     } catch (err) {
       etcdClient.close();
       await Promise.allSettled([etcd.close(), sql.end().then(() => db.drop())]);
       throw err;
     }
-    const cluster = new TestCluster(etcd, etcdClient, db, sql, prefix, registry, options);
+    const cluster = new TestCluster(etcd, etcdClient, db, sql, prefix, registry, options, edgeUrl);
     try {
       if (options.s3 === true) {
         cluster.s3 = await startS3();
@@ -122,6 +139,16 @@ export class TestCluster {
       // of them have, a route may name a node whose own view sends the user elsewhere.
       await cluster.registryLiveMembers(Math.min(count, members));
       await cluster.viewsAgree();
+      if (edgeUrl !== undefined) {
+        cluster.edge = await startEdge({
+          tls: options.tls!,
+          port: Number(new URL(edgeUrl).port),
+          registryUrl: cluster.registryUrl,
+          etcdEndpoint: etcd.endpoint,
+          prefix,
+        });
+        await cluster.edgeRoutes([...cluster.nodes.keys()]);
+      }
     } catch (err) {
       // Whatever did start must not outlive the failed setup (it would keep jest alive).
       await cluster.close();
@@ -132,6 +159,21 @@ export class TestCluster {
 
   get registryUrl(): string {
     return `http://127.0.0.1:${this.registry.port}`;
+  }
+
+  /** Where clients reach the registry and the web pages: the edge's https URL when there is one. */
+  get publicUrl(): string {
+    return this.edgeUrl ?? this.registryUrl;
+  }
+
+  /** Waits until the edge's running configuration routes every node in `nodeIds`. */
+  async edgeRoutes(nodeIds: readonly string[], timeoutMs = 10_000): Promise<void> {
+    const edge = this.edge;
+    if (edge === undefined) throw new Error('this cluster has no edge');
+    await waitFor(() => {
+      const missing = nodeIds.filter((id) => !edge.routedNodes().includes(id));
+      if (missing.length > 0) throw new Error(`the edge does not route ${missing.join(', ')} yet`);
+    }, timeoutMs);
   }
 
   node(nodeId: string): NodeProcess {
@@ -154,6 +196,7 @@ export class TestCluster {
         CHAT_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
         CHAT_LEASE_TTL_SEC: String(this.options.leaseTtlSec ?? 3),
         CHAT_AUTH_SECRET: this.options.authSecret ?? TEST_SECRET,
+        ...(this.edgeUrl !== undefined ? { CHAT_EDGE_URL: this.edgeUrl } : {}),
         ...this.s3?.nodeEnv(),
         ...this.options.nodeEnv,
         ...env,
@@ -218,10 +261,16 @@ export class TestCluster {
 
   async restartRegistry(): Promise<void> {
     await this.registry.stop();
-    this.registry = await startRegistryProcess(this.etcd.endpoint, this.prefix, this.options);
+    this.registry = await startRegistryProcess(
+      this.etcd.endpoint,
+      this.prefix,
+      this.options,
+      this.edgeUrl,
+    );
   }
 
   async close(): Promise<void> {
+    await this.edge?.close();
     await Promise.allSettled([...this.nodes.values()].map((n) => n.stop()));
     await this.registry.stop();
     this.etcdClient.close();
@@ -236,6 +285,7 @@ function startRegistryProcess(
   endpoint: string,
   prefix: string,
   options: ClusterOptions,
+  edgeUrl: string | undefined,
 ): Promise<ServiceProcess> {
   return startServiceProcess({
     name: 'registry',
@@ -249,6 +299,7 @@ function startRegistryProcess(
         ? { CHAT_DEV_TOKENS: '1', CHAT_AUTH_SECRET: options.authSecret ?? TEST_SECRET }
         : {}),
       ...(options.web ? { CHAT_REGISTRY_WEB: '1' } : {}),
+      ...(edgeUrl !== undefined ? { CHAT_EDGE_URL: edgeUrl } : {}),
     },
   });
 }

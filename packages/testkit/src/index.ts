@@ -36,3 +36,7 @@ export { createLocalCa, writePemPair } from './local-pki';
 export type { LocalCa, PemPair, PemFiles } from './local-pki';
 export { createLocalTls, LOOPBACK_NAMES } from './local-tls';
 export type { LocalTls } from './local-tls';
+export { nginxPath, startEdge } from './edge';
+export type { EdgeHandle, EdgeOptions } from './edge';
+export { trustingTransport } from './trusting-transport';
+export type { TrustingTransport } from './trusting-transport';

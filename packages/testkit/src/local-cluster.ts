@@ -7,7 +7,8 @@
  * extension; scripts/start.sh builds it when missing) instead of the embedded PostgreSQL.
  *
  * `--secure`: TLS on every hop. One throwaway CA (see local-tls.ts) is made first and handed to
- * every piece that needs a certificate.
+ * every piece that needs a certificate; clients reach the registry, the web pages and the nodes
+ * through the nginx edge (scripts/start.sh installs nginx), so every URL printed is https/wss.
  */
 import { startCitus, topologyOf } from './citus';
 import type { CitusTopology } from './citus';
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
       devTokens: true,
       web: true,
       s3,
-      ...(tls !== undefined ? { tls } : {}),
+      ...(tls !== undefined ? { tls, edge: true } : {}),
     });
   } catch (err) {
     await s3.close();
@@ -115,8 +116,16 @@ async function main(): Promise<void> {
   const aliceNode = await cluster.route('alice');
   console.log(DEV_SECRET_NOTICE);
   console.log(
-    `registry: ${cluster.registryUrl}   (GET /v1/route?user=alice, /v1/ring, /v1/dev/token?user=&device=)`,
+    `registry: ${cluster.publicUrl}   (GET /v1/route?user=alice, /v1/ring, /v1/dev/token?user=&device=)`,
   );
+  if (tls !== undefined && cluster.edge !== undefined) {
+    console.log(
+      `tls:      edge ${cluster.edge.url} (nginx, log ${cluster.edge.logFile}) routes /n/<node>/ws to each node; CA ${tls.caFile}`,
+    );
+    console.log(
+      `          trust it: NODE_EXTRA_CA_CERTS=${tls.caFile} for Node, or import it in the browser`,
+    );
+  }
   for (const node of cluster.nodes.values())
     console.log(`${node.nodeId}:   ${node.url}   (log: ${node.logFile})`);
   console.log(`postgres: ${cluster.db.url}   (${pg.description})`);
@@ -126,15 +135,14 @@ async function main(): Promise<void> {
   console.log(
     `operator: export CHAT_ETCD_ENDPOINTS=${cluster.etcd.endpoint} CHAT_ETCD_PREFIX=${cluster.prefix}`,
   );
-  console.log(`try it:   npx wscat -s chat.v1.json -c '${aliceNode.url}?token=${alice}'`);
+  const wscatCa = tls !== undefined ? `--ca ${tls.caFile} ` : '';
+  console.log(`try it:   npx wscat ${wscatCa}-s chat.v1.json -c '${aliceNode.url}?token=${alice}'`);
   console.log(`          then send {"t":"createChat","id":1,"members":["bob"]}`);
   console.log('');
+  console.log(`web chat:  ${cluster.publicUrl}/chat/   (two windows: sign in as alice and as bob)`);
+  console.log(`dashboard: ${cluster.publicUrl}/dashboard/   (ring, nodes, drains, live)`);
   console.log(
-    `web chat:  ${cluster.registryUrl}/chat/   (two windows: sign in as alice and as bob)`,
-  );
-  console.log(`dashboard: ${cluster.registryUrl}/dashboard/   (ring, nodes, drains, live)`);
-  console.log(
-    `READY registry=${cluster.registryUrl} etcd=${cluster.etcd.endpoint} prefix=${cluster.prefix}`,
+    `READY registry=${cluster.publicUrl} etcd=${cluster.etcd.endpoint} prefix=${cluster.prefix}`,
   );
 }
 

@@ -1,0 +1,99 @@
+/**
+ * `npm start -- --secure` (scripts/start.sh): the local cluster behind its nginx TLS edge prints
+ * the same READY line with an https registry, serves the web chat over https, routes the SDK
+ * (trusting the printed local CA) over wss to the owner node of each of two users on two nodes,
+ * who chat; Ctrl-C stops everything it started, nginx included.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { ChatClient } from '@chat/client';
+import type { EventFrame } from '@chat/protocol';
+import { REPO_ROOT, testToken, trustingTransport, waitFor } from '@chat/testkit';
+
+const DEV_SECRET = 'dev-secret';
+let launcher: ChildProcess | undefined;
+let output = '';
+const clients: ChatClient[] = [];
+
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.close()));
+  // After a failure: Ctrl-C as a user would, then the whole process group if that hangs.
+  if (launcher?.pid !== undefined && launcher.exitCode === null) {
+    const gone = new Promise((resolve) => launcher!.once('exit', resolve));
+    launcher.kill('SIGINT');
+    const timer = setTimeout(() => process.kill(-launcher!.pid!, 'SIGKILL'), 30_000);
+    await gone;
+    clearTimeout(timer);
+  }
+});
+
+/** The value of `name=` in the READY line. */
+function readyField(name: string): string {
+  const line = output.split('\n').find((l) => l.startsWith('READY '))!;
+  return new RegExp(`${name}=(\\S+)`).exec(line)![1]!;
+}
+
+it('runs the cluster behind a TLS edge: https page, SDK chat over wss, Ctrl-C stops it', async () => {
+  launcher = spawn('bash', ['scripts/start.sh', '--secure', '--nodes', '2'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group, so that a hung run can be ended whole
+  });
+  launcher.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  launcher.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => launcher!.on('exit', resolve));
+  await waitFor(() => expect(output).toMatch(/^READY registry=\S+ etcd=\S+ prefix=\S+$/m), 90_000);
+
+  const registry = readyField('registry');
+  expect(registry).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+  const caFile = /^tls: .* CA (\S+)$/m.exec(output)?.[1];
+  expect(caFile).toBeDefined();
+  const transport = trustingTransport(readFileSync(caFile!, 'utf8'));
+  expect(output).toContain(`web chat:  ${registry}/chat/`);
+  expect(output).toMatch(
+    /npx wscat --ca \S+ -s chat\.v1\.json -c 'wss:\/\/127\.0\.0\.1:\d+\/n\/node-\d\/ws\?token=/,
+  );
+  expect((await transport.fetch(`${registry}/chat/`)).status).toBe(200);
+
+  // Two users whom the registry routes through the edge to different nodes.
+  const routes = new Map<string, string[]>();
+  for (let i = 0; routes.size < 2 && i < 200; i++) {
+    const res = await transport.fetch(`${registry}/v1/route?user=u-${i}`);
+    const { node, url } = (await res.json()) as { node: string; url: string };
+    expect(url).toMatch(new RegExp(`^wss://127\\.0\\.0\\.1:\\d+/n/${node}/ws$`));
+    routes.set(node, [...(routes.get(node) ?? []), `u-${i}`]);
+  }
+  const [a, b] = [...routes.values()].map((users) => users[0]!);
+  const received: EventFrame[] = [];
+  const connect = (user: string): ChatClient => {
+    const client = new ChatClient({
+      registryUrl: registry,
+      user,
+      token: () => testToken(user, 'd1', 600, DEV_SECRET),
+      ...transport,
+    });
+    clients.push(client);
+    return client;
+  };
+  const alice = connect(a!);
+  const bob = connect(b!);
+  bob.on('event', (e) => void received.push(e));
+  await Promise.all([alice.connect(), bob.connect()]);
+  expect(alice.state.node).not.toBe(bob.state.node);
+  const { chatId } = await alice.createChat([b!]);
+  await alice.send(chatId, 'hello over wss');
+  await waitFor(
+    () => expect(received).toContainEqual(expect.objectContaining({ body: 'hello over wss' })),
+    15_000,
+  );
+
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  launcher.kill('SIGINT');
+  expect(await exited).toBe(0);
+  expect(output).toMatch(/^stopped$/m);
+  // nginx went with it: nothing answers on the edge's port any more.
+  await expect(transport.fetch(`${registry}/chat/`)).rejects.toMatchObject({
+    code: 'ECONNREFUSED',
+  });
+});
