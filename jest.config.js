@@ -32,6 +32,8 @@ module.exports = {
         '<rootDir>/packages/*/test/**/*.citus.test.ts',
         '<rootDir>/packages/store/test/**/*.int.test.ts',
         '<rootDir>/packages/node/test/conformance.int.test.ts',
+        // Attachment retention: fetches recorded on user shards, released per chat shard.
+        '<rootDir>/packages/node/test/media-retention.int.test.ts',
         // A three-node cluster on Citus: delivery across nodes, a node SIGKILLed under
         // traffic, a node killed between the chat step and the user step.
         '<rootDir>/packages/node/test/cluster/routing.int.test.ts',

@@ -139,6 +139,7 @@ async function main(): Promise<void> {
         db,
         log.child({ component: 'media' }),
         retentionDays(loaded.retention),
+        () => systemClock.now(),
       )
     : undefined;
   if (media === undefined) log.info('CHAT_S3_ENDPOINT is not set: media attachments are off');

@@ -13,8 +13,11 @@ import type { MediaConfig } from './media-config';
 
 export interface MediaGateway {
   uploadTarget(user: string, mime: string, size: number): Promise<OkFields['uploadTarget']>;
-  /** NOT_FOUND for a key no message carries, NOT_MEMBER for one only other chats carry. */
-  downloadUrl(user: string, key: string): Promise<OkFields['downloadUrl']>;
+  /**
+   * NOT_FOUND for a key no message carries, NOT_MEMBER for one only other chats carry. Notes
+   * that the device fetched it: the object is kept until every recipient device has.
+   */
+  downloadUrl(user: string, device: string, key: string): Promise<OkFields['downloadUrl']>;
   /** Checks the attachments of a send; resolves with them normalized. */
   verifyAttachments(user: string, refs: readonly AttachmentRef[]): Promise<AttachmentRef[]>;
 }
@@ -31,19 +34,25 @@ export const mediaNotConfigured: MediaGateway = Object.freeze({
 
 /**
  * @example
- * const media = mediaGateway(new MediaService(objectStore, options), new PgAttachmentStore(db));
+ * const media = mediaGateway(new MediaService(objectStore, options), new PgAttachmentStore(db), Date.now);
  */
-export function mediaGateway(service: MediaService, attachments: AttachmentStore): MediaGateway {
+export function mediaGateway(
+  service: MediaService,
+  attachments: AttachmentStore,
+  now: () => number,
+): MediaGateway {
   return Object.freeze({
     uploadTarget: (user: string, mime: string, size: number) =>
       service.uploadTarget(user, mime, size),
-    async downloadUrl(user: string, key: string) {
+    async downloadUrl(user: string, device: string, key: string) {
       if (keyOwner(key) === undefined) throw new ChatError('NOT_FOUND', 'no such attachment');
       const access = await attachments.access(user, key);
       if (access === 'unknown') throw new ChatError('NOT_FOUND', 'no such attachment');
       if (access === 'not-member') {
         throw new ChatError('NOT_MEMBER', 'not a member of a chat with this attachment');
       }
+      // Noted before the URL goes out: an object is never deleted for a fetch not yet recorded.
+      await attachments.recordFetch(user, device, key, now());
       return service.downloadUrl(key);
     },
     verifyAttachments: (user: string, refs: readonly AttachmentRef[]) =>
@@ -61,6 +70,7 @@ export async function startMedia(
   log: Logger,
   /** Days after which the bucket's lifecycle rule deletes objects (the retention period). */
   expiryDays?: number,
+  now: () => number = Date.now,
 ): Promise<MediaGateway & { removeObjects(keys: readonly string[]): Promise<void> }> {
   const objects = new MinioObjectStore({
     endpoint: config.endpoint,
@@ -91,7 +101,7 @@ export async function startMedia(
     'media attachments on',
   );
   return Object.freeze({
-    ...mediaGateway(service, new PgAttachmentStore(db)),
+    ...mediaGateway(service, new PgAttachmentStore(db), now),
     removeObjects: (keys: readonly string[]) => service.removeObjects(keys),
   });
 }

@@ -82,7 +82,7 @@ const handlers: HandlerTable = {
   },
   lastSeen: (ctx, session, req) => ctx.social.lastSeen(session.user, req.user),
   uploadTarget: (ctx, session, req) => ctx.media.uploadTarget(session.user, req.mime, req.size),
-  downloadUrl: (ctx, session, req) => ctx.media.downloadUrl(session.user, req.key),
+  downloadUrl: (ctx, session, req) => ctx.media.downloadUrl(session.user, session.device, req.key),
 };
 
 export function handleRequest<T extends RequestType>(

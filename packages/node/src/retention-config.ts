@@ -16,6 +16,12 @@ export interface RetentionConfig {
    * until every recipient has read it, or retentionMs.
    */
   readonly deliveredGraceMs: number;
+  /**
+   * How long attachment objects are kept, after their message reached every recipient, for
+   * recipient devices that have not fetched a download URL yet; once every one has, they go at
+   * the next pass. Never past retentionMs.
+   */
+  readonly attachmentGraceMs: number;
   /** Time between cleanup passes. */
   readonly intervalMs: number;
   /** Rows per cleanup statement. */
@@ -27,6 +33,7 @@ export interface RetentionConfig {
 export const defaultRetentionConfig: RetentionConfig = Object.freeze({
   retentionMs: 30 * DAY_MS,
   deliveredGraceMs: 5 * 60_000,
+  attachmentGraceMs: 7 * DAY_MS,
   intervalMs: 60_000,
   batchSize: 1000,
   pauseMs: 20,
@@ -57,9 +64,21 @@ export function retentionConfigFromEnv(env: Env): RetentionConfig {
       'CHAT_RETENTION_DELIVERED_GRACE_MS must not be longer than the retention period',
     );
   }
+  const attachmentGraceMs = r.int(
+    'CHAT_RETENTION_ATTACHMENT_GRACE_MS',
+    Math.min(d.attachmentGraceMs, retentionMs),
+    0,
+    3650 * DAY_MS,
+  );
+  if (attachmentGraceMs > retentionMs) {
+    throw new ConfigError(
+      'CHAT_RETENTION_ATTACHMENT_GRACE_MS must not be longer than the retention period',
+    );
+  }
   return Object.freeze({
     retentionMs,
     deliveredGraceMs,
+    attachmentGraceMs,
     intervalMs: r.int('CHAT_CLEANUP_INTERVAL_MS', d.intervalMs, 10, DAY_MS),
     batchSize: r.int('CHAT_CLEANUP_BATCH', d.batchSize, 1, 100_000),
     pauseMs: r.int('CHAT_CLEANUP_PAUSE_MS', d.pauseMs, 0, 60_000),

@@ -6,11 +6,15 @@
  *
  * One pass, in this order (each step repeats its batch until a short one, bounded):
  * 1. messages delivered to every recipient (their delivered watermarks passed them), fanned
- *    out and older than the delivered grace period: their content (body, attachments) goes,
- *    the row stays for read receipts; those every recipient has also read are deleted whole;
+ *    out and older than the delivered grace period: their text goes, the row stays for read
+ *    receipts; those every recipient has also read are deleted whole;
+ *    then attachments whose message reached every recipient and that every recipient device
+ *    fetched, or whose attachment grace period after that delivery passed: their index rows go
+ *    and their objects are queued (step 8);
  * 2. inbox events older than the retention period, delivered or not;
  * 3. messages older than it, emptied or not, read or not (their receipts go with them);
- * 4. attachment index rows older than it that no message carries;
+ * 4. attachment index rows older than it that no message carries, and fetch records older
+ *    than it;
  * 5. devices inactive for longer than it (tombstoned, so they are told `reset` on return);
  * 6. tombstones older than `tombstoneFactor` retention periods;
  * 7. receipt watermarks kept for away devices, unchanged for the retention period;
@@ -28,12 +32,16 @@ export interface RetentionReport {
   deliveredContent: number;
   /** Messages deleted because, delivered everywhere, every recipient also read them. */
   readMessages: number;
+  /** Attachments released: fetched by every recipient device, or kept their grace period. */
+  releasedAttachments: number;
   /** Inbox events deleted by age. */
   expiredEvents: number;
   /** Messages deleted by age. */
   expiredMessages: number;
   /** Attachment index rows deleted by age. */
   attachmentIndex: number;
+  /** Records of attachment fetches deleted by age. */
+  attachmentFetches: number;
   devices: number;
   /** Inbox events freed because an expired device no longer held them. */
   freedEvents: number;
@@ -86,9 +94,11 @@ export function emptyReport(): RetentionReport {
   return {
     deliveredContent: 0,
     readMessages: 0,
+    releasedAttachments: 0,
     expiredEvents: 0,
     expiredMessages: 0,
     attachmentIndex: 0,
+    attachmentFetches: 0,
     devices: 0,
     freedEvents: 0,
     tombstones: 0,
@@ -173,6 +183,19 @@ export class RetentionJob {
       after = batch.lastId;
       return true;
     });
+    let position = '';
+    await this.batches(async () => {
+      const batch = await store.releaseAttachments(
+        position,
+        started,
+        config.attachmentGraceMs,
+        limit,
+      );
+      report.releasedAttachments += batch.released;
+      if (batch.lastPosition === null) return false;
+      position = batch.lastPosition;
+      return true;
+    });
     await this.batches(async () => {
       const n = await store.deleteExpiredInbox(cut.expiredBefore, limit);
       report.expiredEvents += n;
@@ -186,6 +209,11 @@ export class RetentionJob {
     await this.batches(async () => {
       const n = await store.deleteExpiredAttachmentIndex(cut.expiredBefore, limit);
       report.attachmentIndex += n;
+      return n >= limit;
+    });
+    await this.batches(async () => {
+      const n = await store.deleteExpiredFetches(cut.expiredBefore, limit);
+      report.attachmentFetches += n;
       return n >= limit;
     });
     await this.batches(async () => {

@@ -32,6 +32,20 @@ describe('retentionConfigFromEnv', () => {
       }),
     ).toThrow(/CHAT_RETENTION_DELIVERED_GRACE_MS/);
   });
+
+  it('keeps attachments 7 days after delivery by default, never longer than the retention period', () => {
+    expect(retentionConfigFromEnv({}).attachmentGraceMs).toBe(7 * DAY_MS);
+    expect(retentionConfigFromEnv({ CHAT_RETENTION_MS: '5000' }).attachmentGraceMs).toBe(5000);
+    expect(() =>
+      retentionConfigFromEnv({
+        CHAT_RETENTION_MS: '5000',
+        CHAT_RETENTION_ATTACHMENT_GRACE_MS: '6000',
+      }),
+    ).toThrow(/CHAT_RETENTION_ATTACHMENT_GRACE_MS must not be longer than the retention period/);
+    expect(() => retentionConfigFromEnv({ CHAT_RETENTION_ATTACHMENT_GRACE_MS: 'soon' })).toThrow(
+      /CHAT_RETENTION_ATTACHMENT_GRACE_MS/,
+    );
+  });
 });
 
 it('computes the cut-offs from the clock', () => {
@@ -48,7 +62,8 @@ function fakeStore(expired: number): RetentionStore & { cutoffs: number[] } {
   const cutoffs: number[] = [];
   return {
     cutoffs,
-    cleanDelivered: () => Promise.resolve({ lastId: null, emptied: 0, deleted: 0, keys: 0 }),
+    cleanDelivered: () => Promise.resolve({ lastId: null, emptied: 0, deleted: 0 }),
+    releaseAttachments: () => Promise.resolve({ lastPosition: null, released: 0, queued: 0 }),
     deleteExpiredInbox: (before, limit) => {
       cutoffs.push(before);
       const n = Math.min(left, limit);
@@ -57,6 +72,7 @@ function fakeStore(expired: number): RetentionStore & { cutoffs: number[] } {
     },
     deleteExpiredMessages: () => Promise.resolve({ messages: 0, keys: 0 }),
     deleteExpiredAttachmentIndex: () => Promise.resolve(0),
+    deleteExpiredFetches: () => Promise.resolve(0),
     expireDevices: () => Promise.resolve({ devices: 0, events: 0 }),
     pruneTombstones: () => Promise.resolve(0),
     deleteExpiredReceiptMarks: () => Promise.resolve(0),
@@ -73,6 +89,7 @@ it('repeats full batches with a pause in between, using the injected clock', asy
     config: {
       retentionMs: 1000,
       deliveredGraceMs: 0,
+      attachmentGraceMs: 0,
       intervalMs: 60_000,
       batchSize: 1000,
       pauseMs: 7,

@@ -5,10 +5,11 @@
  * `messages` fills it in the same transaction as the message, so the group-committed send path
  * is untouched and text messages pay nothing (the trigger's WHEN skips rows without
  * attachments). Rows outlive deleted message bodies, so a recipient can still fetch media of a
- * message that was already delivered.
+ * message that was already delivered; they go when the object may (attachment-release.ts).
  */
 import { sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
+import { recordFetch } from './attachment-fetches';
 import { toChatError } from './errors';
 import type { Database } from './schema';
 import { EngineRouters, acrossShards, onShard, perShard } from './shard-router';
@@ -19,6 +20,11 @@ export type AttachmentAccess = 'member' | 'not-member' | 'unknown';
 export interface AttachmentStore {
   /** Whether `userId` may fetch the object `key` (see AttachmentAccess). */
   access(userId: string, key: string): Promise<AttachmentAccess>;
+  /**
+   * Notes that this device was handed a download URL for `key`: once every recipient device
+   * has been, the object may go (attachment-release.ts).
+   */
+  recordFetch(userId: string, deviceId: string, key: string, now: number): Promise<void>;
 }
 
 /**
@@ -64,6 +70,14 @@ export class PgAttachmentStore implements AttachmentStore {
         return rows[0]?.known === true;
       });
       return known ? 'not-member' : 'unknown';
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  async recordFetch(userId: string, deviceId: string, key: string, now: number): Promise<void> {
+    try {
+      await recordFetch(this.db, userId, deviceId, key, now);
     } catch (err) {
       throw toChatError(err);
     }

@@ -37,6 +37,7 @@ export { PgPresenceStore } from './presence-store';
 export { PgReceiptStore } from './receipt-store';
 export type { DeliveredMark, ReadIntent, ReadBatchResult, ReceiptNotice } from './receipt-store';
 export { PgRetentionStore } from './retention-store';
+export type { ReleasedAttachments } from './attachment-release';
 export type {
   DeliveredBatch,
   ExpiredDevices,

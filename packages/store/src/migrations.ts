@@ -4,6 +4,7 @@
  */
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'kysely';
+import { attachmentFetchesMigration } from './attachment-fetches';
 import { mediaMigration } from './attachment-store';
 import { messageContentMigration, retentionMigration } from './retention-store';
 import type { Database } from './schema';
@@ -145,6 +146,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0008_distribute': distributeMigration,
   '0009_store_epoch': storeEpochMigration,
   '0010_citus_local_steps': citusLocalStepsMigration,
+  '0012_attachment_fetches': attachmentFetchesMigration,
 });
 
 const provider: MigrationProvider = {

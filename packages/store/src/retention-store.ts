@@ -17,14 +17,17 @@
  *   its recipients' inboxes have their own copies) and the delivered grace period passed. The
  *   row stays, with its attachments and what read receipts need (id, chat, sender, time), until
  *   every recipient has read it (their read watermark passed it; members who joined after it
- *   do not count), then goes, and attachment objects no other message carries go with it. A
- *   chat change's row goes once its fan-out is done and the grace period passed;
+ *   do not count), then goes. A chat change's row goes once its fan-out is done and the grace
+ *   period passed;
+ * - attachment objects, once every recipient device fetched them or a grace period after full
+ *   delivery passed (attachment-release.ts): the attachment index, not the message row, holds
+ *   them, so a recipient that reads before it downloads still finds them;
  * - everything older than the retention period: inbox events, messages (emptied or not),
- *   attachment index rows, receipt watermarks kept for away devices;
+ *   attachment index rows and fetch records, receipt watermarks kept for away devices;
  * - devices not active for the retention period (a tombstone remembers them, so a device that
  *   comes back is told it starts fresh);
- * - attachment objects whose key no message carries any more: queued in `media_deletions` in
- *   the transaction that emptied or deleted the last such message, and removed from object
+ * - attachment objects whose key nothing holds any more: queued in `media_deletions` in the
+ *   transaction that released or expired the last index row or message, and removed from object
  *   storage by the job afterwards (a crash in between leaves the queue row, so the object is
  *   removed later).
  *
@@ -34,6 +37,8 @@
 import { sql } from 'kysely';
 import type { Kysely, Migration, Transaction } from 'kysely';
 import { toChatError } from './errors';
+import { releaseAttachments } from './attachment-release';
+import type { ReleasedAttachments } from './attachment-release';
 import { queueOrphanKeys } from './orphan-keys';
 import type { Database } from './schema';
 import { EngineRouters, acrossShards, onShard, perShard } from './shard-router';
@@ -47,8 +52,6 @@ export interface DeliveredBatch {
   readonly emptied: number;
   /** Messages deleted whole: read by every recipient (and chat changes, fanned out). */
   readonly deleted: number;
-  /** Attachment keys queued for object deletion. */
-  readonly keys: number;
 }
 
 export interface ExpiredMessages {
@@ -75,9 +78,21 @@ export interface RetentionStore {
     now: number,
     limit: number,
   ): Promise<DeliveredBatch>;
+  /**
+   * Among the `limit` attachment index rows after position `after` ('' for the start): releases
+   * those whose objects may go (attachment-release.ts) and queues keys no row holds any more.
+   */
+  releaseAttachments(
+    after: string,
+    now: number,
+    keepAfterDeliveryMs: number,
+    limit: number,
+  ): Promise<ReleasedAttachments>;
   deleteExpiredInbox(createdBefore: number, limit: number): Promise<number>;
   deleteExpiredMessages(createdBefore: number, limit: number): Promise<ExpiredMessages>;
   deleteExpiredAttachmentIndex(createdBefore: number, limit: number): Promise<number>;
+  /** Records of attachment fetches older than `before`. */
+  deleteExpiredFetches(before: number, limit: number): Promise<number>;
   expireDevices(activeBefore: number, now: number, limit: number): Promise<ExpiredDevices>;
   pruneTombstones(expiredBefore: number, limit: number): Promise<number>;
   /** Receipt watermarks kept for away devices that have not moved since `before`. */
@@ -168,13 +183,13 @@ export class PgRetentionStore implements RetentionStore {
         order by created_at, chat_id, id
         limit ${limit}`.execute(tx);
       const last = window.at(-1);
-      if (last === undefined) return { lastId: null, emptied: 0, deleted: 0, keys: 0 };
+      if (last === undefined) return { lastId: null, emptied: 0, deleted: 0 };
       const changed = await perShard(
         chats,
         window,
         (m) => m.chat_id,
         async (group, keys) => {
-          const { rows } = await sql<{ emptied: string; deleted: string; released: Released[] }>`
+          const { rows } = await sql<{ emptied: string; deleted: string }>`
           with victims as (
             select m.chat_id, m.id, m.attachments, m.kind = 'chat' or r.read_by_all as gone
             from messages m
@@ -196,10 +211,10 @@ export class PgRetentionStore implements RetentionStore {
           gone as (
             delete from messages m using victims v
             where m.chat_id = v.chat_id and m.id = v.id and v.gone${onShard('m.chat_id', keys)}
-            returning v.attachments
+            returning 1
           ),
-          -- The text goes; attachments stay until the row does, so that a device of a
-          -- recipient that comes online later can still fetch them.
+          -- The text goes; the attachment list stays with the row. Their objects are the
+          -- attachment index's business (attachment-release.ts), not the row's.
           emptied as (
             update messages m
             set body = null, content_removed_at = ${now}::int8
@@ -208,11 +223,7 @@ export class PgRetentionStore implements RetentionStore {
             returning 1
           )
           select (select count(*) from emptied) as emptied,
-                 (select count(*) from gone) as deleted,
-                 coalesce((select jsonb_agg(jsonb_build_object('attachments', attachments))
-                           from gone where attachments <> '[]'::jsonb), '[]'::jsonb) as released`.execute(
-            tx,
-          );
+                 (select count(*) from gone) as deleted`.execute(tx);
           return rows;
         },
       );
@@ -220,9 +231,19 @@ export class PgRetentionStore implements RetentionStore {
         lastId: `${last.created_at}:${last.chat_id}:${last.id}`,
         emptied: total(changed, (r) => r.emptied),
         deleted: total(changed, (r) => r.deleted),
-        keys: (await queueOrphanKeys(tx, chats, keysOf(changed.flatMap((r) => r.released)))).queued,
       };
     });
+  }
+
+  async releaseAttachments(
+    after: string,
+    now: number,
+    keepAfterDeliveryMs: number,
+    limit: number,
+  ): Promise<ReleasedAttachments> {
+    return this.run((tx, routers) =>
+      releaseAttachments(tx, routers, after, now, keepAfterDeliveryMs, limit),
+    );
   }
 
   async deleteExpiredInbox(createdBefore: number, limit: number): Promise<number> {
@@ -308,6 +329,23 @@ export class PgRetentionStore implements RetentionStore {
         picked.map((r) => r.key),
       );
       return indexRows;
+    });
+  }
+
+  async deleteExpiredFetches(before: number, limit: number): Promise<number> {
+    return this.run(async (tx, { users }) => {
+      const { rows: picked } = await sql<UserRowRef & { key: string }>`
+        select user_id, device_id as k, key from attachment_fetches where fetched_at < ${before}
+        limit ${limit}`.execute(tx);
+      return this.deletePicked(users, picked, (group, keys) =>
+        sql`
+          delete from attachment_fetches
+          where (user_id, key, device_id) in (
+              select * from unnest(${group.map((r) => r.user_id)}::text[],
+                                   ${group.map((r) => r.key)}::text[],
+                                   ${group.map((r) => r.k)}::text[]))${onShard('user_id', keys)}
+            and fetched_at < ${before}`.execute(tx),
+      );
     });
   }
 

@@ -39,6 +39,7 @@ test('tables are distributed by user and by chat, co-located, small ones replica
     ['inbox', 'user_id'],
     ['user_chats', 'user_id'],
     ['receipt_marks', 'user_id'],
+    ['attachment_fetches', 'user_id'],
   ]) {
     expect({ table, ...byTable.get(table!) }).toMatchObject({
       table,

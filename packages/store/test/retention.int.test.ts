@@ -1,13 +1,14 @@
 /**
  * Retention's statements against Postgres: a message whose fan-out is done loses its text
- * (the recipients' inboxes hold their own copies) but keeps its attachments and what read
- * receipts need until every recipient has read it or the retention period ends, then goes with
- * the attachment objects no other message carries; expiring events and devices never lets a
- * seq be given out twice. The job that runs them on a node is tested in packages/node.
+ * (the recipients' inboxes hold their own copies) but keeps what read receipts need until
+ * every recipient has read it or the retention period ends; an attachment object stays until
+ * every recipient device fetched it or a grace period after delivery passed, never past the
+ * retention period; expiring events and devices never lets a seq be given out twice. The job
+ * that runs them on a node is tested in packages/node.
  */
 import { sql } from 'kysely';
 import type { AttachmentRef } from '@chat/protocol';
-import { PgGroupStore, PgReceiptStore, PgRetentionStore } from '../src/index';
+import { PgAttachmentStore, PgGroupStore, PgReceiptStore, PgRetentionStore } from '../src/index';
 import type { DeliveredMark, PgChatStore } from '../src/index';
 import { inboxOf, sendInput, settle, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
@@ -152,50 +153,84 @@ it('deletes at once a message already read by everyone it was for; later members
   expect(await messageRow(sent.messageId)).toBeUndefined();
 });
 
-it('keeps attachments until every recipient read the message, then queues keys no other message carries', async () => {
-  const ref = (key: string): AttachmentRef => ({ key, mime: 'image/png', size: 10 });
+it('keeps an attachment past the read until every recipient device fetched it, or the grace after delivery, never past retention', async () => {
+  const attachments = new PgAttachmentStore(fx.db);
+  const key = (name: string): string => `u/a-alice/${name}-0123456789abcdef`;
+  const ref = (name: string): AttachmentRef => ({ key: key(name), mime: 'image/png', size: 10 });
   const chatId = await chatOf('a-alice', ['a-bob']);
-  const first = await store.send(
-    sendInput('a-alice', chatId, { body: null, attachments: [ref('a-only'), ref('a-shared')] }),
-  );
-  await store.fanoutIdle();
-  const second = await store.send(
-    sendInput('a-alice', chatId, { body: null, attachments: [ref('a-shared')] }),
-  );
-  await ackAll(['a-bob']);
-
-  await cleanDelivered();
+  await store.connectDevice('a-bob', 'd2', Date.now());
   const queued = async (): Promise<string[]> =>
     (
       await sql<{ key: string }>`
-        select key from media_deletions where key like 'a-%' order by key`.execute(fx.db)
+        select key from media_deletions where key like 'u/a-alice/%' order by key`.execute(fx.db)
     ).rows.map((r) => r.key);
   const indexed = async (): Promise<string[]> =>
     (
       await sql<{ key: string }>`
-        select key from message_attachments where key like 'a-%' order by key`.execute(fx.db)
+        select key from message_attachments where key like 'u/a-alice/%' order by key`.execute(
+        fx.db,
+      )
     ).rows.map((r) => r.key);
-  // The text is gone, the attachments stay: a device of bob's may still fetch them.
-  expect(await messageRow(first.messageId)).toMatchObject({
-    body: null,
-    attachments: [ref('a-only'), ref('a-shared')],
-  });
+  /** One release pass (the job's step after cleanDelivered); returns how many rows went. */
+  const release = async (now: number, graceMs = 60_000): Promise<number> => {
+    let released = 0;
+    for (let after = ''; ;) {
+      const batch = await retention.releaseAttachments(after, now, graceMs, 1000);
+      released += batch.released;
+      if (batch.lastPosition === null) return released;
+      after = batch.lastPosition;
+    }
+  };
+
+  const photo = await store.send(
+    sendInput('a-alice', chatId, { body: null, attachments: [ref('photo')] }),
+  );
+  await store.fanoutIdle();
+  // Not delivered to bob yet: nothing goes, however long it waits.
+  expect(await release(Date.now() + 3_600_000)).toBe(0);
+
+  // Bob's phone comes online, acks and reads it before it downloads; the row goes, the
+  // attachment stays indexed (a download URL still works) and nothing is queued.
+  await ackAll(['a-bob']);
+  await receipts.markRead([{ userId: 'a-bob', chatId, messageId: photo.messageId }], 5);
+  await cleanDelivered();
+  expect(await messageRow(photo.messageId)).toBeUndefined();
+  expect(await release(Date.now())).toBe(0);
+  expect(await indexed()).toEqual([key('photo')]);
   expect(await queued()).toEqual([]);
-  expect(await indexed()).toEqual(['a-only', 'a-shared']);
+  expect(await attachments.access('a-bob', key('photo'))).toBe('member');
 
-  // Bob read the first: it goes, with the key only it carries.
-  await receipts.markRead([{ userId: 'a-bob', chatId, messageId: first.messageId }], 5);
-  await cleanDelivered();
-  expect(await messageRow(first.messageId)).toBeUndefined();
-  expect(await messageRow(second.messageId)).toMatchObject({ attachments: [ref('a-shared')] });
-  expect(await queued()).toEqual(['a-only']);
-  expect(await indexed()).toEqual(['a-shared']);
+  // The phone fetches it: the laptop has not yet, so it stays; once the laptop has, it goes.
+  await attachments.recordFetch('a-bob', 'd1', key('photo'), Date.now());
+  await attachments.recordFetch('a-alice', 'd1', key('photo'), Date.now());
+  expect(await release(Date.now())).toBe(0);
+  await attachments.recordFetch('a-bob', 'd2', key('photo'), Date.now());
+  expect(await release(Date.now())).toBe(1);
+  expect(await indexed()).toEqual([]);
+  expect(await queued()).toEqual([key('photo')]);
 
-  // The shared key goes with the second message.
-  await receipts.markRead([{ userId: 'a-bob', chatId, messageId: second.messageId }], 6);
-  await cleanDelivered();
-  expect(await messageRow(second.messageId)).toBeUndefined();
-  expect(await queued()).toEqual(['a-only', 'a-shared']);
+  // Delivered, never fetched: it goes once the grace period after delivery has passed.
+  const clip = await store.send(
+    sendInput('a-alice', chatId, { body: null, attachments: [ref('clip')] }),
+  );
+  await ackAll(['a-bob']);
+  const deliveredSeenAt = Date.now();
+  expect(await release(deliveredSeenAt, 1000)).toBe(0);
+  expect(await release(deliveredSeenAt + 999, 1000)).toBe(0);
+  expect(await release(deliveredSeenAt + 1000, 1000)).toBe(1);
+  expect(await queued()).toEqual([key('clip'), key('photo')]);
+  expect(await messageRow(clip.messageId)).toBeDefined(); // the row waits for bob's read
+
+  // Never delivered, never fetched: the retention period ends it all the same.
+  const oldAt = 2_000;
+  const away = await chatOf('a-alice', ['a-erin'], oldAt);
+  await store.send(
+    sendInput('a-alice', away, { body: null, attachments: [ref('old')], now: oldAt + 1 }),
+  );
+  await cleanDelivered(); // the chat's creation goes; the message waits for erin
+  expect(await release(Date.now())).toBe(0);
+  expect(await retention.deleteExpiredMessages(oldAt + 2, 100)).toEqual({ messages: 1, keys: 1 });
+  expect(await queued()).toEqual([key('clip'), key('old'), key('photo')]);
   expect(await indexed()).toEqual([]);
 });
 
@@ -222,7 +257,7 @@ it('works in windows of at most `limit` messages', async () => {
   const now = Date.now();
   // The window starts after the chat's creation (at 5000).
   const batch = await retention.cleanDelivered(`5000:${chatId}:9999999999999999`, now + 1, now, 2);
-  expect(batch).toEqual({ lastId: `5002:${chatId}:${ids[1]}`, emptied: 2, deleted: 0, keys: 0 });
+  expect(batch).toEqual({ lastId: `5002:${chatId}:${ids[1]}`, emptied: 2, deleted: 0 });
   expect((await messageRow(ids[2]!))?.content_removed_at).toBeNull();
   expect(await retention.cleanDelivered(batch.lastId!, now + 1, now, 2)).toMatchObject({
     emptied: 1,

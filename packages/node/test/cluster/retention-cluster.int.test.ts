@@ -1,6 +1,7 @@
 /**
- * Retention in a cluster (issue 8): a message's attachment leaves the database and object
- * storage once every member's device has it, the rest of its row once every member has read it;
+ * Retention in a cluster (issue 8): a message's text leaves the database once every member's
+ * device has it, the rest of its row once every member has read it, its attachment object once
+ * every member's device fetched it;
  * the cleanup runs on exactly one node (etcd election `retention-cleanup`), and another takes
  * over within the election's TTL when that one is killed.
  */
@@ -52,7 +53,7 @@ async function cleanupRunners(): Promise<string[]> {
   return runners;
 }
 
-it('deletes inbox events after delivery to all, the text once fanned out, the message and its attachment object after all read it', async () => {
+it('deletes inbox events after delivery to all, the text once fanned out, the message after all read it, its attachment object after all fetched it', async () => {
   const s3 = cluster.s3!;
   const objects = new MinioObjectStore({
     endpoint: s3.endpoint,
@@ -105,10 +106,14 @@ it('deletes inbox events after delivery to all, the text once fanned out, the me
   });
   expect(await objects.stat(ref.key)).not.toBeNull();
 
-  // Once both have read it, the rest of the row goes, and the object with it.
+  // Once both have read it, the rest of the row goes; the object stays until their devices
+  // have fetched it (issue 16, item 10), then goes.
   for (const client of [bob, carol]) await client.ok({ t: 'read', chatId, messageId });
+  await waitFor(async () =>
+    expect(await q('select count(*) as n from messages where chat_id = $1 and id = $2')).toBe(0),
+  );
+  for (const client of [bob, carol]) await client.ok({ t: 'downloadUrl', key: ref.key });
   await waitFor(async () => {
-    expect(await q('select count(*) as n from messages where chat_id = $1 and id = $2')).toBe(0);
     expect(await objects.stat(ref.key)).toBeNull();
     expect(
       await countRows(cluster.sql, 'select count(*) as n from message_attachments where key = $1', [
