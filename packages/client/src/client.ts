@@ -13,6 +13,7 @@ import type {
   ErrFrame,
   ErrorCode,
   EventFrame,
+  LastSeenVisibility,
   MovedFrame,
   OkFields,
   ReceiptsFrame,
@@ -111,6 +112,11 @@ const RESENDABLE: ReadonlySet<RequestType> = new Set<RequestType>([
   'listChats',
   'read',
   'lastSeen',
+  // Blocking, unblocking and setting a value twice end where doing it once does.
+  'block',
+  'unblock',
+  'listBlocked',
+  'privacy',
   'uploadTarget',
   'downloadUrl',
 ]);
@@ -320,12 +326,56 @@ export class ChatClient {
   }
 
   /**
-   * Whether a user who shares a chat with the caller is connected, and when they were last
-   * seen; NOT_FOUND for anyone else.
+   * Whether a user is connected, and when they were last seen, as their privacy setting lets
+   * the caller see it (by default: users who share a chat with them). `hidden: true` (with
+   * `online` false and `lastSeen` null) when they hide it from a user they share a chat with;
+   * NOT_FOUND for anyone else who may not see it.
    */
-  async lastSeen(user: string): Promise<{ online: boolean; lastSeen: number | null }> {
+  async lastSeen(
+    user: string,
+  ): Promise<{ online: boolean; lastSeen: number | null; hidden?: true }> {
     const reply = await this.request('lastSeen', { user });
-    return { online: reply.online, lastSeen: reply.lastSeen };
+    return reply.hidden === true
+      ? { online: reply.online, lastSeen: reply.lastSeen, hidden: true }
+      : { online: reply.online, lastSeen: reply.lastSeen };
+  }
+
+  /**
+   * Blocks a user: they can no longer create a chat with the caller, add the caller to a chat,
+   * send in their one-to-one chat with the caller (BLOCKED), or see the caller's last seen.
+   *
+   * @example
+   * await client.block('mallory');
+   */
+  async block(user: string): Promise<void> {
+    await this.request('block', { user });
+  }
+
+  async unblock(user: string): Promise<void> {
+    await this.request('unblock', { user });
+  }
+
+  /** The users the caller blocked, sorted. */
+  async blockedUsers(): Promise<string[]> {
+    return (await this.request('listBlocked', {})).users;
+  }
+
+  /**
+   * Reads the caller's privacy settings, changing those given first. `lastSeen`: who sees the
+   * caller's last seen and online status: `everyone`, `contacts` (users who share a chat with
+   * the caller; the default) or `nobody`.
+   *
+   * @example
+   * await client.privacy({ lastSeen: 'nobody' }); // { lastSeen: 'nobody' }
+   */
+  async privacy(
+    changes: { readonly lastSeen?: LastSeenVisibility } = {},
+  ): Promise<{ lastSeen: LastSeenVisibility }> {
+    const reply = await this.request(
+      'privacy',
+      changes.lastSeen === undefined ? {} : { lastSeen: changes.lastSeen },
+    );
+    return { lastSeen: reply.lastSeen };
   }
 
   async uploadTarget(mime: string, size: number): Promise<OkFields['uploadTarget']> {

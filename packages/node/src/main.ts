@@ -9,6 +9,7 @@ import {
   PgChatStore,
   PgGroupStore,
   PgPresenceStore,
+  PgPrivacyStore,
   PgReceiptStore,
   PgRetentionStore,
   SINGLE_SHARD_SETTINGS,
@@ -158,6 +159,7 @@ async function main(): Promise<void> {
       groups: new PgGroupStore(db, { maxMembersPerChat: config.limits.maxMembersPerChat }, store),
       presence: new PgPresenceStore(db),
       receipts: new PgReceiptStore(db),
+      privacy: new PgPrivacyStore(db),
     },
     ...(cluster
       ? { ownership: cluster.ownership, fabric: cluster.fabric, presence: cluster.presence }

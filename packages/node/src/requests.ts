@@ -81,6 +81,16 @@ const handlers: HandlerTable = {
     return {};
   },
   lastSeen: (ctx, session, req) => ctx.social.lastSeen(session.user, req.user),
+  async block(ctx, session, req) {
+    await ctx.social.block(session.user, req.user);
+    return {};
+  },
+  async unblock(ctx, session, req) {
+    await ctx.social.unblock(session.user, req.user);
+    return {};
+  },
+  listBlocked: async (ctx, session) => ({ users: await ctx.social.blocked(session.user) }),
+  privacy: (ctx, session, req) => ctx.social.privacy(session.user, req.lastSeen),
   uploadTarget: (ctx, session, req) => ctx.media.uploadTarget(session.user, req.mime, req.size),
   downloadUrl: (ctx, session, req) => ctx.media.downloadUrl(session.user, session.device, req.key),
 };

@@ -7,12 +7,13 @@
  * coalesced ack flush, and typing notices are rate limited per user and chat, never stored,
  * and dropped whenever something is backed up.
  */
-import type { ChatSummary, OkFields } from '@chat/protocol';
+import type { ChatSummary, LastSeenVisibility, OkFields } from '@chat/protocol';
 import { ChatError, MAX_LIST_CHATS } from '@chat/protocol';
 import type {
   ChatPage,
   DeliveredMark,
   Delivery,
+  LastSeenFacts,
   ListChatsOptions,
   MembershipResult,
   ReadBatchResult,
@@ -21,6 +22,7 @@ import type {
 } from '@chat/store';
 import type { Logger } from 'pino';
 import type { Clock } from './clock';
+import { lastSeenAccess } from './last-seen-policy';
 import type { DeliveredReceipts } from './delivered-receipts';
 import type { PresencePeers } from './presence';
 
@@ -46,7 +48,16 @@ export interface GroupStore {
 /** What the node needs of the presence store (PgPresenceStore). */
 export interface PresenceStore {
   touch(userIds: readonly string[], at: number): Promise<number>;
-  lastSeenFor(asker: string, target: string): Promise<{ shared: boolean; lastSeen: number | null }>;
+  lastSeenFor(asker: string, target: string): Promise<LastSeenFacts>;
+}
+
+/** What the node needs of the privacy store (PgPrivacyStore): blocks and settings (issue 16). */
+export interface PrivacyStore {
+  block(blocker: string, blocked: string, now: number): Promise<void>;
+  unblock(blocker: string, blocked: string): Promise<void>;
+  blocked(user: string): Promise<string[]>;
+  lastSeenVisibility(user: string): Promise<LastSeenVisibility>;
+  setLastSeenVisibility(user: string, visibility: LastSeenVisibility): Promise<void>;
 }
 
 /** What the node needs of the receipt store (PgReceiptStore). */
@@ -60,6 +71,7 @@ export interface SocialStores {
   readonly groups: GroupStore;
   readonly presence: PresenceStore;
   readonly receipts: ReceiptStore;
+  readonly privacy: PrivacyStore;
 }
 
 export interface SocialOptions {
@@ -154,12 +166,46 @@ export class Social {
     }
   }
 
-  /** NOT_FOUND unless the asker shares a chat with the target (no probing for who exists). */
+  /**
+   * As the target's setting and blocks allow (last-seen-policy.ts): NOT_FOUND for an asker
+   * who may not see it and shares no chat with the target (no probing for who exists).
+   */
   async lastSeen(asker: string, target: string): Promise<OkFields['lastSeen']> {
     const stored = await this.deps.stores.presence.lastSeenFor(asker, target);
-    if (!stored.shared) throw new ChatError('NOT_FOUND', 'no such user among your chats');
-    const online = await this.deps.peers.isOnline(target);
-    return { online, lastSeen: stored.lastSeen };
+    switch (lastSeenAccess({ asker, target, ...stored })) {
+      case 'notFound':
+        throw new ChatError('NOT_FOUND', 'no such user among your chats');
+      case 'hidden':
+        return { online: false, lastSeen: null, hidden: true };
+      case 'visible':
+        return { online: await this.deps.peers.isOnline(target), lastSeen: stored.lastSeen };
+    }
+  }
+
+  // ---- blocks and privacy settings ----
+
+  block(user: string, blocked: string): Promise<void> {
+    return this.deps.stores.privacy.block(user, blocked, this.deps.clock.now());
+  }
+
+  unblock(user: string, blocked: string): Promise<void> {
+    return this.deps.stores.privacy.unblock(user, blocked);
+  }
+
+  blocked(user: string): Promise<string[]> {
+    return this.deps.stores.privacy.blocked(user);
+  }
+
+  /** The user's privacy settings, after changing the one given. */
+  async privacy(
+    user: string,
+    lastSeen: LastSeenVisibility | undefined,
+  ): Promise<OkFields['privacy']> {
+    if (lastSeen === undefined) {
+      return { lastSeen: await this.deps.stores.privacy.lastSeenVisibility(user) };
+    }
+    await this.deps.stores.privacy.setLastSeenVisibility(user, lastSeen);
+    return { lastSeen };
   }
 
   // ---- typing ----

@@ -12,6 +12,11 @@ export const ErrorCodes = [
   'RATE_LIMITED',
   'UNAVAILABLE',
   'INTERNAL',
+  /**
+   * Refused because of a block (issue 16): the other user blocked the caller, so the caller
+   * cannot create a chat with them, add them to a chat, or send in their one-to-one chat.
+   */
+  'BLOCKED',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -54,6 +59,7 @@ export const httpStatusOf: Readonly<Record<ErrorCode, number>> = {
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
   INTERNAL: 500,
+  BLOCKED: 403,
 };
 
 /**

@@ -65,6 +65,37 @@ export interface LastSeenRequest {
   id: number;
   user: string;
 }
+/**
+ * Who may see the caller's last seen time and online status (issue 16): `everyone` who asks,
+ * `contacts` (the default: users who share a chat with them), or `nobody`.
+ */
+export type LastSeenVisibility = 'everyone' | 'contacts' | 'nobody';
+
+/**
+ * Blocks a user (issue 16): they can no longer create a chat with the caller, add the caller
+ * to a chat, send in a one-to-one chat with the caller, or see the caller's last seen.
+ */
+export interface BlockRequest {
+  t: 'block';
+  id: number;
+  user: string;
+}
+export interface UnblockRequest {
+  t: 'unblock';
+  id: number;
+  user: string;
+}
+/** The users the caller blocked. */
+export interface ListBlockedRequest {
+  t: 'listBlocked';
+  id: number;
+}
+/** Reads the caller's privacy settings, changing those given first. */
+export interface PrivacyRequest {
+  t: 'privacy';
+  id: number;
+  lastSeen?: LastSeenVisibility;
+}
 export interface UploadTargetRequest {
   t: 'uploadTarget';
   id: number;
@@ -86,6 +117,10 @@ export type ClientRequest =
   | SyncRequest
   | ReadRequest
   | LastSeenRequest
+  | BlockRequest
+  | UnblockRequest
+  | ListBlockedRequest
+  | PrivacyRequest
   | UploadTargetRequest
   | DownloadUrlRequest;
 
@@ -163,7 +198,16 @@ export interface OkFields {
   send: { messageId: string; ts: number; dup?: boolean };
   sync: { seq: number; more: boolean };
   read: NoFields;
-  lastSeen: { online: boolean; lastSeen: number | null };
+  /**
+   * `hidden`: the target does not show their last seen to the caller (their privacy setting,
+   * or a block); `online` is then false and `lastSeen` null whatever they are.
+   */
+  lastSeen: { online: boolean; lastSeen: number | null; hidden?: boolean };
+  block: NoFields;
+  unblock: NoFields;
+  /** Sorted by user id. */
+  listBlocked: { users: string[] };
+  privacy: { lastSeen: LastSeenVisibility };
   uploadTarget: { key: string; url: string; fields?: Record<string, string>; expiresAt: number };
   downloadUrl: { url: string; expiresAt: number };
 }

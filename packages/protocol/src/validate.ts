@@ -4,7 +4,7 @@
  * only the known fields, so nothing unexpected from the wire travels further.
  */
 import { ChatError } from './errors';
-import type { AttachmentRef, ClientFrame, ClientRequest } from './frames';
+import type { AttachmentRef, ClientFrame, ClientRequest, LastSeenVisibility } from './frames';
 import type { Limits } from './limits';
 import { isValidId } from './limits';
 
@@ -13,6 +13,11 @@ type Raw = Record<string, unknown>;
 const MAX_OPAQUE_ID_CHARS = 64;
 const MAX_MIME_CHARS = 127;
 const MAX_KEY_CHARS = 512;
+const LAST_SEEN_VISIBILITIES: ReadonlySet<string> = new Set<LastSeenVisibility>([
+  'everyone',
+  'contacts',
+  'nobody',
+]);
 /** Most chats in one listChats reply (and its default). */
 export const MAX_LIST_CHATS = 100;
 
@@ -116,6 +121,15 @@ class FieldReader {
       out.push(item);
     }
     return out;
+  }
+
+  optionalLastSeenVisibility(name: string): LastSeenVisibility | undefined {
+    if (this.isAbsent(name)) return undefined;
+    const v = this.raw[name];
+    if (typeof v !== 'string' || !LAST_SEEN_VISIBILITIES.has(v)) {
+      throw bad(`${name} must be one of ${[...LAST_SEEN_VISIBILITIES].join(', ')}`, this.id);
+    }
+    return v as LastSeenVisibility;
   }
 
   attachments(name: string, maxCount: number): AttachmentRef[] | undefined {
@@ -230,6 +244,15 @@ function validateRequest(raw: Raw, t: string, limits: Limits): ClientRequest {
       return { t, id, chatId: r.opaqueId('chatId'), messageId: r.opaqueId('messageId') };
     case 'lastSeen':
       return { t, id, user: r.userId('user') };
+    case 'block':
+    case 'unblock':
+      return { t, id, user: r.userId('user') };
+    case 'listBlocked':
+      return { t, id };
+    case 'privacy': {
+      const lastSeen = r.optionalLastSeenVisibility('lastSeen');
+      return lastSeen === undefined ? { t, id } : { t, id, lastSeen };
+    }
     case 'uploadTarget':
       return { t, id, mime: r.string('mime', MAX_MIME_CHARS), size: r.count('size') };
     case 'downloadUrl':

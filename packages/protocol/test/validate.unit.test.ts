@@ -22,6 +22,10 @@ const validRequests: Readonly<Record<RequestType, ClientRequest>> = {
   sync: { t: 'sync', id: 6, after: 41, limit: 50 },
   read: { t: 'read', id: 7, chatId: 'c-1', messageId: 'msg-9' },
   lastSeen: { t: 'lastSeen', id: 8, user: 'bob' },
+  block: { t: 'block', id: 21, user: 'mallory' },
+  unblock: { t: 'unblock', id: 22, user: 'mallory' },
+  listBlocked: { t: 'listBlocked', id: 23 },
+  privacy: { t: 'privacy', id: 24, lastSeen: 'nobody' },
   uploadTarget: { t: 'uploadTarget', id: 9, mime: 'image/jpeg', size: 5_000_000 },
   downloadUrl: { t: 'downloadUrl', id: 10, key: 'chats/c-1/a.png' },
 };
@@ -38,6 +42,10 @@ const minimalRequests: Readonly<Record<RequestType, ClientRequest>> = {
   sync: { t: 'sync', id: 16, after: 0 },
   read: validRequests.read,
   lastSeen: validRequests.lastSeen,
+  block: validRequests.block,
+  unblock: validRequests.unblock,
+  listBlocked: validRequests.listBlocked,
+  privacy: { t: 'privacy', id: 25 },
   uploadTarget: validRequests.uploadTarget,
   downloadUrl: validRequests.downloadUrl,
 };
@@ -52,6 +60,10 @@ const requiredFields: Readonly<Record<RequestType, readonly string[]>> = {
   sync: ['after'],
   read: ['chatId', 'messageId'],
   lastSeen: ['user'],
+  block: ['user'],
+  unblock: ['user'],
+  listBlocked: [],
+  privacy: [],
   uploadTarget: ['mime', 'size'],
   downloadUrl: ['key'],
 };
@@ -90,6 +102,10 @@ const wrongValues: Readonly<Record<RequestType, Readonly<Record<string, readonly
   sync: { after: badCounts, limit: [0, ...badCounts.filter((v) => v !== null)] },
   read: { chatId: badOpaqueIds, messageId: badOpaqueIds },
   lastSeen: { user: badUserIds },
+  block: { user: badUserIds },
+  unblock: { user: badUserIds },
+  listBlocked: {},
+  privacy: { lastSeen: [5, 'friends', 'Everyone', '', ['nobody'], {}] },
   uploadTarget: { mime: [5, null, 'm'.repeat(128)], size: badCounts },
   downloadUrl: { key: [5, null, {}, 'k'.repeat(513)] },
 };

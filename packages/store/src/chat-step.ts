@@ -39,7 +39,7 @@ export type ChatStepOutcome =
 
 interface ChatStepRow {
   i: number;
-  status: 'new' | 'dup' | 'NOT_FOUND' | 'NOT_MEMBER';
+  status: 'new' | 'dup' | 'NOT_FOUND' | 'NOT_MEMBER' | 'BLOCKED';
   message_id: string | null;
   ts: string | null;
   recipients: string[] | null;
@@ -82,6 +82,12 @@ export async function storeMessages(
       case 'NOT_MEMBER':
         return refused(
           new ChatError('NOT_MEMBER', 'not a member of this chat', { chatId: input.chatId }),
+        );
+      case 'BLOCKED':
+        return refused(
+          new ChatError('BLOCKED', 'the other member of this chat blocked you', {
+            chatId: input.chatId,
+          }),
         );
       case 'dup':
         return {
@@ -139,6 +145,14 @@ function refused(error: ChatError): ChatStepOutcome {
 /** The step function's arguments, in order (its routed twin takes a route first). */
 export const CHAT_STEP_ARGS =
   'p_chat_ids text[], p_sender_ids text[], p_client_msg_ids text[], p_bodies text[], p_attachments jsonb[], p_created_ats int8[], p_origin text';
+
+/**
+ * A send is refused (BLOCKED) in a one-to-one chat, a chat of exactly two members, whose other
+ * member blocked the sender (issue 16). In a bigger chat blocked members still send: a block
+ * is between two people, and the rest of a group keeps hearing both.
+ */
+const SENDER_BLOCKED = `coalesce(jsonb_array_length(v_members -> t.chat) = 2
+          and (v_blocked -> t.chat) ? t.sender, false)`;
 
 /**
  * The step's function. `onShards` (Citus): each lookup also names the batch's keys, so that Citus
@@ -207,6 +221,7 @@ export function chatStepFunction(onShards: boolean): string {
   #variable_conflict use_column
   declare
     v_members jsonb;   -- chat id -> its members (sorted), for chats that exist
+    v_blocked jsonb;   -- chat id -> its members blocked by another member (block-marks.ts)
     v_new_i int[];     -- batch positions stored now, their ids
     v_new_id int8[];${
       onShards
@@ -217,10 +232,17 @@ export function chatStepFunction(onShards: boolean): string {
     }
   begin
     ${lockKeysSql('chat', 'p_chat_ids', onShards)};
+    -- Blocked members come from a partial index that holds only marked rows: nearly free.
     select coalesce(jsonb_object_agg(c.id, array(
         select m.user_id from chat_members m
-        where m.chat_id = c.id${onShard('m.chat_id')} order by m.user_id)), '{}')
-      into v_members
+        where m.chat_id = c.id${onShard('m.chat_id')} order by m.user_id)), '{}'),
+      coalesce(jsonb_object_agg(c.id, array(
+        select m.user_id from chat_members m
+        where m.chat_id = c.id${onShard('m.chat_id')} and m.blocked_by <> '{}'
+          and exists (select 1 from chat_members o
+                      where o.chat_id = c.id${onShard('o.chat_id')}
+                        and o.user_id = any(m.blocked_by)))), '{}')
+      into v_members, v_blocked
       from chats c where c.id = any(p_chat_ids);
 
     -- First valid copy of each (chat, sender, client) in the batch that is not stored yet,
@@ -230,6 +252,7 @@ export function chatStepFunction(onShards: boolean): string {
       from unnest(p_chat_ids, p_sender_ids, p_client_msg_ids) with ordinality
         as t(chat, sender, client, i)
       where (v_members -> t.chat) ? t.sender
+        and not ${SENDER_BLOCKED}
     ),
     firsts as (
       select distinct on (s.chat, s.sender, s.client) s.i, s.chat, s.sender, s.client
@@ -256,7 +279,8 @@ export function chatStepFunction(onShards: boolean): string {
     return query
       with sends as (
         select t.i::int as i, t.chat, t.sender, t.client,
-          (v_members -> t.chat) ? t.sender as valid
+          (v_members -> t.chat) ? t.sender as member,
+          ${SENDER_BLOCKED} as blocked
         from unnest(p_chat_ids, p_sender_ids, p_client_msg_ids) with ordinality
           as t(chat, sender, client, i)
       ),
@@ -266,19 +290,20 @@ export function chatStepFunction(onShards: boolean): string {
       select s.i,
         case
           when v_members -> s.chat is null then 'NOT_FOUND'
-          when not s.valid then 'NOT_MEMBER'
+          when not s.member then 'NOT_MEMBER'
+          when s.blocked then 'BLOCKED'
           when f.i is not null then 'new'
           else 'dup'
         end,
         coalesce(f.id, m.id),
         coalesce(p_created_ats[f.i], m.created_at),
-        case when s.valid then
+        case when s.member and not s.blocked then
           array(select jsonb_array_elements_text(v_members -> s.chat)) end
       from sends s
       left join fresh f on f.i = s.i
       left join lateral (
         select m.id, m.created_at from messages m
-        where f.i is null and s.valid
+        where f.i is null and s.member and not s.blocked
           and m.chat_id = s.chat${onShard('m.chat_id')}
           and m.sender_id = s.sender and m.client_msg_id = s.client
         limit 1

@@ -8,6 +8,8 @@ import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import type { ChatSummary } from '@chat/protocol';
+import { blocksAmong, markBlocks, refuseBlockedBy } from './block-marks';
+import type { Block } from './block-marks';
 import { lockChat, storeChange } from './chat-changes';
 import { toChatError } from './errors';
 import type { StoredChatChange } from './fanout-events';
@@ -74,6 +76,14 @@ export class PgGroupStore {
     opts: { readonly admin?: boolean },
     now: number,
   ): Promise<MembershipResult> {
+    const listedUsers = new Set(members);
+    const blocks = (await this.blocksAround(chatId, by, members)).filter(
+      (b) => listedUsers.has(b.blocker) || listedUsers.has(b.blocked),
+    );
+    refuseBlockedBy(
+      blocks.filter((b) => listedUsers.has(b.blocker)),
+      by,
+    );
     await this.changes.storeChange(now, async (tx) => {
       const current = await lockChat(tx, chatId, by);
       if (current.get(by) !== true) {
@@ -98,6 +108,7 @@ export class PgGroupStore {
           insert into chat_members (chat_id, user_id, joined_at, is_admin)
           select ${chatId}, unnest(${added}::text[]), ${now}, ${opts.admin === true}`.execute(tx);
       }
+      await markBlocks(tx, chatId, blocks);
       if (promoted.length > 0) {
         await tx
           .updateTable('chat_members')
@@ -173,11 +184,34 @@ export class PgGroupStore {
     return { chatId };
   }
 
-  /** Current members of a chat, or null when there is no such chat (for typing fan-out). */
+  /**
+   * The blocks among the chat's members, `by` and the users to add (issue 16): read before the
+   * chat step, the members from the chat's shard, the blocks from the users' shards. A member
+   * who joins in between is not in it (the race is documented in privacy-store.ts).
+   */
+  private async blocksAround(
+    chatId: string,
+    by: string,
+    adding: readonly string[],
+  ): Promise<Block[]> {
+    try {
+      const current = (await this.members(chatId)) ?? [];
+      const { users } = await this.routers.get();
+      return await blocksAmong(this.db, users, [by, ...current, ...adding]);
+    } catch (err) {
+      throw toChatError(err);
+    }
+  }
+
+  /**
+   * Current members of a chat, or null when there is no such chat (for typing fan-out). The
+   * members' lookup names the chat too: on Citus a correlated one alone reaches every shard.
+   */
   async members(chatId: string): Promise<string[] | null> {
     try {
       const { rows } = await sql<{ members: string[] }>`
-        select array(select m.user_id from chat_members m where m.chat_id = c.id) as members
+        select array(select m.user_id from chat_members m
+                     where m.chat_id = c.id and m.chat_id = ${chatId}) as members
         from chats c where c.id = ${chatId}`.execute(this.db);
       return rows[0]?.members ?? null;
     } catch (err) {

@@ -6,7 +6,6 @@ export { SINGLE_SHARD_SETTINGS } from './shard-router';
 export { detectEngine, userShardCount } from './citus';
 export type { StorageEngine } from './citus';
 export { createDatabase } from './pool';
-export { databaseTlsProblem } from './database-url';
 export type { DatabaseOptions, RawQuery, StoreLogger } from './pool';
 export {
   StoreEpochChangedError,
@@ -35,6 +34,8 @@ export type { BatchInfo } from './batch-queue';
 export { PgGroupStore } from './group-store';
 export type { ChangeStore, GroupStoreOptions, ListChatsOptions, ChatPage } from './group-store';
 export { PgPresenceStore } from './presence-store';
+export type { LastSeenFacts } from './presence-store';
+export { MAX_BLOCKS_PER_USER, PgPrivacyStore } from './privacy-store';
 export { PgReceiptStore } from './receipt-store';
 export type { DeliveredMark, ReadIntent, ReadBatchResult, ReceiptNotice } from './receipt-store';
 export { PgRetentionStore } from './retention-store';

@@ -135,6 +135,19 @@ export const distributeMigration: Migration = {
 };
 
 /**
+ * Creates the chat step again as chatStepFunction now writes it, on either engine, with its
+ * Citus settings (`create or replace` takes them back to the function's own): for migrations
+ * that change the step's body. Its arguments and result stay the same, so its routed twin
+ * keeps calling it.
+ */
+export async function recreateChatStep(db: Kysely<unknown>): Promise<void> {
+  const citus = (await detectEngine(db)) === 'citus';
+  await sql.raw(chatStepFunction(citus)).execute(db);
+  const step = ROUTED_STEPS.find((s) => s.name === 'chat_store_messages');
+  if (citus && step !== undefined) await tuneStepForCitus(db, step);
+}
+
+/**
  * Migration 0010_citus_local_steps: on Citus, the steps as chatStepFunction/userStepFunction
  * now write them: no statement inserts rows it selected in the same statement (Citus planned
  * those CTEs apart and sent their results to every node in a two-phase commit, 1-5 s per call

@@ -10,6 +10,7 @@ import { messageContentMigration, retentionMigration } from './retention-store';
 import type { Database } from './schema';
 import { durablePathMigration } from './migration-durable-path';
 import { citusLocalStepsMigration, distributeMigration } from './migration-distribute';
+import { blocksMigration } from './migration-blocks';
 import { sendBatchMigration } from './migration-send-batch';
 import { storeEpochMigration } from './store-epoch';
 
@@ -146,6 +147,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0008_distribute': distributeMigration,
   '0009_store_epoch': storeEpochMigration,
   '0010_citus_local_steps': citusLocalStepsMigration,
+  '0011_blocks': blocksMigration,
   '0012_attachment_fetches': attachmentFetchesMigration,
 });
 

@@ -19,6 +19,7 @@ import { ChatError } from '@chat/protocol';
 import type { AttachmentRef, InboxEvent } from '@chat/protocol';
 import type { BatchInfo } from './batch-queue';
 import { BatchQueue } from './batch-queue';
+import { blocksAmong, markBlocks, refuseBlockedBy } from './block-marks';
 import { storeNewChat } from './chat-changes';
 import { storeMessages } from './chat-step';
 import { deleteAcked, latestSeqs, writeCursors } from './cursors';
@@ -453,9 +454,18 @@ export class PgChatStore implements ChatStore {
         members: all.length,
       });
     }
-    const change = await this.storeChange(now, (tx) =>
-      storeNewChat(tx, creatorId, all, name, now, this.nodeId),
+    // Blocks among the members, read from their shards before the chat step (issue 16).
+    const blocks = await blocksAmong(this.db, (await this.routers.get()).users, all).catch(
+      (err: unknown) => {
+        throw toChatError(err);
+      },
     );
+    refuseBlockedBy(blocks, creatorId);
+    const change = await this.storeChange(now, async (tx) => {
+      const created = await storeNewChat(tx, creatorId, all, name, now, this.nodeId);
+      await markBlocks(tx, created.chatId, blocks);
+      return created;
+    });
     return { chatId: change!.chatId };
   }
 

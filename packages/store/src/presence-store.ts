@@ -5,9 +5,18 @@
  */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import type { LastSeenVisibility } from '@chat/protocol';
 import { toChatError } from './errors';
 import type { Database } from './schema';
 import { EngineRouters, onShard, perShard } from './shard-router';
+
+/** What decides whether one user sees another's last seen (see PgPresenceStore.lastSeenFor). */
+export interface LastSeenFacts {
+  readonly shared: boolean;
+  readonly lastSeen: number | null;
+  readonly visibility: LastSeenVisibility;
+  readonly blocksAsker: boolean;
+}
 
 /**
  * @example
@@ -54,29 +63,38 @@ export class PgPresenceStore {
   }
 
   /**
-   * The target's stored last-seen time as `asker` may see it: `shared` is false unless the two
-   * share a chat (a user always shares with themselves).
+   * The target's stored last-seen time and what decides whether `asker` may see it: `shared`
+   * is true when the two share a chat (a user always shares with themselves), `visibility` is
+   * the target's setting ('contacts' for a user never seen), `blocksAsker` whether the target
+   * blocked the asker (issue 16).
    */
-  async lastSeenFor(
-    asker: string,
-    target: string,
-  ): Promise<{ shared: boolean; lastSeen: number | null }> {
+  async lastSeenFor(asker: string, target: string): Promise<LastSeenFacts> {
     try {
-      // The asker's chats from the asker's shard, then the target's row and chats from the
-      // target's: "my chats" (user_chats) is kept per user, so no statement joins two users.
+      // The asker's chats from the asker's shard, then the target's row, chats and blocks from
+      // the target's: "my chats" (user_chats) is kept per user, so no statement joins two users.
       const { rows: mine } = await sql<{ chat_id: string }>`
         select chat_id from user_chats where user_id = ${asker}`.execute(this.db);
-      const { rows } = await sql<{ shared: boolean; last_seen: string | null }>`
+      const { rows } = await sql<{
+        shared: boolean;
+        last_seen: string | null;
+        visibility: LastSeenVisibility | null;
+        blocks_asker: boolean;
+      }>`
         select
           (${asker} = ${target} or exists(
             select 1 from user_chats
             where user_id = ${target} and chat_id = any(${mine.map((m) => m.chat_id)}::text[])))
             as shared,
-          (select last_seen from users where id = ${target}) as last_seen`.execute(this.db);
+          (select last_seen from users where id = ${target}) as last_seen,
+          (select last_seen_visibility from users where id = ${target}) as visibility,
+          exists(select 1 from user_blocks where user_id = ${target} and blocked_id = ${asker})
+            as blocks_asker`.execute(this.db);
       const row = rows[0];
       return {
         shared: row?.shared === true,
         lastSeen: row?.last_seen === null || row === undefined ? null : Number(row.last_seen),
+        visibility: row?.visibility ?? 'contacts',
+        blocksAsker: row?.blocks_asker === true,
       };
     } catch (err) {
       throw toChatError(err);

@@ -5,6 +5,7 @@
  * message ids as the strings they are on the wire.
  */
 import type { ColumnType } from 'kysely';
+import type { LastSeenVisibility } from '@chat/protocol';
 
 /** An int8 column: read as a decimal string, written as a number or a string. */
 export type Int8 = ColumnType<string, number | string, number | string>;
@@ -21,6 +22,19 @@ export interface UsersTable {
    */
   next_seq: Int8Default;
   last_seen: ColumnType<string | null, number | null | undefined, number | null>;
+  /** Who may see last_seen and whether the user is online (issue 16; 'contacts' by default). */
+  last_seen_visibility: ColumnType<
+    LastSeenVisibility,
+    LastSeenVisibility | undefined,
+    LastSeenVisibility
+  >;
+}
+
+/** The users `user_id` blocked, keyed by the blocker (issue 16). */
+export interface UserBlocksTable {
+  user_id: string;
+  blocked_id: string;
+  created_at: Int8;
 }
 
 export interface DevicesTable {
@@ -57,6 +71,12 @@ export interface ChatMembersTable {
   read_upto: Int8Default;
   /** Highest message id that reached a device of this member (0: none); read implies it. */
   delivered_upto: Int8Default;
+  /**
+   * Members of the chat who blocked this member, as marked by block-marks.ts (issue 16): in a
+   * chat of two, the member cannot send while the other is listed here. May name former
+   * members; only current ones count.
+   */
+  blocked_by: ColumnType<string[], string[] | undefined, string[]>;
 }
 
 /** "My chats": the chats of a user, keyed by user (written by the user step of chat events). */
@@ -150,6 +170,7 @@ export interface Database {
   messages: MessagesTable;
   inbox: InboxTable;
   user_chats: UserChatsTable;
+  user_blocks: UserBlocksTable;
   receipt_marks: ReceiptMarksTable;
   fanout_marks: FanoutMarksTable;
 }

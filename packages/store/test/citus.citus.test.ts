@@ -40,6 +40,7 @@ test('tables are distributed by user and by chat, co-located, small ones replica
     ['user_chats', 'user_id'],
     ['receipt_marks', 'user_id'],
     ['attachment_fetches', 'user_id'],
+    ['user_blocks', 'user_id'],
   ]) {
     expect({ table, ...byTable.get(table!) }).toMatchObject({
       table,

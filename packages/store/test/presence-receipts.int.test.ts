@@ -79,10 +79,11 @@ describe('last seen', () => {
     const presence = new PgPresenceStore(fx.db);
     await store.createChat('ls-b', ['ls-c'], null, 1);
     await presence.touch(['ls-c'], 42);
-    expect(await presence.lastSeenFor('ls-b', 'ls-c')).toEqual({ shared: true, lastSeen: 42 });
+    const facts = { lastSeen: 42, visibility: 'contacts', blocksAsker: false };
+    expect(await presence.lastSeenFor('ls-b', 'ls-c')).toEqual({ shared: true, ...facts });
     expect(await presence.lastSeenFor('ls-stranger', 'ls-c')).toEqual({
       shared: false,
-      lastSeen: 42,
+      ...facts,
     });
   });
 });

@@ -85,6 +85,8 @@ describe('migrations', () => {
         '0008_distribute',
         '0009_store_epoch',
         '0010_citus_local_steps',
+        '0011_blocks',
+        '0012_attachment_fetches',
       ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));
