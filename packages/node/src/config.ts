@@ -4,6 +4,7 @@
  */
 import type { Limits } from '@chat/protocol';
 import { defaultLimits, isValidId } from '@chat/protocol';
+import { databaseTlsProblem } from '@chat/store';
 import type { Env } from './env';
 import { parseTrustedProxies } from './client-address';
 import { ConfigError, EnvReader, checkProductionCredential, checkProductionSecret } from './env';
@@ -303,6 +304,8 @@ function databaseUrlFrom(r: EnvReader, production: boolean): string {
     const password = passwordOf(raw);
     if (password !== '') checkProductionCredential('the password in DATABASE_URL', password);
   }
+  const tlsProblem = databaseTlsProblem(raw, production);
+  if (tlsProblem !== undefined) throw new ConfigError(`DATABASE_URL: ${tlsProblem}`);
   return raw;
 }
 

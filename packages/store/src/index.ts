@@ -6,6 +6,7 @@ export { SINGLE_SHARD_SETTINGS } from './shard-router';
 export { detectEngine, userShardCount } from './citus';
 export type { StorageEngine } from './citus';
 export { createDatabase } from './pool';
+export { databaseTlsProblem } from './database-url';
 export type { DatabaseOptions, RawQuery, StoreLogger } from './pool';
 export {
   StoreEpochChangedError,

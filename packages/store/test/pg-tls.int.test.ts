@@ -1,0 +1,92 @@
+/**
+ * Postgres over TLS: a private server with ssl=on and a certificate from the local CA (for
+ * 127.0.0.1). DATABASE_URL with `sslmode=verify-full&sslrootcert=<ca>` connects encrypted;
+ * a server whose certificate another CA signed, or that is issued for another name, is refused.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmod, chown } from 'node:fs/promises';
+import { sql } from 'kysely';
+import { createLocalCa, createLocalTls, writePemPair } from '../../testkit/src/index';
+import type { LocalTls } from '../../testkit/src/index';
+import { startPostgres } from '../../testkit/src/postgres';
+import type { PostgresHandle } from '../../testkit/src/postgres';
+import { createDatabase } from '../src/index';
+
+let tls: LocalTls;
+let pg: PostgresHandle;
+let wrongCaFile: string;
+let otherNameCaFile: string;
+let otherNamePg: PostgresHandle;
+
+/** Key files Postgres accepts: owned by the user it runs as (`postgres` when we are root), 0600. */
+async function serverFiles(dir: string, name: string, pair: { cert: string; key: string }) {
+  const files = await writePemPair(dir, name, pair);
+  if (process.getuid?.() === 0) {
+    await chmod(dir, 0o755); // the postgres OS user reads the certificate; keys stay 0600
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    await chown(files.key, uid, gid);
+  }
+  return files;
+}
+
+function sslSettings(files: { cert: string; key: string }): Record<string, string> {
+  return { ssl: 'on', ssl_cert_file: files.cert, ssl_key_file: files.key };
+}
+
+beforeAll(async () => {
+  tls = await createLocalTls();
+  const server = await serverFiles(
+    tls.dir,
+    'postgres',
+    await tls.ca.issue('postgres', ['127.0.0.1']),
+  );
+  const elsewhere = await serverFiles(
+    tls.dir,
+    'postgres-elsewhere',
+    await tls.ca.issue('db.example', ['db.example']),
+  );
+  wrongCaFile = (await writePemPair(tls.dir, 'wrong-ca', await createLocalCa('wrong CA'))).cert;
+  otherNameCaFile = tls.caFile;
+  [pg, otherNamePg] = await Promise.all([
+    startPostgres({ settings: sslSettings(server) }),
+    startPostgres({ settings: sslSettings(elsewhere) }),
+  ]);
+}, 180_000);
+afterAll(async () => {
+  await Promise.allSettled([pg?.close(), otherNamePg?.close()]);
+  await tls?.close();
+});
+
+function withTls(url: string, params: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}${params}`;
+}
+
+/** Whether the session that runs the query is encrypted, as the server sees it. */
+async function sessionSsl(url: string): Promise<boolean> {
+  const db = createDatabase(url, { maxConnections: 1, connectionTimeoutMillis: 5_000 });
+  try {
+    const { rows } = await sql<{ ssl: boolean }>`
+      select ssl from pg_stat_ssl where pid = pg_backend_pid()`.execute(db);
+    return rows[0]!.ssl;
+  } finally {
+    await db.destroy();
+  }
+}
+
+it('connects encrypted with sslmode=verify-full and the CA as sslrootcert', async () => {
+  const url = withTls(pg.url, `sslmode=verify-full&sslrootcert=${tls.caFile}`);
+  expect(await sessionSsl(url)).toBe(true);
+  // Without it node-postgres does not ask for TLS at all.
+  expect(await sessionSsl(pg.url)).toBe(false);
+});
+
+it('refuses a server whose certificate another CA signed', async () => {
+  const url = withTls(pg.url, `sslmode=verify-full&sslrootcert=${wrongCaFile}`);
+  await expect(sessionSsl(url)).rejects.toThrow(/certificate|verify/i);
+});
+
+it('refuses a server whose certificate names another host', async () => {
+  const url = withTls(otherNamePg.url, `sslmode=verify-full&sslrootcert=${otherNameCaFile}`);
+  await expect(sessionSsl(url)).rejects.toThrow(/altnames|IP: 127\.0\.0\.1/i);
+});
