@@ -3,6 +3,7 @@
  * `scripts/ensure-chromium.sh`, which the test command runs) driven by playwright-core. No
  * browser is downloaded. Set CHROMIUM_PATH to use another Chromium binary.
  */
+import { X509Certificate, createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,15 +24,32 @@ export function chromiumPath(): string {
   return path;
 }
 
+export interface BrowserOptions {
+  /**
+   * Server certificates (PEM) the browser accepts although no CA it knows signed them: the TLS
+   * edge's, in secure tests. Pinned by public key, so any other unknown certificate still fails
+   * (unlike ignoring certificate errors altogether).
+   */
+  readonly trustCertificates?: readonly string[];
+}
+
+/** Chromium's pin of a certificate: base64 SHA-256 of its SubjectPublicKeyInfo. */
+function spkiPin(pem: string): string {
+  const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('base64');
+}
+
 /**
  * Starts headless Chromium; close it in the test's teardown. Without a display: `headless` needs
  * none, and the sandbox is off because CI runs as root.
  */
-export function launchBrowser(): Promise<Browser> {
+export function launchBrowser(options: BrowserOptions = {}): Promise<Browser> {
+  const pins = (options.trustCertificates ?? []).map(spkiPin);
   return chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
     chromiumSandbox: false,
+    args: pins.length > 0 ? [`--ignore-certificate-errors-spki-list=${pins.join(',')}`] : [],
     // A shared, busy machine: give a slow start time before failing.
     timeout: 60_000,
   });

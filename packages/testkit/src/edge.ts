@@ -32,6 +32,8 @@ export interface EdgeHandle {
   /** `https://127.0.0.1:<port>`: the value of CHAT_EDGE_URL. */
   readonly url: string;
   readonly port: number;
+  /** The edge's certificate (PEM file), issued by the local CA for 127.0.0.1 and localhost. */
+  readonly certFile: string;
   /** nginx's error log (startup, reloads, refused upstreams). */
   readonly logFile: string;
   /** Node ids the configuration nginx runs routes. */
@@ -121,6 +123,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     return {
       url: `https://127.0.0.1:${port}`,
       port,
+      certFile: cert.cert,
       logFile,
       routedNodes: () => sync.routedNodes,
       close,
