@@ -482,7 +482,7 @@ export class ChatClient {
     if (this.session?.welcomed === true) {
       for (const frame of this.outbox.due(clock.now())) {
         const id = this.nextId++;
-        this.outbox.markSent(frame.clientMsgId, id);
+        this.outbox.markSent(frame, id);
         this.sendFrame({ ...frame, id });
         this.sendTimers.set(
           id,

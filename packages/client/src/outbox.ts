@@ -1,7 +1,9 @@
 /**
  * Sends waiting for their `ok`. Delivery to the node is at-least-once: every (re)send of an
  * entry carries the same clientMsgId, and the node answers a repeat with the first messageId.
- * Pure bookkeeping: times are passed in, the caller owns sockets and timers.
+ * Entries are keyed by (chat, clientMsgId), as the node dedupes: the same clientMsgId in
+ * another chat is another message. Pure bookkeeping: times are passed in, the caller owns
+ * sockets and timers.
  */
 import { ChatError } from '@chat/protocol';
 import type { ErrorCode, SendRequest } from '@chat/protocol';
@@ -17,6 +19,15 @@ export interface SendResult {
 
 /** A send request without its per-attempt request id. */
 export type OutgoingSend = Omit<SendRequest, 'id'>;
+
+/** The node's idempotency key of a send, less the sender (one outbox is one sender's). */
+function sendKey(chatId: string, clientMsgId: string): string {
+  return `${chatId}\u0000${clientMsgId}`;
+}
+
+function keyOf(frame: OutgoingSend): string {
+  return sendKey(frame.chatId, frame.clientMsgId);
+}
 
 /** What to do with a send after an `err` reply. */
 export type SendErrorAction = 'retry' | 'reject';
@@ -54,7 +65,7 @@ interface Entry {
 /**
  * @example
  * outbox.add({ t: 'send', chatId, clientMsgId, body }, now + 60_000, now, { resolve, reject });
- * for (const frame of outbox.due(now)) outbox.markSent(frame.clientMsgId, sendWithNewId(frame));
+ * for (const frame of outbox.due(now)) outbox.markSent(frame, sendWithNewId(frame));
  */
 export class Outbox {
   private readonly entries = new Map<string, Entry>();
@@ -69,21 +80,22 @@ export class Outbox {
     return this.entries.size;
   }
 
-  /** Whether a send with this clientMsgId is waiting for its `ok`. */
-  has(clientMsgId: string): boolean {
-    return this.entries.has(clientMsgId);
+  /** Whether a send with this clientMsgId to this chat is waiting for its `ok`. */
+  has(chatId: string, clientMsgId: string): boolean {
+    return this.entries.has(sendKey(chatId, clientMsgId));
   }
 
   /**
-   * Queues a send. A second call with a clientMsgId already queued waits for the same `ok`.
+   * Queues a send. A second call with a clientMsgId already queued for the same chat waits for
+   * the same `ok`; in another chat it is a send of its own.
    */
   add(frame: OutgoingSend, deadline: number, now: number, waiter: Waiter): void {
-    const existing = this.entries.get(frame.clientMsgId);
+    const existing = this.entries.get(keyOf(frame));
     if (existing !== undefined) {
       existing.waiters.push(waiter);
       return;
     }
-    this.entries.set(frame.clientMsgId, {
+    this.entries.set(keyOf(frame), {
       frame,
       deadline,
       waiters: [waiter],
@@ -102,12 +114,13 @@ export class Outbox {
     return out;
   }
 
-  markSent(clientMsgId: string, requestId: number): void {
-    const entry = this.entries.get(clientMsgId);
+  markSent(frame: OutgoingSend, requestId: number): void {
+    const key = keyOf(frame);
+    const entry = this.entries.get(key);
     if (entry === undefined) return;
     if (entry.inFlight !== undefined) this.byRequest.delete(entry.inFlight);
     entry.inFlight = requestId;
-    this.byRequest.set(requestId, clientMsgId);
+    this.byRequest.set(requestId, key);
   }
 
   /** Whether a request id belongs to a send attempt of this outbox. */
@@ -115,11 +128,11 @@ export class Outbox {
     return this.byRequest.has(requestId);
   }
 
-  /** The `ok` of an attempt: resolves everyone waiting on that clientMsgId. */
+  /** The `ok` of an attempt: resolves everyone waiting on that send. */
   succeeded(requestId: number, result: SendResult): boolean {
     const entry = this.takeByRequest(requestId);
     if (entry === undefined) return false;
-    this.entries.delete(entry.frame.clientMsgId);
+    this.entries.delete(keyOf(entry.frame));
     const settled: SendResult =
       result.dup === undefined
         ? { messageId: result.messageId, ts: result.ts }
@@ -201,16 +214,16 @@ export class Outbox {
   }
 
   private takeByRequest(requestId: number): Entry | undefined {
-    const clientMsgId = this.byRequest.get(requestId);
-    if (clientMsgId === undefined) return undefined;
+    const key = this.byRequest.get(requestId);
+    if (key === undefined) return undefined;
     this.byRequest.delete(requestId);
-    const entry = this.entries.get(clientMsgId);
+    const entry = this.entries.get(key);
     if (entry !== undefined) entry.inFlight = undefined;
     return entry;
   }
 
   private settleWithError(entry: Entry, err: Error): void {
-    this.entries.delete(entry.frame.clientMsgId);
+    this.entries.delete(keyOf(entry.frame));
     if (entry.inFlight !== undefined) this.byRequest.delete(entry.inFlight);
     for (const w of entry.waiters) w.reject(err);
   }

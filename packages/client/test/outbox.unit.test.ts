@@ -1,5 +1,5 @@
 import { ChatError } from '@chat/protocol';
-import type { SendResult } from '../src/outbox';
+import type { OutgoingSend, SendResult } from '../src/outbox';
 import { Outbox, sendErrorAction } from '../src/outbox';
 
 interface Settled {
@@ -16,6 +16,11 @@ function waiter(into: Settled) {
 
 const settings = { baseMs: 100, maxMs: 1000 };
 
+/** A send's identity as the outbox keys it (the body does not count). */
+function inChat(chatId: string, clientMsgId: string): OutgoingSend {
+  return { t: 'send', chatId, clientMsgId };
+}
+
 describe('Outbox', () => {
   it('resends after a lost connection with the same clientMsgId', () => {
     const box = new Outbox(settings, () => 0.5);
@@ -23,13 +28,13 @@ describe('Outbox', () => {
     box.add({ t: 'send', chatId: 'c', clientMsgId: 'k1', body: 'hi' }, 60_000, 0, waiter(s));
     const [first] = box.due(0);
     expect(first?.clientMsgId).toBe('k1');
-    box.markSent('k1', 1);
+    box.markSent(inChat('c', 'k1'), 1);
     expect(box.due(0)).toEqual([]); // in flight
     box.connectionLost();
     expect(box.owns(1)).toBe(false);
     const [again] = box.due(0);
     expect(again).toEqual({ t: 'send', chatId: 'c', clientMsgId: 'k1', body: 'hi' });
-    box.markSent('k1', 7);
+    box.markSent(inChat('c', 'k1'), 7);
     expect(box.succeeded(1, { messageId: 'x', ts: 1 })).toBe(false); // stale attempt
     expect(box.succeeded(7, { messageId: 'm1', ts: 5, dup: true })).toBe(true);
     expect(s.result).toEqual({ messageId: 'm1', ts: 5, dup: true });
@@ -48,12 +53,12 @@ describe('Outbox', () => {
     const box = new Outbox(settings, () => 0.5);
     const s: Settled = {};
     box.add({ t: 'send', chatId: 'c', clientMsgId: 'k', body: 'x' }, 1000, 0, waiter(s));
-    box.markSent('k', 1);
+    box.markSent(inChat('c', 'k'), 1);
     expect(box.failed(1, new ChatError('UNAVAILABLE', 'db down'), 10)).toBe('retry');
     expect(box.due(10)).toEqual([]);
     expect(box.nextWakeup()).toBe(60); // 10 + 0.5 * 100
     expect(box.due(60).map((f) => f.clientMsgId)).toEqual(['k']);
-    box.markSent('k', 2);
+    box.markSent(inChat('c', 'k'), 2);
     expect(box.timedOut(2, 100)).toBe('retry');
     expect(box.nextWakeup()).toBe(200); // 100 + 0.5 * 200
     expect(s.error).toBeUndefined();
@@ -68,7 +73,7 @@ describe('Outbox', () => {
       const box = new Outbox(settings, () => 0.5);
       const s: Settled = {};
       box.add({ t: 'send', chatId: 'c', clientMsgId: 'k', body: 'x' }, 1000, 0, waiter(s));
-      box.markSent('k', 1);
+      box.markSent(inChat('c', 'k'), 1);
       expect(box.failed(1, new ChatError(code, 'no'), 5)).toBe('reject');
       expect((s.error as ChatError).code).toBe(code);
       expect(box.size).toBe(0);
@@ -81,7 +86,7 @@ describe('Outbox', () => {
     const box = new Outbox(settings, () => 0.5);
     const s: Settled = {};
     box.add({ t: 'send', chatId: 'c', clientMsgId: 'k', body: 'x' }, 100, 0, waiter(s));
-    box.markSent('k', 1);
+    box.markSent(inChat('c', 'k'), 1);
     expect(box.failed(1, new ChatError('UNAVAILABLE', 'down'), 150)).toBe('reject');
     expect((s.error as ChatError).message).toBe('down');
   });
@@ -93,17 +98,35 @@ describe('Outbox', () => {
     box.add({ t: 'send', chatId: 'c', clientMsgId: 'k', body: 'x' }, 1000, 0, waiter(a));
     box.add({ t: 'send', chatId: 'c', clientMsgId: 'k', body: 'x' }, 1000, 0, waiter(b));
     expect(box.due(0)).toHaveLength(1);
-    box.markSent('k', 3);
+    box.markSent(inChat('c', 'k'), 3);
     box.succeeded(3, { messageId: 'm', ts: 1 });
     expect(a.result).toEqual({ messageId: 'm', ts: 1 });
     expect(b.result).toEqual({ messageId: 'm', ts: 1 });
+  });
+
+  it('keeps the same clientMsgId in two chats as two sends, each with its own reply', () => {
+    const box = new Outbox(settings, () => 0.5);
+    const toBob: Settled = {};
+    const toCarol: Settled = {};
+    box.add({ t: 'send', chatId: 'bob', clientMsgId: 'k', body: 'x' }, 1000, 0, waiter(toBob));
+    box.add({ t: 'send', chatId: 'carol', clientMsgId: 'k', body: 'y' }, 1000, 0, waiter(toCarol));
+    expect(box.due(0).map((f) => f.chatId)).toEqual(['bob', 'carol']);
+    expect(box.has('bob', 'k') && box.has('carol', 'k')).toBe(true);
+    box.markSent(inChat('bob', 'k'), 1);
+    box.markSent(inChat('carol', 'k'), 2);
+    box.succeeded(2, { messageId: 'm2', ts: 2 });
+    expect(toCarol.result).toEqual({ messageId: 'm2', ts: 2 });
+    expect(toBob.result).toBeUndefined();
+    box.succeeded(1, { messageId: 'm1', ts: 1 });
+    expect(toBob.result).toEqual({ messageId: 'm1', ts: 1 });
+    expect(box.size).toBe(0);
   });
 
   it('rejects everything on rejectAll', () => {
     const box = new Outbox(settings, () => 0.5);
     const s: Settled = {};
     box.add({ t: 'send', chatId: 'c', clientMsgId: 'k', body: 'x' }, 1000, 0, waiter(s));
-    box.markSent('k', 1);
+    box.markSent(inChat('c', 'k'), 1);
     box.rejectAll(new Error('closed'));
     expect(s.error?.message).toBe('closed');
     expect(box.owns(1)).toBe(false);
