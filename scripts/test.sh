@@ -14,6 +14,8 @@ step "Citus (the storage tier's tests)"
 bash scripts/ensure-citus.sh
 step "Chromium (browser tests)"
 bash scripts/ensure-chromium.sh
+step "nginx (the TLS edge's tests)"
+bash scripts/ensure-nginx.sh
 step "ESLint"
 npx eslint .
 step "Prettier"
