@@ -71,44 +71,40 @@ it('loads the CA, certificate and key, and keeps them out of the loggable config
   expect(JSON.stringify(loggableClusterConfig(config))).not.toContain('PRIVATE KEY');
 });
 
-it.each([
+it.each<[string, () => Record<string, string>, RegExp]>([
   [
     'only some of the three',
-    { CHAT_RPC_TLS_CA: 'ca' },
+    () => ({ ...prod, CHAT_RPC_TLS_CA: files.ca }),
     /CHAT_RPC_TLS_CA set but not CHAT_RPC_TLS_CERT, CHAT_RPC_TLS_KEY/,
   ],
   [
     'a missing file',
-    { CHAT_RPC_TLS_CERT: '/nonexistent/node.crt' },
+    () => ({ ...prod, ...tlsEnv(), CHAT_RPC_TLS_CERT: '/nonexistent/node.crt' }),
     /^CHAT_RPC_TLS_CERT: cannot read \/nonexistent\/node.crt/,
   ],
   [
     'a key where the certificate belongs',
-    { CHAT_RPC_TLS_CERT: 'KEY' },
+    () => ({ ...prod, ...tlsEnv(), CHAT_RPC_TLS_CERT: files.key }),
     /^CHAT_RPC_TLS_CERT: .* is not a PEM certificate/,
   ],
-  ['a key that does not match the certificate', { CHAT_RPC_TLS_KEY: 'STRANGER_KEY' }, /unusable/],
+  [
+    'a key that does not match the certificate',
+    () => ({ ...prod, ...tlsEnv(), CHAT_RPC_TLS_KEY: files.strangerKey }),
+    /unusable/,
+  ],
   [
     'a certificate from another CA',
-    { CHAT_RPC_TLS_CERT: 'STRANGER_CERT', CHAT_RPC_TLS_KEY: 'STRANGER_KEY' },
+    () => ({
+      ...prod,
+      ...tlsEnv(),
+      CHAT_RPC_TLS_CERT: files.strangerCert,
+      CHAT_RPC_TLS_KEY: files.strangerKey,
+    }),
     /CHAT_RPC_TLS_CERT \(CN=x\) is not issued by CHAT_RPC_TLS_CA \(CN=cluster CA\)/,
   ],
-])('refuses %s with an error naming the variable', (_name, override, why) => {
-  const resolve = (v: string): string =>
-    v === 'KEY'
-      ? files.key
-      : v === 'STRANGER_KEY'
-        ? files.strangerKey
-        : v === 'STRANGER_CERT'
-          ? files.strangerCert
-          : v;
-  const overridden = Object.fromEntries(Object.entries(override).map(([k, v]) => [k, resolve(v)]));
-  const env =
-    override.CHAT_RPC_TLS_CA === 'ca'
-      ? { ...prod, ...overridden }
-      : { ...prod, ...tlsEnv(), ...overridden };
-  expect(() => load(env)).toThrow(ConfigError);
-  expect(() => load(env)).toThrow(why);
+])('refuses %s with an error naming the variable', (_name, env, why) => {
+  expect(() => load(env())).toThrow(ConfigError);
+  expect(() => load(env())).toThrow(why);
 });
 
 it('refuses a file that is not PEM at all', async () => {

@@ -19,6 +19,7 @@ import { TEST_SECRET, startNodeProcess } from './node-process';
 import type { ServiceProcess } from './service-process';
 import { startServiceProcess } from './service-process';
 import type { LocalTls } from './local-tls';
+import { issueRpcTls } from './rpc-tls';
 import type { S3Handle } from './s3';
 import { startS3 } from './s3';
 import { freePort } from './free-port';
@@ -187,9 +188,13 @@ export class TestCluster {
     nodeId: string,
     env: Readonly<Record<string, string>> = {},
   ): Promise<NodeProcess> {
+    // A secure cluster's RPC links run over mutual TLS with certificates from its local CA.
+    const rpcTls =
+      this.options.tls === undefined ? undefined : await issueRpcTls(this.options.tls, nodeId);
     const node = await startNodeProcess({
       databaseUrl: this.db.url,
       nodeId,
+      ...(rpcTls === undefined ? {} : { rpcTls }),
       env: {
         CHAT_ETCD_ENDPOINTS: this.etcd.endpoint,
         CHAT_ETCD_PREFIX: this.prefix,

@@ -1,7 +1,7 @@
 export { waitFor } from './wait';
 export { prng } from './prng';
 export { startNodeProcess, REPO_ROOT, TEST_SECRET } from './node-process';
-export type { NodeProcess, NodeProcessOptions } from './node-process';
+export type { NodeProcess, NodeProcessOptions, RpcTlsFiles } from './node-process';
 export { RawClient, SDK_FEATURES, UpgradeRefused, testToken } from './raw-client';
 export type { RawClientOptions, CloseInfo } from './raw-client';
 export { startSingleNode, countRows } from './single-node';
@@ -37,6 +37,7 @@ export { createLocalCa, writePemPair } from './local-pki';
 export type { LocalCa, PemPair, PemFiles } from './local-pki';
 export { createLocalTls, LOOPBACK_NAMES } from './local-tls';
 export type { LocalTls } from './local-tls';
+export { issueRpcTls } from './rpc-tls';
 export { nginxPath, startEdge } from './edge';
 export type { EdgeHandle, EdgeOptions } from './edge';
 export { trustingTransport } from './trusting-transport';

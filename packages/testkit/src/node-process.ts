@@ -5,6 +5,13 @@ import { startServiceProcess } from './service-process';
 export { REPO_ROOT } from './service-process';
 export const TEST_SECRET = 'test-secret';
 
+/** PEM files of a node's RPC mutual TLS (CHAT_RPC_TLS_CA / _CERT / _KEY). */
+export interface RpcTlsFiles {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
 export interface NodeProcessOptions {
   readonly databaseUrl: string;
   readonly nodeId?: string;
@@ -12,6 +19,8 @@ export interface NodeProcessOptions {
   readonly port?: number;
   /** Extra CHAT_* variables (heartbeats, limits, cluster settings, ...). */
   readonly env?: Readonly<Record<string, string>>;
+  /** RPC between nodes over mutual TLS with these files; absent: plain TCP. */
+  readonly rpcTls?: RpcTlsFiles;
   readonly startTimeoutMs?: number;
 }
 
@@ -55,6 +64,13 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
       CHAT_AUTH_SECRET: TEST_SECRET,
       CHAT_LOG_LEVEL: 'info',
       ...TEST_CADENCE,
+      ...(options.rpcTls === undefined
+        ? {}
+        : {
+            CHAT_RPC_TLS_CA: options.rpcTls.ca,
+            CHAT_RPC_TLS_CERT: options.rpcTls.cert,
+            CHAT_RPC_TLS_KEY: options.rpcTls.key,
+          }),
       ...options.env,
     },
     ...(options.startTimeoutMs === undefined ? {} : { startTimeoutMs: options.startTimeoutMs }),

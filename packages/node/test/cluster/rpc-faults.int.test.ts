@@ -12,7 +12,7 @@
  *     dedupe), per-user seqs stay contiguous, and after healing a new message is pushed over RPC
  *     again within a few seconds (seen by a raw device that never syncs).
  */
-import { createHmac } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { ChatClient } from '@chat/client';
@@ -21,10 +21,13 @@ import { jsonCodec } from '@chat/protocol';
 import {
   FrameDecoder,
   PeerClient,
+  NONCE_BYTES,
   createPackr,
   defineMethod,
   encodeFrame,
+  handshakeProof,
   parseAddress,
+  verifyHandshakeProof,
 } from '@chat/rpc';
 import type { RpcLogger } from '@chat/rpc';
 import type { FaultProxy, NodeProcess } from '@chat/testkit';
@@ -137,16 +140,16 @@ class RawRpc {
     return rpc;
   }
 
-  /** Opens a connection and authenticates with `secret`; resolves after `hello`. */
-  static async hello(address: string): Promise<{ rpc: RawRpc; nonce: Uint8Array }> {
+  /** Opens a connection; resolves after the node's `hello`. */
+  static async hello(address: string): Promise<{ rpc: RawRpc; hello: Record<string, unknown> }> {
     const rpc = await RawRpc.open(address);
     const hello = await rpc.next((m) => m.t === 'hello');
-    return { rpc, nonce: hello.nonce as Uint8Array };
+    return { rpc, hello };
   }
 
   static async authenticated(address: string): Promise<RawRpc> {
-    const { rpc, nonce } = await RawRpc.hello(address);
-    rpc.send({ t: 'auth', nodeId: 'test-peer', proof: proof(TEST_CLUSTER_SECRET, nonce) });
+    const { rpc, hello } = await RawRpc.hello(address);
+    rpc.send(auth(TEST_CLUSTER_SECRET, hello));
     await rpc.next((m) => m.t === 'ready');
     return rpc;
   }
@@ -177,8 +180,24 @@ class RawRpc {
   }
 }
 
-function proof(secret: string, nonce: Uint8Array): Buffer {
-  return createHmac('sha256', secret).update(nonce).digest();
+const PEER_ID = 'test-peer';
+
+/** The transcript of a plain-TCP connection of PEER_ID to the node that sent `hello`. */
+function transcriptOf(hello: Record<string, unknown>, dialerNonce: Uint8Array) {
+  return {
+    dialerId: PEER_ID,
+    listenerId: hello.nodeId as string,
+    dialerNonce,
+    listenerNonce: hello.nonce as Uint8Array,
+    channelBinding: new Uint8Array(0),
+  };
+}
+
+/** PEER_ID's `auth` answer to `hello`, with a proof made with `secret`. */
+function auth(secret: string, hello: Record<string, unknown>): Record<string, unknown> {
+  const nonce = randomBytes(NONCE_BYTES);
+  const proof = handshakeProof(secret, 'dialer', transcriptOf(hello, nonce));
+  return { t: 'auth', nodeId: PEER_ID, nonce, proof };
 }
 
 const quietLogger: RpcLogger = {
@@ -225,19 +244,27 @@ async function expectCrossNodePush(from: string, to: string): Promise<void> {
 
 describe('RPC authentication', () => {
   it('answers a peer that knows the cluster secret (control)', async () => {
-    const rpc = await RawRpc.authenticated(rpcAddressOf('node-1'));
-    expect(rpc.msgs.find((m) => m.t === 'ready')).toEqual({ t: 'ready', nodeId: 'node-1' });
+    const { rpc, hello } = await RawRpc.hello(rpcAddressOf('node-1'));
+    const mine = auth(TEST_CLUSTER_SECRET, hello);
+    rpc.send(mine);
+    const ready = await rpc.next((m) => m.t === 'ready');
+    expect(ready).toMatchObject({ t: 'ready', nodeId: 'node-1' });
+    // Mutual: the node proves the secret too, over this connection's nonces.
+    const transcript = transcriptOf(hello, mine.nonce as Uint8Array);
+    expect(
+      verifyHandshakeProof(TEST_CLUSTER_SECRET, 'listener', transcript, ready.proof as Uint8Array),
+    ).toBe(true);
     rpc.send({ t: 'req', id: 1, m: 'deliver', p: { deliveries: [] } });
     expect(await rpc.next((m) => m.id === 1)).toEqual({ t: 'res', id: 1, r: { pushed: 0 } });
     rpc.socket.destroy();
   });
 
   it('closes the connection of a peer with a wrong secret, and runs none of its calls', async () => {
-    const { rpc, nonce } = await RawRpc.hello(rpcAddressOf('node-1'));
+    const { rpc, hello } = await RawRpc.hello(rpcAddressOf('node-1'));
     // The auth and a call in one write, so the call is already there when the auth is checked.
     rpc.write(
       Buffer.concat([
-        rpc.frame({ t: 'auth', nodeId: 'intruder', proof: proof('not-the-secret', nonce) }),
+        rpc.frame(auth('not-the-secret', hello)),
         rpc.frame({ t: 'req', id: 1, m: 'deliver', p: { deliveries: [] } }),
       ]),
     );
