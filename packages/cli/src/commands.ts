@@ -51,7 +51,8 @@ const commandList: CommandSpec[] = [
     usage: 'chatctl status [--json]',
     summary: 'nodes, liveness, membership, users, ring epoch, transition and drain progress',
     details:
-      'USERS and CONNS come from each live node\'s GET /v1/stats; "?" means it did not answer.\n' +
+      "USERS and CONNS come from each live node's GET /v1/stats (its internal listener, at the\n" +
+      'internalUrl of its etcd record); "?" means it did not answer.\n' +
       'MEMBER is "joining" or "removed" for nodes the open transition adds or removes.\n' +
       'DRAIN is moved/total of the node\'s last published drain ("@E" when it is for epoch E).',
     flags: { json },

@@ -11,7 +11,44 @@ export interface RegistryConfig {
   readonly web: boolean;
   /** The TLS edge's public https origin (CHAT_EDGE_URL); routes then go through it. */
   readonly edgeOrigin: string | undefined;
+  /** The internal listener (`/metrics`): CHAT_REGISTRY_INTERNAL_HOST, default loopback. */
+  readonly internalHost: string;
+  /** CHAT_REGISTRY_INTERNAL_PORT; 0 picks a free one. */
+  readonly internalPort: number;
+  /** Guards the dashboard (CHAT_OPERATOR_TOKEN); required with the web pages in production. */
+  readonly operatorToken: string | undefined;
+  /** Dashboard streams one address may hold open (CHAT_DASHBOARD_STREAMS_PER_ADDRESS). */
+  readonly dashboardStreamsPerAddress: number;
   readonly logLevel: string;
+}
+
+/** Shortest operator token accepted in production, as a random 256-bit key in base64. */
+const MIN_OPERATOR_TOKEN_CHARS = 32;
+
+function intFrom(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function operatorTokenFrom(env: Env, web: boolean): string | undefined {
+  const token = env.CHAT_OPERATOR_TOKEN || undefined;
+  if (env.NODE_ENV !== 'production') return token;
+  if (token === undefined && web) {
+    throw new Error(
+      'CHAT_OPERATOR_TOKEN is required when CHAT_REGISTRY_WEB is on and NODE_ENV=production: the dashboard would be open to anyone (openssl rand -base64 32)',
+    );
+  }
+  if (token !== undefined && token.length < MIN_OPERATOR_TOKEN_CHARS) {
+    throw new Error(
+      `CHAT_OPERATOR_TOKEN must be at least ${MIN_OPERATOR_TOKEN_CHARS} characters when NODE_ENV=production (openssl rand -base64 32)`,
+    );
+  }
+  return token;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -43,6 +80,7 @@ export function registryConfigFromEnv(env: Env): RegistryConfig {
       `CHAT_REGISTRY_PORT must be an integer from 0 to 65535, got ${JSON.stringify(rawPort)}`,
     );
   }
+  const web = env.CHAT_REGISTRY_WEB === '1' || env.CHAT_REGISTRY_WEB === 'true';
   const devTokens = env.CHAT_DEV_TOKENS === '1' || env.CHAT_DEV_TOKENS === 'true';
   if (devTokens && env.NODE_ENV === 'production')
     throw new Error('CHAT_DEV_TOKENS must not be on when NODE_ENV=production');
@@ -52,8 +90,12 @@ export function registryConfigFromEnv(env: Env): RegistryConfig {
     host: env.CHAT_REGISTRY_HOST || '127.0.0.1',
     port,
     devTokenSecret: devTokens ? env.CHAT_AUTH_SECRET || 'dev-secret' : undefined,
-    web: env.CHAT_REGISTRY_WEB === '1' || env.CHAT_REGISTRY_WEB === 'true',
+    web,
     edgeOrigin: env.CHAT_EDGE_URL ? parseEdgeUrl(env.CHAT_EDGE_URL, 'CHAT_EDGE_URL') : undefined,
+    internalHost: env.CHAT_REGISTRY_INTERNAL_HOST || '127.0.0.1',
+    internalPort: intFrom(env, 'CHAT_REGISTRY_INTERNAL_PORT', 0, 0, 65535),
+    operatorToken: operatorTokenFrom(env, web),
+    dashboardStreamsPerAddress: intFrom(env, 'CHAT_DASHBOARD_STREAMS_PER_ADDRESS', 4, 1, 1000),
     logLevel: env.CHAT_LOG_LEVEL || 'info',
   });
 }

@@ -36,6 +36,11 @@ export interface DashboardStreamOptions {
   /** Open streams allowed at once; more get 503 (default 64). */
   readonly maxClients?: number;
   /**
+   * Open streams allowed at once from one client address; more get 429 (default 4), so that
+   * one client cannot take every slot of `maxClients`.
+   */
+  readonly maxClientsPerAddress?: number;
+  /**
    * A client whose socket buffer stays full this long is disconnected (default 10 s): one that
    * never reads would otherwise hold a slot for good. A live page reconnects by itself.
    */
@@ -45,6 +50,8 @@ export interface DashboardStreamOptions {
 /** An open stream. `res` is never written after its `close` event. */
 interface Client {
   readonly res: ServerResponse;
+  /** The peer address it counts against. */
+  readonly address: string;
   /** The ring key last written to it; the ring is written again only when it changes. */
   ringKey: string | undefined;
   /** Its socket buffer is full: skip states until it drains, then send the latest. */
@@ -71,12 +78,15 @@ function event(name: string, data: unknown): string {
  */
 export class DashboardStream {
   private readonly clients = new Set<Client>();
+  /** Open streams per client address. */
+  private readonly perAddress = new Map<string, number>();
   private readonly pictures = new RingPictures();
   private readonly poller: NodeFiguresPoller;
   private readonly now: () => number;
   private readonly minIntervalMs: number;
   private readonly keepAliveMs: number;
   private readonly maxClients: number;
+  private readonly maxClientsPerAddress: number;
   private readonly congestedTimeoutMs: number;
   private readonly dispose: Disposer;
   private table: RouteTable;
@@ -93,6 +103,7 @@ export class DashboardStream {
     this.minIntervalMs = options.minIntervalMs ?? 250;
     this.keepAliveMs = options.keepAliveMs ?? 15_000;
     this.maxClients = options.maxClients ?? 64;
+    this.maxClientsPerAddress = options.maxClientsPerAddress ?? 4;
     this.congestedTimeoutMs = options.congestedTimeoutMs ?? 10_000;
     this.tableOf = options.source.snapshot;
     this.table = RouteTable.from(this.tableOf);
@@ -133,8 +144,27 @@ export class DashboardStream {
         .end(JSON.stringify({ error: 'UNAVAILABLE', message: 'too many dashboards open' }));
       return;
     }
+    const address = req.socket.remoteAddress ?? '';
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (fromAddress >= this.maxClientsPerAddress) {
+      res
+        .writeHead(429, {
+          'content-type': 'application/json',
+          'x-content-type-options': 'nosniff',
+          'retry-after': '5',
+        })
+        .end(
+          JSON.stringify({
+            error: 'RATE_LIMITED',
+            message: 'too many dashboards open from this address',
+          }),
+        );
+      return;
+    }
+    this.perAddress.set(address, fromAddress + 1);
     const client: Client = {
       res,
+      address,
       ringKey: undefined,
       congested: false,
       congestedTimer: undefined,
@@ -195,6 +225,9 @@ export class DashboardStream {
     clearTimeout(client.congestedTimer);
     client.congestedTimer = undefined;
     this.clients.delete(client);
+    const left = (this.perAddress.get(client.address) ?? 1) - 1;
+    if (left > 0) this.perAddress.set(client.address, left);
+    else this.perAddress.delete(client.address);
     if (this.clients.size === 0) this.stopTimers();
   }
 

@@ -1,6 +1,8 @@
 /**
  * Entry point of a registry process. Reads CHAT_ETCD_ENDPOINTS, CHAT_ETCD_PREFIX,
- * CHAT_REGISTRY_HOST, CHAT_REGISTRY_PORT, CHAT_DEV_TOKENS (1 to enable the dev token endpoint,
+ * CHAT_REGISTRY_HOST, CHAT_REGISTRY_PORT, CHAT_REGISTRY_INTERNAL_HOST and CHAT_REGISTRY_INTERNAL_PORT
+ * (`/metrics`), CHAT_OPERATOR_TOKEN and CHAT_DASHBOARD_STREAMS_PER_ADDRESS (the dashboard),
+ * CHAT_DEV_TOKENS (1 to enable the dev token endpoint,
  * signed with CHAT_AUTH_SECRET or the dev secret), CHAT_REGISTRY_WEB (1 to serve the web chat
  * client at /chat/ and the cluster dashboard at /dashboard/), CHAT_LOG_LEVEL.
  */
@@ -26,6 +28,7 @@ async function main(): Promise<void> {
       config: {
         ...config,
         devTokenSecret: config.devTokenSecret === undefined ? undefined : '[redacted]',
+        operatorToken: config.operatorToken === undefined ? undefined : '[redacted]',
       },
     },
     'starting',
@@ -48,12 +51,24 @@ async function main(): Promise<void> {
     port: config.port,
     log,
     metrics: new RegistryMetrics({ instance }),
+    internalHost: config.internalHost,
+    internalPort: config.internalPort,
+    dashboardStreamsPerAddress: config.dashboardStreamsPerAddress,
+    ...(config.operatorToken !== undefined ? { operatorToken: config.operatorToken } : {}),
     // Loaded only when on: bundling needs esbuild, which a registry without pages never loads.
     ...(config.web ? { web: await (await import('@chat/web')).buildWebAssets() } : {}),
     ...(config.devTokenSecret ? { devTokenSecret: config.devTokenSecret } : {}),
     ...(config.edgeOrigin !== undefined ? { edgeOrigin: config.edgeOrigin } : {}),
   });
-  log.info({ port: registry.port, url: registry.url }, 'listening');
+  if (config.web && config.operatorToken === undefined) {
+    log.warn(
+      'CHAT_OPERATOR_TOKEN is unset: the dashboard is open to anyone who reaches the registry',
+    );
+  }
+  log.info(
+    { port: registry.port, url: registry.url, internalUrl: registry.internalUrl },
+    'listening',
+  );
   const shutdown = async (): Promise<void> => {
     registry.markStopping();
     await registry.close();

@@ -12,6 +12,7 @@ import type { WebAssets } from '@chat/web';
 import { DASHBOARD_STREAM_PATH } from '@chat/web';
 import type { Logger } from 'pino';
 import { DashboardStream } from './dashboard-stream';
+import { isOperatorToken, presentedToken } from './operator-token';
 import type { FetchJson } from './node-figures';
 import type { RegistryMetrics } from './metrics';
 import type { HttpAnswer } from './routes';
@@ -25,8 +26,22 @@ export interface RegistryOptions {
   readonly log: Logger;
   /** When set, `GET /v1/dev/token?user=&device=` mints device tokens: local runs only. */
   readonly devTokenSecret?: string;
-  /** Served at `GET /metrics` and fed with every request; `/metrics` is 404 without it. */
+  /**
+   * Served at `GET /metrics` on the internal listener and fed with every request; no internal
+   * listener without it.
+   */
   readonly metrics?: RegistryMetrics;
+  /** Interface of the internal listener (`/metrics`); default loopback. */
+  readonly internalHost?: string;
+  /** Port of the internal listener; 0 (the default) picks a free one. */
+  readonly internalPort?: number;
+  /**
+   * When set, the dashboard page and its event stream answer 401 unless the request presents
+   * this token (`?token=` or `Authorization: Bearer`); without it they are open (local runs).
+   */
+  readonly operatorToken?: string;
+  /** Dashboard streams one client address may hold open at once (default 4). */
+  readonly dashboardStreamsPerAddress?: number;
   /**
    * The browser pages (`/chat/`, `/dashboard/`, `/assets/...`) and the dashboard's event stream
    * (`/v1/dashboard/stream`); 404 without them.
@@ -44,6 +59,8 @@ export interface RegistryOptions {
 export interface RunningRegistry {
   readonly port: number;
   readonly url: string;
+  /** The internal listener (`/metrics`), when metrics are on. */
+  readonly internalUrl: string | undefined;
   /** From now on `/readyz` answers 503, so load balancers stop sending requests here. */
   markStopping(): void;
   close(): Promise<void>;
@@ -64,6 +81,9 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       : new DashboardStream({
           source: options.view,
           log: options.log.child({ component: 'dashboard' }),
+          ...(options.dashboardStreamsPerAddress
+            ? { maxClientsPerAddress: options.dashboardStreamsPerAddress }
+            : {}),
           ...(options.fetchJson ? { fetchJson: options.fetchJson } : {}),
         });
 
@@ -115,15 +135,19 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   const handle = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
     const metrics = options.metrics;
     const get = req.method === 'GET';
-    if (metrics !== undefined && get && url.pathname === '/metrics') {
-      metrics.countRequest('/metrics', 200);
-      metrics.scrape().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
-        (err: unknown) => {
-          options.log.error({ err }, 'metrics failed');
-          res.writeHead(500).end();
-        },
-      );
+    const operatorToken = options.operatorToken;
+    if (
+      operatorToken !== undefined &&
+      OPERATOR_PATHS.has(url.pathname) &&
+      !isOperatorToken(operatorToken, presentedToken(req, url))
+    ) {
+      const reply: HttpAnswer = {
+        status: 401,
+        body: { error: 'UNAUTHORIZED', message: 'the dashboard needs the operator token' },
+        headers: { 'www-authenticate': 'Bearer realm="dashboard"' },
+      };
+      sendJson(res, reply);
+      metrics?.countRequest(url.pathname, reply.status);
       return;
     }
     if (dashboard !== undefined && get && url.pathname === DASHBOARD_STREAM_PATH) {
@@ -165,14 +189,24 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       options.metrics?.countRequest(url.pathname, 500);
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
+  await listen(server, options.host, options.port);
+  const internal =
+    options.metrics === undefined
+      ? undefined
+      : await startInternalListener(
+          options.metrics,
+          options.internalHost ?? '127.0.0.1',
+          options.internalPort ?? 0,
+          options.log,
+        ).catch((err: unknown) => {
+          server.close();
+          throw err;
+        });
   const port = (server.address() as AddressInfo).port;
   return {
     port,
     url: `http://${options.host}:${port}`,
+    internalUrl: internal?.url,
     markStopping: () => {
       stopping = true;
     },
@@ -180,9 +214,52 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
       dispose();
       // Open event streams would otherwise keep server.close() waiting forever.
       dashboard?.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(
+        [server, internal?.server].map(
+          (s) => new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve())),
+        ),
+      );
     },
   };
+}
+
+/** What the operator token guards: the dashboard page and its stream. */
+const OPERATOR_PATHS: ReadonlySet<string> = new Set(['/dashboard/', DASHBOARD_STREAM_PATH]);
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+}
+
+/**
+ * The registry's internal listener: `GET /metrics` only, on its own address (loopback by
+ * default), so that the public port shows nothing an operator alone should see.
+ */
+async function startInternalListener(
+  metrics: RegistryMetrics,
+  host: string,
+  port: number,
+  log: Logger,
+): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"NOT_FOUND"}');
+      return;
+    }
+    metrics.countRequest('/metrics', 200);
+    metrics.scrape().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+      (err: unknown) => {
+        log.error({ err }, 'metrics failed');
+        res.writeHead(500).end();
+      },
+    );
+  });
+  await listen(server, host, port);
+  const bound = (server.address() as AddressInfo).port;
+  return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}` };
 }
 
 function devToken(

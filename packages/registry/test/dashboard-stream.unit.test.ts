@@ -102,10 +102,10 @@ function snapshot(ids: string[], revision: number, memberIds = ids): ClusterSnap
   };
 }
 
-function open(stream: DashboardStream): FakeResponse {
+function open(stream: DashboardStream, address = '127.0.0.1'): FakeResponse {
   const res = new FakeResponse();
-  const req = new EventEmitter();
-  stream.attach(req as IncomingMessage, res as unknown as ServerResponse);
+  const req = Object.assign(new EventEmitter(), { socket: { remoteAddress: address } });
+  stream.attach(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   return res;
 }
 
@@ -307,5 +307,20 @@ describe('DashboardStream', () => {
     expect([open(stream), open(stream), open(stream)].map((r) => r.status)).toEqual([
       200, 200, 503,
     ]);
+  });
+
+  it('refuses streams beyond the limit of one address, and counts a closed one out', () => {
+    const source = new FakeSource(snapshot(['node-1'], 1));
+    stream = new DashboardStream({ source, maxClientsPerAddress: 2, fetchJson: async () => ({}) });
+    const [a, b, c] = [
+      open(stream, '10.0.0.1'),
+      open(stream, '10.0.0.1'),
+      open(stream, '10.0.0.1'),
+    ];
+    expect([a, b, c].map((r) => r?.status)).toEqual([200, 200, 429]);
+    expect(open(stream, '10.0.0.2').status).toBe(200);
+    a?.destroy();
+    expect(open(stream, '10.0.0.1').status).toBe(200);
+    expect(stream.size).toBe(3);
   });
 });

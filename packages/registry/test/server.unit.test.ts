@@ -71,11 +71,17 @@ describe('registry HTTP server', () => {
     expect(await health.json()).toEqual({ ok: true, revision: 1 });
   });
 
-  it('still routes /metrics with a query string', async () => {
+  it('serves /metrics on the internal listener only, with or without a query string', async () => {
     const registry = await start();
-    const res = await fetch(`${registry.url}/metrics?x=1`);
-    expect(res.status).toBe(200);
-    expect(await res.text()).toContain('chat_registry_requests_total');
+    expect(registry.internalUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(new URL(registry.internalUrl!).port).not.toBe(String(registry.port));
+    for (const path of ['/metrics', '/metrics?x=1']) {
+      expect((await fetch(`${registry.url}${path}`)).status).toBe(404);
+      const res = await fetch(`${registry.internalUrl}${path}`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('chat_registry_requests_total');
+    }
+    expect((await fetch(`${registry.internalUrl}/v1/ring`)).status).toBe(404);
   });
 
   it('sends / to the chat page when it can sign in, else to the dashboard', async () => {
@@ -113,6 +119,53 @@ describe('registry HTTP server', () => {
     expect(stream.headers.get('x-content-type-options')).toBe('nosniff');
     // close() must not wait for the client to go away.
     await registries.pop()!.close();
+    abort.abort();
+  });
+});
+
+describe('the dashboard with an operator token', () => {
+  const TOKEN = 'operator-token-for-the-dashboard-tests';
+
+  it('answers 401 to the page and the stream without the token or with a wrong one', async () => {
+    const registry = await start({ operatorToken: TOKEN });
+    for (const path of ['/dashboard/', '/v1/dashboard/stream']) {
+      for (const query of ['', '?token=wrong', `?token=${TOKEN}x`]) {
+        const res = await fetch(`${registry.url}${path}${query}`);
+        expect({ path, query, status: res.status }).toEqual({ path, query, status: 401 });
+      }
+      const bearer = await fetch(`${registry.url}${path}`, {
+        headers: { authorization: 'Bearer wrong' },
+      });
+      expect(bearer.status).toBe(401);
+    }
+    // Routes, the chat page and the bundles stay public.
+    expect((await fetch(`${registry.url}/chat/`)).status).toBe(200);
+    expect((await fetch(`${registry.url}/healthz`)).status).toBe(200);
+  });
+
+  it('serves the page and the stream with the right token, in the query or as a bearer', async () => {
+    const registry = await start({ operatorToken: TOKEN });
+    const page = await fetch(`${registry.url}/dashboard/?token=${TOKEN}`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>dash</title>');
+    const abort = new AbortController();
+    const stream = await fetch(`${registry.url}/v1/dashboard/stream`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+      signal: abort.signal,
+    });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    abort.abort();
+  });
+
+  it('refuses the stream beyond the limit of one address', async () => {
+    const registry = await start({ operatorToken: TOKEN, dashboardStreamsPerAddress: 2 });
+    const abort = new AbortController();
+    const open = (): Promise<Response> =>
+      fetch(`${registry.url}/v1/dashboard/stream?token=${TOKEN}`, { signal: abort.signal });
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await open()).status);
+    expect(statuses).toEqual([200, 200, 429]);
     abort.abort();
   });
 });

@@ -50,6 +50,8 @@ export interface ClusterOptions {
   readonly devTokens?: boolean;
   /** Serve the web chat client and the cluster dashboard from the registry. */
   readonly web?: boolean;
+  /** Guard the dashboard with this operator token (CHAT_OPERATOR_TOKEN); open without. */
+  readonly operatorToken?: string;
   /**
    * Object storage for attachments: a running S3 server (the caller closes it), or true to
    * start one owned by the cluster (see `cluster.s3`). Nodes get the CHAT_S3_* settings.
@@ -160,6 +162,13 @@ export class TestCluster {
 
   get registryUrl(): string {
     return `http://127.0.0.1:${this.registry.port}`;
+  }
+
+  /** The registry's internal listener (`/metrics`). */
+  get registryInternalUrl(): string {
+    const url = this.registry.listening['internalUrl'];
+    if (typeof url !== 'string') throw new Error('the registry did not say its internalUrl');
+    return url;
   }
 
   /** Where clients reach the registry and the web pages: the edge's https URL when there is one. */
@@ -304,6 +313,7 @@ function startRegistryProcess(
         ? { CHAT_DEV_TOKENS: '1', CHAT_AUTH_SECRET: options.authSecret ?? TEST_SECRET }
         : {}),
       ...(options.web ? { CHAT_REGISTRY_WEB: '1' } : {}),
+      ...(options.operatorToken ? { CHAT_OPERATOR_TOKEN: options.operatorToken } : {}),
       ...(edgeUrl !== undefined ? { CHAT_EDGE_URL: edgeUrl } : {}),
     },
   });

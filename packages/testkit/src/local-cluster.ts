@@ -10,6 +10,7 @@
  * every piece that needs a certificate; clients reach the registry, the web pages and the nodes
  * through the nginx edge (scripts/start.sh installs nginx), so every URL printed is https/wss.
  */
+import { randomBytes } from 'node:crypto';
 import { startCitus, topologyOf } from './citus';
 import type { CitusTopology } from './citus';
 import { DEV_SECRET_NOTICE, parseLocalArgs } from './local-args';
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   console.log(
     `starting etcd, the registry and ${args.nodes} node(s), ${args.members} of them ring members...`,
   );
+  const operatorToken = randomBytes(24).toString('base64url');
   let cluster: TestCluster;
   try {
     cluster = await TestCluster.start({
@@ -79,6 +81,8 @@ async function main(): Promise<void> {
       authSecret: '',
       devTokens: true,
       web: true,
+      // A fresh one per run, printed below in the dashboard's URL: the dashboard is for operators.
+      operatorToken,
       s3,
       ...(tls !== undefined ? { tls, edge: true } : {}),
     });
@@ -140,7 +144,10 @@ async function main(): Promise<void> {
   console.log(`          then send {"t":"createChat","id":1,"members":["bob"]}`);
   console.log('');
   console.log(`web chat:  ${cluster.publicUrl}/chat/   (two windows: sign in as alice and as bob)`);
-  console.log(`dashboard: ${cluster.publicUrl}/dashboard/   (ring, nodes, drains, live)`);
+  console.log(
+    `dashboard: ${cluster.publicUrl}/dashboard/?token=${operatorToken}   (ring, nodes, drains, live; the token is CHAT_OPERATOR_TOKEN)`,
+  );
+  console.log(`metrics:  ${cluster.registryInternalUrl}/metrics   (internal listener, loopback)`);
   console.log(
     `READY registry=${cluster.publicUrl} etcd=${cluster.etcd.endpoint} prefix=${cluster.prefix}`,
   );

@@ -19,6 +19,20 @@ import type { DrainProgress } from '@chat/cluster';
 /** Where the registry serves the stream (only with CHAT_REGISTRY_WEB=1). */
 export const DASHBOARD_STREAM_PATH = '/v1/dashboard/stream';
 
+/**
+ * The stream's URL for a page opened at `pageSearch` (its `location.search`): the operator token
+ * the page was opened with (`/dashboard/?token=...`) goes along, as an EventSource cannot set
+ * an Authorization header.
+ *
+ * @example dashboardStreamUrl('?token=abc') // '/v1/dashboard/stream?token=abc'
+ */
+export function dashboardStreamUrl(pageSearch: string): string {
+  const token = new URLSearchParams(pageSearch).get('token');
+  return token === null
+    ? DASHBOARD_STREAM_PATH
+    : `${DASHBOARD_STREAM_PATH}?token=${encodeURIComponent(token)}`;
+}
+
 /** An arc of the hash ring, as fractions of the circle (0 = 12 o'clock, clockwise). */
 export interface RingArc {
   readonly start: number;

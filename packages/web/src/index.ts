@@ -1,6 +1,6 @@
 export { buildWebAssets } from './assets';
 export type { WebAsset, WebAssets } from './assets';
-export { DASHBOARD_STREAM_PATH } from './dashboard-feed';
+export { DASHBOARD_STREAM_PATH, dashboardStreamUrl } from './dashboard-feed';
 export type {
   DashboardDrain,
   DashboardNode,

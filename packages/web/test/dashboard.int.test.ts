@@ -152,8 +152,15 @@ function readPage(): Promise<PageView> {
   });
 }
 
+const OPERATOR_TOKEN = 'dashboard-test-operator-token';
+
 beforeAll(async () => {
-  cluster = await TestCluster.start({ nodes: 3, web: true, devTokens: true });
+  cluster = await TestCluster.start({
+    nodes: 3,
+    web: true,
+    devTokens: true,
+    operatorToken: OPERATOR_TOKEN,
+  });
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 }, 120_000);
@@ -178,7 +185,8 @@ test(
   'the dashboard shows a scale-out live: node-4 appears, drains reach 100 %',
   async () => {
     const t0 = Date.now();
-    await page.goto(`${cluster.registryUrl}/dashboard/`);
+    // The page passes the token it was opened with on to its event stream.
+    await page.goto(`${cluster.registryUrl}/dashboard/?token=${OPERATOR_TOKEN}`);
     // Set once: a reload of the page would lose it.
     await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = 1));
     await waitFor(

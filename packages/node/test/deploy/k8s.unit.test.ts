@@ -40,6 +40,7 @@ const secretKeys = Object.keys({ ...secret.stringData, ...secret.data });
 const nodes = find('StatefulSet', 'node');
 const registry = find('Deployment', 'registry');
 const nodeServer = repoFile('packages/node/src/server.ts');
+const nodeInternalServer = repoFile('packages/node/src/internal-server.ts');
 const registryServer = repoFile('packages/registry/src/server.ts');
 const sources = allSourceText();
 
@@ -101,22 +102,25 @@ describe('deploy/k8s', () => {
   it('probes real endpoints on the ports the servers listen on', () => {
     expect(nodeServer).toMatch(/app\.get\('\/healthz'/);
     expect(nodeServer).toMatch(/app\.get\('\/readyz'/);
-    expect(nodeServer).toMatch(/app\.get\('\/metrics'/);
+    expect(nodeServer).not.toMatch(/'\/metrics'/);
+    expect(nodeInternalServer).toMatch(/app\.get\('\/metrics'/);
     expect(registryServer).toMatch(/case '\/healthz'/);
     expect(registryServer).toMatch(/case '\/readyz'/);
     expect(registryServer).toMatch(/'\/metrics'/);
-    const cases: [K8sObject, string][] = [
-      [nodes, config.CHAT_PORT!],
-      [registry, config.CHAT_REGISTRY_PORT!],
+    // Probes on the public port; Prometheus scrapes the internal listener.
+    const cases: [K8sObject, string, string][] = [
+      [nodes, config.CHAT_PORT!, config.CHAT_INTERNAL_PORT!],
+      [registry, config.CHAT_REGISTRY_PORT!, config.CHAT_REGISTRY_INTERNAL_PORT!],
     ];
-    for (const [workload, port] of cases) {
+    for (const [workload, port, internalPort] of cases) {
       const c = container(workload);
       expect(c.livenessProbe.httpGet.path).toBe('/healthz');
       expect(c.readinessProbe.httpGet.path).toBe('/readyz');
       for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe].filter(Boolean))
         expect(probePort(c, probe)).toBe(Number(port));
       const annotations = workload.spec.template.metadata.annotations;
-      expect(annotations['prometheus.io/port']).toBe(port);
+      expect(annotations['prometheus.io/port']).toBe(internalPort);
+      expect(c.ports.map((p: any) => p.containerPort)).toContain(Number(internalPort));
       expect(annotations['prometheus.io/path']).toBe('/metrics');
     }
     expect(container(nodes).ports.map((p: any) => p.containerPort)).toContain(

@@ -51,14 +51,14 @@ describe('metrics and readiness', () => {
       expect((await fetch(`${node.httpUrl}/healthz`)).status).toBe(200);
     }
     expect((await fetch(`${cluster.registryUrl}/readyz`)).status).toBe(200);
-    const registry = await scrape(cluster.registryUrl);
+    const registry = await scrape(cluster.registryInternalUrl);
     expect(total(registry, 'chat_registry_live_members')).toBe(2);
     expect(total(registry, 'chat_registry_ring_epoch')).toBeGreaterThan(0);
     expect(has(registry, 'process_cpu_user_seconds_total')).toBe(true);
   });
 
   it('count messages, latencies, group commits and RPC per peer under traffic', async () => {
-    const registryBefore = await scrape(cluster.registryUrl);
+    const registryBefore = await scrape(cluster.registryInternalUrl);
     // A sender and a recipient on different nodes, so the message crosses RPC.
     const alice = await connect('m-alice');
     let bobId = '';
@@ -106,7 +106,7 @@ describe('metrics and readiness', () => {
       expect(total(after.get(alice.node)!, 'chat_connected_devices')).toBeGreaterThanOrEqual(1);
       expect(total(after.get(bob.node)!, 'chat_connected_users')).toBeGreaterThanOrEqual(1);
     });
-    const registryAfter = await scrape(cluster.registryUrl);
+    const registryAfter = await scrape(cluster.registryInternalUrl);
     const routed = (s: Scrape): number =>
       total(s, 'chat_registry_requests_total', 'route="/v1/route",status="200"');
     expect(routed(registryAfter)).toBeGreaterThan(routed(registryBefore));
@@ -148,7 +148,7 @@ describe('metrics and readiness', () => {
       expect(sum(after, 'chat_moved_devices_total') - sum(before, 'chat_moved_devices_total')).toBe(
         moved,
       );
-      const registry = await scrape(cluster.registryUrl);
+      const registry = await scrape(cluster.registryInternalUrl);
       expect(total(registry, 'chat_registry_ring_epoch')).toBe(epoch);
       expect(total(registry, 'chat_registry_live_members')).toBe(3);
     }, 20_000);

@@ -3,13 +3,13 @@
  * the registry's event stream drawn as a ring, a table of nodes and drain progress bars. See
  * packages/web/README.md.
  */
-import { DASHBOARD_STREAM_PATH } from '../dashboard-feed';
+import { dashboardStreamUrl } from '../dashboard-feed';
 import { ColourBook } from './colours';
 import { openFeed } from './feed';
 import { DashboardView } from './view';
 
 const view = new DashboardView(document, new ColourBook());
-openFeed(DASHBOARD_STREAM_PATH, {
+openFeed(dashboardStreamUrl(location.search), {
   ring: (ring) => view.showRing(ring),
   state: (state) => view.showState(state),
   status: (status) => view.showStatus(status),
