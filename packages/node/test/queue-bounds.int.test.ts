@@ -2,7 +2,8 @@
  * Postgres hangs (issue 16, item 11): the node's send queue stays at CHAT_SEND_QUEUE_MAX and
  * every send past it is answered UNAVAILABLE at once, instead of piling up in memory until
  * the database answers again. After it does, the client's retries (same clientMsgId) land, and
- * every send that was acked is stored exactly once.
+ * every send that was acked is stored exactly once. Connects likewise: past
+ * CHAT_CONNECT_QUEUE_MAX a new connection gets UNAVAILABLE and close 1013 at once.
  *
  * The hang is real: the node reaches its database through a TCP fault proxy whose blackhole
  * keeps the connections open and drops every byte, as a stopped Postgres server would.
@@ -20,6 +21,8 @@ import {
 } from '@chat/testkit';
 
 const SEND_QUEUE_MAX = 40;
+const CONNECT_QUEUE_MAX = 5;
+const CONNECT_FLOOD = 40;
 const BATCH_MAX = 8;
 const FLOOD = 600;
 /** "At once": well under the node's 10 s query timeout, which answers the hung batch. */
@@ -41,6 +44,7 @@ beforeAll(async () => {
     databaseUrl: url.toString(),
     env: {
       CHAT_SEND_QUEUE_MAX: String(SEND_QUEUE_MAX),
+      CHAT_CONNECT_QUEUE_MAX: String(CONNECT_QUEUE_MAX),
       CHAT_BATCH_MAX: String(BATCH_MAX),
       CHAT_RATE_PER_SEC: '100000',
       CHAT_RATE_BURST: '100000',
@@ -131,4 +135,39 @@ it('sheds sends past the queue bound with UNAVAILABLE while Postgres hangs, and 
   const stored = new Map(rows.map((r) => [r.client_msg_id, r.id]));
   expect(rows).toHaveLength(FLOOD + 1);
   for (const [clientMsgId, messageId] of acked) expect(stored.get(clientMsgId)).toBe(messageId);
+});
+
+it('refuses connects past the connect queue bound with UNAVAILABLE and 1013 while Postgres hangs', async () => {
+  proxy.blackhole(true);
+  const connecting = await Promise.all(
+    Array.from({ length: CONNECT_FLOOD }, (_, i) =>
+      RawClient.connect({ url: node.url, codec: jsonCodec, user: `qb-user${i}` }),
+    ),
+  );
+  clients.push(...connecting);
+  const refused = (c: RawClient): boolean =>
+    c.frames.some((f) => f.t === 'err' && f.code === 'UNAVAILABLE');
+  // The queue and the (at most two) registration statements hanging in Postgres hold the rest.
+  await waitFor(
+    () =>
+      expect(connecting.filter(refused).length).toBeGreaterThanOrEqual(
+        CONNECT_FLOOD - CONNECT_QUEUE_MAX - 2,
+      ),
+    PROMPT_MS,
+  );
+  const firstRefused = connecting.find(refused)!;
+  expect((await firstRefused.closed).code).toBe(1013);
+  const waiting = connecting.filter((c) => !refused(c)).length;
+  process.stdout.write(`CONNECT_BOUND refused=${CONNECT_FLOOD - waiting} waiting=${waiting}\n`);
+  expect(connecting.some((c) => c.frames.some((f) => f.t === 'welcome'))).toBe(false);
+
+  // Postgres answers again: the statements that hung time out, and a device that reconnects
+  // after its 1013, as clients do, is welcomed.
+  proxy.blackhole(false);
+  await waitFor(async () => {
+    const again = await RawClient.connect({ url: node.url, codec: jsonCodec, user: 'qb-user0' });
+    clients.push(again);
+    const answer = await again.next((f) => f.t === 'welcome' || f.t === 'err');
+    expect(answer.t).toBe('welcome');
+  }, 30_000);
 });
