@@ -2,7 +2,7 @@
  * The thin I/O layer: an etcd connection with a cluster view and the ring store, and the
  * stats of live nodes over HTTP. Everything it returns is handed to the pure modules.
  */
-import type { ClusterSnapshot, ClusterView, NodeInfo } from '@chat/cluster';
+import type { ClusterSnapshot, ClusterView, EtcdSecurity, NodeInfo } from '@chat/cluster';
 import { RingConfigStore, createEtcdClient, nodeStatsUrl, watchCluster } from '@chat/cluster';
 import { CliError, ExitCode } from './errors';
 import type { NodeStats } from './report';
@@ -18,13 +18,19 @@ export interface ClusterConnection {
 export interface ConnectOptions {
   readonly endpoints: readonly string[];
   readonly prefix: string;
+  /** etcd username/password and TLS (CHAT_ETCD_USERNAME, CHAT_ETCD_TLS_CA, ...). */
+  readonly security: EtcdSecurity;
   /** How long the first full read may take before giving up (ms). */
   readonly timeoutMs: number;
 }
 
 /** Connects and reads the whole cluster once; CliError ERROR when etcd does not answer in time. */
 export async function connectCluster(options: ConnectOptions): Promise<ClusterConnection> {
-  const etcd = createEtcdClient({ endpoints: options.endpoints, callTimeoutMs: options.timeoutMs });
+  const etcd = createEtcdClient({
+    endpoints: options.endpoints,
+    security: options.security,
+    callTimeoutMs: options.timeoutMs,
+  });
   const view = watchCluster({ etcd, prefix: options.prefix });
   const close = async (): Promise<void> => {
     await view.close();

@@ -4,7 +4,8 @@
  * {@link CliIo}, so `run` never exits the process itself: it resolves with the exit code.
  */
 import { existsSync } from 'node:fs';
-import type { ClusterSnapshot, RingConfig } from '@chat/cluster';
+import type { ClusterSnapshot, EtcdSecurity, RingConfig } from '@chat/cluster';
+import { etcdSecurityFromEnv } from '@chat/cluster';
 import { ChatError, isValidId, signToken } from '@chat/protocol';
 import type { ParsedArgs } from './argv';
 import { flagBoolean, flagNumber, flagString, parseArgv, positiveOption } from './argv';
@@ -204,7 +205,13 @@ async function withCluster(
   }
   const prefix = flagString(ctx.args, 'prefix') ?? ctx.io.env['CHAT_ETCD_PREFIX'] ?? '/chat';
   if (prefix.replace(/\/+$/, '') === '') throw new UsageError('the prefix must not be empty');
-  const conn = await connectCluster({ endpoints, prefix, timeoutMs: ETCD_TIMEOUT_MS });
+  let security: EtcdSecurity;
+  try {
+    security = etcdSecurityFromEnv(ctx.io.env, endpoints);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const conn = await connectCluster({ endpoints, prefix, security, timeoutMs: ETCD_TIMEOUT_MS });
   try {
     return await command(ctx, conn);
   } finally {

@@ -6,6 +6,7 @@ import {
   retry,
 } from 'cockatiel';
 import { Etcd3, isRecoverableError } from 'etcd3';
+import type { EtcdSecurity } from './etcd-security';
 
 export interface EtcdClientOptions {
   /** One or more client URLs, e.g. `http://127.0.0.1:2379`. */
@@ -16,6 +17,8 @@ export interface EtcdClientOptions {
   readonly retries?: number;
   /** How long a host is skipped after 3 consecutive failures, ms (default 1000). */
   readonly circuitOpenMs?: number;
+  /** Username/password and TLS (see etcdSecurityFromEnv); none by default. */
+  readonly security?: EtcdSecurity;
 }
 
 /**
@@ -30,7 +33,19 @@ export interface EtcdClientOptions {
 export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
   const callTimeoutMs = options.callTimeoutMs ?? 5_000;
   const circuitOpenMs = options.circuitOpenMs ?? 1_000;
+  const { auth, tls } = options.security ?? {};
   return new Etcd3({
+    ...(auth !== undefined ? { auth: { username: auth.username, password: auth.password } } : {}),
+    ...(tls !== undefined
+      ? {
+          credentials: {
+            rootCertificate: tls.ca,
+            ...(tls.cert !== undefined && tls.key !== undefined
+              ? { certChain: tls.cert, privateKey: tls.key }
+              : {}),
+          },
+        }
+      : {}),
     hosts: typeof options.endpoints === 'string' ? options.endpoints : [...options.endpoints],
     defaultCallOptions: (context) =>
       context.isStream ? {} : { deadline: Date.now() + callTimeoutMs },

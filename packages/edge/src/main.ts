@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { rename, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { createEtcdClient, watchCluster } from '@chat/cluster';
+import { createEtcdClient, etcdSecurityFromEnv, watchCluster } from '@chat/cluster';
 import pino from 'pino';
 import { edgeConfigFromEnv } from './config';
 import { EdgeSync } from './edge-sync';
@@ -17,7 +17,10 @@ async function main(): Promise<void> {
   const config = edgeConfigFromEnv(process.env);
   const log = pino({ level: config.logLevel, base: { component: 'edge' } });
   log.info({ config }, 'starting');
-  const etcd = createEtcdClient({ endpoints: config.etcdEndpoints });
+  const etcd = createEtcdClient({
+    endpoints: config.etcdEndpoints,
+    security: etcdSecurityFromEnv(process.env, config.etcdEndpoints),
+  });
   const view = watchCluster({ etcd, prefix: config.prefix, logger: log.child({ c: 'view' }) });
   await view.ready();
   const sync = new EdgeSync({

@@ -1,8 +1,11 @@
 /** Registry settings from the environment, validated with errors that name the variable. */
-import { parseEdgeUrl } from '@chat/cluster';
+import type { EtcdSecurity } from '@chat/cluster';
+import { etcdSecurityFromEnv, parseEdgeUrl } from '@chat/cluster';
 
 export interface RegistryConfig {
   readonly etcdEndpoints: readonly string[];
+  /** etcd username/password and TLS (CHAT_ETCD_USERNAME, CHAT_ETCD_TLS_CA, ...). */
+  readonly etcdSecurity: EtcdSecurity;
   readonly prefix: string;
   readonly host: string;
   readonly port: number;
@@ -86,6 +89,7 @@ export function registryConfigFromEnv(env: Env): RegistryConfig {
     throw new Error('CHAT_DEV_TOKENS must not be on when NODE_ENV=production');
   return Object.freeze({
     etcdEndpoints: Object.freeze(endpoints),
+    etcdSecurity: etcdSecurityFromEnv(env, endpoints),
     prefix: env.CHAT_ETCD_PREFIX || '/chat',
     host: env.CHAT_REGISTRY_HOST || '127.0.0.1',
     port,

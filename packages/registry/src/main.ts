@@ -7,7 +7,7 @@
  * client at /chat/ and the cluster dashboard at /dashboard/), CHAT_LOG_LEVEL.
  */
 import { hostname } from 'node:os';
-import { createEtcdClient, watchCluster } from '@chat/cluster';
+import { createEtcdClient, describeEtcdSecurity, watchCluster } from '@chat/cluster';
 import pino from 'pino';
 import { registryConfigFromEnv } from './config';
 import { RegistryMetrics } from './metrics';
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
         ...config,
         devTokenSecret: config.devTokenSecret === undefined ? undefined : '[redacted]',
         operatorToken: config.operatorToken === undefined ? undefined : '[redacted]',
+        etcdSecurity: describeEtcdSecurity(config.etcdSecurity),
       },
     },
     'starting',
@@ -38,7 +39,10 @@ async function main(): Promise<void> {
       'CHAT_DEV_TOKENS is on: anyone who can reach the registry can mint device tokens. Local runs only.',
     );
   }
-  const etcd = createEtcdClient({ endpoints: config.etcdEndpoints });
+  const etcd = createEtcdClient({
+    endpoints: config.etcdEndpoints,
+    security: config.etcdSecurity,
+  });
   const view = watchCluster({
     etcd,
     prefix: config.prefix,

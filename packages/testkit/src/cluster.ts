@@ -4,7 +4,7 @@
  * the ring, and stop or pause etcd.
  */
 import { RingConfigStore, createEtcdClient } from '@chat/cluster';
-import type { RingMember } from '@chat/cluster';
+import type { EtcdSecurity, RingMember } from '@chat/cluster';
 import { Pool } from 'pg';
 import type { TestDatabase } from './db';
 import { createCitusTestDatabase } from './citus';
@@ -14,6 +14,7 @@ import { startEdge } from './edge';
 import type { EdgeHandle } from './edge';
 import type { EtcdHandle } from './etcd';
 import { startEtcd } from './etcd';
+import { startSecureEtcd } from './secure-etcd';
 import type { NodeProcess } from './node-process';
 import { TEST_SECRET, startNodeProcess } from './node-process';
 import type { ServiceProcess } from './service-process';
@@ -63,6 +64,11 @@ export interface ClusterOptions {
    */
   readonly tls?: LocalTls;
   /**
+   * etcd with TLS and client certificates from `tls`, and auth on: every process gets the chat
+   * user's CHAT_ETCD_* settings (see secure-etcd.ts). Needs `tls`.
+   */
+  readonly secureEtcd?: boolean;
+  /**
    * Clients through the TLS edge (needs `tls`): nginx on a free port (`cluster.edge`), and the
    * registry and nodes told its URL (CHAT_EDGE_URL), so routes name `wss://<edge>/n/<node>/ws`.
    */
@@ -95,6 +101,8 @@ export class TestCluster {
     private readonly options: ClusterOptions,
     /** CHAT_EDGE_URL of the registry and the nodes (the `edge` option). */
     readonly edgeUrl: string | undefined,
+    /** How processes (CHAT_ETCD_* variables) and in-process clients reach etcd. */
+    readonly etcdAccess: EtcdAccess,
   ) {
     this.ringStore = new RingConfigStore({ etcd: etcdClient, prefix });
   }
@@ -103,8 +111,11 @@ export class TestCluster {
     const count = options.nodes ?? 3;
     const members = options.members ?? count;
     const prefix = options.prefix ?? '/chat';
-    const etcd = await startEtcd();
-    const etcdClient = createEtcdClient({ endpoints: etcd.endpoint });
+    const { etcd, access: etcdAccess } = await startClusterEtcd(options, prefix);
+    const etcdClient = createEtcdClient({
+      endpoints: etcd.endpoint,
+      security: etcdAccess.security,
+    });
     const db =
       options.citus === undefined
         ? await createEngineTestDatabase('cluster', options.adminUrl)
@@ -118,13 +129,23 @@ export class TestCluster {
         throw new Error('the edge option needs the tls option (its certificate)');
       // The edge's port is chosen first: the registry and the nodes hand out its URL.
       if (options.edge === true) edgeUrl = `https://127.0.0.1:${await freePort()}`;
-      registry = await startRegistryProcess(etcd.endpoint, prefix, options, edgeUrl);
+      registry = await startRegistryProcess(etcdAccess.env, prefix, options, edgeUrl);
     } catch (err) {
       etcdClient.close();
       await Promise.allSettled([etcd.close(), sql.end().then(() => db.drop())]);
       throw err;
     }
-    const cluster = new TestCluster(etcd, etcdClient, db, sql, prefix, registry, options, edgeUrl);
+    const cluster = new TestCluster(
+      etcd,
+      etcdClient,
+      db,
+      sql,
+      prefix,
+      registry,
+      options,
+      edgeUrl,
+      etcdAccess,
+    );
     try {
       if (options.s3 === true) {
         cluster.s3 = await startS3();
@@ -148,6 +169,7 @@ export class TestCluster {
           port: Number(new URL(edgeUrl).port),
           registryUrl: cluster.registryUrl,
           etcdEndpoint: etcd.endpoint,
+          etcdSecurity: etcdAccess.security,
           prefix,
         });
         await cluster.edgeRoutes([...cluster.nodes.keys()]);
@@ -205,7 +227,7 @@ export class TestCluster {
       nodeId,
       ...(rpcTls === undefined ? {} : { rpcTls }),
       env: {
-        CHAT_ETCD_ENDPOINTS: this.etcd.endpoint,
+        ...this.etcdAccess.env,
         CHAT_ETCD_PREFIX: this.prefix,
         CHAT_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
         CHAT_LEASE_TTL_SEC: String(this.options.leaseTtlSec ?? 3),
@@ -276,7 +298,7 @@ export class TestCluster {
   async restartRegistry(): Promise<void> {
     await this.registry.stop();
     this.registry = await startRegistryProcess(
-      this.etcd.endpoint,
+      this.etcdAccess.env,
       this.prefix,
       this.options,
       this.edgeUrl,
@@ -295,8 +317,27 @@ export class TestCluster {
   }
 }
 
+/** CHAT_ETCD_* of the cluster's processes, and the same for clients in this process. */
+export interface EtcdAccess {
+  readonly env: Readonly<Record<string, string>>;
+  readonly security: EtcdSecurity;
+}
+
+async function startClusterEtcd(
+  options: ClusterOptions,
+  prefix: string,
+): Promise<{ etcd: EtcdHandle; access: EtcdAccess }> {
+  if (options.secureEtcd !== true) {
+    const etcd = await startEtcd();
+    return { etcd, access: { env: { CHAT_ETCD_ENDPOINTS: etcd.endpoint }, security: {} } };
+  }
+  if (options.tls === undefined) throw new Error('the secureEtcd option needs the tls option');
+  const { etcd, env, security } = await startSecureEtcd(options.tls, prefix);
+  return { etcd, access: { env, security } };
+}
+
 function startRegistryProcess(
-  endpoint: string,
+  etcdEnv: Readonly<Record<string, string>>,
   prefix: string,
   options: ClusterOptions,
   edgeUrl: string | undefined,
@@ -305,7 +346,7 @@ function startRegistryProcess(
     name: 'registry',
     script: 'packages/registry/src/main.ts',
     env: {
-      CHAT_ETCD_ENDPOINTS: endpoint,
+      ...etcdEnv,
       CHAT_ETCD_PREFIX: prefix,
       CHAT_REGISTRY_HOST: '127.0.0.1',
       CHAT_REGISTRY_PORT: '0',

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'node:tls';
 import { createEtcdClient, watchCluster } from '@chat/cluster';
+import type { EtcdSecurity } from '@chat/cluster';
 import { EdgeSync, renderStandaloneNginx } from '@chat/edge';
 import { freePort } from './free-port';
 import type { LocalTls } from './local-tls';
@@ -23,6 +24,8 @@ export interface EdgeOptions {
   readonly registryUrl: string;
   /** Where membership is read from. */
   readonly etcdEndpoint: string;
+  /** etcd credentials and TLS, when the cluster's etcd wants them (ClusterOptions.secureEtcd). */
+  readonly etcdSecurity?: EtcdSecurity;
   readonly prefix: string;
   /** The https port (default: a free one). */
   readonly port?: number;
@@ -75,7 +78,10 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   const logFile = path.join(dir, 'error.log');
   const port = options.port ?? (await freePort());
   const cert = await options.tls.issueFiles('edge');
-  const etcd = createEtcdClient({ endpoints: options.etcdEndpoint });
+  const etcd = createEtcdClient({
+    endpoints: options.etcdEndpoint,
+    ...(options.etcdSecurity !== undefined ? { security: options.etcdSecurity } : {}),
+  });
   const view = watchCluster({ etcd, prefix: options.prefix });
   let nginx: ChildProcess | undefined;
   let stopFollowing = (): void => undefined;

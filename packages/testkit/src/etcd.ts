@@ -15,12 +15,13 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface EtcdHandle {
-  /** Client URL, e.g. `http://127.0.0.1:23791`. */
+  /** Client URL, e.g. `http://127.0.0.1:23791` (`https://` with the `tls` option). */
   readonly endpoint: string;
   readonly clientPort: number;
   readonly peerPort: number;
@@ -46,6 +47,19 @@ export interface EtcdOptions {
   readonly startTimeoutMs?: number;
   /** Extra command-line flags, e.g. `['--auto-compaction-retention=1']`. */
   readonly extraArgs?: readonly string[];
+  /**
+   * Serve clients over TLS with this certificate, and accept only clients whose certificate
+   * the CA signed (`--client-cert-auth`). The certificate must also be valid for client auth:
+   * the harness checks health with it.
+   */
+  readonly tls?: EtcdTlsFiles;
+}
+
+/** PEM files of an etcd served over TLS. */
+export interface EtcdTlsFiles {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 const LOG_TAIL_CHARS = 4_000;
@@ -58,7 +72,8 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdHandle> 
   const [clientPort = 0, peerPort = 0] = await freePorts(2);
   const dir = mkdtempSync(join(tmpdir(), 'chat-etcd-'));
   const logFile = join(dir, 'etcd.log');
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const tls = options.tls;
+  const endpoint = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const args = [
     '--name=t',
@@ -75,6 +90,14 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdHandle> 
     '--logger=zap',
     '--log-outputs=stderr',
     '--log-level=warn',
+    ...(tls === undefined
+      ? []
+      : [
+          `--cert-file=${tls.certFile}`,
+          `--key-file=${tls.keyFile}`,
+          `--trusted-ca-file=${tls.caFile}`,
+          '--client-cert-auth',
+        ]),
     ...(options.extraArgs ?? []),
   ];
 
@@ -125,7 +148,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdHandle> 
           `etcd failed to start: ${exitError.message}\n--- etcd log ---\n${logTail()}`,
         );
       }
-      if (await healthy(endpoint)) return;
+      if (await (tls === undefined ? healthy(endpoint) : healthyOverTls(endpoint, tls))) return;
       if (Date.now() >= deadline) {
         proc.kill('SIGKILL');
         throw new Error(
@@ -187,6 +210,32 @@ async function healthy(endpoint: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** `/health` over TLS, presenting the given certificate as the client's. */
+function healthyOverTls(endpoint: string, tls: EtcdTlsFiles): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpsGet(
+      `${endpoint}/health`,
+      {
+        ca: readFileSync(tls.caFile),
+        cert: readFileSync(tls.certFile),
+        key: readFileSync(tls.keyFile),
+        // The certificate names 127.0.0.1 and localhost; an IP as SNI is not allowed.
+        servername: 'localhost',
+        timeout: 1_000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(res.statusCode === 200 && body.includes('"health":"true"')));
+        res.on('error', () => resolve(false));
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
 }
 
 /** Distinct free loopback ports, found by binding port 0 (held together so they differ). */

@@ -95,7 +95,8 @@ async function main(): Promise<void> {
       // A fresh one per run, printed below in the dashboard's URL: the dashboard is for operators.
       operatorToken,
       s3,
-      ...(tls !== undefined ? { tls, edge: true } : {}),
+      // --secure: etcd too wants TLS client certificates and a password (secure-etcd.ts).
+      ...(tls !== undefined ? { tls, edge: true, secureEtcd: true } : {}),
     });
   } catch (err) {
     await s3.close();
@@ -148,7 +149,7 @@ async function main(): Promise<void> {
     `s3:       ${s3.endpoint}   (bucket chat-media, access key ${s3.accessKey}, data in ${s3.directory})`,
   );
   console.log(
-    `operator: export CHAT_ETCD_ENDPOINTS=${cluster.etcd.endpoint} CHAT_ETCD_PREFIX=${cluster.prefix}`,
+    `operator: export ${etcdExports(cluster.etcdAccess.env)} CHAT_ETCD_PREFIX=${cluster.prefix}`,
   );
   const wscatCa = tls !== undefined ? `--ca ${tls.caFile} ` : '';
   console.log(`try it:   npx wscat ${wscatCa}-s chat.v1.json -c '${aliceNode.url}?token=${alice}'`);
@@ -168,3 +169,10 @@ main().catch((err: unknown) => {
   console.error('local cluster failed to start:', err);
   process.exit(1);
 });
+
+/** `NAME=value ...` of the CHAT_ETCD_* settings chatctl needs (credentials too, with --secure). */
+function etcdExports(env: Readonly<Record<string, string>>): string {
+  return Object.entries(env)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(' ');
+}

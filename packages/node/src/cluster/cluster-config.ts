@@ -1,5 +1,6 @@
 /** Cluster settings of a chat node; absent CHAT_ETCD_ENDPOINTS means a single node without etcd. */
-import { parseEdgeUrl } from '@chat/cluster';
+import type { EtcdSecurity } from '@chat/cluster';
+import { describeEtcdSecurity, etcdSecurityFromEnv, parseEdgeUrl } from '@chat/cluster';
 import type { RpcTls } from '@chat/rpc';
 import type { Env } from '../env';
 import { ConfigError, EnvReader, checkProductionSecret } from '../env';
@@ -7,6 +8,8 @@ import { rpcTransportFromEnv } from './rpc-tls-config';
 
 export interface ClusterConfig {
   readonly etcdEndpoints: readonly string[];
+  /** etcd username/password and TLS (CHAT_ETCD_USERNAME, CHAT_ETCD_TLS_CA, ...). */
+  readonly etcdSecurity: EtcdSecurity;
   /** Key prefix of this cluster in etcd. */
   readonly prefix: string;
   /** Lease TTL of the node's registration; a dead node leaves the ring this long after it died. */
@@ -72,6 +75,7 @@ export function clusterConfigFromEnv(
   const transport = rpcTransportFromEnv(r, production);
   const config: ClusterConfig = {
     etcdEndpoints: Object.freeze(endpoints),
+    etcdSecurity: etcdSecurityFrom(env, endpoints),
     prefix,
     leaseTtlSec: r.int('CHAT_LEASE_TTL_SEC', 10, 2, 3600),
     rpcHost: r.string('CHAT_RPC_HOST', defaultHost),
@@ -89,6 +93,14 @@ export function clusterConfigFromEnv(
     edgeOrigin: edgeOriginFrom(r),
   };
   return { config: Object.freeze(config), usingDevSecret: secret === undefined };
+}
+
+function etcdSecurityFrom(env: Env, endpoints: readonly string[]): EtcdSecurity {
+  try {
+    return etcdSecurityFromEnv(env, endpoints);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 function edgeOriginFrom(r: EnvReader): string | undefined {
@@ -120,6 +132,7 @@ export function loggableClusterConfig(config: ClusterConfig): Record<string, unk
   return {
     ...config,
     clusterSecret: '[redacted]',
+    etcdSecurity: describeEtcdSecurity(config.etcdSecurity),
     rpcTls: config.rpcTls === undefined ? 'off' : 'mutual TLS',
   };
 }

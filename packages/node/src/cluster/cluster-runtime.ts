@@ -86,7 +86,10 @@ export class ClusterRuntime {
     clock: Clock,
     log: Logger,
   ): Promise<ClusterRuntime> {
-    const etcd = createEtcdClient({ endpoints: config.etcdEndpoints });
+    const etcd = createEtcdClient({
+      endpoints: config.etcdEndpoints,
+      security: config.etcdSecurity,
+    });
     const view = watchCluster({
       etcd,
       prefix: config.prefix,
