@@ -95,6 +95,7 @@ test('a node that joins is routed after the edge reloads; moved users follow the
   await cluster.edgeRoutes(['node-3']);
   await cluster.setMembers(['node-1', 'node-2', 'node-3']);
   await cluster.registryLiveMembers(3);
+  await cluster.viewsAgree();
 
   const dave = sdk(await userOn('node-3', 'dave'));
   await dave.client.connect();
