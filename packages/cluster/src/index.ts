@@ -15,7 +15,7 @@ export {
   parseNodeInfo,
   parseRingConfig,
 } from './model';
-export { CLIENT_URL_SCHEMES, INTERNAL_URL_SCHEMES } from './node-address';
+export { CLIENT_URL_SCHEMES, INTERNAL_URL_SCHEMES, nodeUrlProblem } from './node-address';
 export type {
   ClusterKeys,
   DrainProgress,

@@ -3,9 +3,9 @@
  * They tell whoever asks how many users a node has and which node owns whom, so they are not on
  * the public port; by default this listener answers on the loopback interface only.
  */
-import { INTERNAL_URL_SCHEMES } from '@chat/cluster';
+import { INTERNAL_URL_SCHEMES, nodeUrlProblem } from '@chat/cluster';
 import type { Env } from './env';
-import { EnvReader } from './env';
+import { ConfigError, EnvReader } from './env';
 
 export interface InternalListenerConfig {
   /** Interface to bind (CHAT_INTERNAL_HOST). */
@@ -28,10 +28,14 @@ export const defaultInternalListener: InternalListenerConfig = Object.freeze({
 export function internalListenerFromEnv(env: Env): InternalListenerConfig {
   const r = new EnvReader(env);
   const d = defaultInternalListener;
+  const advertiseUrl = r.optionalUrl('CHAT_INTERNAL_URL', INTERNAL_URL_SCHEMES);
+  // Readers of the node record refuse what fails this: the node would be invisible.
+  const problem = advertiseUrl && nodeUrlProblem(advertiseUrl, INTERNAL_URL_SCHEMES);
+  if (problem) throw new ConfigError(`CHAT_INTERNAL_URL ${problem}`);
   return Object.freeze({
     host: r.string('CHAT_INTERNAL_HOST', d.host),
     port: r.int('CHAT_INTERNAL_PORT', d.port, 0, 65535),
-    advertiseUrl: r.optionalUrl('CHAT_INTERNAL_URL', INTERNAL_URL_SCHEMES)?.replace(/\/+$/, ''),
+    advertiseUrl: advertiseUrl?.replace(/\/+$/, ''),
   });
 }
 
