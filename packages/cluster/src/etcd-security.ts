@@ -9,8 +9,9 @@
  * - `CHAT_ETCD_TLS_CERT` / `CHAT_ETCD_TLS_KEY`: PEM files of this process's client certificate
  *   and key, both or neither (they need `CHAT_ETCD_TLS_CA`).
  *
- * With any TLS setting every endpoint must be `https://`, and without them none may be: a
- * half-secured configuration stops the process instead of talking plaintext.
+ * With any TLS setting every endpoint must be `https://`: a half-secured configuration stops the
+ * process instead of talking plaintext to some endpoints. (`https://` without them trusts the
+ * system's CAs.)
  */
 import { readFileSync } from 'node:fs';
 
@@ -83,13 +84,10 @@ export function etcdSecurityFromEnv(
   if (cert !== undefined && ca === undefined) {
     throw new InvalidEtcdSettings('CHAT_ETCD_TLS_CERT needs CHAT_ETCD_TLS_CA (the CA etcd uses)');
   }
-  const secure = ca !== undefined;
-  const mismatch = endpoints.find((e) => e.startsWith('https://') !== secure);
-  if (mismatch !== undefined) {
+  const plaintext = endpoints.find((e) => !e.startsWith('https://'));
+  if (ca !== undefined && plaintext !== undefined) {
     throw new InvalidEtcdSettings(
-      secure
-        ? `CHAT_ETCD_ENDPOINTS must be https:// URLs when CHAT_ETCD_TLS_CA is set, got ${JSON.stringify(mismatch)}`
-        : `CHAT_ETCD_ENDPOINTS names an https:// URL (${JSON.stringify(mismatch)}): set CHAT_ETCD_TLS_CA to the CA of etcd's certificate`,
+      `CHAT_ETCD_ENDPOINTS must be https:// URLs when CHAT_ETCD_TLS_CA is set, got ${JSON.stringify(plaintext)}`,
     );
   }
   return Object.freeze({
