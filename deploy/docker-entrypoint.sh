@@ -1,5 +1,6 @@
 #!/bin/sh
-# Chooses the program by the first argument: node (default), registry, chatctl, migrate.
+# Chooses the program by the first argument: node (default), registry, chatctl, migrate,
+# edge-sync (writes the TLS edge's nginx routes from membership; run it beside nginx).
 # Anything else is executed as given (e.g. `sh`).
 set -e
 cd /app
@@ -10,5 +11,6 @@ case "$cmd" in
   registry) exec node --import tsx packages/registry/src/main.ts "$@" ;;
   chatctl) exec node packages/cli/bin/chatctl "$@" ;;
   migrate) exec node --import tsx packages/store/src/cli.ts "$@" ;;
+  edge-sync) exec node --import tsx packages/edge/src/main.ts "$@" ;;
   *) exec "$cmd" "$@" ;;
 esac
