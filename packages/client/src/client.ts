@@ -48,6 +48,12 @@ export interface ConnectionState {
   readonly status: ConnectionStatus;
   /** Id of the node of the current session (from `welcome`), null while not connected. */
   readonly node: string | null;
+  /**
+   * Set while a move overlaps (`overlapMoves`): the node being moved to. `status` stays
+   * `ready` and `node` names the old node, which keeps delivering until the new one is synced
+   * ("moving: node-1 -> node-4").
+   */
+  readonly movingTo?: string;
 }
 
 /** Everything `client.on()` can listen to. */
@@ -124,6 +130,8 @@ const RESENDABLE: ReadonlySet<RequestType> = new Set<RequestType>([
 interface Session {
   socket: Socket;
   welcomed: boolean;
+  /** Ids of requests and sends put on this connection, not answered yet. */
+  readonly inFlight: Set<number>;
   node: string | null;
   moved: MovedFrame | undefined;
   /** An id-less `err` (LIMIT precedes close 4009). */
@@ -156,7 +164,15 @@ export class ChatClient {
   private readonly backoff: Backoff;
 
   private current: ConnectionState = { status: 'closed', node: null };
+  /** The state of `session` itself; `current` shows the move instead while one overlaps. */
+  private settled: ConnectionState = this.current;
   private session: Session | undefined;
+  /**
+   * The previous connection while a move overlaps (`moved` with `closeInMs`): it keeps
+   * delivering and carries requests (`serving`) while `session` connects to the new owner;
+   * once that one is synced it only finishes the requests it carries, then it is closed.
+   */
+  private leaving: { session: Session; to: string; serving: boolean } | undefined;
   private started = false;
   private stopped = false;
   private everReady = false;
@@ -414,7 +430,7 @@ export class ChatClient {
    * `typing` event; the node forwards at most one per user and chat every 2 s.
    */
   typing(chatId: string): void {
-    this.sendFrame({ t: 'typing', chatId });
+    this.sendOn(this.wire(), { t: 'typing', chatId });
   }
 
   /**
@@ -456,16 +472,32 @@ export class ChatClient {
           reject(new ChatError('UNAVAILABLE', `${body.t} timed out`));
         }, this.opts.requestTimeoutMs),
       };
-      if (this.session?.welcomed === true) this.dispatch(pending);
-      else this.waiting.push(pending);
+      this.dispatch(pending);
     });
   }
 
+  /** Puts a request on the wire, or keeps it for the next connection when there is none. */
   private dispatch(pending: PendingRequest): void {
+    const session = this.wire();
+    if (session === undefined) {
+      this.waiting.push(pending);
+      return;
+    }
     const id = this.nextId++;
     pending.id = id;
     this.requests.set(id, pending);
-    this.sendFrame({ ...pending.body, id } as ClientFrame);
+    session.inFlight.add(id);
+    this.sendOn(session, { ...pending.body, id } as ClientFrame);
+  }
+
+  /**
+   * The connection requests and sends go on: the one being left while it still serves (the
+   * new one is not synced yet), else the current one once welcomed.
+   */
+  private wire(): Session | undefined {
+    const leaving = this.leaving;
+    if (leaving?.serving === true && leaving.session.socket.isOpen) return leaving.session;
+    return this.session?.welcomed === true ? this.session : undefined;
   }
 
   private forgetRequest(pending: PendingRequest): void {
@@ -479,11 +511,13 @@ export class ChatClient {
     if (this.outboxTimer !== undefined) clock.clearTimeout(this.outboxTimer);
     this.outboxTimer = undefined;
     this.outbox.expire(clock.now());
-    if (this.session?.welcomed === true) {
+    const session = this.wire();
+    if (session !== undefined) {
       for (const frame of this.outbox.due(clock.now())) {
         const id = this.nextId++;
         this.outbox.markSent(frame, id);
-        this.sendFrame({ ...frame, id });
+        session.inFlight.add(id);
+        this.sendOn(session, { ...frame, id });
         this.sendTimers.set(
           id,
           clock.setTimeout(() => {
@@ -533,7 +567,7 @@ export class ChatClient {
     if (gen !== this.attemptGen || this.stopped) return;
     let url: string;
     try {
-      url = connectUrl(base, token);
+      url = connectUrl(base, token, this.opts.overlapMoves);
     } catch {
       this.shutdown(new ConnectionError(`invalid node url ${base}`), true);
       return;
@@ -542,6 +576,7 @@ export class ChatClient {
     const session: Session = {
       socket: undefined as unknown as Socket,
       welcomed: false,
+      inFlight: new Set(),
       node: null,
       moved: undefined,
       lastError: undefined,
@@ -606,7 +641,7 @@ export class ChatClient {
   }
 
   private onMessage(session: Session, data: unknown): void {
-    if (session !== this.session) return;
+    if (session !== this.session && session !== this.leaving?.session) return;
     let frame: ServerFrame | undefined;
     try {
       frame = parseServerFrame(this.codec.decode(data as string | Uint8Array | ArrayBuffer));
@@ -629,7 +664,7 @@ export class ChatClient {
         if (this.seqs.hasGap) this.startSync(session);
         return;
       case 'ping':
-        this.sendFrame({ t: 'pong', seq: frame.seq });
+        this.sendOn(session, { t: 'pong', seq: frame.seq });
         if (this.seqs.observe(frame.seq)) this.startSync(session);
         return;
       case 'ok':
@@ -652,8 +687,60 @@ export class ChatClient {
       case 'moved':
         session.moved = frame;
         this.events.emit('moved', frame);
+        // Without closeInMs the close 4001 follows; onClose reconnects then.
+        if (frame.closeInMs !== undefined && session === this.session && this.opts.overlapMoves)
+          this.moveWithOverlap(session, frame);
         return;
     }
+  }
+
+  /**
+   * `moved` with `closeInMs`: this connection stays up, delivering and carrying requests, while
+   * the next one connects to the new owner; `finishMove` closes it once that one is synced.
+   * Until then the app sees `ready` on the old node with `movingTo` the new one.
+   */
+  private moveWithOverlap(session: Session, moved: MovedFrame): void {
+    // A move while a move overlaps: the oldest connection goes, the newer one overlaps.
+    if (this.leaving !== undefined) this.closeLeaving();
+    this.session = undefined;
+    this.leaving = { session, to: moved.node, serving: true };
+    this.movedTarget = moved.url;
+    this.clearTimer('reconnectTimer');
+    // The same spread as a reconnect after `moved`, though nobody waits in the dark now.
+    const delay = Math.floor(this.opts.random() * this.opts.movedJitterMs);
+    this.reconnectTimer = this.opts.clock.setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.attempt();
+    }, delay);
+    this.publishState();
+  }
+
+  /** The new connection is synced: requests go there now, the old one closes once idle. */
+  private finishMove(): void {
+    const leaving = this.leaving;
+    if (leaving === undefined) return;
+    leaving.serving = false;
+    if (leaving.session.inFlight.size === 0) this.closeLeaving();
+    else this.publishState();
+  }
+
+  /** Closes the connection being left; what it still carried goes on the current one. */
+  private closeLeaving(): void {
+    const leaving = this.leaving;
+    if (leaving === undefined) return;
+    this.leaving = undefined;
+    this.releaseSession(leaving.session);
+    leaving.session.socket.close(1000, 'moved');
+    this.publishState();
+    this.redispatch();
+  }
+
+  /** Requests that wait for a connection, and the outbox, go out on the wire there is. */
+  private redispatch(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const pending of waiting) this.dispatch(pending);
+    this.pumpOutbox();
   }
 
   private onWelcome(session: Session, welcome: WelcomeFrame): void {
@@ -673,10 +760,7 @@ export class ChatClient {
       this.events.emit('reset', { lastSeq: this.seqs.lastContiguous });
     }
     this.setState('syncing', welcome.node);
-    const waiting = this.waiting;
-    this.waiting = [];
-    for (const pending of waiting) this.dispatch(pending);
-    this.pumpOutbox();
+    this.redispatch();
     this.startSync(session);
   }
 
@@ -719,7 +803,7 @@ export class ChatClient {
     session.sync = { id, page, timer };
     const frame: ClientRequest = { t: 'sync', id, after: page.after };
     if (this.opts.syncLimit !== undefined) frame.limit = this.opts.syncLimit;
-    this.sendFrame(frame);
+    this.sendOn(session, frame);
   }
 
   private onSyncReply(session: Session, reply: Reply | undefined, err: ErrFrame | undefined) {
@@ -741,11 +825,13 @@ export class ChatClient {
       this.startSync(session);
       return;
     }
-    if (this.current.status !== 'ready') {
+    // A sync of the connection being left only fills its gap.
+    if (session === this.session && this.settled.status !== 'ready') {
       this.backoff.reset();
       this.movedHops = 0;
       this.everReady = true;
       this.setState('ready', session.node);
+      this.finishMove();
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const w of waiters) w.resolve();
@@ -759,6 +845,13 @@ export class ChatClient {
     err: ErrFrame | undefined,
   ): void {
     if (session.sync?.id === id) return this.onSyncReply(session, reply, err);
+    session.inFlight.delete(id);
+    this.settleReply(id, reply, err);
+    if (this.leaving?.session === session && !this.leaving.serving && session.inFlight.size === 0)
+      this.closeLeaving();
+  }
+
+  private settleReply(id: number, reply: Reply | undefined, err: ErrFrame | undefined): void {
     const now = this.opts.clock.now();
     if (this.outbox.owns(id)) {
       const timer = this.sendTimers.get(id);
@@ -781,6 +874,18 @@ export class ChatClient {
   }
 
   private onClose(session: Session, info: SocketClose): void {
+    if (session === this.leaving?.session) {
+      // The old node's deadline, or a drop: the current connection carries on alone.
+      this.opts.logger.info(
+        { code: info.code, reason: info.reason, node: session.node },
+        'connection being left closed',
+      );
+      this.leaving = undefined;
+      this.releaseSession(session);
+      this.publishState();
+      if (!this.stopped) this.redispatch();
+      return;
+    }
     if (session !== this.session) return;
     this.session = undefined;
     this.dropSession(session);
@@ -849,18 +954,32 @@ export class ChatClient {
     this.scheduleReconnect(info.retryAfterMs ?? 0);
   }
 
-  /** Releases everything tied to a session; requests wait for the next one or reject. */
+  /** Releases everything tied to the current session and its acks. */
   private dropSession(session: Session): void {
+    this.releaseSession(session);
+    this.clearTimer('ackTimer');
+    this.acks.resetConnection();
+  }
+
+  /**
+   * Releases a connection's timers and what it carried: sends go out again on the next one,
+   * resendable requests wait for it, others reject.
+   */
+  private releaseSession(session: Session): void {
     const { clock } = this.opts;
     if (session.liveness !== undefined) clock.clearTimeout(session.liveness);
     if (session.sync !== undefined) clock.clearTimeout(session.sync.timer);
     session.sync = undefined;
-    this.clearTimer('ackTimer');
-    this.acks.resetConnection();
-    for (const timer of this.sendTimers.values()) clock.clearTimeout(timer);
-    this.sendTimers.clear();
-    this.outbox.connectionLost();
-    for (const [id, pending] of this.requests) {
+    for (const id of session.inFlight) {
+      const timer = this.sendTimers.get(id);
+      if (timer !== undefined) clock.clearTimeout(timer);
+      this.sendTimers.delete(id);
+      if (this.outbox.owns(id)) {
+        this.outbox.lost(id);
+        continue;
+      }
+      const pending = this.requests.get(id);
+      if (pending === undefined) continue;
       this.requests.delete(id);
       pending.id = undefined;
       if (RESENDABLE.has(pending.body.t)) {
@@ -872,6 +991,7 @@ export class ChatClient {
         );
       }
     }
+    session.inFlight.clear();
   }
 
   /** Stops for good: no reconnect, everything pending rejects with `err`. */
@@ -881,6 +1001,12 @@ export class ChatClient {
     this.attemptGen += 1;
     for (const name of ['reconnectTimer', 'ackTimer', 'outboxTimer'] as const)
       this.clearTimer(name);
+    const leaving = this.leaving;
+    if (leaving !== undefined) {
+      this.leaving = undefined;
+      this.releaseSession(leaving.session);
+      leaving.session.socket.close(1000, 'client closed');
+    }
     const session = this.session;
     if (session !== undefined) {
       this.dropSession(session);
@@ -919,23 +1045,40 @@ export class ChatClient {
     }
   }
 
+  /** Acks go to every welcomed connection: during a move the old node pushes too. */
   private flushAck(force: boolean): void {
-    if (this.session?.welcomed !== true) return;
+    const targets = [this.leaving?.session, this.session].filter(
+      (s): s is Session => s?.welcomed === true && s.socket.isOpen,
+    );
+    if (targets.length === 0) return;
     const seq = this.acks.take(this.seqs.lastContiguous, force);
-    if (seq !== undefined) this.sendFrame({ t: 'ack', seq });
+    if (seq === undefined) return;
+    for (const session of targets) this.sendOn(session, { t: 'ack', seq });
   }
 
   // ---- plumbing ----
 
-  private sendFrame(frame: ClientFrame): void {
-    const session = this.session;
+  private sendOn(session: Session | undefined, frame: ClientFrame): void {
     if (session === undefined || !session.socket.isOpen) return;
     session.socket.send(this.codec.encode(frame));
   }
 
   private setState(status: ConnectionStatus, node: string | null): void {
-    if (this.current.status === status && this.current.node === node) return;
-    this.current = Object.freeze({ status, node });
+    this.settled = Object.freeze({ status, node });
+    this.publishState();
+  }
+
+  /** Emits the state: the session's own, or `ready` on the old node while a move overlaps. */
+  private publishState(): void {
+    const moving = this.leaving?.serving === true ? this.leaving : undefined;
+    const next: ConnectionState =
+      moving === undefined
+        ? this.settled
+        : Object.freeze({ status: 'ready', node: moving.session.node, movingTo: moving.to });
+    const cur = this.current;
+    if (cur.status === next.status && cur.node === next.node && cur.movingTo === next.movingTo)
+      return;
+    this.current = next;
     this.events.emit('state', this.current);
   }
 

@@ -63,6 +63,13 @@ export interface ChatClientOptions {
   /** On `moved`, wait a random 0..movedJitterMs before connecting to the new node (default 250). */
   readonly movedJitterMs?: number;
   /**
+   * Moves without a gap (protocol feature `overlap-moves`, default true): on `moved` the
+   * connection to the old node stays up and keeps delivering until the one to the new node is
+   * welcomed and synced; `state.movingTo` names the new node meanwhile. false: the old node
+   * closes the connection at once and the client reconnects (protocol v1).
+   */
+  readonly overlapMoves?: boolean;
+  /**
    * The connection is considered dead after this many heartbeat intervals (`welcome.heartbeatMs`)
    * without any frame. Default 2.5.
    */
@@ -96,6 +103,7 @@ export interface ResolvedOptions {
   readonly syncLimit: number | undefined;
   readonly maxMovedHops: number;
   readonly movedJitterMs: number;
+  readonly overlapMoves: boolean;
   readonly heartbeatTimeoutFactor: number;
   readonly WebSocket: WebSocketConstructor;
   readonly fetch: FetchLike | undefined;
@@ -161,6 +169,7 @@ export function resolveOptions(options: ChatClientOptions): ResolvedOptions {
       options.syncLimit === undefined ? undefined : positive('syncLimit', options.syncLimit, 1),
     maxMovedHops: options.maxMovedHops ?? 3,
     movedJitterMs: options.movedJitterMs ?? 250,
+    overlapMoves: options.overlapMoves ?? true,
     heartbeatTimeoutFactor: positive('heartbeatTimeoutFactor', options.heartbeatTimeoutFactor, 2.5),
     WebSocket: options.WebSocket ?? defaultWebSocket(),
     fetch: options.fetch ?? (globalFetch === undefined ? undefined : globalFetch.bind(globalThis)),
@@ -171,11 +180,12 @@ export function resolveOptions(options: ChatClientOptions): ResolvedOptions {
 }
 
 /** The URL of one connect attempt: `/ws` for a bare origin, and the token as a query param. */
-export function connectUrl(base: string, token: string): string {
+export function connectUrl(base: string, token: string, overlapMoves = true): string {
   const u = new URL(base);
   if (u.pathname === '' || u.pathname === '/') u.pathname = '/ws';
   u.searchParams.set('token', token);
   // The SDK has its own sends from their `ok` and understands watermark receipts.
-  u.searchParams.set(FEATURES_PARAM, 'no-echo,receipt-marks');
+  const features = ['no-echo', 'receipt-marks', ...(overlapMoves ? ['overlap-moves'] : [])];
+  u.searchParams.set(FEATURES_PARAM, features.join(','));
   return u.toString();
 }

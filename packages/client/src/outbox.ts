@@ -165,10 +165,12 @@ export class Outbox {
     return this.scheduleRetry(entry, err, now);
   }
 
-  /** The connection dropped: attempts on the wire are resent, as they are, after reconnect. */
-  connectionLost(): void {
-    for (const entry of this.entries.values()) entry.inFlight = undefined;
-    this.byRequest.clear();
+  /**
+   * The connection that carried this attempt dropped before its reply: the send goes out
+   * again, as it is, on the next connection (the node dedupes it by clientMsgId).
+   */
+  lost(requestId: number): void {
+    this.takeByRequest(requestId);
   }
 
   /** Rejects every send whose deadline has passed; returns how many. */

@@ -273,6 +273,70 @@ describe.each(['json', 'msgpack'] as const)('ChatClient over %s', (codec) => {
     expect(states.at(-1)).toEqual({ status: 'ready', node: 'node-b' });
   });
 
+  it('moves with overlap: the old connection delivers and finishes its requests until the new one is synced', async () => {
+    const a = await startNode('node-a');
+    const b = await startNode('node-b');
+    const { client, events, states } = makeClient({ url: a.url, movedJitterMs: 1 });
+    await client.connect();
+    // The new node's first sync and the old node's createChat reply wait for the test.
+    let heldSync: (() => void) | undefined;
+    b.hooks.onFrame = (conn, f) => {
+      if (f.t !== 'sync' || heldSync !== undefined) return false;
+      heldSync = () => {
+        b.hooks.onFrame = undefined;
+        conn.send({ t: 'ok', id: f.id, seq: b.latestSeq, more: false });
+      };
+      return true;
+    };
+    let replyCreate: (() => void) | undefined;
+    a.hooks.onFrame = (conn, f) => {
+      if (f.t !== 'createChat') return false;
+      replyCreate = () => conn.send({ t: 'ok', id: f.id, chatId: 'chat-9' });
+      return true;
+    };
+    const created = client.createChat(['bob']);
+    await waitFor(() => expect(replyCreate).toBeDefined());
+
+    a.connections[0]!.send({ t: 'moved', node: 'node-b', url: b.url, epoch: 2, closeInMs: 5000 });
+    await waitFor(() => expect(heldSync).toBeDefined());
+    expect(client.state).toEqual({ status: 'ready', node: 'node-a', movingTo: 'node-b' });
+    // Still delivered through the old connection; the new node has the same inbox.
+    a.addEvent('during the move');
+    b.addEvent('during the move', false);
+    await waitFor(() => expect(events.map((e) => e.seq)).toEqual([1]));
+    expect(a.connections[0]!.closed).toBe(false);
+
+    heldSync!();
+    await waitFor(() => expect(client.state).toEqual({ status: 'ready', node: 'node-b' }));
+    // New requests go to the new node; the old one still owes its reply.
+    await expect(client.listChats()).resolves.toHaveLength(1);
+    expect(b.receivedOf('listChats')).toHaveLength(1);
+    expect(a.connections[0]!.closed).toBe(false);
+    replyCreate!();
+    await expect(created).resolves.toEqual({ chatId: 'chat-9' });
+    await waitFor(() => expect(a.connections[0]!.closed).toBe(true));
+    expect(events.map((e) => e.seq)).toEqual([1]);
+    expect(states.map((s) => s.status)).not.toContain('reconnecting');
+    expect(states.slice(-2)).toEqual([
+      { status: 'ready', node: 'node-a', movingTo: 'node-b' },
+      { status: 'ready', node: 'node-b' },
+    ]);
+  });
+
+  it('after the old node closes an overlapping connection, the new one carries on', async () => {
+    const a = await startNode('node-a');
+    const b = await startNode('node-b');
+    b.hooks.refuse = () => ({ status: 503, headers: { 'retry-after': '60' } });
+    const { client } = makeClient({ url: a.url, movedJitterMs: 1 });
+    await client.connect();
+    a.connections[0]!.send({ t: 'moved', node: 'node-b', url: b.url, epoch: 2, closeInMs: 50 });
+    await waitFor(() => expect(b.upgrades.length).toBeGreaterThan(0));
+    expect(client.state).toEqual({ status: 'ready', node: 'node-a', movingTo: 'node-b' });
+    a.connections[0]!.close(CloseCode.MOVED, 'moved');
+    await waitFor(() => expect(client.state.status).toBe('reconnecting'));
+    expect(client.state.movingTo).toBeUndefined();
+  });
+
   it('stops on close 4009 (device limit) without reconnecting', async () => {
     const node = await startNode();
     node.hooks.onOpen = (conn) => {

@@ -30,7 +30,7 @@ describe('Outbox', () => {
     expect(first?.clientMsgId).toBe('k1');
     box.markSent(inChat('c', 'k1'), 1);
     expect(box.due(0)).toEqual([]); // in flight
-    box.connectionLost();
+    box.lost(1);
     expect(box.owns(1)).toBe(false);
     const [again] = box.due(0);
     expect(again).toEqual({ t: 'send', chatId: 'c', clientMsgId: 'k1', body: 'hi' });

@@ -460,20 +460,46 @@ export class ChatNode {
 
   /**
    * Tells every device of a user that the user now belongs to another node (`moved`, close
-   * 4001). Returns false when the user has no device here or this node owns them again.
+   * 4001). A device with the `overlap-moves` feature is told `closeInMs` instead and stays
+   * connected, still delivered to (dual delivery covers both owners), until it closes the
+   * connection once it is at home on the new owner, or the deadline closes it: the move leaves
+   * no moment without a connection. Devices already moving to the same node are not told again.
+   * Returns false when no device was told (none here, or this node owns the user again).
    */
   moveUser(user: string): boolean {
     const moved = this.ownership.redirectFor(user);
-    const sessions = [...this.sessions.devicesOf(user)];
-    if (moved === undefined || sessions.length === 0) return false;
+    if (moved === undefined) return false;
+    const sessions = [...this.sessions.devicesOf(user)].filter((s) => s.movingTo !== moved.node);
+    if (sessions.length === 0) return false;
+    const overlapMs = this.config.moveOverlapMs;
     for (const session of sessions) {
-      session.send(moved);
-      session.close(CloseCode.MOVED, 'moved');
+      if (overlapMs > 0 && session.ready && session.features.has('overlap-moves')) {
+        session.send({ ...moved, closeInMs: overlapMs });
+        this.closeAfterOverlap(session, moved.node, overlapMs);
+      } else {
+        session.send(moved);
+        session.close(CloseCode.MOVED, 'moved');
+      }
     }
     this.acks.flushSoon();
     this.metrics?.movedUsers.inc();
     this.metrics?.movedDevices.inc(sessions.length);
     return true;
+  }
+
+  /** Connections kept open for a move (`overlap-moves`) that are not closed yet. */
+  get overlappingMoves(): number {
+    return this.overlapping.size;
+  }
+
+  private closeAfterOverlap(session: Session, node: string, overlapMs: number): void {
+    session.movingTo = node;
+    this.overlapping.add(session);
+    const timer = setTimeout(() => {
+      // Not moved again meanwhile (a later ring change): that move has its own deadline.
+      if (session.movingTo === node && !session.isClosed) session.close(CloseCode.MOVED, 'moved');
+    }, overlapMs);
+    timer.unref();
   }
 
   /**
@@ -529,6 +555,7 @@ export class ChatNode {
   onClose(session: Session): void {
     session.markClosed();
     this.notReady.delete(session);
+    this.overlapping.delete(session);
     this.sessions.remove(session);
     // The device may reconnect elsewhere: its cursor should be there when it does.
     this.acks.flushSoon();

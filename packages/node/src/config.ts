@@ -48,6 +48,12 @@ export interface NodeConfig {
   /** How often timers (heartbeats, ack timeouts) are checked. */
   readonly sweepIntervalMs: number;
   /**
+   * How long a moved connection of a client with the `overlap-moves` feature stays open (and
+   * delivering) while the client connects to the new owner, before this node closes it with
+   * 4001. 0: such clients are closed at once, like every other.
+   */
+  readonly moveOverlapMs: number;
+  /**
    * How often device cursors (acks) and delivered watermarks are written to Postgres,
    * coalesced (also on disconnect and at shutdown). A crash loses at most this long of acks:
    * devices then get those events again and drop them by seq.
@@ -122,6 +128,7 @@ export const defaultNodeConfig = Object.freeze({
   ackTimeoutMs: 10_000,
   maxPushTries: 3,
   sweepIntervalMs: 500,
+  moveOverlapMs: 3000,
   ackFlushMs: 5000,
   receiptFlushMs: 250,
   fanoutMarkMs: 1000,
@@ -202,6 +209,7 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     ackTimeoutMs: r.int('CHAT_ACK_TIMEOUT_MS', d.ackTimeoutMs, 100, 3_600_000),
     maxPushTries: r.int('CHAT_PUSH_TRIES', d.maxPushTries, 1, 100),
     sweepIntervalMs: r.int('CHAT_SWEEP_MS', d.sweepIntervalMs, 10, 60_000),
+    moveOverlapMs: r.int('CHAT_MOVE_OVERLAP_MS', d.moveOverlapMs, 0, 60_000),
     ackFlushMs: r.int('CHAT_ACK_FLUSH_MS', d.ackFlushMs, 1, 60_000),
     receiptFlushMs: r.int('CHAT_RECEIPT_FLUSH_MS', d.receiptFlushMs, 1, 60_000),
     fanoutMarkMs: r.int('CHAT_FANOUT_MARK_MS', d.fanoutMarkMs, 50, 60_000),

@@ -36,6 +36,11 @@ const MAX_SYNCED = 2000;
 export class Session {
   /** Set once the device row exists and `welcome` went out; requests wait for it. */
   ready = false;
+  /**
+   * The node this connection was told to move to while it stays open for the move (feature
+   * `overlap-moves`): it keeps being served until the client or the overlap deadline closes it.
+   */
+  movingTo: string | undefined;
   private closed = false;
   /** Pushes are paused while the socket is over its buffer bound or the pending list is full. */
   private lagging = false;

@@ -29,6 +29,14 @@ describe('nodeConfigFromEnv', () => {
     );
   });
 
+  it('keeps moved connections of overlap-moves clients open 3 s unless told otherwise', () => {
+    expect(nodeConfigFromEnv(base).config.moveOverlapMs).toBe(3000);
+    expect(nodeConfigFromEnv({ ...base, CHAT_MOVE_OVERLAP_MS: '0' }).config.moveOverlapMs).toBe(0);
+    expect(() => nodeConfigFromEnv({ ...base, CHAT_MOVE_OVERLAP_MS: '61000' })).toThrow(
+      /CHAT_MOVE_OVERLAP_MS must be an integer from 0 to 60000/,
+    );
+  });
+
   it('checks the store epoch every 5 s unless told otherwise', () => {
     expect(nodeConfigFromEnv(base).config.epochCheckMs).toBe(5000);
     expect(nodeConfigFromEnv({ ...base, CHAT_EPOCH_CHECK_MS: '250' }).config.epochCheckMs).toBe(

@@ -288,6 +288,12 @@ export interface MovedFrame {
   node: string;
   url: string;
   epoch: number;
+  /**
+   * Only to clients with the `overlap-moves` feature, when the node keeps this connection open
+   * for the move: the node closes it with 4001 after this many ms unless the client closed it
+   * first. Absent: the 4001 close follows at once.
+   */
+  closeInMs?: number;
 }
 
 export type ServerFrame =

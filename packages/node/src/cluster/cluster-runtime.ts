@@ -48,6 +48,8 @@ export class ClusterRuntime {
   private drain: DrainController | undefined;
   private closer: TransitionCloser | undefined;
   private leaving = false;
+  /** Moved connections still open for their overlap (ChatNode.overlappingMoves). */
+  private overlappingMoves: () => number = () => 0;
   private readonly disposers: Array<() => void> = [];
 
   private constructor(
@@ -120,6 +122,7 @@ export class ClusterRuntime {
 
   /** Serves peers, follows ring changes and registers this node, which makes it alive. */
   async start(node: ChatNode, wsUrl: string, internalUrl: string): Promise<void> {
+    this.overlappingMoves = () => node.overlappingMoves;
     const fromPeer = validatedFromPeer(this.log.child({ component: 'rpc-handlers' }));
     this.rpc.handle(
       Deliver,
@@ -232,8 +235,8 @@ export class ClusterRuntime {
 
   /**
    * Graceful exit: marks this node as leaving (it drops out of everyone's ring but stays
-   * reachable for dual delivery), moves its users away at the shutdown rate, then revokes its
-   * lease. Bounded by the shutdown timeout.
+   * reachable for dual delivery), moves its users away at the shutdown rate, waits for moved
+   * connections that overlap to close, then revokes its lease. Bounded by the shutdown timeout.
    */
   async drainAndLeave(): Promise<void> {
     this.leaving = true;
@@ -253,6 +256,11 @@ export class ClusterRuntime {
         left,
         new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - this.clock.now()))),
       ]);
+      // Moved devices still overlapping are being delivered to here until they are at home on
+      // their new owner: the lease (and with it dual delivery) stays until they have left.
+      while (this.overlappingMoves() > 0 && this.clock.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       this.log.info({ remaining: this.drain?.remaining ?? 0 }, 'drain before exit finished');
     } catch (err) {
       this.log.warn({ err }, 'could not drain before leaving');

@@ -29,8 +29,9 @@ export class RingOwnership implements Ownership {
   private recent: { table: RouteTable; until: number } | undefined;
   /**
    * The previous rings of open transitions that a later ring change superseded (scale-out of
-   * node-4, then of node-5 while node-4's drain runs): users who had not moved yet still sit on
-   * their owner there, so they are delivered to as well until the transition is closed.
+   * node-4, then of node-5 while node-4's drain runs), and the rings such changes replaced:
+   * users who had not moved yet still sit on their owner there, so they are delivered to as
+   * well until the transition is closed.
    */
   private superseded: Ring[] = [];
 
@@ -61,7 +62,12 @@ export class RingOwnership implements Ownership {
     }
     if (next.previous === undefined) this.superseded = [];
     else if (ringChanged && this.table.previous !== undefined)
-      this.superseded = [...this.superseded, this.table.previous].slice(-MAX_SUPERSEDED);
+      // Users sit on their owner of the transition's previous ring until moved, and on their
+      // owner of the ring before this change once moved (a node leaving mid-transition, at
+      // SIGTERM, keeps its users, overlapping, until it has moved them).
+      this.superseded = [...this.superseded, this.table.previous, this.table.ring].slice(
+        -MAX_SUPERSEDED,
+      );
     this.table = next;
     return { ringChanged, epochChanged };
   }

@@ -73,6 +73,24 @@ test('a superseded transition keeps delivering to where users still are, until i
   for (const u of users.slice(0, 200)) expect(own.previousOwnersOf(u)).toEqual([]);
 });
 
+test('a node leaving while a transition is open (SIGTERM) is still delivered to for its users', () => {
+  const own = new RingOwnership('node-1', { now: () => 0 }, 30_000);
+  own.update(snapshot({ epoch: 1, members: members(ids(3)) }, ids(4), 1));
+  own.update(snapshot(transition(2, ids(3), ids(4)), ids(4), 2));
+  const onNode4 = users.filter((u) => r4.owner(u) === 'node-4');
+  expect(onNode4.length).toBeGreaterThan(500);
+  // node-4 leaves the live members (registered `leaving`, still reachable) before the
+  // transition that brought it in is closed: its users stay connected to it until it moved them.
+  const leaving = snapshot(transition(2, ids(3), ids(4)), ids(4), 3);
+  const node4 = leaving.nodes.get('node-4')!;
+  (leaving.nodes as Map<string, NodeInfo>).set('node-4', { ...node4, leaving: true });
+  own.update(leaving);
+  for (const u of onNode4) {
+    expect(own.ownerOf(u)).toBe(r3.owner(u));
+    expect(own.previousOwnersOf(u)).toContain('node-4');
+  }
+});
+
 test('after an unplanned change (a node died), the owner before it, for the grace period', () => {
   let now = 0;
   const own = new RingOwnership('node-1', { now: () => now }, 1_000);
