@@ -36,3 +36,10 @@ export { startElection, Election } from './election';
 export type { ElectionOptions } from './election';
 export { RouteTable } from './route-table';
 export { clientWsUrl, edgeNodePath, parseEdgeUrl } from './edge-url';
+export {
+  clientAddress,
+  InvalidTrustedProxies,
+  NO_TRUSTED_PROXIES,
+  parseTrustedProxies,
+} from './client-address';
+export type { TrustedProxies } from './client-address';

@@ -1,6 +1,6 @@
 /** Registry settings from the environment, validated with errors that name the variable. */
 import type { EtcdSecurity } from '@chat/cluster';
-import { etcdSecurityFromEnv, parseEdgeUrl } from '@chat/cluster';
+import { etcdSecurityFromEnv, parseEdgeUrl, parseTrustedProxies } from '@chat/cluster';
 
 export interface RegistryConfig {
   readonly etcdEndpoints: readonly string[];
@@ -22,6 +22,11 @@ export interface RegistryConfig {
   readonly operatorToken: string | undefined;
   /** Dashboard streams one address may hold open (CHAT_DASHBOARD_STREAMS_PER_ADDRESS). */
   readonly dashboardStreamsPerAddress: number;
+  /**
+   * Proxies (the TLS edge) whose X-Forwarded-For names the client address that dashboard
+   * streams are counted under (CHAT_TRUSTED_PROXIES, as on the nodes).
+   */
+  readonly trustedProxies: readonly string[];
   readonly logLevel: string;
 }
 
@@ -55,6 +60,15 @@ function operatorTokenFrom(env: Env, web: boolean): string | undefined {
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+function trustedProxiesFrom(env: Env): readonly string[] {
+  const entries = (env.CHAT_TRUSTED_PROXIES ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  parseTrustedProxies('CHAT_TRUSTED_PROXIES', entries); // throws, naming the variable
+  return Object.freeze(entries);
+}
 
 export function registryConfigFromEnv(env: Env): RegistryConfig {
   const endpoints = (env.CHAT_ETCD_ENDPOINTS ?? '')
@@ -100,6 +114,7 @@ export function registryConfigFromEnv(env: Env): RegistryConfig {
     internalPort: intFrom(env, 'CHAT_REGISTRY_INTERNAL_PORT', 0, 0, 65535),
     operatorToken: operatorTokenFrom(env, web),
     dashboardStreamsPerAddress: intFrom(env, 'CHAT_DASHBOARD_STREAMS_PER_ADDRESS', 4, 1, 1000),
+    trustedProxies: trustedProxiesFrom(env),
     logLevel: env.CHAT_LOG_LEVEL || 'info',
   });
 }

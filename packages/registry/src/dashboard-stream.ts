@@ -5,8 +5,8 @@
  * while at least one stream is open.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ClusterChange, ClusterSnapshot, Disposer } from '@chat/cluster';
-import { RouteTable } from '@chat/cluster';
+import type { ClusterChange, ClusterSnapshot, Disposer, TrustedProxies } from '@chat/cluster';
+import { clientAddress, NO_TRUSTED_PROXIES, RouteTable } from '@chat/cluster';
 import type { DashboardRing, DashboardState } from '@chat/web';
 import type { Logger } from 'pino';
 import { RingPictures, dashboardState } from './dashboard';
@@ -40,6 +40,8 @@ export interface DashboardStreamOptions {
    * one client cannot take every slot of `maxClients`.
    */
   readonly maxClientsPerAddress?: number;
+  /** Proxies (the TLS edge) whose X-Forwarded-For says which client a stream is for. */
+  readonly trustedProxies?: TrustedProxies;
   /**
    * A client whose socket buffer stays full this long is disconnected (default 10 s): one that
    * never reads would otherwise hold a slot for good. A live page reconnects by itself.
@@ -87,6 +89,7 @@ export class DashboardStream {
   private readonly keepAliveMs: number;
   private readonly maxClients: number;
   private readonly maxClientsPerAddress: number;
+  private readonly trustedProxies: TrustedProxies;
   private readonly congestedTimeoutMs: number;
   private readonly dispose: Disposer;
   private table: RouteTable;
@@ -104,6 +107,7 @@ export class DashboardStream {
     this.keepAliveMs = options.keepAliveMs ?? 15_000;
     this.maxClients = options.maxClients ?? 64;
     this.maxClientsPerAddress = options.maxClientsPerAddress ?? 4;
+    this.trustedProxies = options.trustedProxies ?? NO_TRUSTED_PROXIES;
     this.congestedTimeoutMs = options.congestedTimeoutMs ?? 10_000;
     this.tableOf = options.source.snapshot;
     this.table = RouteTable.from(this.tableOf);
@@ -144,7 +148,12 @@ export class DashboardStream {
         .end(JSON.stringify({ error: 'UNAVAILABLE', message: 'too many dashboards open' }));
       return;
     }
-    const address = req.socket.remoteAddress ?? '';
+    const forwardedFor = req.headers['x-forwarded-for'];
+    const address = clientAddress(
+      req.socket.remoteAddress ?? '',
+      Array.isArray(forwardedFor) ? forwardedFor.join(',') : (forwardedFor ?? ''),
+      this.trustedProxies,
+    );
     const fromAddress = this.perAddress.get(address) ?? 0;
     if (fromAddress >= this.maxClientsPerAddress) {
       res

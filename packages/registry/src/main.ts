@@ -7,7 +7,12 @@
  * client at /chat/ and the cluster dashboard at /dashboard/), CHAT_LOG_LEVEL.
  */
 import { hostname } from 'node:os';
-import { createEtcdClient, describeEtcdSecurity, watchCluster } from '@chat/cluster';
+import {
+  createEtcdClient,
+  describeEtcdSecurity,
+  parseTrustedProxies,
+  watchCluster,
+} from '@chat/cluster';
 import pino from 'pino';
 import { registryConfigFromEnv } from './config';
 import { RegistryMetrics } from './metrics';
@@ -58,6 +63,7 @@ async function main(): Promise<void> {
     internalHost: config.internalHost,
     internalPort: config.internalPort,
     dashboardStreamsPerAddress: config.dashboardStreamsPerAddress,
+    trustedProxies: parseTrustedProxies('CHAT_TRUSTED_PROXIES', config.trustedProxies),
     ...(config.operatorToken !== undefined ? { operatorToken: config.operatorToken } : {}),
     // Loaded only when on: bundling needs esbuild, which a registry without pages never loads.
     ...(config.web ? { web: await (await import('@chat/web')).buildWebAssets() } : {}),

@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ClusterView } from '@chat/cluster';
+import type { ClusterView, TrustedProxies } from '@chat/cluster';
 import { RouteTable } from '@chat/cluster';
 import { signToken } from '@chat/protocol';
 import type { WebAssets } from '@chat/web';
@@ -42,6 +42,8 @@ export interface RegistryOptions {
   readonly operatorToken?: string;
   /** Dashboard streams one client address may hold open at once (default 4). */
   readonly dashboardStreamsPerAddress?: number;
+  /** Proxies whose X-Forwarded-For names the address a dashboard stream counts against. */
+  readonly trustedProxies?: TrustedProxies;
   /**
    * The browser pages (`/chat/`, `/dashboard/`, `/assets/...`) and the dashboard's event stream
    * (`/v1/dashboard/stream`); 404 without them.
@@ -85,6 +87,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
             ? { maxClientsPerAddress: options.dashboardStreamsPerAddress }
             : {}),
           ...(options.fetchJson ? { fetchJson: options.fetchJson } : {}),
+          ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
         });
 
   const answer = (method: string | undefined, url: URL): HttpAnswer => {

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClusterChange, ClusterSnapshot, NodeInfo } from '@chat/cluster';
 import { waitFor } from '@chat/testkit';
 import type { DashboardRing, DashboardState } from '@chat/web';
+import { parseTrustedProxies } from '@chat/cluster';
 import { DashboardStream } from '../src/dashboard-stream';
 import type { DashboardSource } from '../src/dashboard-stream';
 
@@ -102,9 +103,10 @@ function snapshot(ids: string[], revision: number, memberIds = ids): ClusterSnap
   };
 }
 
-function open(stream: DashboardStream, address = '127.0.0.1'): FakeResponse {
+function open(stream: DashboardStream, address = '127.0.0.1', forwardedFor?: string): FakeResponse {
   const res = new FakeResponse();
-  const req = Object.assign(new EventEmitter(), { socket: { remoteAddress: address } });
+  const headers = forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor };
+  const req = Object.assign(new EventEmitter(), { socket: { remoteAddress: address }, headers });
   stream.attach(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   return res;
 }
@@ -322,5 +324,25 @@ describe('DashboardStream', () => {
     a?.destroy();
     expect(open(stream, '10.0.0.1').status).toBe(200);
     expect(stream.size).toBe(3);
+  });
+
+  it('behind a trusted edge, counts each stream against the client the edge names', () => {
+    const source = new FakeSource(snapshot(['node-1'], 1));
+    const trustedProxies = parseTrustedProxies('CHAT_TRUSTED_PROXIES', ['127.0.0.1']);
+    stream = new DashboardStream({
+      source,
+      maxClientsPerAddress: 1,
+      trustedProxies,
+      fetchJson: async () => ({}),
+    });
+    const viaEdge = ['198.51.100.1', '198.51.100.2', '198.51.100.1'].map(
+      (client) => open(stream!, '127.0.0.1', client).status,
+    );
+    expect(viaEdge).toEqual([200, 200, 429]);
+    // Anyone else's header is not believed: both count against 10.0.0.9.
+    const direct = ['198.51.100.3', '198.51.100.4'].map(
+      (client) => open(stream!, '10.0.0.9', client).status,
+    );
+    expect(direct).toEqual([200, 429]);
   });
 });

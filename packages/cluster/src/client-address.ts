@@ -1,12 +1,17 @@
 /**
- * The address a connection is admitted under. Behind a TLS edge or load balancer every peer is
- * the proxy, so the per-address admission limit would throttle all clients as one; proxies the
+ * The address a client is counted under (the nodes' per-address admission, the registry's
+ * dashboard streams). Behind a TLS edge or load balancer every peer is
+ * the proxy, so per-address limits would throttle all clients as one; proxies the
  * operator names (CHAT_TRUSTED_PROXIES) may say who their client is in X-Forwarded-For. Nobody
  * else may: a client that sends the header itself straight to a node is limited by its own
  * address, and a client behind a trusted proxy can only prepend entries the walk never reaches.
  */
 import { BlockList, isIP } from 'node:net';
-import { ConfigError } from './env';
+
+/** A setting of trusted proxies that is not a list of addresses and CIDR blocks. */
+export class InvalidTrustedProxies extends Error {
+  override readonly name = 'InvalidTrustedProxies';
+}
 
 /** Proxies whose X-Forwarded-For is believed. */
 export interface TrustedProxies {
@@ -18,7 +23,7 @@ export const NO_TRUSTED_PROXIES: TrustedProxies = { has: () => false };
 
 /**
  * Parses addresses and CIDR blocks (IPv4 and IPv6), e.g. `127.0.0.1,10.0.0.0/8,fd00::/8`;
- * a bad entry is quoted in the error with the variable's name.
+ * a bad entry is quoted in the error (InvalidTrustedProxies) with the variable's name.
  */
 export function parseTrustedProxies(name: string, entries: readonly string[]): TrustedProxies {
   if (entries.length === 0) return NO_TRUSTED_PROXIES;
@@ -33,7 +38,7 @@ export function parseTrustedProxies(name: string, entries: readonly string[]): T
       extra === undefined &&
       (prefix === undefined || (/^\d+$/.test(prefixText!) && prefix >= 0 && prefix <= maxPrefix));
     if (!valid) {
-      throw new ConfigError(
+      throw new InvalidTrustedProxies(
         `${name} must be comma-separated IP addresses or CIDR blocks, got ${JSON.stringify(entry)}`,
       );
     }

@@ -1,5 +1,9 @@
-import { ConfigError } from '../src/env';
-import { NO_TRUSTED_PROXIES, clientAddress, parseTrustedProxies } from '../src/client-address';
+import {
+  InvalidTrustedProxies,
+  NO_TRUSTED_PROXIES,
+  clientAddress,
+  parseTrustedProxies,
+} from '../src/client-address';
 
 const EDGE = parseTrustedProxies('CHAT_TRUSTED_PROXIES', ['127.0.0.1', '10.0.0.0/8', 'fd00::/8']);
 
@@ -37,7 +41,7 @@ describe('parseTrustedProxies', () => {
     'refuses %j with the variable named',
     (entry) => {
       expect(() => parseTrustedProxies('CHAT_TRUSTED_PROXIES', [entry])).toThrow(
-        new ConfigError(
+        new InvalidTrustedProxies(
           `CHAT_TRUSTED_PROXIES must be comma-separated IP addresses or CIDR blocks, got ${JSON.stringify(entry)}`,
         ),
       );
