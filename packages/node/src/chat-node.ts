@@ -45,8 +45,8 @@ import type { SocialOptions, SocialStores } from './social';
 import { Social } from './social';
 import type { AdmissionVerdict } from './admission';
 import { Admission, addressKey } from './admission';
-import { clientAddress, parseTrustedProxies } from './client-address';
-import type { TrustedProxies } from './client-address';
+import { clientAddress, parseTrustedProxies } from '@chat/cluster';
+import type { TrustedProxies } from '@chat/cluster';
 import { eventFrame } from './event-frame';
 
 export interface ChatNodeDeps {

@@ -6,7 +6,7 @@ import type { Limits } from '@chat/protocol';
 import { defaultLimits, isValidId } from '@chat/protocol';
 import { databaseTlsProblem } from '@chat/store';
 import type { Env } from './env';
-import { parseTrustedProxies } from './client-address';
+import { InvalidTrustedProxies, parseTrustedProxies } from '@chat/cluster';
 import { ConfigError, EnvReader, checkProductionCredential, checkProductionSecret } from './env';
 
 export interface NodeConfig {
@@ -266,7 +266,12 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
 /** CHAT_TRUSTED_PROXIES, checked now so that a bad entry stops the start with its name. */
 function trustedProxiesFrom(r: EnvReader): readonly string[] {
   const entries = r.list('CHAT_TRUSTED_PROXIES');
-  parseTrustedProxies('CHAT_TRUSTED_PROXIES', entries);
+  try {
+    parseTrustedProxies('CHAT_TRUSTED_PROXIES', entries);
+  } catch (err) {
+    if (err instanceof InvalidTrustedProxies) throw new ConfigError(err.message);
+    throw err;
+  }
   return Object.freeze(entries);
 }
 
