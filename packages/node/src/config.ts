@@ -6,7 +6,12 @@ import type { Limits } from '@chat/protocol';
 import { defaultLimits, isValidId } from '@chat/protocol';
 import { databaseTlsProblem } from '@chat/store';
 import type { Env } from './env';
-import { InvalidTrustedProxies, parseTrustedProxies } from '@chat/cluster';
+import {
+  CLIENT_URL_SCHEMES,
+  InvalidTrustedProxies,
+  nodeUrlProblem,
+  parseTrustedProxies,
+} from '@chat/cluster';
 import { ConfigError, EnvReader, checkProductionCredential, checkProductionSecret } from './env';
 
 export interface NodeConfig {
@@ -197,7 +202,7 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     nodeId,
     host: r.string('CHAT_HOST', d.host),
     port: r.int('CHAT_PORT', d.port, 0, 65535),
-    publicUrl: r.optionalUrl('CHAT_PUBLIC_URL', ['ws:', 'wss:']),
+    publicUrl: publicUrlFrom(r),
     authSecret: usingDevSecret ? DEV_SECRET : secret,
     authKeys,
     authAudience: r.optionalString('CHAT_AUTH_AUDIENCE'),
@@ -263,6 +268,18 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
  * Secrets are never quoted in errors; in production each one passes the same checks as
  * CHAT_AUTH_SECRET.
  */
+/**
+ * CHAT_PUBLIC_URL, checked as the registry checks node records: a URL the registry would refuse
+ * to route anyone to (credentials, a fragment) stops the start instead of leaving the node
+ * silently without users.
+ */
+function publicUrlFrom(r: EnvReader): string | undefined {
+  const url = r.optionalUrl('CHAT_PUBLIC_URL', CLIENT_URL_SCHEMES);
+  const problem = url === undefined ? undefined : nodeUrlProblem(url, CLIENT_URL_SCHEMES);
+  if (problem !== undefined) throw new ConfigError(`CHAT_PUBLIC_URL ${problem} (not echoed)`);
+  return url;
+}
+
 /** CHAT_TRUSTED_PROXIES, checked now so that a bad entry stops the start with its name. */
 function trustedProxiesFrom(r: EnvReader): readonly string[] {
   const entries = r.list('CHAT_TRUSTED_PROXIES');

@@ -15,6 +15,18 @@ describe('nodeConfigFromEnv', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('refuses a public URL the registry would not route to, without echoing it', () => {
+    const bad = 'ws://user:s3cret@node-1.example:8080/ws';
+    expect(() => nodeConfigFromEnv({ ...base, CHAT_PUBLIC_URL: bad })).toThrow(
+      new ConfigError('CHAT_PUBLIC_URL carries credentials (not echoed)'),
+    );
+    expect(() =>
+      nodeConfigFromEnv({ ...base, CHAT_PUBLIC_URL: 'wss://node-1.example/ws#x' }),
+    ).toThrow(/CHAT_PUBLIC_URL carries a fragment/);
+    const ok = 'wss://node-1.example/ws';
+    expect(nodeConfigFromEnv({ ...base, CHAT_PUBLIC_URL: ok }).config.publicUrl).toBe(ok);
+  });
+
   it('names the variable in errors', () => {
     expect(() => nodeConfigFromEnv({ ...base, CHAT_PORT: 'http' })).toThrow(
       /CHAT_PORT must be an integer/,
