@@ -29,6 +29,9 @@ const SEEDS: object[] = [
   { t: 'typing', chatId: 'x' },
   { t: 'listChats', id: 3 },
   { t: 'read', id: 4, chatId: 'c', messageId: '1' },
+  { t: 'block', id: 5, user: 'stranger' },
+  { t: 'listBlocked', id: 6 },
+  { t: 'privacy', id: 7, lastSeen: 'nobody' },
 ];
 
 function mutate(bytes: Uint8Array, rnd: () => number): Uint8Array {

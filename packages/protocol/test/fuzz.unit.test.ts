@@ -35,6 +35,10 @@ const clientTypes = new Set([
   'ack',
   'typing',
   'pong',
+  'block',
+  'unblock',
+  'listBlocked',
+  'privacy',
 ]);
 const errorCodes = new Set<string>(ErrorCodes);
 
@@ -59,6 +63,10 @@ const samples: ReadonlyArray<Record<string, unknown>> = [
   { t: 'ack', seq: 3 },
   { t: 'typing', chatId: 'c-1' },
   { t: 'pong', seq: 4 },
+  { t: 'block', id: 11, user: 'mallory' },
+  { t: 'unblock', id: 12, user: 'mallory' },
+  { t: 'listBlocked', id: 13 },
+  { t: 'privacy', id: 14, lastSeen: 'nobody' },
 ];
 
 const keyPool = [
@@ -78,6 +86,7 @@ const keyPool = [
   'mime',
   'size',
   'key',
+  'lastSeen',
   '__proto__',
   'constructor',
   'toString',
