@@ -102,6 +102,8 @@ export class ChatNode {
   private readonly social: Social;
   private readonly requestContext: RequestContext;
   private readonly notReady = new Map<Session, ClientFrame[]>();
+  /** Moved connections still open for the overlap (moveUser). */
+  private readonly overlapping = new Set<Session>();
   private sweeper: NodeJS.Timeout | undefined;
   private readonly admission: Admission;
   private readonly trustedProxies: TrustedProxies;
