@@ -29,17 +29,7 @@ else
   # shellcheck source=lib/apt.sh
   source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
   apt_install "ensure-nginx: nginx" "$(manual_help 2>&1)" nginx || exit 1
-  if [[ "$(id -u)" -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
-
-  # In case a service started anyway (an existing policy allowed it): stop and disable it.
-  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
-    "${sudo[@]}" systemctl disable --now nginx.service >/dev/null 2>&1 || true
-  elif command -v service >/dev/null; then
-    "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
-  fi
-  if command -v update-rc.d >/dev/null; then
-    "${sudo[@]}" update-rc.d nginx disable >/dev/null 2>&1 || true
-  fi
+  disable_service nginx
 
   nginx_bin="$(find_nginx)"
   if [[ -z "$nginx_bin" ]]; then

@@ -49,3 +49,20 @@ apt_install() {
     return 1
   fi
 }
+
+# Stops and disables a service a package started anyway (an existing policy allowed it): the
+# harness runs its own processes on free ports.
+#
+#   disable_service <service name>
+disable_service() {
+  local name=$1 sudo=()
+  if [[ "$(id -u)" -ne 0 ]]; then sudo=(sudo); fi
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+    "${sudo[@]}" systemctl disable --now "$name.service" >/dev/null 2>&1 || true
+  elif command -v service >/dev/null; then
+    "${sudo[@]}" service "$name" stop >/dev/null 2>&1 || true
+  fi
+  if command -v update-rc.d >/dev/null; then
+    "${sudo[@]}" update-rc.d "$name" disable >/dev/null 2>&1 || true
+  fi
+}

@@ -61,6 +61,35 @@ function pem(env: Env, name: string, readFile: (path: string) => Buffer): Buffer
  * const security = etcdSecurityFromEnv(process.env, endpoints);
  * const etcd = createEtcdClient({ endpoints, security });
  */
+/**
+ * CHAT_ETCD_ENDPOINTS: required, comma-separated `http://` or `https://` URLs (the registry,
+ * the edge sync; the node reads it with its own env reader).
+ */
+export function etcdEndpointsFromEnv(env: Env): string[] {
+  const endpoints = (env.CHAT_ETCD_ENDPOINTS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (endpoints.length === 0)
+    throw new InvalidEtcdSettings(
+      'CHAT_ETCD_ENDPOINTS is required: comma-separated etcd client URLs',
+    );
+  for (const endpoint of endpoints) {
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(endpoint).protocol;
+    } catch {
+      protocol = undefined;
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      throw new InvalidEtcdSettings(
+        `CHAT_ETCD_ENDPOINTS must be comma-separated http:// or https:// URLs, got ${JSON.stringify(endpoint)}`,
+      );
+    }
+  }
+  return endpoints;
+}
+
 export function etcdSecurityFromEnv(
   env: Env,
   endpoints: readonly string[],

@@ -1,6 +1,11 @@
 export { createEtcdClient } from './client';
 export type { EtcdClientOptions } from './client';
-export { describeEtcdSecurity, etcdSecurityFromEnv, InvalidEtcdSettings } from './etcd-security';
+export {
+  describeEtcdSecurity,
+  etcdEndpointsFromEnv,
+  etcdSecurityFromEnv,
+  InvalidEtcdSettings,
+} from './etcd-security';
 export type { EtcdSecurity } from './etcd-security';
 export { toClusterError } from './errors';
 export { silentLogger } from './logger';

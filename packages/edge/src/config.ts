@@ -1,4 +1,5 @@
 /** Settings of the edge sync process (`main.ts`), validated with errors that name the variable. */
+import { etcdEndpointsFromEnv } from '@chat/cluster';
 import type { EdgeSite } from './nginx-config';
 
 export interface EdgeConfig {
@@ -33,13 +34,7 @@ function required(env: Env, name: string, what: string): string {
 }
 
 export function edgeConfigFromEnv(env: Env): EdgeConfig {
-  const endpoints = (env.CHAT_ETCD_ENDPOINTS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  if (endpoints.length === 0)
-    throw new Error('CHAT_ETCD_ENDPOINTS is required: comma-separated etcd client URLs');
-  for (const endpoint of endpoints) httpUrl('CHAT_ETCD_ENDPOINTS', endpoint);
+  const endpoints = etcdEndpointsFromEnv(env);
   const listen = env.CHAT_EDGE_LISTEN || '0.0.0.0:443';
   if (!/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(listen))
     throw new Error(`CHAT_EDGE_LISTEN must be host:port, got ${JSON.stringify(listen)}`);

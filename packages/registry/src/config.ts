@@ -1,6 +1,11 @@
 /** Registry settings from the environment, validated with errors that name the variable. */
 import type { EtcdSecurity } from '@chat/cluster';
-import { etcdSecurityFromEnv, parseEdgeUrl, parseTrustedProxies } from '@chat/cluster';
+import {
+  etcdEndpointsFromEnv,
+  etcdSecurityFromEnv,
+  parseEdgeUrl,
+  parseTrustedProxies,
+} from '@chat/cluster';
 
 export interface RegistryConfig {
   readonly etcdEndpoints: readonly string[];
@@ -71,25 +76,7 @@ function trustedProxiesFrom(env: Env): readonly string[] {
 }
 
 export function registryConfigFromEnv(env: Env): RegistryConfig {
-  const endpoints = (env.CHAT_ETCD_ENDPOINTS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  if (endpoints.length === 0)
-    throw new Error('CHAT_ETCD_ENDPOINTS is required: comma-separated etcd client URLs');
-  for (const endpoint of endpoints) {
-    let protocol: string | undefined;
-    try {
-      protocol = new URL(endpoint).protocol;
-    } catch {
-      protocol = undefined;
-    }
-    if (protocol !== 'http:' && protocol !== 'https:') {
-      throw new Error(
-        `CHAT_ETCD_ENDPOINTS must be comma-separated http:// or https:// URLs, got ${JSON.stringify(endpoint)}`,
-      );
-    }
-  }
+  const endpoints = etcdEndpointsFromEnv(env);
   const rawPort = env.CHAT_REGISTRY_PORT ?? '0';
   const port = Number(rawPort);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
