@@ -290,6 +290,17 @@ test(
     const moving = await openChatPage(movingUser);
     const staying = await openChatPage(stayingUser);
     expect(await moving.waitConnected(before.owner(movingUser))).toBe(before.owner(movingUser));
+    // Every text the connection indicator shows, to see the move without a gap on the page.
+    await moving.page.evaluate(() => {
+      const conn = document.getElementById('conn')!;
+      const seen: string[] = [];
+      (window as unknown as { __connTexts: string[] }).__connTexts = seen;
+      new MutationObserver(() => seen.push(conn.textContent ?? '')).observe(conn, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
+    });
     const pageChat = await staying.createChat([movingUser]);
     await staying.send('before the scale-out');
     await moving.waitForChat(pageChat);
@@ -356,6 +367,12 @@ test(
     await moving.waitConnected('node-4');
     expect((await moving.connection()).moves).toBeGreaterThanOrEqual(1);
     expect((await moving.connectionLog()).join('\n')).toMatch(/moved: node-\d → node-4/);
+    // It moved without a gap (issue 17): connected to the old node while it joined node-4.
+    const connTexts = await moving.page.evaluate(
+      () => (window as unknown as { __connTexts: string[] }).__connTexts,
+    );
+    expect(connTexts).toContain(`moving: ${before.owner(movingUser)} → node-4`);
+    expect(connTexts.filter((t) => t.startsWith('reconnecting'))).toEqual([]);
     await moving.waitForBodies(sentByPage);
     expect(await moving.bodies()).toEqual(sentByPage);
     await staying.waitForTicks(sentByPage.slice(-1), 'read');

@@ -1,6 +1,7 @@
 /**
  * A fleet of lean devices (one per user) for the cluster workloads: connects at a bounded rate
- * from several source addresses, follows `moved`, reconnects after drops like the SDK (jitter,
+ * from several source addresses, follows `moved` (overlapping the old connection with the new
+ * one when the node allows, as the SDK does), reconnects after drops like the SDK (jitter,
  * Retry-After, the registry's route), syncs after every welcome and on gaps, acks cumulatively,
  * and sends open-loop traffic whose deliveries it matches by a `run:k` body tag. Whatever is
  * acked must arrive: what did not by the end of the drain is counted as lost.
@@ -68,8 +69,17 @@ class Traffic {
 }
 
 class Device {
-  readonly socket: LeanSocket;
+  socket: LeanSocket;
+  /** `welcome` came on `socket`. */
   welcomed = false;
+  /**
+   * The previous connection while a move overlaps (`moved` with `closeInMs`): it still delivers,
+   * and carries the sends (`leavingServes`) until the new one has synced.
+   */
+  leaving: LeanSocket | undefined;
+  leavingServes = false;
+  /** Request ids put on `leaving` and not answered yet: it closes once they are. */
+  readonly leavingIds = new Set<number>();
   node = '';
   /** Every event seq up to this one was seen; events after it wait in `ahead`. */
   contig = 0;
@@ -93,9 +103,15 @@ class Device {
     public url: string,
     readonly token: string,
     readonly localAddress: string | undefined,
-    handlers: (d: Device) => ConstructorParameters<typeof LeanSocket>[0],
+    newSocket: (d: Device) => LeanSocket,
   ) {
-    this.socket = new LeanSocket(handlers(this));
+    this.socket = newSocket(this);
+  }
+
+  /** Whether sends can go out now, and on which connection. */
+  get wire(): LeanSocket | undefined {
+    if (this.leavingServes) return this.leaving;
+    return this.welcomed ? this.socket : undefined;
   }
 }
 
@@ -127,7 +143,7 @@ export class Fleet {
           command.urls[i]!,
           signToken({ sub: user, dev: 'd1', exp: expSec }, command.secret),
           addrs.length === 0 ? undefined : addrs[i % addrs.length],
-          (d) => this.handlers(d),
+          (d) => this.newSocket(d),
         ),
     );
     clearInterval(this.ackTimer);
@@ -300,6 +316,7 @@ export class Fleet {
       d.stopped = true;
       clearTimeout(d.timer);
       d.socket.destroy();
+      d.leaving?.destroy();
     }
     this.devices = [];
     this.dirty.clear();
@@ -313,14 +330,16 @@ export class Fleet {
       const k = t.next++;
       const s = senders[k % senders.length]!;
       const d = this.devices[s.device]!;
-      if (!d.welcomed) {
+      const wire = d.wire;
+      if (wire === undefined) {
         t.skipped++;
         t.ackState[k] = 2;
         continue;
       }
       const id = d.nextId++;
       d.sends.set(id, k);
-      d.socket.send({
+      if (wire === d.leaving) d.leavingIds.add(id);
+      wire.send({
         t: 'send',
         id,
         chatId: this.chatIds[s.chat],
@@ -332,7 +351,14 @@ export class Fleet {
     }
   }
 
-  private handlers(d: Device): ConstructorParameters<typeof LeanSocket>[0] {
+  /** A connection of the device; its events are told apart from those of the one it replaces. */
+  private newSocket(d: Device): LeanSocket {
+    const socket: LeanSocket = new LeanSocket(this.handlers(d, () => socket));
+    return socket;
+  }
+
+  private handlers(d: Device, own: () => LeanSocket): ConstructorParameters<typeof LeanSocket>[0] {
+    const leaving = (): boolean => d.leaving !== undefined && own() === d.leaving;
     return {
       onRefused: (status, retryAfterSec) => {
         this.refusals++;
@@ -343,8 +369,10 @@ export class Fleet {
         );
       },
       onOpen: () => undefined,
-      onFrame: (f) => this.onFrame(d, f),
+      onFrame: (f) => (leaving() ? this.onLeavingFrame(d, f) : this.onFrame(d, f)),
       onClose: (code) => {
+        if (leaving()) return this.dropLeaving(d);
+        if (own() !== d.socket) return;
         const wasWelcomed = d.welcomed;
         d.welcomed = false;
         d.syncing = false;
@@ -432,7 +460,72 @@ export class Fleet {
       }
       case 'moved':
         if (typeof f.url === 'string') d.url = f.url;
+        if (typeof f.closeInMs === 'number' && d.welcomed && this.options?.reconnect === true)
+          this.beginOverlap(d);
         return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * `moved` with `closeInMs`: the connection stays, delivering and carrying sends, while a new
+   * one connects to the new owner; `finishOverlap` closes it once that one has synced. Recorded
+   * as a 4001 close (the moment the node moved the device), as a move without the overlap is.
+   */
+  private beginOverlap(d: Device): void {
+    if (d.leaving !== undefined) this.closeLeaving(d);
+    d.leaving = d.socket;
+    d.leavingServes = true;
+    for (const id of d.sends.keys()) d.leavingIds.add(id);
+    if (this.traffic !== null) {
+      this.closeCodes.set('4001', (this.closeCodes.get('4001') ?? 0) + 1);
+      this.closes.push([d.index, d.node, 4001, Date.now()]);
+    }
+    d.socket = this.newSocket(d);
+    d.welcomed = false;
+    d.syncing = false;
+    this.schedule(d, Math.random() * 50);
+  }
+
+  /** The new connection has synced: sends go there, the old one closes once it answered. */
+  private finishOverlap(d: Device): void {
+    if (!d.leavingServes) return;
+    d.leavingServes = false;
+    if (d.leavingIds.size === 0) this.closeLeaving(d);
+  }
+
+  private closeLeaving(d: Device): void {
+    const socket = d.leaving;
+    this.dropLeaving(d);
+    socket?.close(1000);
+  }
+
+  /** Forgets the old connection; its unanswered sends are lost like those of any dropped one. */
+  private dropLeaving(d: Device): void {
+    for (const id of d.leavingIds) d.sends.delete(id);
+    d.leavingIds.clear();
+    d.leaving = undefined;
+    d.leavingServes = false;
+  }
+
+  /** A frame on the connection being left: events, pings and replies still count. */
+  private onLeavingFrame(d: Device, f: Frame): void {
+    switch (f.t) {
+      case 'evt':
+        this.onEvent(d, f);
+        return;
+      case 'ping':
+        d.leaving?.send({ t: 'pong', seq: f.seq ?? 0 });
+        return;
+      case 'ok':
+      case 'err': {
+        this.onReply(d, f);
+        const id = typeof f.id === 'number' ? f.id : -1;
+        if (d.leavingIds.delete(id) && !d.leavingServes && d.leavingIds.size === 0)
+          this.closeLeaving(d);
+        return;
+      }
       default:
         return;
     }
@@ -442,9 +535,12 @@ export class Fleet {
     if (d.syncing) return;
     d.syncing = true;
     const id = d.nextId++;
+    const via = d.socket;
     d.replies.set(id, (reply) => {
       d.syncing = false;
       if (reply.t === 'ok' && reply.more === true) this.sync(d);
+      // Synced on the new connection of a move: the old one can go.
+      else if (reply.t === 'ok' && via === d.socket && d.welcomed) this.finishOverlap(d);
       this.markDirty(d);
     });
     d.socket.send({ t: 'sync', id, after: d.contig });
@@ -510,12 +606,14 @@ export class Fleet {
     const now = performance.now();
     const every = this.options?.ackEveryMs ?? 50;
     for (const d of this.dirty) {
-      if (!d.welcomed || d.contig <= d.ackedSeq) {
+      if ((!d.welcomed && d.leaving === undefined) || d.contig <= d.ackedSeq) {
         this.dirty.delete(d);
       } else if (now >= d.nextAckAt) {
         d.ackedSeq = d.contig;
         d.nextAckAt = now + every;
-        d.socket.send({ t: 'ack', seq: d.ackedSeq });
+        // During a move both nodes push: both hear the ack.
+        if (d.welcomed) d.socket.send({ t: 'ack', seq: d.ackedSeq });
+        d.leaving?.send({ t: 'ack', seq: d.ackedSeq });
         this.dirty.delete(d);
       }
     }

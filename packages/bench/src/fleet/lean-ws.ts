@@ -10,9 +10,9 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { FEATURES_PARAM } from '@chat/protocol';
 
-/** The features the SDK asks for (no echo of own sends, receipts as watermark frames): the
- * fleet's devices behave like the SDK's. */
-const SDK_FEATURES_QUERY = `${FEATURES_PARAM}=no-echo,receipt-marks`;
+/** The features the SDK asks for (no echo of own sends, receipts as watermark frames, moves
+ * without a gap): the fleet's devices behave like the SDK's. */
+const SDK_FEATURES_QUERY = `${FEATURES_PARAM}=no-echo,receipt-marks,overlap-moves`;
 
 export interface LeanHandlers {
   /** The upgrade was answered with something other than 101. */
@@ -111,6 +111,17 @@ export class LeanSocket {
 
   send(frame: object): void {
     if (this.open) this.socket?.write(maskedTextFrame(JSON.stringify(frame)));
+  }
+
+  /** A clean close: the close frame with `code`, then the end of the TCP stream; onClose follows. */
+  close(code: number): void {
+    const socket = this.socket;
+    if (socket === undefined || !this.open) return this.destroy();
+    const frame = Buffer.from([0x88, 0x82, ...MASK, 0, 0]);
+    frame[6] = (code >> 8) ^ MASK[0]!;
+    frame[7] = (code & 0xff) ^ MASK[1]!;
+    this.open = false;
+    socket.end(frame);
   }
 
   /**

@@ -234,6 +234,8 @@ class ChatSession {
 
   private onState(state: ConnectionState): void {
     renderConnection(this.dom, state, this.moves);
+    // Moving without a gap: still on the old node, nothing to refresh until the move is done.
+    if (state.movingTo !== undefined) return;
     if (state.status === 'ready') {
       if (state.node !== this.lastNode)
         logConnection(this.dom, `connected to ${state.node ?? '?'}`, Date.now());

@@ -254,7 +254,12 @@ export function renderConnection(dom: Dom, state: ConnectionState, moves: number
   dom.conn.dataset.status = state.status;
   dom.conn.dataset.node = state.node ?? '';
   dom.conn.dataset.moves = String(moves);
-  dom.conn.textContent = STATUS_TEXT[state.status](state.node);
+  dom.conn.dataset.movingTo = state.movingTo ?? '';
+  // A move without a gap: still connected (and delivering) on the old node meanwhile.
+  dom.conn.textContent =
+    state.movingTo === undefined
+      ? STATUS_TEXT[state.status](state.node)
+      : `moving: ${state.node ?? '?'} → ${state.movingTo}`;
 }
 
 /** Adds a line to the connection log (newest first, a few kept). */
