@@ -629,7 +629,8 @@ export class ChatNode {
   }
 
   /**
-   * What `/v1/stats` reports: current connections and users, the worst per-connection buffer,
+   * What `/v1/stats` reports: current connections and users, the connections of moved devices
+   * still open while they overlap their move (`movingOut`), the worst per-connection buffer,
    * pushes awaiting acks, and two cumulative counters since the process started: `messagesIn`
    * (`send` requests acked, duplicates included) and `messagesOut` (events pushed to devices
    * here, one per device).
@@ -637,6 +638,7 @@ export class ChatNode {
   stats(): {
     connections: number;
     users: number;
+    movingOut: number;
     maxBufferedBytes: number;
     pendingPushes: number;
     messagesIn: number;
@@ -651,6 +653,7 @@ export class ChatNode {
     return {
       connections: this.sessions.connectionCount,
       users: this.sessions.userCount,
+      movingOut: this.overlapping.size,
       maxBufferedBytes,
       pendingPushes,
       messagesIn: this.sendsAccepted,

@@ -125,6 +125,7 @@ export function dashboardState(input: DashboardInput): DashboardState {
       share: picture.shares.get(id) ?? 0,
       url: info?.wsUrl ?? null,
       connections: figures?.connections ?? null,
+      ...(figures?.movingOut === undefined ? {} : { movingOut: figures.movingOut }),
       users: figures?.users ?? null,
       messagesPerSec: figures?.messagesPerSec ?? null,
       pushesPerSec: figures?.pushesPerSec ?? null,

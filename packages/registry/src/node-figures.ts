@@ -12,6 +12,8 @@ import type { Logger } from 'pino';
 export interface NodeStatsSample {
   readonly connections: number;
   readonly users: number;
+  /** Connections of moved devices still open for their overlap (issue 17); absent when none. */
+  readonly movingOut?: number;
   /** Cumulative `send` requests acked since the node process started. */
   readonly messagesIn: number;
   /** Cumulative events pushed to devices since the node process started. */
@@ -22,6 +24,8 @@ export interface NodeStatsSample {
 export interface NodeFigures {
   readonly connections: number;
   readonly users: number;
+  /** Of `connections`, those of devices moving away (overlapping); absent when none. */
+  readonly movingOut?: number;
   /** Null until two answers in a row, and after the counters went backwards (a restart). */
   readonly messagesPerSec: number | null;
   readonly pushesPerSec: number | null;
@@ -53,9 +57,11 @@ export function parseNodeStats(body: unknown): NodeStatsSample | undefined {
   const connections = count(o['connections']);
   const users = count(o['users']);
   if (connections === undefined || users === undefined) return undefined;
+  const movingOut = count(o['movingOut']);
   return {
     connections,
     users,
+    ...(movingOut === undefined || movingOut === 0 ? {} : { movingOut }),
     messagesIn: count(o['messagesIn']) ?? 0,
     messagesOut: count(o['messagesOut']) ?? 0,
   };
@@ -185,6 +191,7 @@ export class NodeFiguresPoller {
       const figures: NodeFigures = {
         connections: sample.connections,
         users: sample.users,
+        ...(sample.movingOut === undefined ? {} : { movingOut: sample.movingOut }),
         messagesPerSec: ratePerSec(before && { value: before.sample.messagesIn, at: before.at }, {
           value: sample.messagesIn,
           at,

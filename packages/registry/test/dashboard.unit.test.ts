@@ -65,6 +65,7 @@ const scaleOut = snapshot(
 
 const figures = new Map<string, NodeFigures>([
   ['node-1', { connections: 12, users: 10, messagesPerSec: 3.5, pushesPerSec: 7, at: 5 }],
+  ['node-2', { connections: 9, movingOut: 3, users: 9, messagesPerSec: 1, pushesPerSec: 1, at: 5 }],
 ]);
 
 describe('dashboardState', () => {
@@ -100,6 +101,8 @@ describe('dashboardState', () => {
       messagesPerSec: 3.5,
       pushesPerSec: 7,
     });
+    // Devices node-2 moved that are still connected there while they join their new owner.
+    expect(state.nodes[1]).toMatchObject({ connections: 9, movingOut: 3 });
     const node4 = state.nodes[3]!;
     expect(node4).toMatchObject({ member: true, previousMember: false, users: null });
     expect(state.nodes[4]).toMatchObject({ nodeId: 'node-10', member: false, share: 0 });

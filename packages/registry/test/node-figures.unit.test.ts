@@ -23,6 +23,16 @@ describe('parseNodeStats', () => {
     ).toEqual({ connections: 3, users: 2, messagesIn: 10, messagesOut: 30 });
   });
 
+  it('keeps the connections moving out (issue 17) when there are any', () => {
+    expect(parseNodeStats({ connections: 5, users: 4, movingOut: 2 })).toMatchObject({
+      connections: 5,
+      movingOut: 2,
+    });
+    expect(parseNodeStats({ connections: 5, users: 4, movingOut: 0 })).not.toHaveProperty(
+      'movingOut',
+    );
+  });
+
   it('counts no messages for a node that does not report them', () => {
     expect(parseNodeStats({ connections: 0, users: 0 })).toEqual({
       connections: 0,

@@ -67,6 +67,11 @@ export interface DashboardNode {
   readonly url: string | null;
   /** The node's own figures, null when it did not answer the last poll (or is not live). */
   readonly connections: number | null;
+  /**
+   * Of `connections`, those of devices this node moved that are still open while the devices
+   * connect to their new owner (moves without a gap, issue 17); absent when none.
+   */
+  readonly movingOut?: number;
   readonly users: number | null;
   /** `send` requests acked per second over the last poll interval; null until two polls. */
   readonly messagesPerSec: number | null;

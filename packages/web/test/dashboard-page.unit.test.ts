@@ -2,6 +2,7 @@ import type { DashboardDrain, DashboardState, RingArc } from '../src/dashboard-f
 import { ColourBook, colourAt } from '../src/dashboard/colours';
 import {
   drainSummary,
+  formatConnections,
   formatCount,
   formatDuration,
   formatPercent,
@@ -71,6 +72,9 @@ describe('format', () => {
     expect(formatShare(0.25678)).toBe('25.7 %');
     expect(formatCount(null)).toBe('–');
     expect(formatCount(12345)).toBe('12,345');
+    expect(formatConnections(1200)).toBe('1,200');
+    expect(formatConnections(1200, 14)).toBe('1,200 (14 moving out)');
+    expect(formatConnections(null, 0)).toBe('–');
     expect(formatRate(null)).toBe('–');
     expect(formatRate(3.25)).toBe('3.3');
     expect(formatRate(123.4)).toBe('123');

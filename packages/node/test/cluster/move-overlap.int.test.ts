@@ -339,6 +339,13 @@ describe('the protocol during an overlap', () => {
       expect(movedFrames.map((m) => [m.node, m.closeInMs])).toEqual(
         devices.map(() => ['node-4', OVERLAP_MS]),
       );
+      // The old owner reports them as moving out (for the dashboard) while they overlap.
+      const stats = async (): Promise<{ connections: number; movingOut: number }> =>
+        (await (await fetch(`${cluster.node(from).internalUrl}/v1/stats`)).json()) as {
+          connections: number;
+          movingOut: number;
+        };
+      expect((await stats()).movingOut).toBe(3);
       // Without the feature: `moved` without closeInMs, and the close at once.
       const legacyMoved = await legacyDevice.next<MovedFrame>((f) => f.t === 'moved', 15_000);
       expect(legacyMoved.closeInMs).toBeUndefined();
@@ -364,6 +371,7 @@ describe('the protocol during an overlap', () => {
       // The client never closed the old connections: the deadline does, with 4001.
       const closes = await Promise.all(devices.map((d) => d.closed));
       expect(closes.map((c) => c.code)).toEqual([4001, 4001, 4001]);
+      await waitFor(async () => expect((await stats()).movingOut).toBe(0));
       expect(Date.now() - movedAt).toBeGreaterThanOrEqual(OVERLAP_MS - 1_000);
     } finally {
       for (const c of open) c.ws.terminate();

@@ -14,6 +14,12 @@ export function formatCount(n: number | null): string {
   return n === null ? UNKNOWN : Math.round(n).toLocaleString('en-US');
 }
 
+/** A node's connections, with those moving away while they overlap their move. */
+export function formatConnections(connections: number | null, movingOut = 0): string {
+  const all = formatCount(connections);
+  return movingOut > 0 ? `${all} (${formatCount(movingOut)} moving out)` : all;
+}
+
 /** Per-second rates: one decimal under 10, whole numbers above. */
 export function formatRate(n: number | null): string {
   if (n === null) return UNKNOWN;

@@ -17,6 +17,7 @@ import {
   UNKNOWN,
   drainSummary,
   formatClock,
+  formatConnections,
   formatCount,
   formatDuration,
   formatPercent,
@@ -310,7 +311,7 @@ export class DashboardView {
     setText(row.cells.weight, String(node.weight));
     setText(row.cells.share, node.member ? formatShare(node.share) : UNKNOWN);
     setText(row.cells.users, formatCount(node.users));
-    setText(row.cells.connections, formatCount(node.connections));
+    setText(row.cells.connections, formatConnections(node.connections, node.movingOut));
     setText(row.cells.messages, formatRate(node.messagesPerSec));
     setText(row.cells.pushes, formatRate(node.pushesPerSec));
   }
