@@ -282,12 +282,31 @@ test(
     const stayingUser = pageUsers.find(
       (u) => after.owner(u) === before.owner(u) && before.owner(u) !== before.owner(movingUser),
     )!;
-    const openChatPage = async (user: string): Promise<ChatPageDriver> => {
+    // Pictures of a move without a gap: node-4's frames to the moving page are held once it
+    // connects there, so the page stays on its old node, "moving" to node-4 (and that node's row
+    // counts it as moving out), long enough to be photographed; then they flow again. Held for
+    // under CHAT_MOVE_OVERLAP_MS (3 s), so the old node never closes the connection meanwhile.
+    const node4Port = new URL(cluster.node('node-4').url).port;
+    let releaseNode4: () => void = () => undefined;
+    const node4Held = new Promise<void>((resolve) => (releaseNode4 = resolve));
+    const holdNode4 = (context: BrowserContext): Promise<void> =>
+      context.routeWebSocket(
+        (url) => url.port === node4Port,
+        (ws) => {
+          const server = ws.connectToServer();
+          server.onMessage((message) => void node4Held.then(() => ws.send(message)));
+        },
+      );
+    const openChatPage = async (
+      user: string,
+      setup?: (context: BrowserContext) => Promise<void>,
+    ): Promise<ChatPageDriver> => {
       const context = await browser.newContext();
       chatContexts.push(context);
+      await setup?.(context);
       return ChatPageDriver.open(context, cluster.registryUrl, user, 'browser');
     };
-    const moving = await openChatPage(movingUser);
+    const moving = await openChatPage(movingUser, holdNode4);
     const staying = await openChatPage(stayingUser);
     expect(await moving.waitConnected(before.owner(movingUser))).toBe(before.owner(movingUser));
     // Every text the connection indicator shows, to see the move without a gap on the page.
@@ -307,6 +326,27 @@ test(
     await moving.openChat(pageChat);
     await moving.waitForBodies(['before the scale-out']);
     const sentByPage = ['before the scale-out'];
+
+    const movingConnections = `#nodes tr[data-node="${before.owner(movingUser)}"] [data-col="connections"]`;
+    const overlapPictures = (async () => {
+      try {
+        await moving.page.waitForSelector('#conn[data-moving-to="node-4"]', {
+          state: 'attached',
+          timeout: 60_000,
+        });
+        await saveScreenshot(moving.page, 'chat-moving');
+        await waitFor(
+          async () => expect(await page.textContent(movingConnections)).toMatch(/moving out/),
+          2_000,
+          50,
+        );
+        await saveScreenshot(page, 'dashboard-moving');
+        // Both pictures show the overlap: the page is still moving, on its old node.
+        expect(await moving.page.getAttribute('#conn', 'data-moving-to')).toBe('node-4');
+      } finally {
+        releaseNode4();
+      }
+    })();
 
     const scaleOutAt = Date.now();
     const scaleOut = chatctl([
@@ -347,6 +387,7 @@ test(
       100,
     );
     const result = await scaleOut;
+    await overlapPictures;
     const drainMs = Date.now() - scaleOutAt;
     expect({ code: result.code, out: result.out }).toEqual({ code: 0, out: result.out });
 

@@ -103,6 +103,9 @@ class ChatSession {
       }),
       client.on('welcome', (welcome) => {
         if (welcome.seq >= this.model.lastSeq || this.superseded) return;
+        // The new node's welcome during a move without a gap: events kept arriving through the
+        // old node since it was sent, so it may name fewer than the page has. Not a foreign copy.
+        if (client.state.movingTo !== undefined) return;
         this.superseded = true;
         clearState(localStorage, this.identity);
         this.onForeignCopy();
