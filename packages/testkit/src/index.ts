@@ -44,3 +44,4 @@ export { nginxPath, startEdge } from './edge';
 export type { EdgeHandle, EdgeOptions } from './edge';
 export { trustingTransport } from './trusting-transport';
 export type { TrustingTransport } from './trusting-transport';
+export { LocalRun } from './local-run';

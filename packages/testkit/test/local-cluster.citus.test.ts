@@ -3,34 +3,18 @@
  * workers prints the same READY line as on the embedded PostgreSQL, two users chat across it,
  * the tables are distributed over both workers, and Ctrl-C stops everything it started.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { jsonCodec } from '@chat/protocol';
 import { Client } from 'pg';
-import { REPO_ROOT, RawClient, testToken, waitFor } from '@chat/testkit';
+import { LocalRun, RawClient, testToken } from '@chat/testkit';
 
 const DEV_SECRET = 'dev-secret';
-let launcher: ChildProcess | undefined;
-let output = '';
+let run: LocalRun | undefined;
 const clients: RawClient[] = [];
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.close()));
-  // After a failure: Ctrl-C as a user would, then the whole process group if that hangs.
-  if (launcher?.pid !== undefined && launcher.exitCode === null) {
-    const gone = new Promise((resolve) => launcher!.once('exit', resolve));
-    launcher.kill('SIGINT');
-    const timer = setTimeout(() => process.kill(-launcher!.pid!, 'SIGKILL'), 30_000);
-    await gone;
-    clearTimeout(timer);
-  }
+  await run?.kill();
 });
-
-/** The value of `name=` in the READY line. */
-function readyField(name: string): string {
-  const line = output.split('\n').find((l) => l.startsWith('READY '))!;
-  return new RegExp(`${name}=(\\S+)`).exec(line)![1]!;
-}
 
 async function connect(registry: string, user: string): Promise<RawClient> {
   const res = await fetch(`${registry}/v1/route?user=${user}`);
@@ -45,18 +29,9 @@ async function connect(registry: string, user: string): Promise<RawClient> {
 }
 
 it('runs the local cluster on Citus, prints READY, delivers, and stops on Ctrl-C', async () => {
-  launcher = spawn('bash', ['scripts/start.sh', '--citus'], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, so that a hung run can be ended whole
-  });
-  launcher.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  launcher.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => launcher!.on('exit', resolve));
-  await waitFor(() => expect(output).toMatch(/^READY registry=\S+ etcd=\S+ prefix=\S+$/m), 90_000);
-
-  const registry = readyField('registry');
-  const databaseUrl = /^postgres: (\S+)\s+\(Citus coordinator/m.exec(output)?.[1];
+  run = await LocalRun.start(['--citus']);
+  const registry = run.readyField('registry');
+  const databaseUrl = /^postgres: (\S+)\s+\(Citus coordinator/m.exec(run.output)?.[1];
   expect(databaseUrl).toBeDefined();
 
   const alice = await connect(registry, 'alice');
@@ -84,7 +59,6 @@ it('runs the local cluster on Citus, prints READY, delivers, and stops on Ctrl-C
   }
 
   await Promise.all(clients.splice(0).map((c) => c.close()));
-  launcher.kill('SIGINT');
-  expect(await exited).toBe(0);
-  expect(output).toMatch(/^stopped$/m);
+  expect(await run.interrupt()).toBe(0);
+  expect(run.output).toMatch(/^stopped$/m);
 });

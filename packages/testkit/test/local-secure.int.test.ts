@@ -5,55 +5,31 @@
  * who chat; the nodes' Postgres sessions are TLS, verified against the same CA; Ctrl-C stops
  * everything it started, nginx included.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { ChatClient } from '@chat/client';
 import type { EventFrame } from '@chat/protocol';
 import { Client } from 'pg';
-import { REPO_ROOT, testToken, trustingTransport, waitFor } from '@chat/testkit';
+import { LocalRun, testToken, trustingTransport, waitFor } from '@chat/testkit';
 
 const DEV_SECRET = 'dev-secret';
-let launcher: ChildProcess | undefined;
-let output = '';
+let run: LocalRun | undefined;
 const clients: ChatClient[] = [];
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.close()));
-  // After a failure: Ctrl-C as a user would, then the whole process group if that hangs.
-  if (launcher?.pid !== undefined && launcher.exitCode === null) {
-    const gone = new Promise((resolve) => launcher!.once('exit', resolve));
-    launcher.kill('SIGINT');
-    const timer = setTimeout(() => process.kill(-launcher!.pid!, 'SIGKILL'), 30_000);
-    await gone;
-    clearTimeout(timer);
-  }
+  await run?.kill();
 });
 
-/** The value of `name=` in the READY line. */
-function readyField(name: string): string {
-  const line = output.split('\n').find((l) => l.startsWith('READY '))!;
-  return new RegExp(`${name}=(\\S+)`).exec(line)![1]!;
-}
-
 it('runs the cluster behind a TLS edge: https page, SDK chat over wss, Ctrl-C stops it', async () => {
-  launcher = spawn('bash', ['scripts/start.sh', '--secure', '--nodes', '2'], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, so that a hung run can be ended whole
-  });
-  launcher.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  launcher.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => launcher!.on('exit', resolve));
-  await waitFor(() => expect(output).toMatch(/^READY registry=\S+ etcd=\S+ prefix=\S+$/m), 90_000);
-
-  const registry = readyField('registry');
+  run = await LocalRun.start(['--secure', '--nodes', '2']);
+  const output = (): string => run!.output;
+  const registry = run.readyField('registry');
   expect(registry).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-  const caFile = /^tls: .* CA (\S+)$/m.exec(output)?.[1];
+  const caFile = /^tls: .* CA (\S+)$/m.exec(output())?.[1];
   expect(caFile).toBeDefined();
   const transport = trustingTransport(readFileSync(caFile!, 'utf8'));
-  expect(output).toContain(`web chat:  ${registry}/chat/`);
-  expect(output).toMatch(
+  expect(output()).toContain(`web chat:  ${registry}/chat/`);
+  expect(output()).toMatch(
     /npx wscat --ca \S+ -s chat\.v1\.json -c 'wss:\/\/127\.0\.0\.1:\d+\/n\/node-\d\/ws\?token=/,
   );
   expect((await transport.fetch(`${registry}/chat/`)).status).toBe(200);
@@ -91,7 +67,7 @@ it('runs the cluster behind a TLS edge: https page, SDK chat over wss, Ctrl-C st
   );
 
   // Every session of the cluster's database (the nodes' pools) is encrypted.
-  const databaseUrl = /^postgres: (\S+)\s+\(embedded PostgreSQL, TLS/m.exec(output)?.[1];
+  const databaseUrl = /^postgres: (\S+)\s+\(embedded PostgreSQL, TLS/m.exec(output())?.[1];
   expect(databaseUrl).toContain(`sslmode=verify-full&sslrootcert=${caFile!}`);
   const db = new Client({ connectionString: databaseUrl });
   await db.connect();
@@ -108,9 +84,8 @@ it('runs the cluster behind a TLS edge: https page, SDK chat over wss, Ctrl-C st
   }
 
   await Promise.all(clients.splice(0).map((c) => c.close()));
-  launcher.kill('SIGINT');
-  expect(await exited).toBe(0);
-  expect(output).toMatch(/^stopped$/m);
+  expect(await run.interrupt()).toBe(0);
+  expect(output()).toMatch(/^stopped$/m);
   // nginx went with it: nothing answers on the edge's port any more.
   await expect(transport.fetch(`${registry}/chat/`)).rejects.toMatchObject({
     code: 'ECONNREFUSED',
