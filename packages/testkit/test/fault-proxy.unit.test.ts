@@ -181,11 +181,11 @@ it('resets the client when the target is down', async () => {
   expect((await c.closed).error?.code).toBe('ECONNRESET');
 });
 
-it('closes every connection on close', async () => {
+it('closes every connection on close, without an RST (the proxy went away, not the peer)', async () => {
   const p = await startFaultProxy({ target: `127.0.0.1:${echoPort}` });
   const c = await open(p.port);
   c.socket.write('x');
   await waitFor(() => expect(c.received().toString()).toBe('x'));
   await p.close();
-  expect((await c.closed).error?.code).toBe('ECONNRESET');
+  expect((await c.closed).error).toBeUndefined();
 });
