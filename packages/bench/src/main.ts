@@ -20,6 +20,7 @@ import { defaultCrossNodeOptions, runCrossNode } from './workloads/cross-node';
 import { defaultFanoutOptions, runGroupFanout } from './workloads/group-fanout';
 import { defaultRebalanceOptions, runRebalance } from './workloads/rebalance';
 import { defaultFailoverOptions, runFailover } from './workloads/failover';
+import { LEGACY_MOVES_ENV } from './fleet/lean-ws';
 
 interface CliOptions {
   readonly workload: string;
@@ -30,14 +31,19 @@ interface CliOptions {
   readonly ackMs: number | undefined;
   /** Base name of the result files (default: the workload's name). */
   readonly out: string | undefined;
-  /** Durable workloads: offer only this rate (one step, e.g. to profile at it). */
+  /**
+   * Durable workloads: offer only this rate (one step, e.g. to profile at it); rebalance and
+   * failover: their load (instead of half the three-node durable rate, or their default).
+   */
   readonly rate: number | undefined;
+  /** Fleet devices move the old way (close, then reconnect) instead of overlapping. */
+  readonly legacyMoves: boolean;
   /** Durable workloads: on Citus (a coordinator and two workers) instead of one PostgreSQL. */
   readonly citus: boolean;
 }
 
 const USAGE =
-  'usage: npm run bench -- <durable-1to1|durable-1to1-3node|idle|cross-node|group-fanout|rebalance|failover|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick] [--rate N] [--citus]';
+  'usage: npm run bench -- <durable-1to1|durable-1to1-3node|idle|cross-node|group-fanout|rebalance|failover|all> [--repeats N] [--codec json|msgpack] [--users N] [--ack-ms N] [--out NAME] [--quick] [--rate N] [--citus] [--legacy-moves]';
 
 function parseArgs(argv: readonly string[]): CliOptions {
   let workload = '';
@@ -49,6 +55,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
   let out: string | undefined;
   let rate: number | undefined;
   let citus = false;
+  let legacyMoves = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -69,11 +76,12 @@ function parseArgs(argv: readonly string[]): CliOptions {
       codec = v;
     } else if (arg === '--quick') quick = true;
     else if (arg === '--citus') citus = true;
+    else if (arg === '--legacy-moves') legacyMoves = true;
     else if (!arg.startsWith('-') && workload === '') workload = arg;
     else throw new Error(`unknown argument ${arg}\n${USAGE}`);
   }
   if (workload === '') throw new Error(USAGE);
-  return { workload, repeats, codec, users, quick, ackMs, out, rate, citus };
+  return { workload, repeats, codec, users, quick, ackMs, out, rate, citus, legacyMoves };
 }
 
 function positiveInt(name: string, raw: string): number {
@@ -201,6 +209,12 @@ function scaleKiB(
 /** Highest sustained rate of the three-node durable run, for the half-load workloads after it. */
 let highestDurable3: number | undefined;
 
+/** The rate of a half-load workload: `--rate`, else half the three-node durable rate if run. */
+function halfLoad(cli: CliOptions): { rate?: number } {
+  if (cli.rate !== undefined) return { rate: cli.rate };
+  return highestDurable3 !== undefined ? { rate: Math.round(highestDurable3 / 2) } : {};
+}
+
 interface OverviewRow {
   readonly workload: string;
   readonly measure: string;
@@ -292,7 +306,7 @@ const workloads: Readonly<Record<string, (cli: CliOptions) => Promise<void>>> = 
           ...defaultRebalanceOptions,
           ...(cli.users !== undefined ? { users: cli.users } : {}),
           ...(cli.users !== undefined && cli.users >= 10_000 ? { drainRate: 200 } : {}),
-          ...(highestDurable3 !== undefined ? { rate: Math.round(highestDurable3 / 2) } : {}),
+          ...halfLoad(cli),
           repeats: repeatsOr(cli, defaultRebalanceOptions.repeats),
           log,
         }),
@@ -306,7 +320,7 @@ const workloads: Readonly<Record<string, (cli: CliOptions) => Promise<void>>> = 
         runFailover({
           ...defaultFailoverOptions,
           ...(cli.users !== undefined ? { users: cli.users } : {}),
-          ...(highestDurable3 !== undefined ? { rate: Math.round(highestDurable3 / 2) } : {}),
+          ...halfLoad(cli),
           repeats: repeatsOr(cli, defaultFailoverOptions.repeats),
           log,
         }),
@@ -353,6 +367,8 @@ function write(name: string, value: unknown): void {
 
 async function main(): Promise<void> {
   const cli = parseArgs(process.argv.slice(2));
+  // Read by the fleet processes (lean-ws.ts), which inherit the environment.
+  if (cli.legacyMoves) process.env[LEGACY_MOVES_ENV] = '1';
   const isAll = cli.workload === 'all';
   const names = isAll ? Object.keys(workloads) : [cli.workload];
   const started = Date.now();

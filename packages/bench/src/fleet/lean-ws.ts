@@ -10,9 +10,15 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { FEATURES_PARAM } from '@chat/protocol';
 
+/** Set (to 1) by `npm run bench -- ... --legacy-moves`: devices move as clients before
+ * `overlap-moves` did (close on `moved`, then reconnect), for before/after figures. */
+export const LEGACY_MOVES_ENV = 'CHAT_BENCH_LEGACY_MOVES';
+
 /** The features the SDK asks for (no echo of own sends, receipts as watermark frames, moves
  * without a gap): the fleet's devices behave like the SDK's. */
-const SDK_FEATURES_QUERY = `${FEATURES_PARAM}=no-echo,receipt-marks,overlap-moves`;
+const SDK_FEATURES_QUERY = `${FEATURES_PARAM}=no-echo,receipt-marks${
+  process.env[LEGACY_MOVES_ENV] === '1' ? '' : ',overlap-moves'
+}`;
 
 export interface LeanHandlers {
   /** The upgrade was answered with something other than 101. */
