@@ -704,15 +704,23 @@ export class ChatClient {
     if (this.leaving !== undefined) this.closeLeaving();
     this.session = undefined;
     this.leaving = { session, to: moved.node, serving: true };
-    this.movedTarget = moved.url;
-    this.clearTimer('reconnectTimer');
     // The same spread as a reconnect after `moved`, though nobody waits in the dark now.
+    this.connectToMoved(moved.url);
+    this.publishState();
+  }
+
+  /**
+   * Connects to the node a `moved` named after a short random delay, which spreads the users
+   * a drain moves at the same moment.
+   */
+  private connectToMoved(url: string): void {
+    this.movedTarget = url;
+    this.clearTimer('reconnectTimer');
     const delay = Math.floor(this.opts.random() * this.opts.movedJitterMs);
     this.reconnectTimer = this.opts.clock.setTimeout(() => {
       this.reconnectTimer = undefined;
       void this.attempt();
     }, delay);
-    this.publishState();
   }
 
   /** The new connection is synced: requests go there now, the old one closes once idle. */
@@ -902,14 +910,7 @@ export class ChatClient {
     if (info.code === CloseCode.MOVED && session.moved !== undefined) {
       if (this.movedHops < this.opts.maxMovedHops) {
         this.movedHops += 1;
-        this.movedTarget = session.moved.url;
-        this.clearTimer('reconnectTimer');
-        // A short random delay spreads the users a drain moves at the same moment.
-        const delay = Math.floor(this.opts.random() * this.opts.movedJitterMs);
-        this.reconnectTimer = this.opts.clock.setTimeout(() => {
-          this.reconnectTimer = undefined;
-          void this.attempt();
-        }, delay);
+        this.connectToMoved(session.moved.url);
         return;
       }
       this.opts.logger.warn({ hops: this.movedHops }, 'too many moved hops, backing off');

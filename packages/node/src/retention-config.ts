@@ -53,28 +53,18 @@ export function retentionConfigFromEnv(env: Env): RetentionConfig {
   const d = defaultRetentionConfig;
   const days = r.int('CHAT_RETENTION_DAYS', d.retentionMs / DAY_MS, 1, 3650);
   const retentionMs = r.int('CHAT_RETENTION_MS', days * DAY_MS, 1000, 3650 * DAY_MS);
-  const deliveredGraceMs = r.int(
+  const deliveredGraceMs = graceWithin(
+    r,
     'CHAT_RETENTION_DELIVERED_GRACE_MS',
-    Math.min(d.deliveredGraceMs, retentionMs),
-    0,
-    3650 * DAY_MS,
+    d.deliveredGraceMs,
+    retentionMs,
   );
-  if (deliveredGraceMs > retentionMs) {
-    throw new ConfigError(
-      'CHAT_RETENTION_DELIVERED_GRACE_MS must not be longer than the retention period',
-    );
-  }
-  const attachmentGraceMs = r.int(
+  const attachmentGraceMs = graceWithin(
+    r,
     'CHAT_RETENTION_ATTACHMENT_GRACE_MS',
-    Math.min(d.attachmentGraceMs, retentionMs),
-    0,
-    3650 * DAY_MS,
+    d.attachmentGraceMs,
+    retentionMs,
   );
-  if (attachmentGraceMs > retentionMs) {
-    throw new ConfigError(
-      'CHAT_RETENTION_ATTACHMENT_GRACE_MS must not be longer than the retention period',
-    );
-  }
   return Object.freeze({
     retentionMs,
     deliveredGraceMs,
@@ -83,4 +73,12 @@ export function retentionConfigFromEnv(env: Env): RetentionConfig {
     batchSize: r.int('CHAT_CLEANUP_BATCH', d.batchSize, 1, 100_000),
     pauseMs: r.int('CHAT_CLEANUP_PAUSE_MS', d.pauseMs, 0, 60_000),
   });
+}
+
+/** A grace period no longer than the retention period (the default is cut down to it). */
+function graceWithin(r: EnvReader, name: string, fallbackMs: number, retentionMs: number): number {
+  const graceMs = r.int(name, Math.min(fallbackMs, retentionMs), 0, 3650 * DAY_MS);
+  if (graceMs > retentionMs)
+    throw new ConfigError(`${name} must not be longer than the retention period`);
+  return graceMs;
 }
