@@ -67,6 +67,15 @@ afterAll(async () => {
 // ---- helpers ----
 
 const taken = new Set<string>();
+/** An SDK client of `user` (device d1), routed by the registry; the caller connects it. */
+function sdkClient(user: string): ChatClient {
+  return new ChatClient({
+    registryUrl: cluster.registryUrl,
+    user,
+    token: () => testToken(user, 'd1'),
+  });
+}
+
 async function userOn(node: string, prefix: string): Promise<string> {
   for (let i = 0; i < 10_000; i++) {
     const id = `${prefix}${i}`;
@@ -191,11 +200,7 @@ it('delivers a message across nodes over mutual TLS', async () => {
     user: recipient,
     autoAck: true,
   });
-  const client = new ChatClient({
-    registryUrl: cluster.registryUrl,
-    user: sender,
-    token: () => testToken(sender, 'd1'),
-  });
+  const client = sdkClient(sender);
   try {
     await client.connect();
     expect(client.state.node).toBe('node-1');
@@ -288,11 +293,7 @@ it('refuses a proof replayed from another connection, by a dialer with a cluster
 it('a node does not take a listener without the secret for a peer, even with a cluster certificate', async () => {
   const sender = await userOn('node-1', 'imp-s-');
   const recipient = await userOn('node-3', 'imp-r-');
-  const client = new ChatClient({
-    registryUrl: cluster.registryUrl,
-    user: sender,
-    token: () => testToken(sender, 'd1'),
-  });
+  const client = sdkClient(sender);
   try {
     await client.connect();
     expect(client.state.node).toBe('node-1');
