@@ -32,12 +32,13 @@ const DRIVER_UNAVAILABLE =
  * at once. The primary key refuses the second; its step is retried and numbers anew.
  */
 function isSeqRace(err: unknown): boolean {
-  const constraint = (err as { constraint?: unknown } | null)?.constraint;
-  return (
-    sqlState(err) === '23505' &&
-    typeof constraint === 'string' &&
-    /^inbox_pk(_\d+)?$/.test(constraint)
-  );
+  if (sqlState(err) !== '23505') return false;
+  // Citus passes a worker's error on with its SQLSTATE and message but not the constraint
+  // field, so the constraint is also read from the message.
+  const constraint =
+    (err as { constraint?: unknown }).constraint ??
+    /unique constraint "([^"]+)"/.exec(err instanceof Error ? err.message : '')?.[1];
+  return typeof constraint === 'string' && /^inbox_pk(_\d+)?$/.test(constraint);
 }
 
 function sqlState(err: unknown): string | undefined {

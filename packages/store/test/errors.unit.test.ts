@@ -33,6 +33,10 @@ describe('toChatError', () => {
       'a seq taken twice (a Citus shard)',
       Object.assign(pgError('23505'), { constraint: 'inbox_pk_102030' }),
     ],
+    [
+      'a seq taken twice (a Citus worker, constraint only in the message)',
+      pgError('23505', 'duplicate key value violates unique constraint "inbox_pk_102027"'),
+    ],
   ])('maps %s to UNAVAILABLE', (_name, err) => {
     expect(toChatError(err)).toMatchObject({ name: 'ChatError', code: 'UNAVAILABLE' });
   });
