@@ -33,6 +33,56 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // Tests use the harness through its package, as any other user would: a deep path into
+    // testkit's sources reaches past its exports and breaks when a file moves there.
+    files: ['packages/*/test/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/testkit/src', '**/testkit/src/**'],
+              message:
+                "Import the harness from '@chat/testkit' (export it there if it is missing).",
+            },
+          ],
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ImportExpression[source.value=/testkit\\/src/]',
+          message: "Import the harness from '@chat/testkit' (export it there if it is missing).",
+        },
+      ],
+    },
+  },
+  {
+    // The pages read what the registry produces through the feed's format alone
+    // (@chat/protocol/dashboard-feed): @chat/web depends on neither the registry nor the cluster.
+    files: ['packages/web/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: '@chat/cluster',
+              message:
+                "The web pages do not depend on the cluster: read '@chat/protocol/dashboard-feed'.",
+            },
+            {
+              name: '@chat/registry',
+              message:
+                "The web pages do not depend on the registry: read '@chat/protocol/dashboard-feed'.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // The browser apps: DOM globals instead of Node's.
     files: ['packages/web/src/chat/**/*.ts', 'packages/web/src/dashboard/**/*.ts'],
     languageOptions: { globals: { ...globals.browser } },

@@ -39,6 +39,19 @@ module.exports = {
         '<rootDir>/packages/node/test/cluster/routing.int.test.ts',
         '<rootDir>/packages/node/test/cluster/failover.int.test.ts',
         '<rootDir>/packages/node/test/cluster/fanout-sweeper.int.test.ts',
+        // Faults (issue 20) on Citus: a 29-day backlog written on the chat's and the user's
+        // shards, a node's clock 5 s ahead. The database faults have a Citus file of their own
+        // (postgres-faults.citus: its own cluster, as they stop servers). The corrupting RPC link
+        // and etcd's quorum involve no database: on Citus only with CHAT_TEST_ALL_FAULTS_ON_CITUS=1
+        // (the suite's time budget).
+        '<rootDir>/packages/node/test/old-backlog.int.test.ts',
+        '<rootDir>/packages/node/test/clock-skew.int.test.ts',
+        ...(process.env.CHAT_TEST_ALL_FAULTS_ON_CITUS === '1'
+          ? [
+              '<rootDir>/packages/node/test/cluster/corrupt-link.int.test.ts',
+              '<rootDir>/packages/node/test/cluster/etcd-quorum.int.test.ts',
+            ]
+          : []),
       ],
       testPathIgnorePatterns: [
         '/node_modules/',

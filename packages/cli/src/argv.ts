@@ -1,7 +1,10 @@
 /**
- * A small argv parser: `--name value`, `--name=value`, boolean `--flag`, `-h`, and `--` to end
- * the options. Pure; throws UsageError with a message naming the problem.
+ * chatctl's option parsing on `node:util` parseArgs: `--name value`, `--name=value`, boolean
+ * `--flag`, short aliases (`-h`), and `--` to end the options. parseArgs runs in its lenient
+ * mode with tokens so that every problem is reported here in chatctl's words, naming the option
+ * (its strict mode's messages do not say which command to look at). Pure; throws UsageError.
  */
+import { parseArgs } from 'node:util';
 import { UsageError } from './errors';
 
 export interface FlagSpec {
@@ -9,6 +12,8 @@ export interface FlagSpec {
   readonly description: string;
   /** Placeholder of the value in help, e.g. `N`. */
   readonly valueName?: string;
+  /** One-letter alias, e.g. `h` for `-h`. */
+  readonly short?: string;
 }
 
 export type FlagValue = string | number | boolean;
@@ -17,6 +22,14 @@ export interface ParsedArgs {
   readonly positionals: readonly string[];
   readonly flags: Readonly<Record<string, FlagValue>>;
 }
+
+type OptionToken = {
+  readonly kind: 'option';
+  readonly name: string;
+  readonly rawName: string;
+  readonly value?: string | undefined;
+  readonly inlineValue?: boolean | undefined;
+};
 
 /**
  * @example
@@ -27,57 +40,66 @@ export function parseArgv(
   argv: readonly string[],
   spec: Readonly<Record<string, FlagSpec>>,
 ): ParsedArgs {
+  const options = Object.fromEntries(
+    Object.entries(spec).map(([name, flag]) => [
+      name,
+      {
+        type: flag.type === 'boolean' ? ('boolean' as const) : ('string' as const),
+        ...(flag.short === undefined ? {} : { short: flag.short }),
+      },
+    ]),
+  );
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const positionals: string[] = [];
   const flags: Record<string, FlagValue> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (arg === '-h') {
-      flags['help'] = true;
-      continue;
-    }
-    if (!arg.startsWith('--') || arg.length === 2) {
-      if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
-        throw new UsageError(`unknown option ${arg}`);
-      }
-      positionals.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq === -1 ? undefined : eq);
-    const flag = spec[name];
-    if (flag === undefined) throw new UsageError(`unknown option --${name}`);
-    if (Object.prototype.hasOwnProperty.call(flags, name)) {
-      throw new UsageError(`option --${name} given twice`);
-    }
-    if (flag.type === 'boolean') {
-      if (eq !== -1) throw new UsageError(`option --${name} takes no value`);
-      flags[name] = true;
-      continue;
-    }
-    let raw: string | undefined;
-    if (eq !== -1) raw = arg.slice(eq + 1);
-    else {
-      raw = argv[i + 1];
-      if (raw === undefined || (raw.startsWith('--') && raw.length > 2)) {
-        throw new UsageError(`option --${name} needs a value`);
-      }
-      i++;
-    }
-    if (flag.type === 'number') {
-      const value = raw.trim() === '' ? NaN : Number(raw);
-      if (!Number.isFinite(value)) {
-        throw new UsageError(`option --${name} needs a number, got ${JSON.stringify(raw)}`);
+  for (const token of tokens) {
+    if (token.kind === 'positional') positionals.push(token.value);
+    else if (token.kind === 'option') {
+      const [name, value] = optionValue(token, spec);
+      if (Object.prototype.hasOwnProperty.call(flags, name)) {
+        throw new UsageError(`option --${name} given twice`);
       }
       flags[name] = value;
-    } else {
-      flags[name] = raw;
     }
   }
   return { positionals, flags };
+}
+
+function optionValue(
+  token: OptionToken,
+  spec: Readonly<Record<string, FlagSpec>>,
+): [string, FlagValue] {
+  const flag = Object.prototype.hasOwnProperty.call(spec, token.name)
+    ? spec[token.name]
+    : undefined;
+  if (flag === undefined) throw new UsageError(`unknown option ${token.rawName}`);
+  const shown = `--${token.name}`;
+  if (flag.type === 'boolean') {
+    if (token.value !== undefined) throw new UsageError(`option ${shown} takes no value`);
+    return [token.name, true];
+  }
+  const raw = token.value;
+  // Lenient parseArgs takes the next word as the value even when it looks like an option.
+  if (raw === undefined || (token.inlineValue !== true && raw.startsWith('-'))) {
+    throw new UsageError(
+      `option ${shown} needs a value` +
+        (raw === undefined || raw.startsWith('--')
+          ? ''
+          : ` (write ${shown}=${raw} if you mean it)`),
+    );
+  }
+  if (flag.type === 'string') return [token.name, raw];
+  const value = raw.trim() === '' ? NaN : Number(raw);
+  if (!Number.isFinite(value)) {
+    throw new UsageError(`option ${shown} needs a number, got ${JSON.stringify(raw)}`);
+  }
+  return [token.name, value];
 }
 
 export function flagNumber(args: ParsedArgs, name: string): number | undefined {
@@ -101,4 +123,13 @@ export function positiveOption(args: ParsedArgs, name: string): number | undefin
     throw new UsageError(`--${name} must be a positive number, got ${value}`);
   }
   return value;
+}
+
+/**
+ * Whether the command line asks for JSON, read from the raw words so that even an error in
+ * parsing them is reported as JSON.
+ */
+export function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
 }

@@ -13,7 +13,14 @@ export interface CommandSpec {
   readonly cluster: boolean;
 }
 
-const json: FlagSpec = { type: 'boolean', description: 'print one JSON object instead of text' };
+const json: FlagSpec = {
+  type: 'boolean',
+  description: 'print one JSON document on stdout (errors too) instead of text',
+};
+const dryRun: FlagSpec = {
+  type: 'boolean',
+  description: 'print the ring it would write and the users that would move; write nothing',
+};
 const rate: FlagSpec = {
   type: 'number',
   valueName: 'N',
@@ -43,7 +50,17 @@ export const clusterFlags: Readonly<Record<string, FlagSpec>> = Object.freeze({
   },
 });
 
-export const helpFlag: FlagSpec = { type: 'boolean', description: 'show this help' };
+export const helpFlag: FlagSpec = { type: 'boolean', short: 'h', description: 'show this help' };
+
+/** Options chatctl takes before any command. */
+export const globalFlags: Readonly<Record<string, FlagSpec>> = Object.freeze({
+  help: { type: 'boolean', short: 'h', description: 'list the commands and their options' },
+  version: {
+    type: 'boolean',
+    description: "chatctl's version and the wire protocol it knows (with --json: as JSON)",
+  },
+  json,
+});
 
 const commandList: CommandSpec[] = [
   {
@@ -74,7 +91,8 @@ const commandList: CommandSpec[] = [
   },
   {
     name: 'scale-out',
-    usage: 'chatctl scale-out <nodeId>... [--rate N] [--weight W] [--wait] [--timeout S]',
+    usage:
+      'chatctl scale-out <nodeId>... [--rate N] [--weight W] [--wait] [--timeout S] [--dry-run] [--json]',
     summary: 'add running (registered) nodes to the ring',
     details:
       'Writes one ring configuration (epoch + 1, with a transition from the current ring) by\n' +
@@ -88,29 +106,31 @@ const commandList: CommandSpec[] = [
       },
       wait,
       timeout,
+      'dry-run': dryRun,
+      json,
     },
     cluster: true,
   },
   {
     name: 'scale-in',
-    usage: 'chatctl scale-in <nodeId>... [--rate N] [--wait] [--timeout S]',
+    usage: 'chatctl scale-in <nodeId>... [--rate N] [--wait] [--timeout S] [--dry-run] [--json]',
     summary: 'remove members from the ring; their users drain to the others',
     details:
       'Stop the removed nodes once the drain is done (--wait tells you). Refuses to remove the\n' +
       'last member or to leave no live member.',
-    flags: { rate, wait, timeout },
+    flags: { rate, wait, timeout, 'dry-run': dryRun, json },
     cluster: true,
   },
   {
     name: 'drain-rate',
-    usage: 'chatctl drain-rate <n> [--wait] [--timeout S]',
+    usage: 'chatctl drain-rate <n> [--wait] [--timeout S] [--dry-run] [--json]',
     summary: 'change the reconnect rate of the open transition',
-    flags: { wait, timeout },
+    flags: { wait, timeout, 'dry-run': dryRun, json },
     cluster: true,
   },
   {
     name: 'token',
-    usage: 'chatctl token <user> <device> [--ttl S] [--dev]',
+    usage: 'chatctl token <user> <device> [--ttl S] [--dev] [--json]',
     summary: 'print a device token signed with $CHAT_AUTH_SECRET',
     details:
       'Without CHAT_AUTH_SECRET it refuses, unless --dev: then it signs with "dev-secret",\n' +
@@ -118,14 +138,15 @@ const commandList: CommandSpec[] = [
     flags: {
       ttl: { type: 'number', valueName: 'S', description: 'lifetime in seconds (default 3600)' },
       dev: { type: 'boolean', description: 'sign with the local default secret "dev-secret"' },
+      json,
     },
     cluster: false,
   },
   {
     name: 'help',
-    usage: 'chatctl help [command]',
+    usage: 'chatctl help [command] [--json]',
     summary: 'show help for chatctl or a command',
-    flags: {},
+    flags: { json },
     cluster: false,
   },
 ];
@@ -146,24 +167,38 @@ const exitCodeHelp = [
   [ExitCode.INTERRUPTED, 'interrupted while waiting (the change stays in place)'],
 ] as const;
 
-function flagLines(flags: Readonly<Record<string, FlagSpec>>): string[] {
+/** Every option a command takes: its own, the cluster options, and --help. */
+export function commandFlags(spec: CommandSpec): Readonly<Record<string, FlagSpec>> {
+  return { ...spec.flags, ...(spec.cluster ? clusterFlags : {}), help: helpFlag };
+}
+
+function flagLines(flags: Readonly<Record<string, FlagSpec>>, indent = '  '): string[] {
   const entries = Object.entries(flags).map(([name, f]) => [
-    `--${name}${f.valueName === undefined ? '' : ` ${f.valueName}`}`,
+    `${f.short === undefined ? '' : `-${f.short}, `}--${name}${f.valueName === undefined ? '' : ` ${f.valueName}`}`,
     f.description,
   ]);
   const width = Math.max(0, ...entries.map(([left]) => (left ?? '').length));
-  return entries.map(([left, right]) => `  ${(left ?? '').padEnd(width)}  ${right}`);
+  return entries.map(([left, right]) => `${indent}${(left ?? '').padEnd(width)}  ${right}`);
 }
 
+/** Every command with its own options; `chatctl <command> --help` says more. */
 export function generalHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'chatctl: operate a chat cluster (see the ring, change it, follow drains, mint tokens)',
     '',
     'Usage: chatctl <command> [options]   (chatctl <command> --help for details)',
+    '       chatctl --version [--json]',
+    '',
+    'Options before any command:',
+    ...flagLines(globalFlags),
     '',
     'Commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...commands.flatMap((c) => [
+      `  ${c.name.padEnd(width)}  ${c.summary}`,
+      `    ${c.usage}`,
+      ...flagLines(c.flags, '      '),
+    ]),
     '',
     'Cluster options (every command that reads the cluster):',
     ...flagLines(clusterFlags),
@@ -180,7 +215,6 @@ export function generalHelp(): string {
 }
 
 export function commandHelp(spec: CommandSpec): string {
-  const flags = { ...spec.flags, ...(spec.cluster ? clusterFlags : {}), help: helpFlag };
   return [
     `Usage: ${spec.usage}`,
     '',
@@ -188,6 +222,56 @@ export function commandHelp(spec: CommandSpec): string {
     ...(spec.details === undefined ? [] : ['', spec.details]),
     '',
     'Options:',
-    ...flagLines(flags),
+    ...flagLines(commandFlags(spec)),
   ].join('\n');
+}
+
+/** An option as `help --json` lists it. */
+export interface OptionHelp {
+  readonly name: string;
+  readonly short: string | null;
+  readonly type: FlagSpec['type'];
+  readonly value: string | null;
+  readonly description: string;
+}
+
+export interface CommandHelp {
+  readonly name: string;
+  readonly usage: string;
+  readonly summary: string;
+  readonly details: string | null;
+  readonly options: readonly OptionHelp[];
+}
+
+function optionHelp(flags: Readonly<Record<string, FlagSpec>>): OptionHelp[] {
+  return Object.entries(flags).map(([name, f]) => ({
+    name,
+    short: f.short ?? null,
+    type: f.type,
+    value: f.valueName ?? null,
+    description: f.description,
+  }));
+}
+
+export function commandHelpDocument(spec: CommandSpec): CommandHelp {
+  return {
+    name: spec.name,
+    usage: spec.usage,
+    summary: spec.summary,
+    details: spec.details ?? null,
+    options: optionHelp(commandFlags(spec)),
+  };
+}
+
+/** What `chatctl help --json` prints: the same content as the text help. */
+export function generalHelpDocument(): {
+  globalOptions: OptionHelp[];
+  commands: CommandHelp[];
+  exitCodes: { code: number; meaning: string }[];
+} {
+  return {
+    globalOptions: optionHelp(globalFlags),
+    commands: commands.map(commandHelpDocument),
+    exitCodes: exitCodeHelp.map(([code, meaning]) => ({ code, meaning })),
+  };
 }

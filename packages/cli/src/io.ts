@@ -4,8 +4,9 @@
  */
 import type { ClusterSnapshot, ClusterView, EtcdSecurity, NodeInfo } from '@chat/cluster';
 import { RingConfigStore, createEtcdClient, nodeStatsUrl, watchCluster } from '@chat/cluster';
-import { CliError, ExitCode } from './errors';
-import type { NodeStats } from './report';
+import type { EndpointProbe } from './etcd-trouble';
+import { describeEtcdTrouble } from './etcd-trouble';
+import type { NodeStats, PushStats } from './report';
 
 export interface ClusterConnection {
   readonly view: ClusterView;
@@ -43,12 +44,8 @@ export async function connectCluster(options: ConnectOptions): Promise<ClusterCo
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () =>
-            reject(
-              new CliError(
-                ExitCode.ERROR,
-                `etcd at ${options.endpoints.join(',')} did not answer within ${options.timeoutMs} ms`,
-                'ETCD_UNREACHABLE',
-              ),
+            void probeEndpoints(options).then((probes) =>
+              reject(describeEtcdTrouble(probes, options.timeoutMs)),
             ),
           options.timeoutMs,
         );
@@ -69,6 +66,31 @@ export async function connectCluster(options: ConnectOptions): Promise<ClusterCo
   };
 }
 
+/** How long each endpoint gets to say whether it has a leader, ms. */
+const PROBE_TIMEOUT_MS = 2_000;
+
+/** Asks every endpoint on its own for its status: a member answers that without quorum. */
+async function probeEndpoints(options: ConnectOptions): Promise<EndpointProbe[]> {
+  return Promise.all(
+    options.endpoints.map(async (endpoint) => {
+      const one = createEtcdClient({
+        endpoints: endpoint,
+        security: options.security,
+        callTimeoutMs: PROBE_TIMEOUT_MS,
+        retries: 0,
+      });
+      try {
+        const status = await one.maintenance.status();
+        return { endpoint, hasLeader: status.leader !== '0' };
+      } catch {
+        return { endpoint, hasLeader: undefined };
+      } finally {
+        one.close();
+      }
+    }),
+  );
+}
+
 async function fetchStats(node: NodeInfo, timeoutMs: number): Promise<NodeStats | undefined> {
   const url = nodeStatsUrl(node);
   if (url === undefined) return undefined;
@@ -78,10 +100,30 @@ async function fetchStats(node: NodeInfo, timeoutMs: number): Promise<NodeStats 
     const body = (await res.json()) as Record<string, unknown>;
     const { users, connections } = body;
     if (typeof users !== 'number' || typeof connections !== 'number') return undefined;
-    return { users, connections };
+    const push = pushStatsOf(body['push']);
+    return push === undefined ? { users, connections } : { users, connections, push };
   } catch {
     return undefined;
   }
+}
+
+/** The push figures of a `/v1/stats` body (issue 18); undefined from nodes without them. */
+function pushStatsOf(value: unknown): PushStats | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  const fields = ['depth', 'oldestAgeMs', 'sent', 'failed', 'inflight', 'awaitingAck'] as const;
+  if (!fields.every((f) => typeof o[f] === 'number')) return undefined;
+  const [depth, oldestAgeMs, sent, failed, inflight, awaitingAck] = fields.map(
+    (f) => o[f] as number,
+  );
+  return {
+    depth: depth!,
+    oldestAgeMs: oldestAgeMs!,
+    sent: sent!,
+    failed: failed!,
+    inflight: inflight!,
+    awaitingAck: awaitingAck!,
+  };
 }
 
 /** Stats of every registered node, asked in parallel; undefined for those that did not answer. */

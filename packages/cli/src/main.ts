@@ -1,5 +1,5 @@
 /** `chatctl` entry point: wires the process to {@link run} and exits with its code. */
-import type { CliIo } from './run';
+import type { CliIo } from './context';
 import { run } from './run';
 
 const io: CliIo = {

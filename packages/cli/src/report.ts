@@ -13,6 +13,21 @@ import { formatDuration, formatPercent, formatRate, renderTable } from './table'
 export interface NodeStats {
   readonly connections: number;
   readonly users: number;
+  /** Push notifications (issue 18); absent from nodes older than them. */
+  readonly push?: PushStats;
+}
+
+/**
+ * A node's push figures: the outbox of all users as its worker last read it (`depth`, the age
+ * of the oldest entry), and its own counters since it started.
+ */
+export interface PushStats {
+  readonly depth: number;
+  readonly oldestAgeMs: number;
+  readonly sent: number;
+  readonly failed: number;
+  readonly inflight: number;
+  readonly awaitingAck: number;
 }
 
 export interface TransitionReport {
@@ -54,6 +69,8 @@ export interface NodeReport {
   readonly users: number | null;
   readonly connections: number | null;
   readonly drain: DrainReport | null;
+  /** From /v1/stats; null when the node did not report push figures. */
+  readonly push: PushStats | null;
 }
 
 export interface StatusReport {
@@ -102,6 +119,7 @@ export function statusReport(
       users: s?.users ?? null,
       connections: s?.connections ?? null,
       drain: drainReport(snapshot.drains.get(id)),
+      push: s?.push ?? null,
     };
   });
   const toIds = members.map((m) => m.id);
@@ -205,7 +223,39 @@ export function renderStatus(report: StatusReport): string {
   );
   const unknown = report.nodes.filter((n) => n.live && n.users === null).map((n) => n.id);
   if (unknown.length > 0) lines.push(`? = /v1/stats did not answer: ${unknown.join(', ')}`);
+  lines.push(...renderPush(report.nodes));
   return lines.join('\n');
+}
+
+/**
+ * The push outbox for operators: how much waits and since when (every node reads the same
+ * table; the freshest reading is shown), then each node's sends since it started.
+ */
+function renderPush(nodes: readonly NodeReport[]): string[] {
+  const reporting = nodes.filter((n) => n.live && n.push !== null);
+  if (reporting.length === 0) return [];
+  const outbox = reporting.map((n) => n.push!).reduce((a, b) => (b.depth > a.depth ? b : a));
+  return [
+    '',
+    `push outbox: ${outbox.depth} queued` +
+      (outbox.depth === 0 ? '' : `, oldest ${formatDuration(outbox.oldestAgeMs)} old`),
+    renderTable(
+      [
+        { header: 'NODE' },
+        { header: 'SENT', align: 'right' },
+        { header: 'FAILED', align: 'right' },
+        { header: 'INFLIGHT', align: 'right' },
+        { header: 'AWAITING ACK', align: 'right' },
+      ],
+      reporting.map((n) => [
+        n.id,
+        String(n.push!.sent),
+        String(n.push!.failed),
+        String(n.push!.inflight),
+        String(n.push!.awaitingAck),
+      ]),
+    ),
+  ];
 }
 
 export interface RingMemberReport {

@@ -3,21 +3,30 @@
  * Everything outside the process (streams, environment, clock, signals) comes in through
  * {@link CliIo}, so `run` never exits the process itself: it resolves with the exit code.
  */
-import { existsSync } from 'node:fs';
-import type { ClusterSnapshot, EtcdSecurity, RingConfig } from '@chat/cluster';
+import type { EtcdSecurity } from '@chat/cluster';
 import { etcdSecurityFromEnv } from '@chat/cluster';
-import { ChatError, isValidId, signToken } from '@chat/protocol';
+import { isValidId, signToken } from '@chat/protocol';
 import type { ParsedArgs } from './argv';
-import { flagBoolean, flagNumber, flagString, parseArgv, positiveOption } from './argv';
+import { flagBoolean, flagNumber, flagString, parseArgv, positiveOption, wantsJson } from './argv';
 import type { CommandSpec } from './commands';
-import { clusterFlags, commandHelp, findCommand, generalHelp, helpFlag } from './commands';
-import { CliError, ExitCode, UsageError } from './errors';
+import {
+  commandFlags,
+  commandHelp,
+  commandHelpDocument,
+  findCommand,
+  generalHelp,
+  generalHelpDocument,
+  globalFlags,
+} from './commands';
+import type { CliIo, Context } from './context';
+import { out, warn } from './context';
+import { ExitCode, UsageError } from './errors';
 import type { ExitCodeValue } from './errors';
+import { failureOf, renderFailure } from './failure';
+import type { FailureDocument } from './failure';
 import type { ClusterConnection } from './io';
 import { collectStats, connectCluster } from './io';
-import type { RingChange } from './plan';
 import { planDrainRate, planScaleIn, planScaleOut } from './plan';
-import { DrainFollower, describePending, renderProgress, renderSummary } from './progress';
 import {
   renderRing,
   renderRoute,
@@ -26,35 +35,12 @@ import {
   routeReport,
   statusReport,
 } from './report';
-import { formatRate } from './table';
+import { applyChange } from './ring-change';
+import type { ApplyOptions } from './ring-change';
+import { renderVersion, versionInfo } from './version';
 
-export interface CliOutput {
-  write(text: string): void;
-}
-
-export interface CliIo {
-  readonly stdout: CliOutput;
-  /** Progress goes here; redrawn in place when it is a terminal. */
-  readonly stderr: CliOutput & { readonly isTTY: boolean };
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /** ms since the epoch. */
-  now(): number;
-  /** Registers a Ctrl-C handler; returns its disposer. */
-  onInterrupt(handler: () => void): () => void;
-}
-
-/**
- * Test hook: when set to a path, ring-changing commands pause after reading the ring and before
- * writing it, until that file exists (makes a race of two chatctl processes deterministic).
- */
-export const PAUSE_HOOK_ENV = 'CHATCTL_TEST_PAUSE_BEFORE_CAS';
 const ETCD_TIMEOUT_MS = 5_000;
 const DEV_SECRET = 'dev-secret';
-
-interface Context {
-  readonly io: CliIo;
-  readonly args: ParsedArgs;
-}
 
 /**
  * Runs one chatctl invocation.
@@ -62,50 +48,56 @@ interface Context {
  */
 export async function run(argv: readonly string[], io: CliIo): Promise<ExitCodeValue> {
   const [name, ...rest] = argv;
+  const json = wantsJson(argv);
   try {
     if (name === undefined) {
       io.stderr.write(`${generalHelp()}\n`);
       return ExitCode.USAGE;
     }
-    if (name === '--help' || name === '-h') {
-      io.stdout.write(`${generalHelp()}\n`);
-      return ExitCode.OK;
-    }
+    if (name.startsWith('-')) return globalOptions(argv, io);
     const spec = findCommand(name);
     if (spec === undefined) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
-    const args = parseArgv(rest, {
-      ...spec.flags,
-      ...(spec.cluster ? clusterFlags : {}),
-      help: helpFlag,
-    });
+    const args = parseArgv(rest, commandFlags(spec));
+    const ctx: Context = { io, args, json };
     if (flagBoolean(args, 'help')) {
-      io.stdout.write(`${commandHelp(spec)}\n`);
+      out(ctx, () => commandHelp(spec), commandHelpDocument(spec));
       return ExitCode.OK;
     }
-    return await dispatch(spec, { io, args });
+    return await dispatch(spec, ctx);
   } catch (err) {
-    return report(io, err, name);
+    return report(io, err, name, json);
   }
 }
 
-function report(io: CliIo, err: unknown, command: string | undefined): ExitCodeValue {
-  if (err instanceof UsageError) {
+/** `chatctl --help`, `chatctl --version`, with or without `--json`. */
+function globalOptions(argv: readonly string[], io: CliIo): ExitCodeValue {
+  const args = parseArgv(argv, globalFlags);
+  const [command] = args.positionals;
+  if (command !== undefined) {
+    throw new UsageError(`options go after the command: chatctl ${command} ${argv[0]}`);
+  }
+  const ctx: Context = { io, args, json: flagBoolean(args, 'json') };
+  if (flagBoolean(args, 'version')) out(ctx, () => renderVersion(versionInfo()), versionInfo());
+  else if (flagBoolean(args, 'help')) out(ctx, generalHelp, generalHelpDocument());
+  else throw new UsageError('name a command');
+  return ExitCode.OK;
+}
+
+function report(
+  io: CliIo,
+  err: unknown,
+  command: string | undefined,
+  json: boolean,
+): ExitCodeValue {
+  const failure = failureOf(err);
+  if (json) {
+    const document: FailureDocument = { error: failure };
+    io.stdout.write(`${JSON.stringify(document)}\n`);
+  } else {
     const hint = findCommand(command ?? '') ? `chatctl ${command} --help` : 'chatctl help';
-    io.stderr.write(`chatctl: ${err.message} (see ${hint})\n`);
-    return err.exitCode;
+    io.stderr.write(`${renderFailure(err, hint)}\n`);
   }
-  if (err instanceof CliError) {
-    io.stderr.write(
-      `chatctl: ${err.reason === undefined ? '' : `[${err.reason}] `}${err.message}\n`,
-    );
-    return err.exitCode;
-  }
-  if (err instanceof ChatError) {
-    io.stderr.write(`chatctl: [${err.code}] ${err.message}\n`);
-    return ExitCode.ERROR;
-  }
-  io.stderr.write(`chatctl: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
-  return ExitCode.ERROR;
+  return failure.exitCode;
 }
 
 function dispatch(spec: CommandSpec, ctx: Context): Promise<ExitCodeValue> {
@@ -140,23 +132,15 @@ function checkPositionals(args: ParsedArgs, count: number | 'some', what: string
   }
 }
 
-function out(ctx: Context, value: unknown): void {
-  ctx.io.stdout.write(typeof value === 'string' ? `${value}\n` : `${JSON.stringify(value)}\n`);
-}
-
-function warn(ctx: Context, text: string): void {
-  ctx.io.stderr.write(`chatctl: warning: ${text}\n`);
-}
-
 async function help(ctx: Context): Promise<ExitCodeValue> {
   const topic = ctx.args.positionals[0];
   if (topic === undefined) {
-    out(ctx, generalHelp());
+    out(ctx, generalHelp, generalHelpDocument());
     return ExitCode.OK;
   }
   const spec = findCommand(topic);
   if (spec === undefined) throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
-  out(ctx, commandHelp(spec));
+  out(ctx, () => commandHelp(spec), commandHelpDocument(spec));
   return ExitCode.OK;
 }
 
@@ -180,7 +164,8 @@ async function token(ctx: Context): Promise<ExitCodeValue> {
   }
   const iat = Math.floor(ctx.io.now() / 1000);
   const exp = Math.floor(ctx.io.now() / 1000 + ttl);
-  out(ctx, signToken({ sub: user, dev: device, iat, exp }, secret));
+  const signed = signToken({ sub: user, dev: device, iat, exp }, secret);
+  out(ctx, () => signed, { token: signed, user, device, issuedAt: iat, expiresAt: exp });
   return ExitCode.OK;
 }
 
@@ -222,17 +207,14 @@ async function withCluster(
 async function status(ctx: Context, conn: ClusterConnection): Promise<ExitCodeValue> {
   const snapshot = conn.view.snapshot;
   const report = statusReport(snapshot, await collectStats(snapshot), ctx.io.now());
-  out(
-    ctx,
-    flagBoolean(ctx.args, 'json') ? { prefix: conn.prefix, ...report } : renderStatus(report),
-  );
+  out(ctx, () => renderStatus(report), { prefix: conn.prefix, ...report });
   return ExitCode.OK;
 }
 
 async function ring(ctx: Context, conn: ClusterConnection): Promise<ExitCodeValue> {
   const snapshot = conn.view.snapshot;
   const report = ringReport(snapshot, await collectStats(snapshot));
-  out(ctx, flagBoolean(ctx.args, 'json') ? report : renderRing(report));
+  out(ctx, () => renderRing(report), report);
   return ExitCode.OK;
 }
 
@@ -240,7 +222,7 @@ async function route(ctx: Context, conn: ClusterConnection): Promise<ExitCodeVal
   const user = ctx.args.positionals[0] as string;
   if (!isValidId(user)) throw new UsageError('user id must be 1-64 of [A-Za-z0-9._-]');
   const report = routeReport(conn.view.snapshot, user);
-  out(ctx, flagBoolean(ctx.args, 'json') ? report : renderRoute(report));
+  out(ctx, () => renderRoute(report), report);
   return report.node === null ? ExitCode.ERROR : ExitCode.OK;
 }
 
@@ -249,7 +231,7 @@ async function route(ctx: Context, conn: ClusterConnection): Promise<ExitCodeVal
 function scaleOut(ctx: Context): ClusterCommand {
   const rate = positiveOption(ctx.args, 'rate');
   const weight = flagNumber(ctx.args, 'weight');
-  const timeoutS = waitOptions(ctx);
+  const options = changeOptions(ctx, 'scale-out');
   return async (_, conn) => {
     const current = await conn.store.readRing();
     const change = planScaleOut({
@@ -260,13 +242,13 @@ function scaleOut(ctx: Context): ClusterCommand {
       ...(rate === undefined ? {} : { ratePerSec: rate }),
       ...(weight === undefined ? {} : { weight }),
     });
-    return apply(ctx, conn, change, timeoutS);
+    return applyChange(ctx, conn, change, options);
   };
 }
 
 function scaleIn(ctx: Context): ClusterCommand {
   const rate = positiveOption(ctx.args, 'rate');
-  const timeoutS = waitOptions(ctx);
+  const options = changeOptions(ctx, 'scale-in');
   return async (_, conn) => {
     const current = await conn.store.readRing();
     const change = planScaleIn({
@@ -276,7 +258,7 @@ function scaleIn(ctx: Context): ClusterCommand {
       now: ctx.io.now(),
       ...(rate === undefined ? {} : { ratePerSec: rate }),
     });
-    return apply(ctx, conn, change, timeoutS);
+    return applyChange(ctx, conn, change, options);
   };
 }
 
@@ -289,157 +271,20 @@ function drainRate(ctx: Context): ClusterCommand {
   ) {
     throw new UsageError(`the rate must be a positive number, got ${JSON.stringify(raw)}`);
   }
-  const timeoutS = waitOptions(ctx);
+  const options = changeOptions(ctx, 'drain-rate');
   return async (_, conn) => {
     const change = planDrainRate({ current: await conn.store.readRing(), ratePerSec: rate });
-    return apply(ctx, conn, change, timeoutS);
+    return applyChange(ctx, conn, change, options);
   };
 }
 
-/** --timeout only makes sense with --wait; returns the timeout in seconds if any. */
-function waitOptions(ctx: Context): number | undefined {
+/** --timeout only makes sense with --wait, and --wait only with a write. */
+function changeOptions(ctx: Context, command: string): ApplyOptions {
   const timeoutS = positiveOption(ctx.args, 'timeout');
-  if (timeoutS !== undefined && !flagBoolean(ctx.args, 'wait')) {
-    throw new UsageError('--timeout needs --wait');
-  }
-  return timeoutS;
-}
-
-function describeChange(change: RingChange, previousEpoch: number): string {
-  const next = change.next;
-  const delta = [...change.added.map((id) => `+${id}`), ...change.removed.map((id) => `-${id}`)];
-  const members = next.members.map((m) => (m.weight === 1 ? m.id : `${m.id}(w${m.weight})`));
-  const rate =
-    next.transition === undefined ? '' : `; drain rate ${formatRate(next.transition.ratePerSec)}`;
-  return (
-    `wrote ring epoch ${next.epoch} (was ${previousEpoch})` +
-    `${delta.length > 0 ? ` ${delta.join(' ')}` : ''}: members ${members.join(', ')}${rate}`
-  );
-}
-
-async function apply(
-  ctx: Context,
-  conn: ClusterConnection,
-  change: RingChange,
-  timeoutS: number | undefined,
-): Promise<ExitCodeValue> {
-  for (const warning of change.warnings) warn(ctx, warning);
-  await pauseHook(ctx);
-  let result;
-  try {
-    result = await conn.store.casRing(change.expectedModRevision, change.next);
-  } catch (err) {
-    if (err instanceof ChatError && err.code === 'UNAVAILABLE') {
-      throw new CliError(
-        ExitCode.ERROR,
-        `etcd did not answer the ring write: it may or may not have happened; check with chatctl status (${err.message})`,
-        'UNAVAILABLE',
-      );
-    }
-    throw err;
-  }
-  if (!result.ok) {
-    const now = result.current?.config;
-    throw new CliError(
-      ExitCode.CONFLICT,
-      `the ring changed while this command ran: nothing was written. Current epoch ` +
-        `${now?.epoch ?? 0} (members: ${now?.members.map((m) => m.id).join(', ') || 'none'}` +
-        `${now?.transition === undefined ? '' : `, transition from epoch ${now.transition.fromEpoch} open`}` +
-        '). Check chatctl status and run the command again if it still makes sense.',
-      'CONFLICT',
-    );
-  }
-  out(ctx, describeChange(change, change.next.epoch - 1));
-  if (!flagBoolean(ctx.args, 'wait')) return ExitCode.OK;
-  if (change.next.transition === undefined) {
-    out(ctx, 'nothing to drain');
-    return ExitCode.OK;
-  }
-  return follow(ctx, conn, change.next, timeoutS);
-}
-
-async function pauseHook(ctx: Context): Promise<void> {
-  const file = ctx.io.env[PAUSE_HOOK_ENV];
-  if (file === undefined || file === '') return;
-  ctx.io.stderr.write(`chatctl: test hook: paused before the ring write until ${file} exists\n`);
-  while (!existsSync(file)) await new Promise((resolve) => setTimeout(resolve, 20));
-}
-
-function drainInput(snapshot: ClusterSnapshot): {
-  nodes: ClusterSnapshot['nodes'];
-  ring: RingConfig | undefined;
-  drains: ClusterSnapshot['drains'];
-} {
-  return { nodes: snapshot.nodes, ring: snapshot.ring?.config, drains: snapshot.drains };
-}
-
-/** Follows the drain of `next` until done, timeout or Ctrl-C. */
-function follow(
-  ctx: Context,
-  conn: ClusterConnection,
-  next: RingConfig,
-  timeoutS: number | undefined,
-): Promise<ExitCodeValue> {
-  const { io } = ctx;
-  const started = io.now();
-  const follower = new DrainFollower(next.epoch, next.members, started);
-  const tty = io.stderr.isTTY;
-  let drawn = false;
-  const draw = (): void => {
-    const line = renderProgress(follower.status, io.now() - started);
-    if (tty) {
-      io.stderr.write(`\r\x1b[2K${line}`);
-      drawn = true;
-    } else io.stderr.write(`${line}\n`);
-  };
-  const clearLine = (): void => {
-    if (drawn) io.stderr.write('\n');
-    drawn = false;
-  };
-
-  return new Promise<ExitCodeValue>((resolve) => {
-    const disposers: (() => void)[] = [];
-    const finish = (code: ExitCodeValue, message?: () => void): void => {
-      for (const dispose of disposers.splice(0)) dispose();
-      clearLine();
-      message?.();
-      resolve(code);
-    };
-    const check = (snapshot: ClusterSnapshot): void => {
-      const update = follower.update(drainInput(snapshot));
-      if (update.notes.length > 0) {
-        clearLine();
-        for (const note of update.notes) io.stderr.write(`chatctl: ${note}\n`);
-      }
-      if (update.status.finished) {
-        draw();
-        finish(ExitCode.OK, () => out(ctx, renderSummary(follower.summary(io.now()))));
-      } else if (tty) draw();
-    };
-    disposers.push(conn.view.onChange(({ snapshot }) => check(snapshot)));
-    const ticker = setInterval(draw, 1_000);
-    disposers.push(() => clearInterval(ticker));
-    if (timeoutS !== undefined) {
-      const timer = setTimeout(() => {
-        finish(ExitCode.TIMEOUT, () =>
-          io.stderr.write(
-            `chatctl: timeout: the drain to epoch ${follower.status.epoch} is not done after ` +
-              `${timeoutS}s; still draining: ${describePending(follower.status)}. The ring ` +
-              'change stays in place; follow it with chatctl status.\n',
-          ),
-        );
-      }, timeoutS * 1_000);
-      disposers.push(() => clearTimeout(timer));
-    }
-    disposers.push(
-      io.onInterrupt(() =>
-        finish(ExitCode.INTERRUPTED, () =>
-          io.stderr.write(
-            `chatctl: stopped following; the ring change (epoch ${next.epoch}) stays in place\n`,
-          ),
-        ),
-      ),
-    );
-    check(conn.view.snapshot);
-  });
+  const wait = flagBoolean(ctx.args, 'wait');
+  const dryRun = flagBoolean(ctx.args, 'dry-run');
+  if (timeoutS !== undefined && !wait) throw new UsageError('--timeout needs --wait');
+  if (dryRun && wait)
+    throw new UsageError('--dry-run writes nothing: there is no drain to --wait for');
+  return { command, dryRun, wait, timeoutS };
 }

@@ -1,4 +1,4 @@
-import { parseArgv, positiveOption } from '../src/argv';
+import { parseArgv, positiveOption, wantsJson } from '../src/argv';
 import type { FlagSpec } from '../src/argv';
 import { UsageError } from '../src/errors';
 
@@ -6,7 +6,7 @@ const spec: Record<string, FlagSpec> = {
   rate: { type: 'number', description: '' },
   wait: { type: 'boolean', description: '' },
   etcd: { type: 'string', description: '' },
-  help: { type: 'boolean', description: '' },
+  help: { type: 'boolean', short: 'h', description: '' },
 };
 
 test('positionals and flags in any order, with = or a separate value', () => {
@@ -20,14 +20,30 @@ test('positionals and flags in any order, with = or a separate value', () => {
   expect(parseArgv(['-h'], spec).flags).toEqual({ help: true });
 });
 
-test('-- ends the options; a negative number is a positional', () => {
-  expect(parseArgv(['--', '--wait', 'x'], spec).positionals).toEqual(['--wait', 'x']);
-  expect(parseArgv(['-5'], spec).positionals).toEqual(['-5']);
+test('-- ends the options', () => {
+  expect(parseArgv(['a', '--', '--wait', 'x'], spec)).toEqual({
+    positionals: ['a', '--wait', 'x'],
+    flags: {},
+  });
+});
+
+test('a value that starts with a dash is taken only after =', () => {
+  expect(parseArgv(['--rate=-1'], spec).flags).toEqual({ rate: -1 });
+  expect(() => parseArgv(['--rate', '-1'], spec)).toThrow(
+    'option --rate needs a value (write --rate=-1 if you mean it)',
+  );
+});
+
+test('--json is seen before the options are parsed, but not after --', () => {
+  expect(wantsJson(['scale-out', '--bogus', '--json'])).toBe(true);
+  expect(wantsJson(['route', '--', '--json'])).toBe(false);
 });
 
 test.each([
   [['--bogus'], 'unknown option --bogus'],
   [['-x'], 'unknown option -x'],
+  [['-5'], 'unknown option -5'],
+  [['--constructor'], 'unknown option --constructor'],
   [['--rate'], 'option --rate needs a value'],
   [['--rate', '--wait'], 'option --rate needs a value'],
   [['--rate', 'fast'], 'option --rate needs a number, got "fast"'],

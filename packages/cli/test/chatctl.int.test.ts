@@ -1,15 +1,17 @@
 /**
  * The real chatctl binary against a real cluster (4 nodes, the first 3 members): what it shows
- * matches the cluster, refused changes exit with the right code and write nothing, and of two
- * racing ring changes exactly one wins.
+ * matches the cluster, refused changes exit with the right code and write nothing, a dry run
+ * writes nothing, of two racing ring changes exactly one wins, and `--wait --json` ends with one
+ * JSON document.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChatClient } from '@chat/client';
-import { RingConfigStore, createEtcdClient } from '@chat/cluster';
-import { TestCluster, testToken, waitFor } from '@chat/testkit';
-import { chatctl, startChatctl } from './chatctl-process';
+import { RingConfigStore, clusterKeys, createEtcdClient } from '@chat/cluster';
+import { buildRing, ringShares } from '@chat/ring';
+import { TestCluster, chatctl, startChatctl, testToken, waitFor } from '@chat/testkit';
+import type { StatusReport } from '../src';
 
 let cluster: TestCluster;
 let etcd: ReturnType<typeof createEtcdClient>;
@@ -18,7 +20,13 @@ let env: Record<string, string>;
 const clients: ChatClient[] = [];
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ nodes: 4, members: 3 });
+  // The cluster never closes a transition here: the ring changes only when a test changes it
+  // (a closing write of the cluster's own would race the next test's compare-and-swap).
+  cluster = await TestCluster.start({
+    nodes: 4,
+    members: 3,
+    nodeEnv: { CHAT_TRANSITION_GRACE_MS: '3600000' },
+  });
   etcd = createEtcdClient({ endpoints: cluster.etcd.endpoint });
   store = new RingConfigStore({ etcd, prefix: cluster.prefix });
   env = { CHAT_ETCD_ENDPOINTS: cluster.etcd.endpoint, CHAT_ETCD_PREFIX: cluster.prefix };
@@ -34,10 +42,23 @@ async function ringRevision(): Promise<{ epoch: number; modRevision: number }> {
   return { epoch: ring?.config.epoch ?? 0, modRevision: ring?.modRevision ?? 0 };
 }
 
-interface StatusJson {
-  epoch: number;
-  transition: unknown;
-  nodes: { id: string; live: boolean; member: boolean; users: number | null }[];
+/** Registers `nodeId` as a node would, under a lease of ours (revoke it to unregister). */
+async function registerNode(
+  nodeId: string,
+  extra: { leaving?: boolean } = {},
+): Promise<ReturnType<typeof etcd.lease>> {
+  const lease = etcd.lease(30);
+  await lease.put(`${cluster.prefix}/nodes/${nodeId}`).value(
+    JSON.stringify({
+      nodeId,
+      wsUrl: 'ws://127.0.0.1:9/ws',
+      rpcAddress: '127.0.0.1:9',
+      weight: 1,
+      startedAt: Date.now(),
+      ...extra,
+    }),
+  );
+  return lease;
 }
 
 test('status --json matches the cluster', async () => {
@@ -60,7 +81,7 @@ test('status --json matches the cluster', async () => {
   const { code, stdout, stderr } = await chatctl(['status', '--json'], env);
   expect(stderr).toBe('');
   expect(code).toBe(0);
-  const status = JSON.parse(stdout) as StatusJson;
+  const status = JSON.parse(stdout) as StatusReport;
   expect(status.epoch).toBe((await ringRevision()).epoch);
   expect(status.transition).toBeNull();
   expect(status.nodes.map((n) => [n.id, n.live, n.member, n.users])).toEqual([
@@ -120,18 +141,8 @@ test.each([
 });
 
 test('scale-out of a node that is shutting down is refused (NOT_ALIVE)', async () => {
-  // A registration as a node writes it while it leaves (leaving: true), under a lease of ours.
-  const lease = etcd.lease(30);
-  await lease.put(`${cluster.prefix}/nodes/node-8`).value(
-    JSON.stringify({
-      nodeId: 'node-8',
-      wsUrl: 'ws://127.0.0.1:9/ws',
-      rpcAddress: '127.0.0.1:9',
-      weight: 1,
-      startedAt: Date.now(),
-      leaving: true,
-    }),
-  );
+  // A registration as a node writes it while it leaves (leaving: true).
+  const lease = await registerNode('node-8', { leaving: true });
   try {
     const before = await ringRevision();
     const { code, stderr } = await chatctl(['scale-out', 'node-8'], env);
@@ -141,6 +152,54 @@ test('scale-out of a node that is shutting down is refused (NOT_ALIVE)', async (
   } finally {
     await lease.revoke();
   }
+});
+
+interface DryRunJson {
+  dryRun: boolean;
+  written: boolean;
+  previousEpoch: number;
+  expectedModRevision: number;
+  ring: { epoch: number; members: { id: string }[]; transition?: { fromEpoch: number } };
+  moves: {
+    moves: { from: string; to: string; hashShare: number; users: number | null }[];
+    hashShare: number;
+    users: number | null;
+    connectedUsers: number | null;
+  };
+}
+
+test('--dry-run shows the ring and who would move, and leaves the ring key as it is', async () => {
+  const before = await ringRevision();
+  const out = await chatctl(['scale-out', 'node-4', '--rate', '20', '--dry-run', '--json'], env);
+  expect(out.code).toBe(0);
+  const plan = JSON.parse(out.stdout) as DryRunJson;
+  expect(plan).toMatchObject({
+    dryRun: true,
+    written: false,
+    previousEpoch: before.epoch,
+    expectedModRevision: before.modRevision,
+    ring: { epoch: before.epoch + 1, transition: { fromEpoch: before.epoch, ratePerSec: 20 } },
+  });
+  expect(plan.ring.members.map((m) => m.id)).toEqual(['node-1', 'node-2', 'node-3', 'node-4']);
+  // The six users of the first test, each on its owner (GET /v1/stats); all movers go to node-4.
+  expect(plan.moves.connectedUsers).toBe(6);
+  expect(plan.moves.moves.map((m) => m.to)).toEqual(['node-4', 'node-4', 'node-4']);
+
+  // Removing node-3 moves exactly node-3's part of the hash space, as the ring code computes it.
+  const members = (await store.readRing())!.config.members;
+  const share = ringShares(buildRing(members)).find((m) => m.id === 'node-3')!.share;
+  const scaleIn = await chatctl(['scale-in', 'node-3', '--dry-run', '--json'], env);
+  const removal = JSON.parse(scaleIn.stdout) as DryRunJson;
+  expect(removal.moves.moves.every((m) => m.from === 'node-3')).toBe(true);
+  expect(removal.moves.hashShare).toBeCloseTo(share, 9);
+
+  // A refused dry run is a JSON error with the validation reason, like a refused write.
+  const refused = await chatctl(['scale-out', 'node-9', '--dry-run', '--json'], env);
+  expect(refused.code).toBe(5);
+  expect(JSON.parse(refused.stdout)).toEqual({
+    error: { code: 'UNKNOWN_NODE', exitCode: 5, message: expect.stringContaining('node-9') },
+  });
+  expect(await ringRevision()).toEqual(before);
 });
 
 test('two racing scale-outs: exactly one wins, the other exits 3 and writes nothing', async () => {
@@ -171,4 +230,66 @@ test('two racing scale-outs: exactly one wins, the other exits 3 and writes noth
   expect(after?.config.transition?.fromEpoch).toBe(before.epoch);
   const winnerRate = winner === results[0] ? 20 : 30;
   expect(after?.config.transition?.ratePerSec).toBe(winnerRate);
+});
+
+test('--wait --timeout --json: a drain that cannot finish ends in one document with TIMEOUT', async () => {
+  // A registered node that never publishes drain progress: the wait cannot end before the timeout.
+  const lease = await registerNode('node-7');
+  try {
+    const before = await ringRevision();
+    const { code, stdout } = await chatctl(
+      ['drain-rate', '50', '--wait', '--timeout', '2', '--json'],
+      env,
+    );
+    expect(code).toBe(4);
+    const doc = JSON.parse(stdout) as {
+      written: boolean;
+      ring: { epoch: number };
+      drain: { done: boolean; status: { nodes: { id: string; state: string }[] } };
+      error: { code: string; exitCode: number; message: string };
+    };
+    expect(doc).toMatchObject({
+      written: true,
+      ring: { epoch: before.epoch + 1 },
+      drain: { done: false },
+      error: { code: 'TIMEOUT', exitCode: 4 },
+    });
+    expect(doc.error.message).toContain('node-7 (no progress for epoch');
+    expect(doc.drain.status.nodes).toContainEqual({ id: 'node-7', state: 'waiting' });
+  } finally {
+    await lease.revoke();
+  }
+});
+
+test('scale-in --wait --json: one JSON document with the written ring and the drain summary', async () => {
+  const before = await ringRevision();
+  const { code, stdout, stderr } = await chatctl(
+    ['scale-in', 'node-4', '--wait', '--timeout', '60', '--json'],
+    env,
+  );
+  expect({ code, stderr }).toEqual({ code: 0, stderr: expect.stringContaining('users moved') });
+  const lines = stdout.trimEnd().split('\n');
+  expect(lines).toHaveLength(1);
+  const doc = JSON.parse(lines[0]!) as {
+    written: boolean;
+    removed: string[];
+    ring: { epoch: number; members: { id: string }[] };
+    drain: { done: boolean; epoch: number; usersMoved: number; durationMs: number };
+  };
+  expect(doc).toMatchObject({
+    written: true,
+    removed: ['node-4'],
+    ring: { epoch: before.epoch + 1 },
+  });
+  expect(doc.ring.members.map((m) => m.id)).toEqual(['node-1', 'node-2', 'node-3']);
+  expect(doc.drain.done).toBe(true);
+  expect(doc.drain.epoch).toBeGreaterThanOrEqual(before.epoch + 1);
+  // The summary counts what the nodes published as moved for this epoch.
+  const published = await etcd.getAll().prefix(clusterKeys(cluster.prefix).drainPrefix).strings();
+  const moved = Object.values(published)
+    .map((raw) => JSON.parse(raw) as { epoch: number; moved: number })
+    .filter((d) => d.epoch >= before.epoch + 1)
+    .reduce((sum, d) => sum + d.moved, 0);
+  expect(doc.drain.usersMoved).toBe(moved);
+  expect((await ringRevision()).epoch).toBeGreaterThanOrEqual(before.epoch + 1);
 });

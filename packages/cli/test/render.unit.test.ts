@@ -142,3 +142,32 @@ test('no ring yet', () => {
   });
   expect(renderRing(ringReport(snap, new Map()))).toBe('ring: none configured yet');
 });
+
+test('status shows the push outbox: what waits, since when, and each node’s sends', () => {
+  const snap = snapshot(nodes(node('node-1'), node('node-2')), {
+    epoch: 1,
+    members: members('node-1', 'node-2'),
+  });
+  const push = { depth: 0, oldestAgeMs: 0, sent: 0, failed: 0, inflight: 0, awaitingAck: 0 };
+  const stats = new Map<string, NodeStats | undefined>([
+    [
+      'node-1',
+      {
+        users: 1,
+        connections: 1,
+        push: { ...push, depth: 4, oldestAgeMs: 95_000, sent: 12, failed: 3, inflight: 2 },
+      },
+    ],
+    ['node-2', { users: 1, connections: 1, push: { ...push, depth: 3, sent: 5, awaitingAck: 7 } }],
+  ]);
+  const text = renderStatus(statusReport(snap, stats, 0));
+  expect(text.split('\n').slice(-4)).toEqual([
+    'push outbox: 4 queued, oldest 1m35s old',
+    'NODE    SENT  FAILED  INFLIGHT  AWAITING ACK',
+    'node-1    12       3         2             0',
+    'node-2     5       0         0             7',
+  ]);
+  // Nodes older than push report nothing: no section.
+  const old = new Map<string, NodeStats | undefined>([['node-1', { users: 1, connections: 1 }]]);
+  expect(renderStatus(statusReport(snap, old, 0))).not.toContain('push outbox');
+});

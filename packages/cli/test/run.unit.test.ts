@@ -1,8 +1,9 @@
 /** The commands that need no cluster, and the errors found before connecting to one. */
 import { verifyToken } from '@chat/protocol';
+import cliPackage from '../package.json';
 import { ExitCode } from '../src/errors';
 import { run } from '../src/run';
-import type { CliIo } from '../src/run';
+import type { CliIo } from '../src/context';
 
 function fakeIo(env: Record<string, string> = {}): {
   io: CliIo;
@@ -83,4 +84,104 @@ test('token refuses bad ids', async () => {
   const { io, err } = fakeIo({ CHAT_AUTH_SECRET: 'x' });
   expect(await run(['token', 'al ice', 'phone'], io)).toBe(ExitCode.USAGE);
   expect(err()).toContain('user id must be');
+});
+
+test('--help lists every command with every option it takes', async () => {
+  const { io, out } = fakeIo();
+  expect(await run(['--help'], io)).toBe(ExitCode.OK);
+  const usage = (command: string): string =>
+    out()
+      .split('\n')
+      .find((line) => line.trim().startsWith(`chatctl ${command} `)) ?? '';
+  expect(usage('scale-out')).toContain('[--dry-run] [--json]');
+  expect(usage('token')).toContain('[--json]');
+  for (const option of [
+    '--rate N',
+    '--weight W',
+    '--wait',
+    '--timeout S',
+    '--dry-run',
+    '--ttl S',
+  ]) {
+    expect(out()).toContain(`      ${option} `);
+  }
+  expect(out()).toContain('-h, --help');
+  expect(out()).toContain('--version');
+
+  const json = fakeIo();
+  expect(await run(['help', '--json'], json.io)).toBe(ExitCode.OK);
+  const doc = JSON.parse(json.out()) as {
+    commands: { name: string; options: { name: string }[] }[];
+  };
+  const scaleIn = doc.commands.find((c) => c.name === 'scale-in');
+  expect(scaleIn?.options.map((o) => o.name)).toEqual([
+    'rate',
+    'wait',
+    'timeout',
+    'dry-run',
+    'json',
+    'etcd',
+    'prefix',
+    'help',
+  ]);
+});
+
+test('--version names the package and the wire protocol', async () => {
+  const text = fakeIo();
+  expect(await run(['--version'], text.io)).toBe(ExitCode.OK);
+  expect(text.out()).toBe(
+    `chatctl ${cliPackage.version} (wire protocol chat.v1.json, chat.v1.msgpack; ` +
+      'features no-echo, receipt-marks, overlap-moves)\n',
+  );
+  const json = fakeIo();
+  expect(await run(['--version', '--json'], json.io)).toBe(ExitCode.OK);
+  expect(JSON.parse(json.out())).toEqual({
+    chatctl: cliPackage.version,
+    protocol: {
+      subprotocols: ['chat.v1.json', 'chat.v1.msgpack'],
+      features: ['no-echo', 'receipt-marks', 'overlap-moves'],
+    },
+  });
+});
+
+test.each([
+  [['scale-out', 'node-4', '--rate'], 'option --rate needs a value'],
+  [['scale-in', 'node-4', '--frobnicate'], 'unknown option --frobnicate'],
+  [['scale-out', 'node-4', '--dry-run', '--wait'], '--dry-run writes nothing'],
+  [['--prefix', 'status'], 'unknown option --prefix'],
+  [['--help', 'status'], 'options go after the command: chatctl status --help'],
+])('%j exits 2 naming the problem: %s', async (argv, message) => {
+  const { io, out, err } = fakeIo();
+  expect(await run(argv, io)).toBe(ExitCode.USAGE);
+  expect(out()).toBe('');
+  expect(err()).toContain(`chatctl: ${message}`);
+});
+
+test('with --json every error is one JSON document on stdout, stderr silent', async () => {
+  for (const argv of [
+    ['scale-out', 'node-4', '--json', '--rate'],
+    ['status', '--json', '--bogus'],
+    ['route', '--json'],
+    ['token', 'alice', 'phone', '--json'],
+  ]) {
+    const { io, out, err } = fakeIo();
+    expect(await run(argv, io)).toBe(ExitCode.USAGE);
+    expect(err()).toBe('');
+    const doc = JSON.parse(out()) as { error: { code: string; exitCode: number; message: string } };
+    expect(doc.error).toEqual({ code: 'USAGE', exitCode: 2, message: expect.any(String) });
+  }
+});
+
+test('token --json gives the token with its claims', async () => {
+  const { io, out } = fakeIo({ CHAT_AUTH_SECRET: 's3cret' });
+  expect(await run(['token', 'alice', 'phone', '--ttl', '60', '--json'], io)).toBe(ExitCode.OK);
+  const doc = JSON.parse(out()) as { token: string };
+  expect(doc).toEqual({
+    token: expect.any(String),
+    user: 'alice',
+    device: 'phone',
+    issuedAt: 1_800_000_000,
+    expiresAt: 1_800_000_060,
+  });
+  expect(verifyToken(doc.token, 's3cret', 1_800_000_000_000).sub).toBe('alice');
 });

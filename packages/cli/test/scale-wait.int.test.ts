@@ -5,8 +5,7 @@
  */
 import { ChatClient } from '@chat/client';
 import { RingConfigStore, createEtcdClient } from '@chat/cluster';
-import { TestCluster, testToken } from '@chat/testkit';
-import { chatctl } from './chatctl-process';
+import { TestCluster, chatctl, testToken } from '@chat/testkit';
 
 let cluster: TestCluster;
 let etcd: ReturnType<typeof createEtcdClient>;

@@ -1,6 +1,10 @@
 /** Options of ChatClient: the documented interface, its defaults, and resolution (copy + freeze). */
 import { FEATURES_PARAM } from '@chat/protocol';
 import type { RandomSource } from './backoff';
+import type { OutboxStore } from './outbox-store';
+import type { PageSignals } from './page-signals';
+import { browserPageSignals } from './page-signals';
+import { MemoryOutboxStore } from './outbox-store';
 import type { FetchLike } from './route';
 import type { WebSocketConstructor } from './transport';
 import { defaultWebSocket } from './transport';
@@ -23,6 +27,23 @@ export interface Logger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
+}
+
+/** How the client reconnects after it lost a connection or could not open one. */
+export interface ReconnectOptions {
+  /**
+   * Attempts in a row that may fail (counted from the last time the client was ready; `moved`
+   * redirects do not count) before it gives up: state `closed` with a `reason`, an `error`
+   * event, and `connect()` rejects. Default: no limit.
+   */
+  readonly maxAttempts?: number;
+  /**
+   * Browser hints: while the page is hidden or the device offline no attempt is made (and none
+   * counted); coming back online or into view reconnects at once. Default: the browser's
+   * (`online`/`offline` on `window`, `visibilitychange` on `document`) where those globals
+   * exist, none elsewhere; `false` turns them off.
+   */
+  readonly pageSignals?: PageSignals | false;
 }
 
 export interface ChatClientOptions {
@@ -48,6 +69,11 @@ export interface ChatClientOptions {
   readonly backoffBaseMs?: number;
   /** Highest backoff ceiling, ms. Default 10 000. */
   readonly backoffMaxMs?: number;
+  /**
+   * Reconnecting: an attempt cap and browser hints, or `false` to stop (state `closed` with a
+   * `reason`) at the first lost or failed connection. Default: retry without limit.
+   */
+  readonly reconnect?: ReconnectOptions | false;
   /** Time a request may wait for connection plus reply, and for `welcome`, ms. Default 10 000. */
   readonly requestTimeoutMs?: number;
   /** Overall time `send()` keeps retrying before it rejects, ms. Default 60 000. */
@@ -84,6 +110,12 @@ export interface ChatClientOptions {
   readonly random?: RandomSource;
   /** Default: no logging. */
   readonly logger?: Logger;
+  /**
+   * Where sends wait for their `ok`. Give a persistent one (a file, localStorage, a database)
+   * and sends pending when the app stopped go out again, with the same clientMsgId, on the next
+   * run's first `connect()` (`restoredSend` tells how each ended). Default: in memory.
+   */
+  readonly outboxStore?: OutboxStore;
 }
 
 export interface ResolvedOptions {
@@ -96,6 +128,10 @@ export interface ResolvedOptions {
   readonly storeEpoch: string | undefined;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  readonly reconnect: {
+    readonly maxAttempts: number;
+    readonly pageSignals: PageSignals | undefined;
+  };
   readonly requestTimeoutMs: number;
   readonly sendDeadlineMs: number;
   readonly ackDelayMs: number;
@@ -110,6 +146,7 @@ export interface ResolvedOptions {
   readonly clock: Clock;
   readonly random: RandomSource;
   readonly logger: Logger;
+  readonly outboxStore: OutboxStore;
 }
 
 const noop = (): void => undefined;
@@ -126,6 +163,21 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be > 0`);
   return value;
+}
+
+function resolveReconnect(
+  option: ReconnectOptions | false | undefined,
+): ResolvedOptions['reconnect'] {
+  if (option === false) return Object.freeze({ maxAttempts: 0, pageSignals: undefined });
+  const maxAttempts = option?.maxAttempts ?? Infinity;
+  if (maxAttempts !== Infinity && (!Number.isSafeInteger(maxAttempts) || maxAttempts < 0)) {
+    throw new TypeError('reconnect.maxAttempts must be a non-negative integer');
+  }
+  const signals = option?.pageSignals;
+  return Object.freeze({
+    maxAttempts,
+    pageSignals: signals === false ? undefined : (signals ?? browserPageSignals()),
+  });
 }
 
 /** Applies defaults, validates, and returns a frozen copy; the caller's object is not touched. */
@@ -161,6 +213,7 @@ export function resolveOptions(options: ChatClientOptions): ResolvedOptions {
     storeEpoch: options.storeEpoch,
     backoffBaseMs: positive('backoffBaseMs', options.backoffBaseMs, 250),
     backoffMaxMs: positive('backoffMaxMs', options.backoffMaxMs, 10_000),
+    reconnect: resolveReconnect(options.reconnect),
     requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs, 10_000),
     sendDeadlineMs: positive('sendDeadlineMs', options.sendDeadlineMs, 60_000),
     ackDelayMs: positive('ackDelayMs', options.ackDelayMs, 20),
@@ -176,6 +229,7 @@ export function resolveOptions(options: ChatClientOptions): ResolvedOptions {
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
     logger: options.logger ?? silentLogger,
+    outboxStore: options.outboxStore ?? new MemoryOutboxStore(),
   });
 }
 

@@ -21,7 +21,7 @@ export interface SendResult {
 export type OutgoingSend = Omit<SendRequest, 'id'>;
 
 /** The node's idempotency key of a send, less the sender (one outbox is one sender's). */
-function sendKey(chatId: string, clientMsgId: string): string {
+export function sendKey(chatId: string, clientMsgId: string): string {
   return `${chatId}\u0000${clientMsgId}`;
 }
 
@@ -47,7 +47,7 @@ export function sendErrorAction(code: ErrorCode): SendErrorAction {
   return RETRIED.has(code) ? 'retry' : 'reject';
 }
 
-interface Waiter {
+export interface Waiter {
   resolve(result: SendResult): void;
   reject(err: Error): void;
 }
@@ -71,9 +71,14 @@ export class Outbox {
   private readonly entries = new Map<string, Entry>();
   private readonly byRequest = new Map<number, string>();
 
+  /**
+   * @param onDone called when a send is over for good (acknowledged, refused or past its
+   * deadline), not when `rejectAll` gives it up: a persistent outbox forgets it then.
+   */
   constructor(
     private readonly backoff: BackoffSettings,
     private readonly random: RandomSource,
+    private readonly onDone: (frame: OutgoingSend) => void = () => undefined,
   ) {}
 
   get size(): number {
@@ -105,6 +110,37 @@ export class Outbox {
     });
   }
 
+  /**
+   * Sends an earlier run left pending (a persistent outbox): queued ahead of those added since,
+   * as they were sent first. One already queued again (same chat and clientMsgId) keeps its
+   * place and gets the waiter too.
+   */
+  restore(
+    frames: readonly OutgoingSend[],
+    deadline: number,
+    now: number,
+    waiterOf: (frame: OutgoingSend) => Waiter,
+  ): void {
+    const later = [...this.entries];
+    this.entries.clear();
+    for (const frame of frames) {
+      const key = keyOf(frame);
+      const queued = later.find(([k]) => k === key)?.[1];
+      if (queued !== undefined) queued.waiters.push(waiterOf(frame));
+      else if (!this.entries.has(key)) {
+        this.entries.set(key, {
+          frame,
+          deadline,
+          waiters: [waiterOf(frame)],
+          failures: 0,
+          notBefore: now,
+          inFlight: undefined,
+        });
+      }
+    }
+    for (const [key, entry] of later) this.entries.set(key, entry);
+  }
+
   /** Sends to put on the wire now, oldest first: not in flight and past their retry delay. */
   due(now: number): OutgoingSend[] {
     const out: OutgoingSend[] = [];
@@ -133,6 +169,7 @@ export class Outbox {
     const entry = this.takeByRequest(requestId);
     if (entry === undefined) return false;
     this.entries.delete(keyOf(entry.frame));
+    this.onDone(entry.frame);
     const settled: SendResult =
       result.dup === undefined
         ? { messageId: result.messageId, ts: result.ts }
@@ -201,8 +238,9 @@ export class Outbox {
     return t;
   }
 
+  /** Rejects every send, which stays in a persistent outbox (the client is closing). */
   rejectAll(err: Error): void {
-    for (const entry of [...this.entries.values()]) this.settleWithError(entry, err);
+    for (const entry of [...this.entries.values()]) this.settleWithError(entry, err, false);
   }
 
   private scheduleRetry(entry: Entry, err: ChatError, now: number): SendErrorAction {
@@ -224,8 +262,9 @@ export class Outbox {
     return entry;
   }
 
-  private settleWithError(entry: Entry, err: Error): void {
+  private settleWithError(entry: Entry, err: Error, done = true): void {
     this.entries.delete(keyOf(entry.frame));
+    if (done) this.onDone(entry.frame);
     if (entry.inFlight !== undefined) this.byRequest.delete(entry.inFlight);
     for (const w of entry.waiters) w.reject(err);
   }

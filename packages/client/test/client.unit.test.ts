@@ -297,12 +297,14 @@ describe.each(['json', 'msgpack'] as const)('ChatClient over %s', (codec) => {
     const created = client.createChat(['bob']);
     await waitFor(() => expect(replyCreate).toBeDefined());
 
+    // An event stored as the device moves: the new node's welcome counts it (so the client
+    // syncs there), the old connection pushes it.
+    b.addEvent('during the move', false);
     a.connections[0]!.send({ t: 'moved', node: 'node-b', url: b.url, epoch: 2, closeInMs: 5000 });
     await waitFor(() => expect(heldSync).toBeDefined());
     expect(client.state).toEqual({ status: 'ready', node: 'node-a', movingTo: 'node-b' });
     // Still delivered through the old connection; the new node has the same inbox.
     a.addEvent('during the move');
-    b.addEvent('during the move', false);
     await waitFor(() => expect(events.map((e) => e.seq)).toEqual([1]));
     expect(a.connections[0]!.closed).toBe(false);
 
@@ -321,6 +323,23 @@ describe.each(['json', 'msgpack'] as const)('ChatClient over %s', (codec) => {
       { status: 'ready', node: 'node-a', movingTo: 'node-b' },
       { status: 'ready', node: 'node-b' },
     ]);
+  });
+
+  it('moves with overlap without a sync when the old connection delivered everything already', async () => {
+    const a = await startNode('node-a');
+    const b = await startNode('node-b');
+    const { client, events } = makeClient({ url: a.url, movedJitterMs: 1 });
+    await client.connect();
+    a.addEvent('before the move');
+    b.addEvent('before the move', false);
+    await waitFor(() => expect(events.map((e) => e.seq)).toEqual([1]));
+    a.connections[0]!.send({ t: 'moved', node: 'node-b', url: b.url, epoch: 2, closeInMs: 5000 });
+    await waitFor(() => expect(client.state).toEqual({ status: 'ready', node: 'node-b' }));
+    await waitFor(() => expect(a.connections[0]!.closed).toBe(true));
+    expect(b.receivedOf('sync')).toEqual([]);
+    // What comes next arrives on the new connection.
+    b.addEvent('after the move');
+    await waitFor(() => expect(events.map((e) => e.seq)).toEqual([1, 2]));
   });
 
   it('after the old node closes an overlapping connection, the new one carries on', async () => {

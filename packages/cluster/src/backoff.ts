@@ -1,24 +1,21 @@
-/** Retry pacing for reconnects: exponential with full jitter, capped. */
-export interface BackoffOptions {
-  /** First delay, ms (default 100). */
-  readonly initialMs?: number;
-  /** Largest delay, ms (default 2000). */
-  readonly maxMs?: number;
-}
+/** Retry pacing of the etcd adapters (watch, election, registration, lease keepalive). */
+import { backoffDelay } from '@chat/protocol';
+import type { BackoffPolicy } from '@chat/protocol';
 
 /**
- * Delay before retry number `attempt` (0-based): a random value in [base/2, base] where
- * base = min(maxMs, initialMs * 2^attempt). `random` is injectable for tests.
+ * 100 ms doubling up to 2 s, equal jitter: each node retries its own etcd connection, a handful
+ * of nodes at most, so the spread matters less than a floor under the delay, which keeps a node
+ * from retrying at once into an etcd that refuses it at once.
  */
-export function backoffDelay(
-  attempt: number,
-  options: BackoffOptions = {},
-  random: () => number = Math.random,
-): number {
-  const initialMs = options.initialMs ?? 100;
-  const maxMs = options.maxMs ?? 2_000;
-  const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base / 2 + (random() * base) / 2);
+export const ETCD_RETRY: BackoffPolicy = Object.freeze({
+  baseMs: 100,
+  maxMs: 2_000,
+  jitter: 'equal',
+});
+
+/** The delay before etcd retry number `attempt` (0-based), at most `maxMs`. */
+export function etcdRetryDelay(attempt: number, maxMs: number = ETCD_RETRY.maxMs): number {
+  return backoffDelay(attempt, { ...ETCD_RETRY, maxMs }, Math.random);
 }
 
 /** A sleep that `wake()` ends early (used so close() does not wait out a backoff). */

@@ -7,9 +7,14 @@
  * address, and a client behind a trusted proxy can only prepend entries the walk never reaches.
  */
 import { BlockList, isIP } from 'node:net';
+import { ConfigError } from './env';
+import type { EnvReader } from './env';
 
-/** A setting of trusted proxies that is not a list of addresses and CIDR blocks. */
-export class InvalidTrustedProxies extends Error {
+/**
+ * A setting of trusted proxies that is not a list of addresses and CIDR blocks: a configuration
+ * error, so a process reading its settings stops with its message (exit 2).
+ */
+export class InvalidTrustedProxies extends ConfigError {
   override readonly name = 'InvalidTrustedProxies';
 }
 
@@ -47,6 +52,18 @@ export function parseTrustedProxies(name: string, entries: readonly string[]): T
     else list.addSubnet(address, prefix, type);
   }
   return { has: (address) => checkAddress(list, address) };
+}
+
+/**
+ * CHAT_TRUSTED_PROXIES as the node and the registry read it: the entries, checked now so that a
+ * bad one stops the start naming the variable (InvalidTrustedProxies, a ConfigError).
+ *
+ * @example parseTrustedProxies('CHAT_TRUSTED_PROXIES', trustedProxiesFrom(new EnvReader(env)))
+ */
+export function trustedProxiesFrom(r: EnvReader): readonly string[] {
+  const entries = r.list('CHAT_TRUSTED_PROXIES');
+  parseTrustedProxies('CHAT_TRUSTED_PROXIES', entries);
+  return Object.freeze(entries);
 }
 
 function checkAddress(list: BlockList, address: string): boolean {

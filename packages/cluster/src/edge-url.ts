@@ -5,6 +5,8 @@
  * registered). The registry (route answers) and the nodes (`moved` frames) then hand out
  * `wss://<edge>/n/<nodeId>/ws` instead of the node's own address. Pure: no I/O.
  */
+import { ConfigError } from './env';
+import type { EnvReader } from './env';
 
 /** The path the edge serves node `nodeId`'s WebSocket on. */
 export function edgeNodePath(nodeId: string): string {
@@ -50,4 +52,18 @@ export function clientWsUrl(
 ): string {
   if (edgeOrigin === undefined) return node.wsUrl;
   return `wss://${new URL(edgeOrigin).host}${edgeNodePath(node.nodeId)}`;
+}
+
+/**
+ * CHAT_EDGE_URL as the node and the registry read it: undefined when unset, the origin when
+ * well formed, a ConfigError naming the variable otherwise.
+ */
+export function edgeOriginFrom(r: EnvReader): string | undefined {
+  const raw = r.optionalString('CHAT_EDGE_URL');
+  if (raw === undefined) return undefined;
+  try {
+    return parseEdgeUrl(raw, 'CHAT_EDGE_URL');
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }

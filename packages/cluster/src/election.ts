@@ -1,6 +1,6 @@
 import type { ChatError } from '@chat/protocol';
 import type { Campaign, Election as EtcdElection, Namespace } from 'etcd3';
-import { backoffDelay } from './backoff';
+import { etcdRetryDelay } from './backoff';
 import { toClusterError } from './errors';
 import { silentLogger } from './logger';
 import type { ClusterLogger } from './logger';
@@ -147,7 +147,7 @@ export class Election {
       const error = toClusterError(err, 'election.campaign', { name: this.name });
       const wasLeader = this.leading;
       this.leading = false;
-      const delay = backoffDelay(this.attempt++);
+      const delay = etcdRetryDelay(this.attempt++);
       this.log.warn(
         { err: error, election: this.name, wasLeader, delay },
         wasLeader ? 'leadership lost; campaigning again' : 'campaign failed; retrying',

@@ -14,6 +14,8 @@
  * system's CAs.)
  */
 import { readFileSync } from 'node:fs';
+import { ConfigError, EnvReader } from './env';
+import type { Env } from './env';
 
 export interface EtcdSecurity {
   readonly auth?: { readonly username: string; readonly password: string };
@@ -25,19 +27,12 @@ export interface EtcdSecurity {
 }
 
 /** A bad etcd security setting; the message names the variable. */
-export class InvalidEtcdSettings extends Error {
+export class InvalidEtcdSettings extends ConfigError {
   override readonly name = 'InvalidEtcdSettings';
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-function value(env: Env, name: string): string | undefined {
-  const raw = env[name];
-  return raw === undefined || raw === '' ? undefined : raw;
-}
-
-function pem(env: Env, name: string, readFile: (path: string) => Buffer): Buffer | undefined {
-  const path = value(env, name);
+function pem(r: EnvReader, name: string, readFile: (path: string) => Buffer): Buffer | undefined {
+  const path = r.optionalString(name);
   if (path === undefined) return undefined;
   let text: Buffer;
   try {
@@ -54,6 +49,21 @@ function pem(env: Env, name: string, readFile: (path: string) => Buffer): Buffer
 }
 
 /**
+ * CHAT_ETCD_ENDPOINTS: required, comma-separated `http://` or `https://` URLs (the registry,
+ * the edge sync). The node reads it by the same rule (EnvReader.urlList) but as optional: unset,
+ * it runs alone without etcd.
+ */
+export function etcdEndpointsFromEnv(env: Env): string[] {
+  // The nodes' rule (EnvReader.urlList), so that one value is accepted or refused everywhere.
+  const endpoints = new EnvReader(env).urlList('CHAT_ETCD_ENDPOINTS', ['http:', 'https:']);
+  if (endpoints.length === 0)
+    throw new InvalidEtcdSettings(
+      'CHAT_ETCD_ENDPOINTS is required: comma-separated etcd client URLs',
+    );
+  return endpoints;
+}
+
+/**
  * The etcd security settings of `env`, files read with `readFile`; checked against the
  * `endpoints` they will be used with.
  *
@@ -61,50 +71,22 @@ function pem(env: Env, name: string, readFile: (path: string) => Buffer): Buffer
  * const security = etcdSecurityFromEnv(process.env, endpoints);
  * const etcd = createEtcdClient({ endpoints, security });
  */
-/**
- * CHAT_ETCD_ENDPOINTS: required, comma-separated `http://` or `https://` URLs (the registry,
- * the edge sync; the node reads it with its own env reader).
- */
-export function etcdEndpointsFromEnv(env: Env): string[] {
-  const endpoints = (env.CHAT_ETCD_ENDPOINTS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  if (endpoints.length === 0)
-    throw new InvalidEtcdSettings(
-      'CHAT_ETCD_ENDPOINTS is required: comma-separated etcd client URLs',
-    );
-  for (const endpoint of endpoints) {
-    let protocol: string | undefined;
-    try {
-      protocol = new URL(endpoint).protocol;
-    } catch {
-      protocol = undefined;
-    }
-    if (protocol !== 'http:' && protocol !== 'https:') {
-      throw new InvalidEtcdSettings(
-        `CHAT_ETCD_ENDPOINTS must be comma-separated http:// or https:// URLs, got ${JSON.stringify(endpoint)}`,
-      );
-    }
-  }
-  return endpoints;
-}
-
 export function etcdSecurityFromEnv(
   env: Env,
   endpoints: readonly string[],
   readFile: (path: string) => Buffer = readFileSync,
 ): EtcdSecurity {
-  const username = value(env, 'CHAT_ETCD_USERNAME');
-  const password = value(env, 'CHAT_ETCD_PASSWORD');
+  const r = new EnvReader(env);
+  const username = r.optionalString('CHAT_ETCD_USERNAME');
+  const password = r.optionalString('CHAT_ETCD_PASSWORD');
   if ((username === undefined) !== (password === undefined)) {
     throw new InvalidEtcdSettings(
       'CHAT_ETCD_USERNAME and CHAT_ETCD_PASSWORD go together: set both or neither',
     );
   }
-  const ca = pem(env, 'CHAT_ETCD_TLS_CA', readFile);
-  const cert = pem(env, 'CHAT_ETCD_TLS_CERT', readFile);
-  const key = pem(env, 'CHAT_ETCD_TLS_KEY', readFile);
+  const ca = pem(r, 'CHAT_ETCD_TLS_CA', readFile);
+  const cert = pem(r, 'CHAT_ETCD_TLS_CERT', readFile);
+  const key = pem(r, 'CHAT_ETCD_TLS_KEY', readFile);
   if ((cert === undefined) !== (key === undefined)) {
     throw new InvalidEtcdSettings(
       'CHAT_ETCD_TLS_CERT and CHAT_ETCD_TLS_KEY go together: set both or neither',

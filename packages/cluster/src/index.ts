@@ -1,3 +1,5 @@
+export { BUILD_INFO_LABELS, buildInfo } from './build-info';
+export type { BuildInfo } from './build-info';
 export { createEtcdClient } from './client';
 export type { EtcdClientOptions } from './client';
 export {
@@ -7,6 +9,14 @@ export {
   InvalidEtcdSettings,
 } from './etcd-security';
 export type { EtcdSecurity } from './etcd-security';
+export {
+  checkProductionCredential,
+  checkProductionSecret,
+  ConfigError,
+  EnvReader,
+  LOG_LEVELS,
+} from './env';
+export type { Env, LogLevel } from './env';
 export { toClusterError } from './errors';
 export { silentLogger } from './logger';
 export type { ClusterLogger } from './logger';
@@ -17,6 +27,7 @@ export {
   nodeStatsUrl,
   previousLiveMembers,
   parseDrainProgress,
+  peakPerSecond,
   parseNodeInfo,
   parseRingConfig,
 } from './model';
@@ -40,11 +51,12 @@ export type { CasResult, RingConfigStoreOptions } from './ring-store';
 export { startElection, Election } from './election';
 export type { ElectionOptions } from './election';
 export { RouteTable } from './route-table';
-export { clientWsUrl, edgeNodePath, parseEdgeUrl } from './edge-url';
+export { clientWsUrl, edgeNodePath, edgeOriginFrom, parseEdgeUrl } from './edge-url';
 export {
   clientAddress,
   InvalidTrustedProxies,
   NO_TRUSTED_PROXIES,
   parseTrustedProxies,
+  trustedProxiesFrom,
 } from './client-address';
 export type { TrustedProxies } from './client-address';

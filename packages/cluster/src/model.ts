@@ -8,6 +8,7 @@
  * - `P/election/<name>/...`: election candidates.
  */
 import { isValidId } from '@chat/protocol';
+import type { DashboardDrain } from '@chat/protocol/dashboard-feed';
 import {
   CLIENT_URL_SCHEMES,
   INTERNAL_URL_SCHEMES,
@@ -235,7 +236,7 @@ export function decodeJson<T>(text: string, parse: (value: unknown) => T): T {
 
 /**
  * Ring members that are also registered (alive) nodes and not leaving, in ring order: the set
- * everyone builds the hash ring from (DESIGN.md section 4).
+ * everyone builds the hash ring from (docs/architecture.md, "Ring and ownership").
  */
 export function liveMembers(
   ring: RingConfig | undefined,
@@ -263,25 +264,25 @@ function liveOf(
   });
 }
 
-/** What a draining node publishes under `P/drain/<nodeId>` (under its lease). */
-export interface DrainProgress {
-  readonly nodeId: string;
-  /** The ring epoch this drain works towards. */
-  readonly epoch: number;
-  /** Users connected here that belong elsewhere, when the drain (re)started. */
-  readonly total: number;
-  /** Users moved away so far in this drain. */
-  readonly moved: number;
-  /** Users still to move. */
-  readonly remaining: number;
-  /** The rate the node drains at, users per second. */
-  readonly ratePerSec: number;
-  /** Highest number of users moved within one second during this drain. */
-  readonly peakPerSec: number;
-  readonly done: boolean;
-  readonly startedAt: number;
-  readonly updatedAt: number;
+/**
+ * The most of `times` (ms, ascending) that fall within one second of each other: a drain's
+ * `peakPerSec` from its move times, and the same figure in tests and benches.
+ */
+export function peakPerSecond(times: readonly number[]): number {
+  let peak = 0;
+  let start = 0;
+  for (let end = 0; end < times.length; end++) {
+    while (times[end]! - times[start]! >= 1000) start++;
+    peak = Math.max(peak, end - start + 1);
+  }
+  return peak;
 }
+
+/**
+ * What a draining node publishes under `P/drain/<nodeId>` (under its lease): the dashboard's
+ * drain record without the percent, so the two cannot drift apart.
+ */
+export type DrainProgress = Omit<DashboardDrain, 'percent'>;
 
 export function parseDrainProgress(value: unknown): DrainProgress {
   const o = object(value, 'drain');

@@ -1,7 +1,8 @@
 import { ChatError } from '@chat/protocol';
 import type { Lease, Namespace } from 'etcd3';
-import { backoffDelay, Sleeper } from './backoff';
+import { etcdRetryDelay, Sleeper } from './backoff';
 import { toClusterError } from './errors';
+import { LeaseKeeper } from './lease-keeper';
 import { silentLogger } from './logger';
 import type { ClusterLogger } from './logger';
 import { clusterKeys, parseNodeInfo } from './model';
@@ -38,9 +39,11 @@ export interface Registered {
 }
 
 /**
- * Keeps `P/nodes/<nodeId>` alive under a lease. When the lease is lost (etcd unreachable for
- * longer than the TTL, or the lease revoked) it says so and registers again with a new lease as
- * soon as etcd answers. `close()` revokes the lease: the node leaves the cluster at once.
+ * Keeps `P/nodes/<nodeId>` alive under a lease (renewed by a {@link LeaseKeeper}). The lease
+ * is given up only when etcd answers that it expired (the node was cut off from a working etcd
+ * for longer than the TTL): then it says so and registers again with a new lease. An etcd that
+ * answers nothing (down, or without quorum) is waited out under the same lease. `close()`
+ * revokes the lease: the node leaves the cluster at once.
  *
  * @example
  * const reg = await register({ etcd, prefix: '/chat', node: { nodeId: 'node-1', wsUrl, rpcAddress, weight: 1, startedAt: Date.now() }, logger });
@@ -67,6 +70,10 @@ export class NodeRegistration {
   private readonly lostSignal: Signal<ChatError>;
   private readonly registeredSignal: Signal<Registered>;
   private readonly sleeper = new Sleeper();
+  private keeper: LeaseKeeper | undefined;
+  /** Values publishUnderLease() still has to write, by key, and the retry pause of each key. */
+  private readonly unpublished = new Map<string, string>();
+  private readonly publishing = new Map<string, Sleeper>();
   private lease: Lease | undefined;
   private current: NodeInfo;
   private generation = 0;
@@ -155,11 +162,47 @@ export class NodeRegistration {
     }
   }
 
+  /**
+   * Writes `value` to `key` under the node's lease in the background, and retries a failed
+   * write until it lands, a newer value for the key replaces it, or close(). Writes of one key
+   * never overtake each other. While not registered nothing is written: publish again from
+   * onRegistered. (A progress report lost to one failed write, e.g. right after etcd regained
+   * quorum, would leave whoever waits for it waiting for good.)
+   */
+  publishUnderLease(key: string, value: string): void {
+    this.unpublished.set(key, value);
+    if (this.publishing.has(key) || this.closed) return;
+    const sleeper = new Sleeper();
+    this.publishing.set(key, sleeper);
+    void this.publishLatest(key, sleeper);
+  }
+
+  private async publishLatest(key: string, sleeper: Sleeper): Promise<void> {
+    for (let failures = 0; ;) {
+      const value = this.unpublished.get(key);
+      if (value === undefined || this.closed) {
+        this.publishing.delete(key);
+        return;
+      }
+      this.unpublished.delete(key);
+      try {
+        await this.putUnderLease(key, value);
+        failures = 0;
+      } catch (err) {
+        if (!this.unpublished.has(key)) this.unpublished.set(key, value);
+        this.log.debug({ err, key }, 'could not write under the node lease; retrying');
+        await sleeper.sleep(etcdRetryDelay(failures++));
+      }
+    }
+  }
+
   /** Revokes the lease (the key disappears now) and stops re-registering. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.sleeper.wake();
+    this.keeper?.stop();
+    for (const sleeper of this.publishing.values()) sleeper.wake();
     await this.acquiring;
     const lease = this.lease;
     this.lease = undefined;
@@ -182,7 +225,10 @@ export class NodeRegistration {
 
   private async acquire(): Promise<void> {
     for (let attempt = 0; !this.closed; attempt++) {
-      const lease = this.etcd.lease(this.ttlSec, { deadline: Date.now() + this.callTimeoutMs });
+      const lease = this.etcd.lease(this.ttlSec, {
+        deadline: Date.now() + this.callTimeoutMs,
+        autoKeepAlive: false,
+      });
       lease.on('lost', (err) => this.handleLost(lease, err));
       try {
         const leaseId = await lease.grant();
@@ -203,11 +249,19 @@ export class NodeRegistration {
           generation: this.generation,
         };
         this.log.info({ key: this.key, ...event }, 'registered in etcd');
+        this.keeper = new LeaseKeeper({
+          leaseClient: this.etcd.leaseClient,
+          leaseId,
+          ttlSec: this.ttlSec,
+          key: this.key,
+          log: this.log,
+          onExpired: () => this.handleLost(lease, new Error(`lease ${leaseId} expired in etcd`)),
+        });
         this.registeredSignal.emit(event);
         return;
       } catch (err) {
         lease.release();
-        const delay = backoffDelay(attempt);
+        const delay = etcdRetryDelay(attempt);
         this.log.warn(
           { err: toClusterError(err, 'register', { key: this.key }), attempt, delay },
           'registration failed; retrying',
@@ -220,6 +274,9 @@ export class NodeRegistration {
   private handleLost(lease: Lease, err: Error): void {
     if (this.closed || lease !== this.lease) return; // not the live lease: acquire() handles it
     this.lease = undefined;
+    this.keeper?.stop();
+    this.keeper = undefined;
+    lease.release();
     const error = toClusterError(err, 'keepalive', { key: this.key });
     this.log.warn({ err: error, key: this.key }, 'node lease lost; registering again');
     this.lostSignal.emit(error);

@@ -1,5 +1,5 @@
 import type { IKeyValue, IWatchResponse, Namespace, Watcher } from 'etcd3';
-import { backoffDelay, Sleeper } from './backoff';
+import { etcdRetryDelay, Sleeper } from './backoff';
 import { toClusterError } from './errors';
 import { silentLogger } from './logger';
 import type { ClusterLogger } from './logger';
@@ -149,7 +149,7 @@ export class ClusterView {
         await this.fullRead();
         break;
       } catch (err) {
-        const delay = backoffDelay(this.attempt++);
+        const delay = etcdRetryDelay(this.attempt++);
         this.log.warn(
           { err: toClusterError(err, 'read', { prefix: this.keys.prefix }), delay },
           'cluster full read failed; retrying',
@@ -211,12 +211,12 @@ export class ClusterView {
         // A bug here must not leave the view silently stale: start over from a full read.
         this.log.error({ err }, 'cluster watch event could not be applied; resyncing');
         this.retireWatcher(true);
-        this.recover('full', backoffDelay(this.attempt++));
+        this.recover('full', etcdRetryDelay(this.attempt++));
       }
     });
     watcher.on('disconnected', (err) => {
       if (!current()) return;
-      const delay = backoffDelay(this.attempt++);
+      const delay = etcdRetryDelay(this.attempt++);
       this.log.warn(
         { err: toClusterError(err, 'watch'), revision: this.state.revision, delay },
         'cluster watch disconnected; resuming',
@@ -227,7 +227,7 @@ export class ClusterView {
     watcher.on('error', (err) => {
       // Cancelled by etcd, typically because the revision we resume from was compacted.
       if (!current()) return;
-      const delay = backoffDelay(this.attempt++);
+      const delay = etcdRetryDelay(this.attempt++);
       this.log.warn(
         { err: toClusterError(err, 'watch'), revision: this.state.revision, delay },
         'cluster watch cancelled; reading everything again',

@@ -3,10 +3,8 @@ import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../src';
 import type { ClusterLogger, NodeInfo } from '../src';
 
-export { startEtcd } from '../../testkit/src/etcd';
-export type { EtcdHandle } from '../../testkit/src/etcd';
-export { startEtcdProxy } from '../../testkit/src/etcd-proxy';
-export { waitFor } from '../../testkit/src/wait';
+export { startEtcd, startEtcdProxy, waitFor } from '@chat/testkit';
+export type { EtcdHandle } from '@chat/testkit';
 
 /** A client with a short call deadline, closed by the returned list's owner. */
 export function client(endpoint: string, opened: Etcd3[]): Etcd3 {

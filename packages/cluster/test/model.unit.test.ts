@@ -1,4 +1,5 @@
-import { backoffDelay } from '../src/backoff';
+import { backoffCeiling, backoffDelay } from '@chat/protocol';
+import { ETCD_RETRY, etcdRetryDelay } from '../src/backoff';
 import {
   nodeStatsUrl,
   clusterKeys,
@@ -122,12 +123,19 @@ test('liveMembers keeps configured members that are registered, in ring order', 
   expect(liveMembers(undefined, nodes)).toEqual([]);
 });
 
-test('backoffDelay grows exponentially with jitter and is capped', () => {
-  expect(backoffDelay(0, {}, () => 0)).toBe(50);
-  expect(backoffDelay(0, {}, () => 1)).toBe(100);
-  expect(backoffDelay(3, {}, () => 1)).toBe(800);
-  expect(backoffDelay(50, {}, () => 1)).toBe(2_000);
-  expect(backoffDelay(50, { maxMs: 500 }, () => 0)).toBe(250);
+test('etcd retries back off exponentially with equal jitter: never under half the ceiling', () => {
+  expect(ETCD_RETRY.jitter).toBe('equal');
+  expect(backoffDelay(0, ETCD_RETRY, () => 0)).toBe(50);
+  expect(backoffDelay(0, ETCD_RETRY, () => 0.9999)).toBe(99);
+  expect(backoffDelay(3, ETCD_RETRY, () => 0)).toBe(400);
+  expect(backoffDelay(50, ETCD_RETRY, () => 0.9999)).toBe(1_999);
+  expect(backoffDelay(50, { ...ETCD_RETRY, maxMs: 500 }, () => 0)).toBe(250);
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const delay = etcdRetryDelay(attempt);
+    const ceiling = backoffCeiling(attempt, ETCD_RETRY);
+    expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
+    expect(delay).toBeLessThanOrEqual(ceiling);
+  }
 });
 
 test('nodeStatsUrl: the stats route on the internal listener, none without one', () => {

@@ -1,5 +1,5 @@
 /**
- * Presigned uploads and downloads (DESIGN.md sections 5 and 6). Media bytes never pass through
+ * Presigned uploads and downloads (docs/protocol.md 8.11 "Media"). Media bytes never pass through
  * a chat node: the node hands out a presigned POST for a fresh key under the sender's prefix,
  * checks an attachment against storage before a message may carry it, and hands out short
  * presigned GETs to chat members. Who is a member is the caller's business (the store knows).

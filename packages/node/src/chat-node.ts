@@ -11,6 +11,7 @@ import type {
   Feature,
   ReceiptsFrame,
   TokenClaims,
+  TypingNotice,
   VerifyOptions,
   WireData,
 } from '@chat/protocol';
@@ -48,6 +49,9 @@ import { Admission, addressKey } from './admission';
 import { clientAddress, parseTrustedProxies } from '@chat/cluster';
 import type { TrustedProxies } from '@chat/cluster';
 import { eventFrame } from './event-frame';
+import { pushNotConfigured } from './push/push-registration';
+import type { PushFigures, PushServiceDeps } from './push/push-service';
+import { PushService } from './push/push-service';
 
 export interface ChatNodeDeps {
   readonly config: NodeConfig;
@@ -74,15 +78,23 @@ export interface ChatNodeDeps {
    * statements of about one device each.
    */
   readonly ackDevicesPerStatement?: number;
+  /** Push notifications to devices that are away (issue 18); the requests are refused without. */
+  readonly push?: Pick<PushServiceDeps, 'store' | 'providers' | 'config' | 'events'>;
 }
 
-/** Close code for "try again later" when the node cannot reach its store at connect time. */
-const TRY_AGAIN_LATER = 1013;
 /**
  * A reader's delivered watermark in a chat is pushed live at most this often: a busy chat
  * would otherwise cost its sender a frame per flush (CHAT_RECEIPT_FLUSH_MS).
  */
 const RECEIPT_MIN_INTERVAL_MS = 1000;
+const NO_PUSH: PushFigures = Object.freeze({
+  depth: 0,
+  oldestAgeMs: 0,
+  sent: 0,
+  failed: 0,
+  inflight: 0,
+  awaitingAck: 0,
+});
 /** Frames a device may send before its welcome; more means a broken client. */
 const MAX_FRAMES_BEFORE_READY = 64;
 
@@ -110,6 +122,7 @@ export class ChatNode {
   private readonly metrics: NodeMetrics | undefined;
   private readonly storeEpoch: () => string | undefined;
   private readonly verifyOptions: VerifyOptions;
+  private readonly push: PushService | undefined;
   /** Cumulative, for `/v1/stats`: readers turn them into rates (the registry's dashboard). */
   private sendsAccepted = 0;
   private eventsPushed = 0;
@@ -169,12 +182,24 @@ export class ChatNode {
       flushMs: this.config.ackFlushMs,
       log: this.log.child({ component: 'acks' }),
       now: () => this.clock.now(),
-      beforeWrite: () => this.social.recordDelivered(this.receipts),
+      beforeWrite: (slice) => this.social.recordDelivered(this.receipts, slice),
       ...(deps.ackDevicesPerStatement === undefined
         ? {}
         : { maxDevicesPerStatement: deps.ackDevicesPerStatement }),
     });
+    this.push =
+      deps.push === undefined
+        ? undefined
+        : new PushService({
+            ...deps.push,
+            nodeId: this.config.nodeId,
+            isConnected: (user, device) => this.sessions.hasDevice(user, device),
+            isOwned: (user) => this.ownership.redirectFor(user) === undefined,
+            now: () => this.clock.now(),
+            log: this.log.child({ component: 'push' }),
+          });
     this.requestContext = {
+      push: this.push?.registration ?? pushNotConfigured,
       store: this.store,
       now: () => this.clock.now(),
       syncPageSize: this.config.syncPageSize,
@@ -192,6 +217,7 @@ export class ChatNode {
       this.config.receiptFlushMs,
     );
     this.receiptTimer.unref();
+    this.push?.start();
   }
 
   /** Checks a device token; throws ChatError UNAUTHORIZED. */
@@ -268,7 +294,7 @@ export class ChatNode {
         code: 'UNAVAILABLE',
         message: 'storage is unavailable, try again later',
       });
-      session.close(TRY_AGAIN_LATER, 'storage unavailable');
+      session.close(CloseCode.TRY_AGAIN_LATER, 'storage unavailable');
       return;
     }
     if (session.isClosed) return;
@@ -357,6 +383,7 @@ export class ChatNode {
         if (acked.resumed) session.ping(this.sessions.latestSeq(session.user));
         if (acked.delivered.length > 0) this.receipts.delivered(session.user, acked.delivered);
         this.acks.note(session.user, session.device, seq);
+        this.push?.noteAck(session.user, session.device, seq);
         return;
       }
       case 'pong':
@@ -440,6 +467,7 @@ export class ChatNode {
     }
     this.eventsPushed += pushed;
     if (pushed > 0) this.metrics?.messagesOut.inc(pushed);
+    this.push?.onDelivered(deliveries);
     return pushed;
   }
 
@@ -474,6 +502,7 @@ export class ChatNode {
     const sessions = [...this.sessions.devicesOf(user)].filter((s) => s.movingTo !== moved.node);
     if (sessions.length === 0) return false;
     const overlapMs = this.config.moveOverlapMs;
+    let reconnecting = false;
     for (const session of sessions) {
       if (overlapMs > 0 && session.ready && session.features.has('overlap-moves')) {
         session.send({ ...moved, closeInMs: overlapMs });
@@ -481,9 +510,13 @@ export class ChatNode {
       } else {
         session.send(moved);
         session.close(CloseCode.MOVED, 'moved');
+        reconnecting = true;
       }
     }
-    this.acks.flushSoon();
+    // A device that overlaps keeps acking here while it connects there, and syncs from its own
+    // seq: its cursor goes with the next regular flush, not one flush per move (each flush also
+    // writes receipts under chat locks, which the sends then wait for).
+    if (reconnecting) this.acks.flushSoon();
     this.metrics?.movedUsers.inc();
     this.metrics?.movedDevices.inc(sessions.length);
     return true;
@@ -499,7 +532,11 @@ export class ChatNode {
     this.overlapping.add(session);
     const timer = setTimeout(() => {
       // Not moved again meanwhile (a later ring change): that move has its own deadline.
-      if (session.movingTo === node && !session.isClosed) session.close(CloseCode.MOVED, 'moved');
+      if (session.movingTo === node && !session.isClosed) {
+        // Not an overlap that ended at the new owner: closed like any device that went away.
+        this.overlapping.delete(session);
+        session.close(CloseCode.MOVED, 'moved');
+      }
     }, overlapMs);
     timer.unref();
   }
@@ -524,6 +561,11 @@ export class ChatNode {
       session.close(CloseCode.STORE_EPOCH, 'store epoch changed');
     }
     return sessions.length;
+  }
+
+  /** The push outbox as this node's worker sees it (issue 18); zeros when push is off. */
+  pushFigures(): PushFigures {
+    return this.push?.figures() ?? NO_PUSH;
   }
 
   /** Owners of users as this node sees them, for checking that the cluster agrees. */
@@ -554,11 +596,17 @@ export class ChatNode {
     if (session.onDrain()) session.ping(this.sessions.latestSeq(session.user));
   }
 
-  onClose(session: Session): void {
+  /** `code`: the close code the client sent (1006 when the connection dropped). */
+  onClose(session: Session, code?: number): void {
     session.markClosed();
     this.notReady.delete(session);
-    this.overlapping.delete(session);
+    const overlapped = this.overlapping.delete(session);
     this.sessions.remove(session);
+    // The device overlapped a move and closed this connection with 1000, as a client does once
+    // it is at home on its new owner (docs/protocol.md, `moved`): the user is still online
+    // and the device syncs from its own seq there (see moveUser). A drop during the overlap is
+    // a disconnect like any other.
+    if (overlapped && code === 1000) return;
     // The device may reconnect elsewhere: its cursor should be there when it does.
     this.acks.flushSoon();
     // The user's last device here went away: that is when they were last seen.
@@ -574,7 +622,7 @@ export class ChatNode {
     let pushed = 0;
     const limit = this.config.maxBufferedBytes / 2;
     for (const item of items) {
-      const frame = { t: 'typing', chatId: item.chatId, user: item.user };
+      const frame: TypingNotice = { t: 'typing', chatId: item.chatId, user: item.user };
       for (const user of item.to) {
         for (const session of this.sessions.devicesOf(user)) {
           if (!session.ready || session.isClosed || session.bufferedBytes > limit) continue;
@@ -623,6 +671,7 @@ export class ChatNode {
       session.close(CloseCode.GOING_AWAY, 'node shutting down');
     this.receipts.flushLive();
     await this.acks.close();
+    await this.push?.stop();
     await this.social.close();
     await this.presence.close();
     await this.fabric.close();

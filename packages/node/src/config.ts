@@ -5,14 +5,14 @@
 import type { Limits } from '@chat/protocol';
 import { defaultLimits, isValidId } from '@chat/protocol';
 import { databaseTlsProblem } from '@chat/store';
-import type { Env } from './env';
+import type { Env, LogLevel } from '@chat/cluster';
+import { CLIENT_URL_SCHEMES, nodeUrlProblem, trustedProxiesFrom } from '@chat/cluster';
 import {
-  CLIENT_URL_SCHEMES,
-  InvalidTrustedProxies,
-  nodeUrlProblem,
-  parseTrustedProxies,
+  ConfigError,
+  EnvReader,
+  checkProductionCredential,
+  checkProductionSecret,
 } from '@chat/cluster';
-import { ConfigError, EnvReader, checkProductionCredential, checkProductionSecret } from './env';
 
 export interface NodeConfig {
   /** This node's id, used in `welcome` and in the cluster. */
@@ -114,8 +114,17 @@ export interface NodeConfig {
   readonly limits: Limits;
   readonly databaseUrl: string;
   readonly pgPoolMax: number;
+  /**
+   * Deadline of one Postgres statement, client side and as statement_timeout: a hung or
+   * blackholed database turns into UNAVAILABLE after this, not a request waiting for ever. At
+   * most 10 s: the fan-out sweep's orphan window (DEFAULT_ORPHAN_WINDOW_MS, 12 s) counts on a
+   * dead node's statements ending within it.
+   */
+  readonly pgQueryTimeoutMs: number;
+  /** Deadline to get a Postgres connection (from the pool, or a new one). */
+  readonly pgConnectTimeoutMs: number;
   readonly batchMaxSize: number;
-  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly logLevel: LogLevel;
   /** How long a busy port is retried at start before the node gives up (a restart after a crash). */
   readonly listenRetryMs: number;
 }
@@ -156,8 +165,10 @@ export const defaultNodeConfig = Object.freeze({
   tokenLeewaySec: 5,
   limits: defaultLimits,
   pgPoolMax: 10,
+  pgQueryTimeoutMs: 10_000,
+  pgConnectTimeoutMs: 10_000,
   batchMaxSize: 256,
-  logLevel: 'info' as NodeConfig['logLevel'],
+  logLevel: 'info' as LogLevel,
   listenRetryMs: 60_000,
 });
 
@@ -248,26 +259,15 @@ export function nodeConfigFromEnv(env: Env): LoadedConfig {
     limits,
     databaseUrl: databaseUrlFrom(r, production),
     pgPoolMax: r.int('CHAT_PG_POOL_MAX', d.pgPoolMax, 1, 1000),
+    pgQueryTimeoutMs: r.int('CHAT_PG_QUERY_TIMEOUT_MS', d.pgQueryTimeoutMs, 100, 10_000),
+    pgConnectTimeoutMs: r.int('CHAT_PG_CONNECT_TIMEOUT_MS', d.pgConnectTimeoutMs, 100, 60_000),
     batchMaxSize: r.int('CHAT_BATCH_MAX', d.batchMaxSize, 1, 10_000),
-    logLevel: r.oneOf('CHAT_LOG_LEVEL', d.logLevel, [
-      'fatal',
-      'error',
-      'warn',
-      'info',
-      'debug',
-      'trace',
-      'silent',
-    ]),
+    logLevel: r.logLevel(d.logLevel),
     listenRetryMs: r.int('CHAT_LISTEN_RETRY_MS', d.listenRetryMs, 0, 3_600_000),
   };
   return { config: Object.freeze(config), usingDevSecret };
 }
 
-/**
- * CHAT_AUTH_KEYS: `kid:secret` pairs separated by commas (a secret may hold `:` but not `,`).
- * Secrets are never quoted in errors; in production each one passes the same checks as
- * CHAT_AUTH_SECRET.
- */
 /**
  * CHAT_PUBLIC_URL, checked as the registry checks node records: a URL the registry would refuse
  * to route anyone to (credentials, a fragment) stops the start instead of leaving the node
@@ -280,18 +280,11 @@ function publicUrlFrom(r: EnvReader): string | undefined {
   return url;
 }
 
-/** CHAT_TRUSTED_PROXIES, checked now so that a bad entry stops the start with its name. */
-function trustedProxiesFrom(r: EnvReader): readonly string[] {
-  const entries = r.list('CHAT_TRUSTED_PROXIES');
-  try {
-    parseTrustedProxies('CHAT_TRUSTED_PROXIES', entries);
-  } catch (err) {
-    if (err instanceof InvalidTrustedProxies) throw new ConfigError(err.message);
-    throw err;
-  }
-  return Object.freeze(entries);
-}
-
+/**
+ * CHAT_AUTH_KEYS: `kid:secret` pairs separated by commas (a secret may hold `:` but not `,`).
+ * Secrets are never quoted in errors; in production each one passes the same checks as
+ * CHAT_AUTH_SECRET.
+ */
 function authKeysFrom(raw: string | undefined, production: boolean): ReadonlyMap<string, string> {
   const keys = new Map<string, string>();
   if (raw === undefined) return keys;

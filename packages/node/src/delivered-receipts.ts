@@ -11,6 +11,8 @@
 import { compareMessageIds } from '@chat/protocol';
 import type { DeliveredMark, ReceiptNotice } from '@chat/store';
 import type { DeliveredMessage } from './pending-pushes';
+import type { Slice } from './slices';
+import { inSlice } from './slices';
 
 interface Watermark {
   readonly chatId: string;
@@ -97,9 +99,11 @@ export class DeliveredReceipts {
   }
 
   /** The watermarks to write since the last call; what was written is forgotten. */
-  takeForPersist(): DeliveredMark[] {
+  takeForPersist(slice?: Slice): DeliveredMark[] {
     const out: DeliveredMark[] = [];
     for (const [key, mark] of this.marks) {
+      // By chat: the statements that write them lock chats.
+      if (!inSlice(mark.chatId, slice)) continue;
       if (mark.persistNotify !== null) {
         out.push({
           chatId: mark.chatId,

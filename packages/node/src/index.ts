@@ -14,8 +14,6 @@ export {
   maskUrlPassword,
 } from './config';
 export type { NodeConfig, LoadedConfig } from './config';
-export { ConfigError, EnvReader } from './env';
-export type { Env } from './env';
 export { systemClock } from './clock';
 export type { Clock } from './clock';
 export { singleNodeOwnership, localFabric } from './routing';

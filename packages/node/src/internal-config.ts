@@ -4,8 +4,8 @@
  * the public port; by default this listener answers on the loopback interface only.
  */
 import { INTERNAL_URL_SCHEMES, nodeUrlProblem } from '@chat/cluster';
-import type { Env } from './env';
-import { ConfigError, EnvReader } from './env';
+import type { Env } from '@chat/cluster';
+import { ConfigError, EnvReader } from '@chat/cluster';
 
 export interface InternalListenerConfig {
   /** Interface to bind (CHAT_INTERNAL_HOST). */

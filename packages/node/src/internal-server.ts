@@ -21,7 +21,7 @@ export interface InternalEndpoints {
 
 /** @example const internal = await startInternalServer(node, { host, port, listenRetryMs }, log, { metrics }); */
 export function startInternalServer(
-  node: Pick<ChatNode, 'stats' | 'owners'>,
+  node: Pick<ChatNode, 'stats' | 'owners' | 'pushFigures'>,
   options: ListenOptions,
   log: Logger,
   endpoints: InternalEndpoints = {},
@@ -42,6 +42,7 @@ export function startInternalServer(
     const memory = process.memoryUsage();
     const body = JSON.stringify({
       ...node.stats(),
+      push: node.pushFigures(),
       rssBytes: memory.rss,
       heapUsedBytes: memory.heapUsed,
       externalBytes: memory.external,

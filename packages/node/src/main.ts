@@ -3,6 +3,8 @@
  * cluster membership (when CHAT_ETCD_ENDPOINTS is set), WebSocket server. SIGTERM and SIGINT
  * shut it down cleanly: leave the ring, close connections with 1001, write acks, close pools.
  */
+// First: an unsupported Node.js stops here, before uWebSockets.js loads.
+import './runtime-guard';
 import pino from 'pino';
 import {
   DEFAULT_ORPHAN_WINDOW_MS,
@@ -10,24 +12,29 @@ import {
   PgGroupStore,
   PgPresenceStore,
   PgPrivacyStore,
+  PgPushStore,
   PgReceiptStore,
   PgRetentionStore,
   SINGLE_SHARD_SETTINGS,
   userShardCount,
   createDatabase,
+  databaseTime,
   migrate,
   readStoreEpoch,
 } from '@chat/store';
+import { createPushProviders, describePushConfig, parsePushConfig } from '@chat/push';
+import type { PushConfig } from '@chat/push';
 import { ChatNode } from './chat-node';
 import { scheduleCpuProfile } from './cpu-profile';
 import { FanoutSweeper } from './fanout-sweeper';
-import { systemClock } from './clock';
+import type { Clock } from './clock';
+import { clockFromEnv } from './clock';
 import { clusterConfigFromEnv, loggableClusterConfig } from './cluster/cluster-config';
 import type { LoadedClusterConfig } from './cluster/cluster-config';
 import { ClusterRuntime } from './cluster/cluster-runtime';
 import type { LoadedConfig } from './config';
 import { loggableConfig, nodeConfigFromEnv } from './config';
-import { ConfigError } from './env';
+import { ConfigError } from '@chat/cluster';
 import { startMedia } from './media';
 import type { MediaConfig } from './media-config';
 import { mediaConfigFromEnv } from './media-config';
@@ -43,6 +50,8 @@ import type { InternalListenerConfig } from './internal-config';
 import { startInternalServer } from './internal-server';
 import { ListenError, startServer } from './server';
 import { StoreEpochWatch } from './store-epoch';
+import type { PushOutboxConfig } from './push/push-config';
+import { pushOutboxConfigFromEnv } from './push/push-config';
 
 function loadConfig(): {
   node: LoadedConfig;
@@ -51,6 +60,8 @@ function loadConfig(): {
   retention: RetentionConfig;
   internal: InternalListenerConfig;
   queues: QueueConfig;
+  push: { outbox: PushOutboxConfig; providers: PushConfig };
+  clock: Clock;
 } {
   try {
     const node = nodeConfigFromEnv(process.env);
@@ -61,6 +72,11 @@ function loadConfig(): {
       retention: retentionConfigFromEnv(process.env),
       internal: internalListenerFromEnv(process.env),
       queues: queueConfigFromEnv(process.env),
+      push: {
+        outbox: pushOutboxConfigFromEnv(process.env),
+        providers: parsePushConfig(process.env),
+      },
+      clock: clockFromEnv(process.env),
     };
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -74,6 +90,7 @@ function loadConfig(): {
 async function main(): Promise<void> {
   const loaded = loadConfig();
   const { config } = loaded.node;
+  const { clock } = loaded;
   const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
   log.info(
     {
@@ -82,6 +99,7 @@ async function main(): Promise<void> {
       retention: loaded.retention,
       internal: loaded.internal,
       queues: loaded.queues,
+      push: { outbox: loaded.push.outbox, providers: describePushConfig(loaded.push.providers) },
     },
     'starting',
   );
@@ -105,10 +123,13 @@ async function main(): Promise<void> {
   });
   const db = createDatabase(config.databaseUrl, {
     maxConnections: config.pgPoolMax,
+    queryTimeoutMillis: config.pgQueryTimeoutMs,
+    connectionTimeoutMillis: config.pgConnectTimeoutMs,
     // On Citus every statement of the node stays on one shard, or fails (issue 15).
     sessionSettings: SINGLE_SHARD_SETTINGS,
     logger: log.child({ component: 'pg' }),
     checkConnection: storeEpoch.checkConnection,
+    storeEpoch: () => storeEpoch.current,
   });
   await migrate(db);
   log.info({ storeEpoch: await storeEpoch.start() }, 'store epoch');
@@ -122,7 +143,7 @@ async function main(): Promise<void> {
     maxQueuedSends: loaded.queues.maxQueuedSends,
     maxQueuedConnects: loaded.queues.maxQueuedConnects,
     markIntervalMs: config.fanoutMarkMs,
-    now: () => systemClock.now(),
+    now: () => clock.now(),
     logger: log.child({ component: 'store' }),
     onBatch: (batch) => metrics.observeBatch(batch),
   });
@@ -140,18 +161,32 @@ async function main(): Promise<void> {
         db,
         log.child({ component: 'media' }),
         retentionDays(loaded.retention),
-        () => systemClock.now(),
+        () => clock.now(),
       )
     : undefined;
   if (media === undefined) log.info('CHAT_S3_ENDPOINT is not set: media attachments are off');
   const cluster = loaded.cluster
-    ? await ClusterRuntime.connect(loaded.cluster.config, config.nodeId, systemClock, log)
+    ? await ClusterRuntime.connect(loaded.cluster.config, config.nodeId, clock, log)
     : undefined;
+  const pushProviders = createPushProviders(loaded.push.providers);
+  if (pushProviders.kinds.length === 0)
+    log.info(
+      'no push provider is configured (CHAT_PUSH_*): push targets are kept, nothing is sent',
+    );
   const node = new ChatNode({
     config,
     store,
+    push: {
+      store: new PgPushStore(db),
+      providers: pushProviders,
+      config: loaded.push.outbox,
+      events: {
+        sent: (provider) => metrics.pushSent.inc({ provider }),
+        failed: (provider, reason) => metrics.pushFailed.inc({ provider, reason }),
+      },
+    },
     ...(userShards === null ? {} : { ackDevicesPerStatement: 32 * userShards }),
-    clock: systemClock,
+    clock,
     log: log.child({ component: 'node' }),
     metrics,
     ...(media ? { media } : {}),
@@ -173,9 +208,13 @@ async function main(): Promise<void> {
   node.start();
   // Finishes what a previous run of this node owed, then writes its fan-out mark.
   await store.start();
-  metrics.bind({ local: () => node.stats(), ...cluster?.metricSources() });
+  metrics.bind({
+    local: () => node.stats(),
+    push: () => node.pushFigures(),
+    ...cluster?.metricSources(),
+  });
   const readiness = new Readiness({
-    clock: systemClock,
+    clock,
     checkDatabase: () => store.ping(),
     ...(cluster ? { cluster: () => cluster.notReadyReason() } : {}),
   });
@@ -205,7 +244,9 @@ async function main(): Promise<void> {
     store: new PgRetentionStore(db),
     ...(media ? { objects: media } : {}),
     config: loaded.retention,
-    clock: systemClock,
+    clock,
+    // The database's clock decides what expired, not the clock of whichever node leads.
+    passTime: () => databaseTime(db),
     log: log.child({ component: 'retention' }),
     onPass: (report, durationMs) => metrics.observeRetention({ ...report }, durationMs),
     onActive: (active) => metrics.retentionActive.set(active ? 1 : 0),
@@ -213,7 +254,7 @@ async function main(): Promise<void> {
   // Finishes the fan-out of nodes that stopped owing it: on the same elected node, or here alone.
   const sweeper = new FanoutSweeper({
     store,
-    clock: systemClock,
+    clock,
     log: log.child({ component: 'fanout-sweeper' }),
     intervalMs: config.fanoutSweepMs,
     staleMs: config.fanoutStaleMs,
@@ -255,6 +296,7 @@ async function main(): Promise<void> {
     server.close();
     internal.close();
     await node.stop();
+    await pushProviders.close();
     await cluster?.close();
     await store.close();
     log.info('stopped');

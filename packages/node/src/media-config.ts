@@ -4,8 +4,8 @@
  * media requests with a clear error.
  */
 import { DEFAULT_ALLOWED_TYPES, DEFAULT_MAX_BYTES, isTypePattern } from '@chat/media';
-import type { Env } from './env';
-import { ConfigError, EnvReader, checkProductionCredential } from './env';
+import type { Env } from '@chat/cluster';
+import { ConfigError, EnvReader, checkProductionCredential } from '@chat/cluster';
 
 export interface MediaConfig {
   /** `http(s)://host[:port]` of the S3 API (MinIO, S3 or any compatible store). */

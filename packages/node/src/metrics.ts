@@ -11,6 +11,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SendBatchInfo } from '@chat/store';
+import { BUILD_INFO_LABELS, buildInfo } from '@chat/cluster';
 
 /** Per-peer RPC figures, as `PeerPool.stats()` reports them (cumulative counters per client). */
 export interface PeerFigures {
@@ -37,6 +38,8 @@ export interface MetricSources {
   readonly ring?: () => { readonly epoch: number; readonly members: number; readonly live: number };
   readonly peers?: () => Readonly<Record<string, PeerFigures>>;
   readonly drain?: () => DrainFigures | undefined;
+  /** The push outbox as this node's worker last read it (issue 18); absent: push is off. */
+  readonly push?: () => { readonly depth: number; readonly oldestAgeMs: number };
 }
 
 export interface NodeMetricsOptions {
@@ -77,6 +80,10 @@ export class NodeMetrics {
   readonly retentionPassSeconds: Histogram;
   /** 1 while the retention cleanup runs on this node (it leads, or runs alone). */
   readonly retentionActive: Gauge;
+  /** Push notifications the providers accepted, by provider kind (issue 18). */
+  readonly pushSent: Counter<'provider'>;
+  /** Push attempts that did not go, by provider kind and reason (PushFailure). */
+  readonly pushFailed: Counter<'provider' | 'reason'>;
   private sources: MetricSources | undefined;
   /** Last cumulative per-peer figures seen, to turn them into monotonic counters. */
   private readonly seenPeerErrors = new Map<string, number>();
@@ -86,6 +93,12 @@ export class NodeMetrics {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: options.nodeId });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'chat_build_info',
+      help: 'always 1; the labels say which release, Node.js and protocol this node runs',
+      labelNames: BUILD_INFO_LABELS,
+      registers,
+    }).set(buildInfo(), 1);
     const sources = (): MetricSources | undefined => this.sources;
 
     this.messagesIn = new Counter({
@@ -168,6 +181,36 @@ export class NodeMetrics {
       registers,
     });
 
+    this.pushSent = new Counter({
+      name: 'chat_push_sent_total',
+      help: 'push notifications accepted by a provider, by provider kind',
+      labelNames: ['provider'],
+      registers,
+    });
+    this.pushFailed = new Counter({
+      name: 'chat_push_failed_total',
+      help: 'push attempts that did not go, by provider kind and reason (retry, gone, failed, gave_up, not_configured)',
+      labelNames: ['provider', 'reason'],
+      registers,
+    });
+    new Gauge({
+      name: 'chat_push_queue_depth',
+      help: 'push outbox rows with messages not notified yet (all users; read every few seconds)',
+      registers,
+      collect() {
+        const push = sources()?.push?.();
+        if (push !== undefined) this.set(push.depth);
+      },
+    });
+    new Gauge({
+      name: 'chat_push_oldest_age_seconds',
+      help: 'age of the oldest push outbox entry not notified yet (0 when none)',
+      registers,
+      collect() {
+        const push = sources()?.push?.();
+        if (push !== undefined) this.set(push.oldestAgeMs / 1000);
+      },
+    });
     new Gauge({
       name: 'chat_connected_users',
       help: 'users with at least one device connected to this node',
@@ -219,7 +262,7 @@ export class NodeMetrics {
         },
       });
     };
-    drainGauge('chat_drain_total', 'users to move in the current drain', (d) => d.total);
+    drainGauge('chat_drain_users', 'users to move in the current drain', (d) => d.total);
     drainGauge('chat_drain_moved', 'users moved so far in the current drain', (d) => d.moved);
     drainGauge(
       'chat_drain_remaining',

@@ -5,8 +5,8 @@
  * once instead of holding more in memory (clients retry a send with the same clientMsgId, and a
  * refused connect is closed with 1013 and reconnects later).
  */
-import type { Env } from './env';
-import { EnvReader } from './env';
+import type { Env } from '@chat/cluster';
+import { EnvReader } from '@chat/cluster';
 
 export interface QueueConfig {
   /** Most sends waiting for a chat step statement. */

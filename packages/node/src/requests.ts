@@ -6,6 +6,7 @@
 import type { ClientRequest, OkFields, RequestType } from '@chat/protocol';
 import type { ChatStore } from '@chat/store';
 import type { MediaGateway } from './media';
+import type { PushRegistration } from './push/push-registration';
 import type { Session } from './session';
 import type { Social } from './social';
 
@@ -19,6 +20,8 @@ export interface RequestContext {
   readonly sendEvents: (session: Session, page: Awaited<ReturnType<ChatStore['sync']>>) => void;
   /** Group administration, last seen and receipts. */
   readonly social: Social;
+  /** Push targets and the preview setting (issue 18). */
+  readonly push: Pick<PushRegistration, 'register' | 'remove' | 'settings'>;
 }
 
 type Handler<T extends RequestType> = (
@@ -93,6 +96,15 @@ const handlers: HandlerTable = {
   privacy: (ctx, session, req) => ctx.social.privacy(session.user, req.lastSeen),
   uploadTarget: (ctx, session, req) => ctx.media.uploadTarget(session.user, req.mime, req.size),
   downloadUrl: (ctx, session, req) => ctx.media.downloadUrl(session.user, session.device, req.key),
+  async pushRegister(ctx, session, req) {
+    await ctx.push.register(session.user, session.device, req.target);
+    return {};
+  },
+  async pushRemove(ctx, session) {
+    await ctx.push.remove(session.user, session.device);
+    return {};
+  },
+  pushSettings: (ctx, session, req) => ctx.push.settings(session.user, req.previews),
 };
 
 export function handleRequest<T extends RequestType>(

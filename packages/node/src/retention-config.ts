@@ -2,8 +2,8 @@
  * Retention settings (CHAT_RETENTION_*, CHAT_CLEANUP_*), read apart from the rest of the node's
  * config like media's. Every field is listed in the README's configuration table.
  */
-import type { Env } from './env';
-import { ConfigError, EnvReader } from './env';
+import type { Env } from '@chat/cluster';
+import { ConfigError, EnvReader } from '@chat/cluster';
 
 export const DAY_MS = 24 * 3600 * 1000;
 

@@ -1,8 +1,10 @@
 /**
  * The retention cleanup job (issue 8): deletes what the server no longer needs, in small
  * batches with a pause between them, on one node at a time (etcd election
- * `retention-cleanup`; a single node without etcd just runs it). Time comes from the injected
- * clock; the pause from an injected sleep.
+ * `retention-cleanup`; a single node without etcd just runs it). A pass counts from `passTime`
+ * (the node passes the database's clock, so that whichever node leads, and however its own
+ * clock is off, the same rows expire at the same moment), or the injected clock; the pause comes
+ * from an injected sleep.
  *
  * One pass, in this order (each step repeats its batch until a short one, bounded):
  * 1. messages delivered to every recipient (their delivered watermarks passed them), fanned
@@ -64,6 +66,8 @@ export interface RetentionDeps {
   readonly objects?: ObjectRemover;
   readonly config: RetentionConfig;
   readonly clock: Clock;
+  /** When a pass starts, by the clock that decides what has expired; `clock.now()` by default. */
+  readonly passTime?: () => Promise<number>;
   readonly log: Logger;
   /** Called after each pass with what it removed (metrics). */
   readonly onPass?: (report: RetentionReport, durationMs: number) => void;
@@ -169,7 +173,8 @@ export class RetentionJob {
   /** One full pass; returns what it removed. Throws what the store throws. */
   async runOnce(): Promise<RetentionReport> {
     const { store, config, clock } = this.deps;
-    const started = clock.now();
+    const clockStart = clock.now();
+    const started = (await this.deps.passTime?.()) ?? clockStart;
     const cut = retentionCutoffs(started, config);
     const report = emptyReport();
     const limit = config.batchSize;
@@ -217,7 +222,7 @@ export class RetentionJob {
       return n >= limit;
     });
     await this.batches(async () => {
-      const gone = await store.expireDevices(cut.expiredBefore, clock.now(), limit);
+      const gone = await store.expireDevices(cut.expiredBefore, started, limit);
       report.devices += gone.devices;
       report.freedEvents += gone.events;
       return gone.devices >= limit;
@@ -244,7 +249,7 @@ export class RetentionJob {
       });
     }
     this.passes++;
-    const durationMs = clock.now() - started;
+    const durationMs = clock.now() - clockStart;
     this.deps.onPass?.(report, durationMs);
     if (Object.values(report).some((n) => n > 0)) {
       this.deps.log.info({ removed: report, durationMs }, 'retention cleanup pass');

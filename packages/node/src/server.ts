@@ -151,11 +151,11 @@ export function startServer(
       const { session } = ws.getUserData();
       if (session !== undefined) node.onDrain(session);
     },
-    close(ws) {
+    close(ws, code) {
       const data = ws.getUserData();
       data.port.closed = true;
       data.port.ws = undefined;
-      if (data.session !== undefined) node.onClose(data.session);
+      if (data.session !== undefined) node.onClose(data.session, code);
     },
   });
 

@@ -3,7 +3,7 @@
  * limit. The socket is reached through `SocketPort` so this logic runs without uWS in tests.
  */
 import type { Feature } from '@chat/protocol';
-import type { Codec, WireData } from '@chat/protocol';
+import type { Codec, ServerFrame, WireData } from '@chat/protocol';
 import { CloseCode } from '@chat/protocol';
 import { PendingPushes } from './pending-pushes';
 import type { DeliveredMessage } from './pending-pushes';
@@ -81,7 +81,8 @@ export class Session {
     return this.closed ? 0 : this.socket.bufferedAmount();
   }
 
-  send(frame: object): void {
+  /** Encodes and sends one frame; typed as the server-frame union so a misspelt frame fails tsc. */
+  send(frame: ServerFrame): void {
     this.sendData(this.codec.encode(frame));
   }
 

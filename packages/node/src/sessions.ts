@@ -72,6 +72,11 @@ export class SessionRegistry {
     return this.byUser.get(user)?.devices.values() ?? [];
   }
 
+  /** True when the device has a connection here. */
+  hasDevice(user: string, device: string): boolean {
+    return this.byUser.get(user)?.devices.has(device) ?? false;
+  }
+
   isOnline(user: string): boolean {
     return this.byUser.has(user);
   }

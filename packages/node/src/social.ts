@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import type { Clock } from './clock';
 import { lastSeenAccess } from './last-seen-policy';
 import type { DeliveredReceipts } from './delivered-receipts';
+import type { Slice } from './slices';
 import type { PresencePeers } from './presence';
 
 /** What the node needs of the group store (PgGroupStore). */
@@ -284,11 +285,11 @@ export class Social {
   // ---- receipts ----
 
   /**
-   * Writes the delivered watermarks worked out since the last call (the cursor writer calls it
-   * before each write). A failed write gives them back for the next one.
+   * Writes the delivered watermarks not written yet (of the chats of `slice` only, if given);
+   * the cursor writer calls it before each write. A failed write gives them back for the next.
    */
-  async recordDelivered(receipts: DeliveredReceipts): Promise<void> {
-    const marks = receipts.takeForPersist();
+  async recordDelivered(receipts: DeliveredReceipts, slice?: Slice): Promise<void> {
+    const marks = receipts.takeForPersist(slice);
     // In statements of a bounded size, like the cursors (a long statement shows in sends).
     for (let from = 0; from < marks.length; from += MARKS_PER_STATEMENT) {
       const chunk = marks.slice(from, from + MARKS_PER_STATEMENT);

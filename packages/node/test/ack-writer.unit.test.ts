@@ -24,8 +24,8 @@ function writerWith(
     flushMs: options.flushMs ?? 60_000,
     log,
     now: () => 1,
-    beforeWrite: async () => {
-      order.push('before');
+    beforeWrite: async (slice) => {
+      order.push(slice === undefined ? 'before' : `before:${slice.index}/${slice.of}`);
     },
     ...(options.pauseMs !== undefined ? { pauseMs: options.pauseMs } : {}),
     ...(options.maxDevicesPerStatement !== undefined
@@ -133,5 +133,36 @@ test('discard forgets unwritten cursors; a flush under way stops and keeps no fa
   acks.note('dan', 'd3', 1); // a cursor of the new database
   await acks.flush();
   expect(written).toEqual([{ userId: 'dan', deviceId: 'd3', seq: 1 }]);
+  await acks.close();
+});
+
+test('left to itself, it writes each device once per interval, a slice of them at a time', async () => {
+  const writes: Write[] = [];
+  const flushMs = 400;
+  const { acks, order } = writerWith(
+    async (cursors) => {
+      writes.push({ cursors, at: performance.now() });
+    },
+    { flushMs, pauseMs: 0 },
+  );
+  const start = performance.now();
+  for (let d = 0; d < 200; d++) acks.note('erin', `d${d}`, 1);
+  const deadline = start + 10 * flushMs;
+  while (writes.flatMap((w) => w.cursors).length < 200 && performance.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+
+  const written = writes.flatMap((w) => w.cursors.map((c) => c.deviceId));
+  expect(new Set(written).size).toBe(200);
+  expect(written).toHaveLength(200); // once each
+  // Within one interval (and a slice of timer slack), in many small writes spread over it.
+  const last = Math.max(...writes.map((w) => w.at));
+  expect(last - start).toBeLessThan(2 * flushMs);
+  expect(writes.length).toBeGreaterThanOrEqual(8);
+  expect(Math.max(...writes.map((w) => w.cursors.length))).toBeLessThanOrEqual(40);
+  expect(last - Math.min(...writes.map((w) => w.at))).toBeGreaterThanOrEqual(flushMs / 2);
+  // The delivered watermarks go slice by slice with the cursors.
+  const slices = new Set(order.filter((o) => o.startsWith('before:')));
+  expect(slices.size).toBeGreaterThanOrEqual(9);
+  expect([...slices].every((o) => o.endsWith('/10'))).toBe(true);
   await acks.close();
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ConfigError } from '../src/env';
+import { ConfigError } from '@chat/cluster';
 import { DEV_SECRET, loggableConfig, nodeConfigFromEnv } from '../src/config';
 import { clusterConfigFromEnv } from '../src/cluster/cluster-config';
 import { mediaConfigFromEnv } from '../src/media-config';
@@ -38,6 +38,24 @@ describe('nodeConfigFromEnv', () => {
     );
     expect(() => nodeConfigFromEnv({ ...base, CHAT_EPOCH_CHECK_MS: '10' })).toThrow(
       /CHAT_EPOCH_CHECK_MS/,
+    );
+  });
+
+  it('bounds Postgres statements and connects at 10 s unless told less', () => {
+    const defaults = nodeConfigFromEnv(base).config;
+    expect([defaults.pgQueryTimeoutMs, defaults.pgConnectTimeoutMs]).toEqual([10_000, 10_000]);
+    const set = nodeConfigFromEnv({
+      ...base,
+      CHAT_PG_QUERY_TIMEOUT_MS: '3000',
+      CHAT_PG_CONNECT_TIMEOUT_MS: '2000',
+    }).config;
+    expect([set.pgQueryTimeoutMs, set.pgConnectTimeoutMs]).toEqual([3000, 2000]);
+    // Longer would outlast the fan-out sweep's orphan window.
+    expect(() => nodeConfigFromEnv({ ...base, CHAT_PG_QUERY_TIMEOUT_MS: '30000' })).toThrow(
+      /CHAT_PG_QUERY_TIMEOUT_MS/,
+    );
+    expect(() => nodeConfigFromEnv({ ...base, CHAT_PG_CONNECT_TIMEOUT_MS: '0' })).toThrow(
+      /CHAT_PG_CONNECT_TIMEOUT_MS/,
     );
   });
 

@@ -66,3 +66,17 @@ test('pushes a (chat, reader) watermark at most once per interval, then the late
     { chatId: 'c1', reader: 'bob', delivered: '3', read: null, notify: ['alice'] },
   ]);
 });
+
+test('written slice by slice, by chat: each watermark once, in its chat slice', () => {
+  const receipts = new DeliveredReceipts(() => undefined);
+  const chats = Array.from({ length: 40 }, (_, i) => `chat-${i}`);
+  for (const chat of chats) receipts.delivered('bob', [m(chat, '1', 'alice')]);
+  const perSlice = Array.from({ length: 10 }, (_, index) =>
+    receipts.takeForPersist({ index, of: 10 }).map((mark) => mark.chatId),
+  );
+  expect(perSlice.flat().sort()).toEqual([...chats].sort());
+  // Spread: no slice takes them all, and most slices take some.
+  expect(Math.max(...perSlice.map((s) => s.length))).toBeLessThan(chats.length / 2);
+  expect(perSlice.filter((s) => s.length > 0).length).toBeGreaterThanOrEqual(6);
+  expect(receipts.takeForPersist()).toEqual([]);
+});

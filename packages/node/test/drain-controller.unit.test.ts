@@ -1,5 +1,6 @@
 import type { DrainProgress } from '@chat/cluster';
-import { DrainController, MoveBudget, peakPerSecond } from '../src/cluster/drain-controller';
+import { peakPerSecond } from '@chat/cluster';
+import { DrainController, MoveBudget } from '../src/cluster/drain-controller';
 
 describe('MoveBudget', () => {
   it('allows the rate, catches up after a late timer, and never more than rate + 20 % per second', () => {

@@ -1,4 +1,4 @@
-import { ConfigError } from '../src/env';
+import { ConfigError } from '@chat/cluster';
 import { internalListenerFromEnv, internalUrlOf } from '../src/internal-config';
 
 describe('the internal listener settings', () => {

@@ -1,4 +1,4 @@
-import { ConfigError } from '../src/env';
+import { ConfigError } from '@chat/cluster';
 import { mediaConfigFromEnv } from '../src/media-config';
 
 const base = {

@@ -75,8 +75,7 @@ it('keeps other users under 500 ms p99 while a socket floods invalid frames', as
   for (const [from, to] of pairs) {
     const sender = await connect(from, true);
     const receiver = await connect(to, true);
-    receiver.ws.on('message', (data: Buffer) => {
-      const f = jsonCodec.decode(data.toString('utf8')) as ServerFrame;
+    receiver.onFrame((f) => {
       if (f.t !== 'evt' || f.kind !== 'message' || typeof f.body !== 'string') return;
       const started = sentAt.get(f.body);
       if (started !== undefined) latencies.push(performance.now() - started);

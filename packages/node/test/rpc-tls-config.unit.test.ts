@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createLocalCa, writePemPair } from '@chat/testkit';
 import { clusterConfigFromEnv } from '../src/cluster/cluster-config';
-import { ConfigError } from '../src/env';
+import { ConfigError } from '@chat/cluster';
 
 const strong = 'Q'.repeat(16) + 'w'.repeat(16) + '-7';
 const prod = {

@@ -190,6 +190,28 @@ describe('Session', () => {
   });
 });
 
+describe('Session.send typing', () => {
+  it('sends server frames and takes nothing else (tsc checks the @ts-expect-error lines)', () => {
+    const { session, socket } = readySession();
+    session.send({ t: 'typing', chatId: 'c1', user: 'bob' });
+    session.send({ t: 'err', code: 'LIMIT', message: 'too many' });
+    // Never run: each line must be a type error, or tsc reports an unused directive.
+    const misspelt = (): void => {
+      // @ts-expect-error a frame type the protocol does not have
+      session.send({ t: 'welcom', user: 'alice' });
+      // @ts-expect-error an error code the protocol does not have
+      session.send({ t: 'err', code: 'LIMITED', message: 'too many' });
+      // @ts-expect-error a field of another frame
+      session.send({ t: 'ping', seq: 1, chatId: 'c1' });
+    };
+    void misspelt;
+    expect(socket.frames()).toEqual([
+      { t: 'typing', chatId: 'c1', user: 'bob' },
+      { t: 'err', code: 'LIMIT', message: 'too many' },
+    ]);
+  });
+});
+
 describe('SessionRegistry', () => {
   const make = (device: string): { session: Session; socket: FakeSocket } => {
     const socket = new FakeSocket();

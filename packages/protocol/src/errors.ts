@@ -21,10 +21,12 @@ export const ErrorCodes = [
 
 export type ErrorCode = (typeof ErrorCodes)[number];
 
-/** WebSocket close codes of protocol v1 (DESIGN.md section 6). */
+/** WebSocket close codes of protocol v1 (docs/protocol.md, "Close codes"). */
 export const CloseCode = {
   /** The node is shutting down. */
   GOING_AWAY: 1001,
+  /** The node cannot reach its database at connect (after `err UNAVAILABLE`): retry later. */
+  TRY_AGAIN_LATER: 1013,
   /** The peer broke the protocol (wrong frame kind, repeated garbage). */
   PROTOCOL_ERROR: 4000,
   /** The user belongs to another node; a `moved` frame preceded the close. */

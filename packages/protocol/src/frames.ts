@@ -1,5 +1,5 @@
 /**
- * Every frame of wire protocol v1 (DESIGN.md section 6) as a discriminated union on `t`.
+ * Every frame of wire protocol v1 (docs/protocol.md) as a discriminated union on `t`.
  * Ids of chats and messages are opaque strings; user and device ids match ID_PATTERN.
  */
 import type { ErrorCode } from './errors';
@@ -96,6 +96,38 @@ export interface PrivacyRequest {
   id: number;
   lastSeen?: LastSeenVisibility;
 }
+/**
+ * Where the calling device is reached by push notifications while it is not connected (issue
+ * 18): an APNs device token (with the app's bundle id as topic, and which APNs environment
+ * issued it), an FCM registration token, or a Web Push subscription (`PushSubscription.toJSON()`:
+ * an https endpoint, the P-256 key `p256dh` and the 16-byte `auth` secret, both base64url).
+ */
+export type PushTargetSpec =
+  | { kind: 'apns'; token: string; topic: string; environment: 'sandbox' | 'production' }
+  | { kind: 'fcm'; token: string }
+  | { kind: 'webpush'; endpoint: string; keys: { p256dh: string; auth: string } };
+
+/** Registers the calling device's push target, replacing the one it had (one per device). */
+export interface PushRegisterRequest {
+  t: 'pushRegister';
+  id: number;
+  target: PushTargetSpec;
+}
+/** Removes the calling device's push target (nothing happens when it has none). */
+export interface PushRemoveRequest {
+  t: 'pushRemove';
+  id: number;
+}
+/**
+ * Reads the caller's push settings, changing those given first. `previews`: notifications say
+ * who wrote ("New message from ada"); false (the default) keeps them content-free. Message
+ * bodies are never sent through push.
+ */
+export interface PushSettingsRequest {
+  t: 'pushSettings';
+  id: number;
+  previews?: boolean;
+}
 export interface UploadTargetRequest {
   t: 'uploadTarget';
   id: number;
@@ -122,7 +154,10 @@ export type ClientRequest =
   | ListBlockedRequest
   | PrivacyRequest
   | UploadTargetRequest
-  | DownloadUrlRequest;
+  | DownloadUrlRequest
+  | PushRegisterRequest
+  | PushRemoveRequest
+  | PushSettingsRequest;
 
 export type RequestType = ClientRequest['t'];
 
@@ -157,9 +192,10 @@ export interface WelcomeFrame {
   seq: number;
   heartbeatMs: number;
   /**
-   * Present (true) when this device was away longer than the retention period: the server had
-   * removed it, and it starts fresh. Events it never got may be gone; the oldest still
-   * available come by sync as usual (sequence numbers stay the user's, with a gap).
+   * Present (true) when events this device never got are gone: it was away longer than the
+   * retention period and the server had removed it (it starts fresh), or events past its acked
+   * seq reached the retention period and were deleted. The oldest still available come by sync
+   * as usual (sequence numbers stay the user's, with a gap).
    */
   reset?: true;
   /** The optional features (features.ts) the node applies to this connection; absent: none. */
@@ -210,6 +246,9 @@ export interface OkFields {
   privacy: { lastSeen: LastSeenVisibility };
   uploadTarget: { key: string; url: string; fields?: Record<string, string>; expiresAt: number };
   downloadUrl: { url: string; expiresAt: number };
+  pushRegister: NoFields;
+  pushRemove: NoFields;
+  pushSettings: { previews: boolean };
 }
 
 export type OkFrame<T extends RequestType = RequestType> = { t: 'ok'; id: number } & OkFields[T];

@@ -7,6 +7,7 @@ import { ChatError } from './errors';
 import type { AttachmentRef, ClientFrame, ClientRequest, LastSeenVisibility } from './frames';
 import type { Limits } from './limits';
 import { isValidId } from './limits';
+import { validatePushTarget } from './push-target';
 
 type Raw = Record<string, unknown>;
 
@@ -79,6 +80,13 @@ class FieldReader {
 
   optionalCount(name: string): number | undefined {
     return this.isAbsent(name) ? undefined : this.count(name);
+  }
+
+  optionalBoolean(name: string): boolean | undefined {
+    if (this.isAbsent(name)) return undefined;
+    const v = this.raw[name];
+    if (typeof v !== 'boolean') throw bad(`${name} must be true or false`, this.id);
+    return v;
   }
 
   /** An optional flag: true, or absent (missing, null or false). */
@@ -257,6 +265,14 @@ function validateRequest(raw: Raw, t: string, limits: Limits): ClientRequest {
       return { t, id, mime: r.string('mime', MAX_MIME_CHARS), size: r.count('size') };
     case 'downloadUrl':
       return { t, id, key: r.string('key', MAX_KEY_CHARS) };
+    case 'pushRegister':
+      return { t, id, target: validatePushTarget(raw.target, id) };
+    case 'pushRemove':
+      return { t, id };
+    case 'pushSettings': {
+      const previews = r.optionalBoolean('previews');
+      return previews === undefined ? { t, id } : { t, id, previews };
+    }
     default:
       throw bad(`unknown frame type ${JSON.stringify(t).slice(0, 40)}`, id);
   }

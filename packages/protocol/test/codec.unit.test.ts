@@ -14,7 +14,7 @@ import { chatErrorOf, strictMsgpackDecode } from './helpers';
 
 const TS = 1_764_250_000_123; // milliseconds, beyond 32 bits
 
-/** At least one frame of every server frame type of DESIGN.md section 6. */
+/** At least one frame of every server frame type of docs/protocol.md ("Server frames"). */
 const serverFrames: ReadonlyArray<readonly [string, ServerFrame]> = [
   [
     'welcome',

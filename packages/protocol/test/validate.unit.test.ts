@@ -5,7 +5,7 @@ import { chatErrorOf } from './helpers';
 const validate = (value: unknown, limits: Limits = defaultLimits): ClientFrame =>
   validateClientFrame(value, limits);
 
-/** One well-formed request of every type of DESIGN.md section 6, with every optional field set. */
+/** One well-formed request of every type (docs/protocol.md), with every optional field set. */
 const validRequests: Readonly<Record<RequestType, ClientRequest>> = {
   createChat: { t: 'createChat', id: 1, members: ['bob', 'carol.x', 'd_e-9'], name: 'friends' },
   addMembers: { t: 'addMembers', id: 2, chatId: 'c-1', members: ['dave'] },
@@ -28,6 +28,9 @@ const validRequests: Readonly<Record<RequestType, ClientRequest>> = {
   privacy: { t: 'privacy', id: 24, lastSeen: 'nobody' },
   uploadTarget: { t: 'uploadTarget', id: 9, mime: 'image/jpeg', size: 5_000_000 },
   downloadUrl: { t: 'downloadUrl', id: 10, key: 'chats/c-1/a.png' },
+  pushRegister: { t: 'pushRegister', id: 31, target: { kind: 'fcm', token: 'abc:DEF_1-2.3' } },
+  pushRemove: { t: 'pushRemove', id: 32 },
+  pushSettings: { t: 'pushSettings', id: 33, previews: true },
 };
 
 const requestTypes = Object.keys(validRequests) as RequestType[];
@@ -48,6 +51,9 @@ const minimalRequests: Readonly<Record<RequestType, ClientRequest>> = {
   privacy: { t: 'privacy', id: 25 },
   uploadTarget: validRequests.uploadTarget,
   downloadUrl: validRequests.downloadUrl,
+  pushRegister: validRequests.pushRegister,
+  pushRemove: validRequests.pushRemove,
+  pushSettings: { t: 'pushSettings', id: 34 },
 };
 
 /** Fields whose absence must be refused, per type. */
@@ -66,6 +72,9 @@ const requiredFields: Readonly<Record<RequestType, readonly string[]>> = {
   privacy: [],
   uploadTarget: ['mime', 'size'],
   downloadUrl: ['key'],
+  pushRegister: ['target'],
+  pushRemove: [],
+  pushSettings: [],
 };
 
 const badOpaqueIds = [5, '', 'x'.repeat(65), null, {}, ['c-1'], true];
@@ -108,6 +117,9 @@ const wrongValues: Readonly<Record<RequestType, Readonly<Record<string, readonly
   privacy: { lastSeen: [5, 'friends', 'Everyone', '', ['nobody'], {}] },
   uploadTarget: { mime: [5, null, 'm'.repeat(128)], size: badCounts },
   downloadUrl: { key: [5, null, {}, 'k'.repeat(513)] },
+  pushRegister: { target: [5, null, 'fcm', {}, { kind: 'fcm' }, { kind: 'webpush' }] },
+  pushRemove: {},
+  pushSettings: { previews: [5, 'true', {}, []] },
 };
 
 function expectBadRequest(value: unknown, id: number | undefined): ChatError {

@@ -1,11 +1,14 @@
 /** Registry settings from the environment, validated with errors that name the variable. */
-import type { EtcdSecurity } from '@chat/cluster';
+import type { Env, EtcdSecurity, LogLevel } from '@chat/cluster';
 import {
+  ConfigError,
+  EnvReader,
   etcdEndpointsFromEnv,
+  edgeOriginFrom,
   etcdSecurityFromEnv,
-  parseEdgeUrl,
-  parseTrustedProxies,
+  trustedProxiesFrom,
 } from '@chat/cluster';
+import { isVapidPublicKey } from '@chat/protocol';
 
 export interface RegistryConfig {
   readonly etcdEndpoints: readonly string[];
@@ -32,76 +35,75 @@ export interface RegistryConfig {
    * streams are counted under (CHAT_TRUSTED_PROXIES, as on the nodes).
    */
   readonly trustedProxies: readonly string[];
-  readonly logLevel: string;
+  /**
+   * The nodes' VAPID public key (CHAT_PUSH_WEBPUSH_VAPID_PUBLIC_KEY), handed to the chat page
+   * for its Web Push subscription; unset when the nodes send no Web Push.
+   */
+  readonly webPushPublicKey: string | undefined;
+  readonly logLevel: LogLevel;
 }
 
 /** Shortest operator token accepted in production, as a random 256-bit key in base64. */
 const MIN_OPERATOR_TOKEN_CHARS = 32;
 
-function intFrom(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
-
-function operatorTokenFrom(env: Env, web: boolean): string | undefined {
-  const token = env.CHAT_OPERATOR_TOKEN || undefined;
-  if (env.NODE_ENV !== 'production') return token;
+function operatorTokenFrom(r: EnvReader, production: boolean, web: boolean): string | undefined {
+  const token = r.optionalString('CHAT_OPERATOR_TOKEN');
+  if (!production) return token;
   if (token === undefined && web) {
-    throw new Error(
+    throw new ConfigError(
       'CHAT_OPERATOR_TOKEN is required when CHAT_REGISTRY_WEB is on and NODE_ENV=production: the dashboard would be open to anyone (openssl rand -base64 32)',
     );
   }
   if (token !== undefined && token.length < MIN_OPERATOR_TOKEN_CHARS) {
-    throw new Error(
+    throw new ConfigError(
       `CHAT_OPERATOR_TOKEN must be at least ${MIN_OPERATOR_TOKEN_CHARS} characters when NODE_ENV=production (openssl rand -base64 32)`,
     );
   }
   return token;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-function trustedProxiesFrom(env: Env): readonly string[] {
-  const entries = (env.CHAT_TRUSTED_PROXIES ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  parseTrustedProxies('CHAT_TRUSTED_PROXIES', entries); // throws, naming the variable
-  return Object.freeze(entries);
-}
-
-export function registryConfigFromEnv(env: Env): RegistryConfig {
-  const endpoints = etcdEndpointsFromEnv(env);
-  const rawPort = env.CHAT_REGISTRY_PORT ?? '0';
-  const port = Number(rawPort);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(
-      `CHAT_REGISTRY_PORT must be an integer from 0 to 65535, got ${JSON.stringify(rawPort)}`,
+function webPushPublicKeyFrom(r: EnvReader): string | undefined {
+  const key = r.optionalString('CHAT_PUSH_WEBPUSH_VAPID_PUBLIC_KEY')?.trim();
+  if (key === undefined || key === '') return undefined;
+  if (!isVapidPublicKey(key)) {
+    throw new ConfigError(
+      "CHAT_PUSH_WEBPUSH_VAPID_PUBLIC_KEY must be an uncompressed P-256 public key in base64url (65 bytes), the nodes' key",
     );
   }
-  const web = env.CHAT_REGISTRY_WEB === '1' || env.CHAT_REGISTRY_WEB === 'true';
-  const devTokens = env.CHAT_DEV_TOKENS === '1' || env.CHAT_DEV_TOKENS === 'true';
-  if (devTokens && env.NODE_ENV === 'production')
-    throw new Error('CHAT_DEV_TOKENS must not be on when NODE_ENV=production');
+  return key;
+}
+
+/** The dev token endpoint's signing secret, when CHAT_DEV_TOKENS is on (never in production). */
+function devTokenSecretFrom(r: EnvReader, production: boolean): string | undefined {
+  if (!r.flag('CHAT_DEV_TOKENS', false)) return undefined;
+  if (production) throw new ConfigError('CHAT_DEV_TOKENS must not be on when NODE_ENV=production');
+  return r.string('CHAT_AUTH_SECRET', 'dev-secret');
+}
+
+/**
+ * The registry's settings; throws a ConfigError naming the variable (and what it takes) for a
+ * bad one, with the same rules as the nodes for the settings both read.
+ */
+export function registryConfigFromEnv(env: Env): RegistryConfig {
+  const r = new EnvReader(env);
+  const endpoints = etcdEndpointsFromEnv(env);
+  const production = r.string('NODE_ENV', 'development') === 'production';
+  const web = r.flag('CHAT_REGISTRY_WEB', false);
   return Object.freeze({
     etcdEndpoints: Object.freeze(endpoints),
     etcdSecurity: etcdSecurityFromEnv(env, endpoints),
-    prefix: env.CHAT_ETCD_PREFIX || '/chat',
-    host: env.CHAT_REGISTRY_HOST || '127.0.0.1',
-    port,
-    devTokenSecret: devTokens ? env.CHAT_AUTH_SECRET || 'dev-secret' : undefined,
+    prefix: r.etcdPrefix(),
+    host: r.string('CHAT_REGISTRY_HOST', '127.0.0.1'),
+    port: r.int('CHAT_REGISTRY_PORT', 0, 0, 65535),
+    devTokenSecret: devTokenSecretFrom(r, production),
     web,
-    edgeOrigin: env.CHAT_EDGE_URL ? parseEdgeUrl(env.CHAT_EDGE_URL, 'CHAT_EDGE_URL') : undefined,
-    internalHost: env.CHAT_REGISTRY_INTERNAL_HOST || '127.0.0.1',
-    internalPort: intFrom(env, 'CHAT_REGISTRY_INTERNAL_PORT', 0, 0, 65535),
-    operatorToken: operatorTokenFrom(env, web),
-    dashboardStreamsPerAddress: intFrom(env, 'CHAT_DASHBOARD_STREAMS_PER_ADDRESS', 4, 1, 1000),
-    trustedProxies: trustedProxiesFrom(env),
-    logLevel: env.CHAT_LOG_LEVEL || 'info',
+    edgeOrigin: edgeOriginFrom(r),
+    internalHost: r.string('CHAT_REGISTRY_INTERNAL_HOST', '127.0.0.1'),
+    internalPort: r.int('CHAT_REGISTRY_INTERNAL_PORT', 0, 0, 65535),
+    operatorToken: operatorTokenFrom(r, production, web),
+    dashboardStreamsPerAddress: r.int('CHAT_DASHBOARD_STREAMS_PER_ADDRESS', 4, 1, 1000),
+    trustedProxies: trustedProxiesFrom(r),
+    webPushPublicKey: webPushPublicKeyFrom(r),
+    logLevel: r.logLevel(),
   });
 }

@@ -1,13 +1,13 @@
 /**
- * `GET /v1/dashboard/stream`: the dashboard's server-sent events (see `@chat/web`'s
- * dashboard-feed for the format). One state is made per update and written to every open
+ * `GET /v1/dashboard/stream`: the dashboard's server-sent events (format:
+ * `@chat/protocol/dashboard-feed`). One state is made per update and written to every open
  * stream; updates are coalesced to at most one per `minIntervalMs`. The nodes are polled only
  * while at least one stream is open.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClusterChange, ClusterSnapshot, Disposer, TrustedProxies } from '@chat/cluster';
 import { clientAddress, NO_TRUSTED_PROXIES, RouteTable } from '@chat/cluster';
-import type { DashboardRing, DashboardState } from '@chat/web';
+import type { DashboardRing, DashboardState } from '@chat/protocol/dashboard-feed';
 import type { Logger } from 'pino';
 import { RingPictures, dashboardState } from './dashboard';
 import type { FetchJson } from './node-figures';

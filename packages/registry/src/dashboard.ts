@@ -14,7 +14,7 @@ import type {
   DashboardState,
   DashboardTransition,
   RingArc,
-} from '@chat/web';
+} from '@chat/protocol/dashboard-feed';
 import type { NodeFigures } from './node-figures';
 
 /** The rings drawn, and each member's share of the routed one. */

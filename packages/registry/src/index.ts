@@ -1,6 +1,6 @@
 export { startRegistry } from './server';
 export type { RegistryOptions, RunningRegistry } from './server';
-export { routeAnswer, ringAnswer } from './routes';
+export { VAPID_PUBLIC_KEY_PATH, routeAnswer, ringAnswer, vapidPublicKeyAnswer } from './routes';
 export type { HttpAnswer, RingNode } from './routes';
 export { registryConfigFromEnv } from './config';
 export type { RegistryConfig } from './config';

@@ -4,10 +4,12 @@
  * (`/metrics`), CHAT_OPERATOR_TOKEN and CHAT_DASHBOARD_STREAMS_PER_ADDRESS (the dashboard),
  * CHAT_DEV_TOKENS (1 to enable the dev token endpoint,
  * signed with CHAT_AUTH_SECRET or the dev secret), CHAT_REGISTRY_WEB (1 to serve the web chat
- * client at /chat/ and the cluster dashboard at /dashboard/), CHAT_LOG_LEVEL.
+ * client at /chat/ and the cluster dashboard at /dashboard/), CHAT_PUSH_WEBPUSH_VAPID_PUBLIC_KEY
+ * (the nodes' Web Push key, handed to the chat page), CHAT_LOG_LEVEL.
  */
 import { hostname } from 'node:os';
 import {
+  ConfigError,
   createEtcdClient,
   describeEtcdSecurity,
   parseTrustedProxies,
@@ -23,7 +25,8 @@ async function main(): Promise<void> {
   try {
     config = registryConfigFromEnv(process.env);
   } catch (err) {
-    console.error(`configuration error: ${(err as Error).message}`);
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`configuration error: ${err.message}`);
     process.exit(2);
   }
   const instance = process.env.HOSTNAME || hostname();
@@ -54,21 +57,25 @@ async function main(): Promise<void> {
     logger: log.child({ component: 'cluster-view' }),
   });
   await view.ready();
+  // Loaded only when on. The pages prebuilt in the image (npm run build:web) are served as they
+  // are; without them, or after an edit to their sources, they are bundled now (esbuild).
+  const web = config.web ? await (await import('@chat/web')).webAssets() : undefined;
+  if (web !== undefined) log.info({ pages: web.source, assets: web.assets.size }, 'web pages');
   const registry = await startRegistry({
     view,
     host: config.host,
     port: config.port,
     log,
-    metrics: new RegistryMetrics({ instance }),
+    metrics: new RegistryMetrics(),
     internalHost: config.internalHost,
     internalPort: config.internalPort,
     dashboardStreamsPerAddress: config.dashboardStreamsPerAddress,
     trustedProxies: parseTrustedProxies('CHAT_TRUSTED_PROXIES', config.trustedProxies),
     ...(config.operatorToken !== undefined ? { operatorToken: config.operatorToken } : {}),
-    // Loaded only when on: bundling needs esbuild, which a registry without pages never loads.
-    ...(config.web ? { web: await (await import('@chat/web')).buildWebAssets() } : {}),
+    ...(web !== undefined ? { web: web.assets } : {}),
     ...(config.devTokenSecret ? { devTokenSecret: config.devTokenSecret } : {}),
     ...(config.edgeOrigin !== undefined ? { edgeOrigin: config.edgeOrigin } : {}),
+    ...(config.webPushPublicKey !== undefined ? { webPushPublicKey: config.webPushPublicKey } : {}),
   });
   if (config.web && config.operatorToken === undefined) {
     log.warn(

@@ -3,15 +3,17 @@
  * status, and the ring it routes by, read from the route table when scraped.
  *
  * @example
- * const metrics = new RegistryMetrics({ instance: hostname() });
+ * const metrics = new RegistryMetrics();
  * metrics.bind(() => table);
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RouteTable } from '@chat/cluster';
+import { BUILD_INFO_LABELS, buildInfo } from '@chat/cluster';
 
+/**
+ * No label telling replicas apart: Prometheus adds `instance` (the scraped address) itself.
+ */
 export interface RegistryMetricsOptions {
-  /** Label telling replicas apart (host name or pod name). */
-  readonly instance: string;
   /** Also export prom-client's process and Node.js runtime metrics (default true). */
   readonly defaultMetrics?: boolean;
 }
@@ -32,10 +34,15 @@ export class RegistryMetrics {
   private readonly requests: Counter<'route' | 'status'>;
   private table: (() => RouteTable) | undefined;
 
-  constructor(options: RegistryMetricsOptions) {
+  constructor(options: RegistryMetricsOptions = {}) {
     const registers = [this.registry];
-    this.registry.setDefaultLabels({ instance: options.instance });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'chat_build_info',
+      help: 'always 1; the labels say which release, Node.js and protocol this registry runs',
+      labelNames: BUILD_INFO_LABELS,
+      registers,
+    }).set(buildInfo(), 1);
     const table = (): RouteTable | undefined => this.table?.();
     this.requests = new Counter({
       name: 'chat_registry_requests_total',

@@ -68,3 +68,17 @@ export function ringAnswer(
   });
   return { status: 200, body: { epoch: table.epoch, nodes } };
 }
+
+/** Where the chat page asks for the key its Web Push subscriptions must name. */
+export const VAPID_PUBLIC_KEY_PATH = '/v1/push/vapid-public-key';
+
+/**
+ * `GET /v1/push/vapid-public-key` -> `{publicKey}` (the nodes' VAPID key, base64url), 404
+ * `{error:"NOT_FOUND"}` when the cluster sends no Web Push: the page then offers no "notify me".
+ */
+export function vapidPublicKeyAnswer(publicKey: string | undefined): HttpAnswer {
+  if (publicKey === undefined) {
+    return { status: 404, body: { error: 'NOT_FOUND', message: 'web push is not configured' } };
+  }
+  return { status: 200, body: { publicKey } };
+}

@@ -8,15 +8,15 @@ import type { AddressInfo } from 'node:net';
 import type { ClusterView, TrustedProxies } from '@chat/cluster';
 import { RouteTable } from '@chat/cluster';
 import { signToken } from '@chat/protocol';
+import { DASHBOARD_STREAM_PATH } from '@chat/protocol/dashboard-feed';
 import type { WebAssets } from '@chat/web';
-import { DASHBOARD_STREAM_PATH } from '@chat/web';
 import type { Logger } from 'pino';
 import { DashboardStream } from './dashboard-stream';
 import { isOperatorToken, presentedToken } from './operator-token';
 import type { FetchJson } from './node-figures';
 import type { RegistryMetrics } from './metrics';
 import type { HttpAnswer } from './routes';
-import { ringAnswer, routeAnswer } from './routes';
+import { VAPID_PUBLIC_KEY_PATH, ringAnswer, routeAnswer, vapidPublicKeyAnswer } from './routes';
 
 export interface RegistryOptions {
   /** Where routes come from: a ClusterView (the part of it read here). */
@@ -54,6 +54,11 @@ export interface RegistryOptions {
    * instead of the nodes' own URLs.
    */
   readonly edgeOrigin?: string;
+  /**
+   * The nodes' VAPID public key, served at `/v1/push/vapid-public-key` for the chat page's
+   * "notify me"; that path answers 404 without it.
+   */
+  readonly webPushPublicKey?: string;
   /** How the dashboard asks nodes for `/v1/stats` (default: global fetch); for tests. */
   readonly fetchJson?: FetchJson;
 }
@@ -98,6 +103,8 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
         return routeAnswer(table, url.searchParams.get('user'), options.edgeOrigin);
       case '/v1/ring':
         return ringAnswer(table, options.view.snapshot.ring?.config.members ?? []);
+      case VAPID_PUBLIC_KEY_PATH:
+        return vapidPublicKeyAnswer(options.webPushPublicKey);
       case '/healthz':
         return { status: 200, body: { ok: true, revision: options.view.snapshot.revision } };
       case '/readyz': {

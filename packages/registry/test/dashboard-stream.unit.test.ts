@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClusterChange, ClusterSnapshot, NodeInfo } from '@chat/cluster';
 import { waitFor } from '@chat/testkit';
-import type { DashboardRing, DashboardState } from '@chat/web';
+import type { DashboardRing, DashboardState } from '@chat/protocol/dashboard-feed';
 import { parseTrustedProxies } from '@chat/cluster';
 import { DashboardStream } from '../src/dashboard-stream';
 import type { DashboardSource } from '../src/dashboard-stream';

@@ -35,7 +35,7 @@ async function start(extra: Partial<RegistryOptions> = {}): Promise<RunningRegis
     host: '127.0.0.1',
     port: 0,
     log: pino({ level: 'silent' }),
-    metrics: new RegistryMetrics({ instance: 'test', defaultMetrics: false }),
+    metrics: new RegistryMetrics({ defaultMetrics: false }),
     web: WEB,
     fetchJson: async () => ({}),
     ...extra,
@@ -120,6 +120,26 @@ describe('registry HTTP server', () => {
     // close() must not wait for the client to go away.
     await registries.pop()!.close();
     abort.abort();
+  });
+});
+
+describe('the Web Push key for the chat page', () => {
+  const KEY = `B${'A'.repeat(86)}`;
+
+  it("serves the nodes' VAPID public key, uncached, to any origin", async () => {
+    const registry = await start({ webPushPublicKey: KEY });
+    const res = await fetch(`${registry.url}/v1/push/vapid-public-key`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(await res.json()).toEqual({ publicKey: KEY });
+  });
+
+  it('answers 404 when the cluster sends no Web Push, even with an operator token', async () => {
+    const registry = await start({ operatorToken: 'secret-operator-token' });
+    const res = await fetch(`${registry.url}/v1/push/vapid-public-key`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: 'NOT_FOUND' });
   });
 });
 

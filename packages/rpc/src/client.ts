@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { ChatError } from '@chat/protocol';
-import { backoffDelay, defaultBackoff } from './backoff';
-import type { BackoffOptions } from './backoff';
+import { Backoff, ChatError } from '@chat/protocol';
+import type { BackoffPolicy, RandomSource } from '@chat/protocol';
 import { fromWireError, unavailable } from './errors';
 import {
   DEFAULT_MAX_FRAME_BYTES,
@@ -10,6 +9,7 @@ import {
   FrameError,
   createPackr,
   encodeFrame,
+  frameChecksum,
 } from './frame';
 import type { RpcLogger, Timers } from './logger';
 import { realTimers } from './logger';
@@ -49,11 +49,22 @@ export interface PeerClientOptions {
   readonly maxQueued?: number;
   /** Largest frame sent or accepted, in bytes. Default 4 MiB. */
   readonly maxFrameBytes?: number;
-  readonly backoff?: BackoffOptions;
+  /** Reconnect delays. Default `defaultBackoff`. */
+  readonly backoff?: BackoffPolicy;
   readonly timers?: Timers;
   /** Source of jitter in [0, 1). Default Math.random. */
-  readonly random?: () => number;
+  readonly random?: RandomSource;
 }
+
+/**
+ * Reconnects: 50 ms doubling up to 5 s, full jitter, because when a node restarts every other
+ * node reconnects to it at once and the widest spread keeps them from arriving together.
+ */
+export const defaultBackoff: BackoffPolicy = Object.freeze({
+  baseMs: 50,
+  maxMs: 5000,
+  jitter: 'full',
+});
 
 type ResolvedClientOptions = Required<Omit<PeerClientOptions, 'expectedNodeId' | 'tls'>> &
   Pick<PeerClientOptions, 'expectedNodeId' | 'tls'>;
@@ -110,7 +121,7 @@ export class PeerClient {
   private state: State = 'connecting';
   private socket: Socket | undefined;
   private stateTimer: unknown;
-  private attempt = 0;
+  private readonly reconnects: Backoff;
   private nextId = 1;
   private writeBlocked = false;
   private corked = false;
@@ -121,6 +132,10 @@ export class PeerClient {
   private sweepArmed = false;
   /** The handshake of the current connection, once the listener's hello arrived. */
   private transcript: HandshakeTranscript | undefined;
+  /** The current connection's listener offered frame checksums in its `hello` (we take it). */
+  private checksumOffered = false;
+  /** Frames of the current connection carry a CRC-32 trailer (from `ready` on). */
+  private checksummed = false;
 
   constructor(options: PeerClientOptions) {
     if (!isValidNodeId(options.nodeId)) throw new RangeError(`bad node id ${options.nodeId}`);
@@ -140,6 +155,7 @@ export class PeerClient {
       nodeId: options.nodeId,
       peer: options.expectedNodeId ?? `${options.host}:${options.port}`,
     });
+    this.reconnects = new Backoff(this.options.backoff, this.options.random);
     this.open();
   }
 
@@ -268,6 +284,8 @@ export class PeerClient {
     this.state = 'connecting';
     this.writeBlocked = false;
     this.transcript = undefined;
+    this.checksumOffered = false;
+    this.checksummed = false;
     const { socket, readyEvent } = connectTransport(this.options.tls, this.options);
     this.socket = socket;
     socket.setNoDelay(true);
@@ -293,7 +311,7 @@ export class PeerClient {
       }
       for (const value of values) {
         if (this.socket !== socket) return;
-        this.onMessage(socket, value);
+        this.onMessage(socket, decoder, value);
       }
     });
     socket.on('drain', () => {
@@ -316,7 +334,7 @@ export class PeerClient {
     socket.on('close', () => this.onClose(socket));
   }
 
-  private onMessage(socket: Socket, value: unknown): void {
+  private onMessage(socket: Socket, decoder: FrameDecoder, value: unknown): void {
     const msg = parseServerMsg(value);
     if (msg === undefined) {
       this.drop(socket, 'malformed message from peer');
@@ -328,12 +346,15 @@ export class PeerClient {
           return this.drop(socket, 'unexpected hello');
         if (!this.isExpectedPeer(msg.nodeId))
           return this.drop(socket, `peer is ${msg.nodeId}, not ${this.options.expectedNodeId}`);
+        this.checksumOffered = msg.crc32 === true;
+        const bound = msg.crc32Bound === true;
         const transcript: HandshakeTranscript = {
           dialerId: this.options.nodeId,
           listenerId: msg.nodeId,
           dialerNonce: randomBytes(NONCE_BYTES),
           listenerNonce: msg.nonce,
           channelBinding: channelBinding(socket),
+          ...(bound ? { checksums: this.checksumOffered } : {}),
         };
         this.transcript = transcript;
         this.writeRaw({
@@ -341,6 +362,8 @@ export class PeerClient {
           nodeId: this.options.nodeId,
           nonce: transcript.dialerNonce,
           proof: handshakeProof(this.options.secret, 'dialer', transcript),
+          ...(this.checksumOffered ? { crc32: true } : {}),
+          ...(bound ? { crc32Bound: true } : {}),
         });
         return;
       }
@@ -355,8 +378,13 @@ export class PeerClient {
         if (!verifyHandshakeProof(this.options.secret, 'listener', transcript, msg.proof))
           return this.drop(socket, 'peer did not prove the cluster secret');
         this.options.timers.clearTimeout(this.stateTimer);
+        // Both ways from here on (the listener switched as it sent `ready`).
+        if (this.checksumOffered) {
+          this.checksummed = true;
+          decoder.expectChecksums();
+        }
         this.state = 'ready';
-        this.attempt = 0;
+        this.reconnects.reset();
         this.connectCount++;
         this.log.info({ address: this.address }, 'rpc peer connected');
         this.flush();
@@ -409,7 +437,9 @@ export class PeerClient {
         socket.uncork();
       });
     }
-    if (!socket.write(frame)) this.writeBlocked = true;
+    let flushed = socket.write(frame);
+    if (this.checksummed) flushed = socket.write(frameChecksum(frame));
+    if (!flushed) this.writeBlocked = true;
   }
 
   private drop(socket: Socket, reason: string, err?: unknown): void {
@@ -430,7 +460,7 @@ export class PeerClient {
     }
     if (this.state === 'closed') return;
     if (wasReady) this.log.warn({ address: this.address }, 'rpc peer disconnected');
-    const delay = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
+    const delay = this.reconnects.next();
     this.state = 'backoff';
     this.stateTimer = this.options.timers.setTimeout(() => {
       if (this.state === 'backoff') this.open();

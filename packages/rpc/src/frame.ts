@@ -1,19 +1,26 @@
 /**
  * Framing of the node-to-node RPC stream: a 4-byte big-endian body length, then the body,
  * msgpack-encoded with plain maps (no msgpackr records, so any msgpack reader can decode it).
+ * On a checksummed connection (negotiated in the handshake) each frame is followed by the
+ * CRC-32 of its header and body, 4 bytes big-endian: msgpack has no redundancy, so a byte
+ * flipped in a string or a number on a link without TLS would otherwise decode into a valid
+ * but wrong message.
  * Pure: no sockets here, so every malformed-input case is unit-testable.
  */
+import { crc32 } from 'node:zlib';
 import { Packr } from 'msgpackr';
 
 /** Default largest frame body, in bytes. */
 export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 export const FRAME_HEADER_BYTES = 4;
+/** The CRC-32 trailer of a frame on a checksummed connection. */
+const FRAME_CHECKSUM_BYTES = 4;
 
 /** The stream is broken (bad length, oversized or undecodable frame): close the connection. */
 export class FrameError extends Error {
   override readonly name = 'FrameError';
   constructor(
-    readonly reason: 'too_large' | 'bad_length' | 'undecodable',
+    readonly reason: 'too_large' | 'bad_length' | 'undecodable' | 'bad_checksum',
     message: string,
   ) {
     super(message);
@@ -40,6 +47,13 @@ export function encodeFrame(packr: Packr, value: unknown, maxFrameBytes: number)
   return frame;
 }
 
+/** The trailer that follows `frame` (header and body) on a checksummed connection. */
+export function frameChecksum(frame: Buffer): Buffer {
+  const trailer = Buffer.allocUnsafe(FRAME_CHECKSUM_BYTES);
+  trailer.writeUInt32BE(crc32(frame), 0);
+  return trailer;
+}
+
 /**
  * Incremental decoder. `push` each chunk read from the socket; it returns the values of the
  * frames completed by that chunk. Partial frames are kept as a list of chunks and joined once
@@ -55,6 +69,8 @@ export class FrameDecoder {
   private buffered = 0;
   /** Bytes needed before parsing can make progress: a header, or a header plus a body. */
   private needed = FRAME_HEADER_BYTES;
+  /** Bytes after each body: the checksum, once the connection has switched to it. */
+  private trailer = 0;
 
   constructor(
     private readonly packr: Packr,
@@ -64,6 +80,15 @@ export class FrameDecoder {
   /** Changes the frame size limit, e.g. from the small pre-auth limit to the normal one. */
   setMaxFrameBytes(maxFrameBytes: number): void {
     this.options = { maxFrameBytes };
+  }
+
+  /**
+   * From the next frame on, every frame must carry a CRC-32 trailer that matches, or push
+   * throws FrameError('bad_checksum'). Switched once the handshake agreed on it.
+   */
+  expectChecksums(): void {
+    this.trailer = FRAME_CHECKSUM_BYTES;
+    if (this.buffered >= FRAME_HEADER_BYTES) this.needed += FRAME_CHECKSUM_BYTES;
   }
 
   /** Bytes received but not yet part of a complete frame. */
@@ -83,9 +108,13 @@ export class FrameDecoder {
     while (buf.length - offset >= FRAME_HEADER_BYTES) {
       const length = buf.readUInt32BE(offset);
       this.checkLength(length);
-      const end = offset + FRAME_HEADER_BYTES + length;
+      const bodyEnd = offset + FRAME_HEADER_BYTES + length;
+      const end = bodyEnd + this.trailer;
       if (end > buf.length) break;
-      out.push(this.decodeBody(buf.subarray(offset + FRAME_HEADER_BYTES, end)));
+      if (this.trailer > 0 && crc32(buf.subarray(offset, bodyEnd)) !== buf.readUInt32BE(bodyEnd)) {
+        throw new FrameError('bad_checksum', `frame of ${length} bytes fails its checksum`);
+      }
+      out.push(this.decodeBody(buf.subarray(offset + FRAME_HEADER_BYTES, bodyEnd)));
       offset = end;
     }
     const rest = buf.length - offset;
@@ -93,7 +122,7 @@ export class FrameDecoder {
     this.buffered = rest;
     this.needed =
       rest >= FRAME_HEADER_BYTES
-        ? FRAME_HEADER_BYTES + buf.readUInt32BE(offset)
+        ? FRAME_HEADER_BYTES + buf.readUInt32BE(offset) + this.trailer
         : FRAME_HEADER_BYTES;
     return out;
   }

@@ -24,6 +24,13 @@ export interface HandshakeTranscript {
   readonly listenerNonce: Uint8Array;
   /** TLS exported keying material of the connection; empty over plain TCP. */
   readonly channelBinding: Uint8Array;
+  /**
+   * Whether the listener offered frame checksums, as this side knows it, when both sides bind
+   * that offer into their proofs (`hello`/`auth` `crc32Bound`); undefined with a peer from
+   * before that, whose proofs it leaves as they were. Bound, a byte flipped in the unchecked
+   * `hello` cannot turn checksums off unnoticed: the two sides' proofs disagree.
+   */
+  readonly checksums?: boolean;
 }
 
 /** Versioned so that a future handshake can never accept a proof made for this one. */
@@ -43,6 +50,7 @@ export function handshakeProof(
     .update(t.listenerNonce)
     .update(t.dialerNonce)
     .update(t.channelBinding)
+    .update(t.checksums === undefined ? '' : `\0crc32=${t.checksums ? 1 : 0}`)
     .digest();
 }
 

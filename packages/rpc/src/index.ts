@@ -2,7 +2,7 @@ export { defineMethod } from './method';
 export type { Method, RequestOf, ResponseOf } from './method';
 export { RpcServer } from './server';
 export type { RpcServerOptions, Handler, PeerInfo } from './server';
-export { PeerClient } from './client';
+export { PeerClient, defaultBackoff } from './client';
 export type { PeerClientOptions, CallOptions, PeerStats } from './client';
 export { PeerPool, parseAddress } from './pool';
 export { channelBinding } from './transport';
@@ -12,12 +12,11 @@ export type { HandshakeRole, HandshakeTranscript } from './handshake';
 export type { PeerPoolOptions, PeerAddress } from './pool';
 export { DeliveryBatcher } from './batcher';
 export type { DeliveryBatcherOptions, BatchSender, BatchResultListener } from './batcher';
-export { backoffDelay, defaultBackoff } from './backoff';
-export type { BackoffOptions } from './backoff';
 export {
   FrameDecoder,
   FrameError,
   encodeFrame,
+  frameChecksum,
   createPackr,
   DEFAULT_MAX_FRAME_BYTES,
 } from './frame';

@@ -1,9 +1,14 @@
 /**
  * The messages of the RPC stream, a discriminated union on `t`, and their validation.
  *
- * Handshake (handshake.ts): server -> `hello {nodeId, nonce}`; client -> `auth {nodeId, nonce,
- * proof}` with the dialer's proof; server -> `ready {nodeId, proof}` with the listener's proof.
- * Then requests and responses, multiplexed by request id, answered in any order.
+ * Handshake (handshake.ts): server -> `hello {nodeId, nonce, crc32}`; client -> `auth {nodeId,
+ * nonce, proof, crc32}` with the dialer's proof; server -> `ready {nodeId, proof}` with the
+ * listener's proof. Then requests and responses, multiplexed by request id, answered in any
+ * order. `crc32: true` in `hello` offers frame checksums (frame.ts), in `auth` takes the offer:
+ * every frame after `ready`, both ways, then carries one. A peer that does not know the field
+ * neither offers nor takes it, and frames stay as they were. `crc32Bound: true` in `hello` and
+ * `auth` says the side binds the offer into its proof (handshake.ts `checksums`), so that the
+ * offer, which travels before any checksum, cannot be flipped off on the way unnoticed.
  */
 import { NONCE_BYTES, PROOF_BYTES } from './handshake';
 
@@ -12,6 +17,10 @@ export interface HelloMsg {
   /** The listener's node id. */
   readonly nodeId: string;
   readonly nonce: Uint8Array;
+  /** The listener offers checksummed frames after `ready`. */
+  readonly crc32?: true;
+  /** The listener binds its offer into the proofs. */
+  readonly crc32Bound?: true;
 }
 export interface AuthMsg {
   readonly t: 'auth';
@@ -19,6 +28,10 @@ export interface AuthMsg {
   readonly nodeId: string;
   readonly nonce: Uint8Array;
   readonly proof: Uint8Array;
+  /** The dialer takes the offer of checksummed frames. */
+  readonly crc32?: true;
+  /** The dialer saw `crc32Bound` in `hello` and bound the offer, as it saw it, into its proof. */
+  readonly crc32Bound?: true;
 }
 export interface ReadyMsg {
   readonly t: 'ready';
@@ -75,7 +88,14 @@ export function parseClientMsg(v: unknown): ClientMsg | undefined {
   if (v.t === 'auth') {
     if (!isNodeId(v.nodeId) || !isBytes(v.nonce, NONCE_BYTES) || !isBytes(v.proof, PROOF_BYTES))
       return undefined;
-    return { t: 'auth', nodeId: v.nodeId, nonce: v.nonce, proof: v.proof };
+    return {
+      t: 'auth',
+      nodeId: v.nodeId,
+      nonce: v.nonce,
+      proof: v.proof,
+      ...(v.crc32 === true ? { crc32: true as const } : {}),
+      ...(v.crc32Bound === true ? { crc32Bound: true as const } : {}),
+    };
   }
   return undefined;
 }
@@ -96,7 +116,13 @@ export function parseServerMsg(v: unknown): ServerMsg | undefined {
       };
     case 'hello':
       return isNodeId(v.nodeId) && isBytes(v.nonce, NONCE_BYTES)
-        ? { t: 'hello', nodeId: v.nodeId, nonce: v.nonce }
+        ? {
+            t: 'hello',
+            nodeId: v.nodeId,
+            nonce: v.nonce,
+            ...(v.crc32 === true ? { crc32: true as const } : {}),
+            ...(v.crc32Bound === true ? { crc32Bound: true as const } : {}),
+          }
         : undefined;
     case 'ready':
       return isNodeId(v.nodeId) && isBytes(v.proof, PROOF_BYTES)

@@ -8,10 +8,12 @@ import {
   FrameError,
   createPackr,
   encodeFrame,
+  frameChecksum,
 } from './frame';
 import type { RpcLogger, Timers } from './logger';
 import { realTimers } from './logger';
 import { NONCE_BYTES, handshakeProof, verifyHandshakeProof } from './handshake';
+import type { HandshakeTranscript } from './handshake';
 import type { AuthMsg, RequestMsg } from './messages';
 import { isValidNodeId, parseClientMsg } from './messages';
 import type { Method } from './method';
@@ -168,6 +170,8 @@ class ServerConnection {
   private writeBlocked = false;
   private corked = false;
   private closed = false;
+  /** Frames after `ready` carry a CRC-32 trailer (the dialer took the offer in `auth`). */
+  private checksummed = false;
   private log: RpcLogger;
 
   constructor(
@@ -189,7 +193,13 @@ class ServerConnection {
     this.authTimer = options.timers.setTimeout(() => {
       if (!this.authenticated) this.destroy('no authentication in time');
     }, options.authTimeoutMs);
-    this.send({ t: 'hello', nodeId: options.nodeId, nonce: this.nonce });
+    this.send({
+      t: 'hello',
+      nodeId: options.nodeId,
+      nonce: this.nonce,
+      crc32: true,
+      crc32Bound: true,
+    });
   }
 
   destroy(reason: string, err?: unknown, context: Record<string, unknown> = {}): void {
@@ -239,12 +249,16 @@ class ServerConnection {
    * server's own proof, so that the dialer knows it reached a holder of the secret too.
    */
   private authenticate(msg: AuthMsg): void {
-    const transcript = {
+    const transcript: HandshakeTranscript = {
       dialerId: msg.nodeId,
       listenerId: this.options.nodeId,
       dialerNonce: msg.nonce,
       listenerNonce: this.nonce,
       channelBinding: channelBinding(this.socket),
+      // What this listener offered (always checksums), when the dialer binds it: a dialer that
+      // saw the offer flipped off proves `false` and is refused. A dialer from before binding
+      // (no `crc32Bound`) proves as it always did.
+      ...(msg.crc32Bound === true ? { checksums: true } : {}),
     };
     if (!verifyHandshakeProof(this.options.secret, 'dialer', transcript, msg.proof)) {
       // A wrong secret, or a proof made for another connection (replayed or relayed).
@@ -263,6 +277,11 @@ class ServerConnection {
       nodeId: this.options.nodeId,
       proof: handshakeProof(this.options.secret, 'listener', transcript),
     });
+    // The dialer writes nothing between `auth` and our `ready`: no frame in between to misread.
+    if (msg.crc32 === true) {
+      this.checksummed = true;
+      this.decoder.expectChecksums();
+    }
     this.log.debug({}, 'rpc peer authenticated');
   }
 
@@ -337,7 +356,9 @@ class ServerConnection {
         this.socket.uncork();
       });
     }
-    if (!this.socket.write(frame)) {
+    let flushed = this.socket.write(frame);
+    if (this.checksummed) flushed = this.socket.write(frameChecksum(frame));
+    if (!flushed) {
       this.writeBlocked = true;
       this.updateFlow();
     }

@@ -1,11 +1,13 @@
 import {
   FrameDecoder,
   FrameError,
-  backoffDelay,
   createPackr,
+  defaultBackoff,
   encodeFrame,
+  frameChecksum,
   parseAddress,
 } from '../src';
+import { backoffCeiling, backoffDelay } from '@chat/protocol';
 
 const packr = createPackr();
 const decoder = (maxFrameBytes = 1024): FrameDecoder =>
@@ -75,13 +77,62 @@ describe('frames', () => {
   });
 });
 
-describe('backoffDelay', () => {
-  it('grows exponentially up to the cap, with full jitter', () => {
-    const opts = { baseMs: 10, maxMs: 1000 };
-    expect(backoffDelay(0, opts, () => 0.999)).toBe(9);
-    expect(backoffDelay(3, opts, () => 0.5)).toBe(40);
-    expect(backoffDelay(50, opts, () => 0.999)).toBe(999);
-    expect(backoffDelay(5, opts, () => 0)).toBe(0);
+describe('checksummed frames', () => {
+  const deliver = { t: 'req', id: 7, m: 'deliver', p: { body: 'see you at 8' } };
+  const plain = encodeFrame(packr, deliver, 1024);
+  const checked = Buffer.concat([plain, frameChecksum(plain)]);
+  /** The frame with the byte of the body's '8' changed to '9'. */
+  const flipped = (frame: Buffer): Buffer => {
+    const copy = Buffer.from(frame);
+    copy[plain.indexOf('8')] = '9'.charCodeAt(0);
+    return copy;
+  };
+  const checksumming = (): FrameDecoder => {
+    const d = decoder();
+    d.expectChecksums();
+    return d;
+  };
+
+  it('decodes a byte flipped in a string into a valid but wrong message without them', () => {
+    expect(decoder().push(flipped(plain))).toEqual([{ ...deliver, p: { body: 'see you at 9' } }]);
+  });
+
+  it('decodes frames with their trailer, whole or split at every byte', () => {
+    expect(checksumming().push(Buffer.concat([checked, checked]))).toEqual([deliver, deliver]);
+    const d = checksumming();
+    const out: unknown[] = [];
+    for (let i = 0; i < checked.length; i++) out.push(...d.push(checked.subarray(i, i + 1)));
+    expect(out).toEqual([deliver]);
+    expect(d.pendingBytes).toBe(0);
+  });
+
+  it('rejects a frame whose body, length or trailer was changed', () => {
+    expect(reasonOf(() => checksumming().push(flipped(checked)))).toBe('bad_checksum');
+    const trailer = Buffer.from(checked);
+    trailer[trailer.length - 1]! ^= 0x01;
+    expect(reasonOf(() => checksumming().push(trailer))).toBe('bad_checksum');
+    const shorter = Buffer.from(checked);
+    shorter[3]! -= 1;
+    expect(reasonOf(() => checksumming().push(shorter))).toBe('bad_checksum');
+  });
+
+  it('switches mid-stream, after the frame it was switched on', () => {
+    const d = decoder();
+    expect(d.push(plain.subarray(0, 2))).toEqual([]);
+    expect(d.push(plain.subarray(2))).toEqual([deliver]);
+    d.expectChecksums();
+    expect(d.push(checked)).toEqual([deliver]);
+  });
+});
+
+describe('defaultBackoff', () => {
+  it('spreads reconnects to a restarted peer over the whole range below the ceiling', () => {
+    const ceiling = backoffCeiling(3, defaultBackoff);
+    expect([0, 0.5, 0.9999].map((r) => backoffDelay(3, defaultBackoff, () => r))).toEqual([
+      0,
+      ceiling / 2,
+      ceiling - 1,
+    ]);
   });
 });
 

@@ -132,7 +132,11 @@ describe('over plain TCP', () => {
       inbound.on('error', () => undefined);
       const decoder = new FrameDecoder(createPackr(), { maxFrameBytes: 1 << 20 });
       inbound.on('data', (chunk: Buffer) => {
-        for (const v of decoder.push(chunk)) recorded.push(v as Record<string, unknown>);
+        for (const v of decoder.push(chunk)) {
+          recorded.push(v as Record<string, unknown>);
+          // Frames after the handshake carry checksums once the dialer took the offer.
+          if ((v as Record<string, unknown>).crc32 === true) decoder.expectChecksums();
+        }
         upstream.write(chunk);
       });
       upstream.on('data', (chunk: Buffer) => inbound.write(chunk));
@@ -156,7 +160,65 @@ describe('over plain TCP', () => {
     );
     expect(callers).toEqual(['node-1']);
   });
+
+  it('a checksum offer flipped off on the way (hello travels unchecked) opens no unchecked link', async () => {
+    // A link that corrupts one byte of `hello` (true -> false is one bit in msgpack) would
+    // otherwise leave the connection without frame checksums, authenticated, for good: every
+    // later flipped byte would be delivered as a valid but wrong message.
+    const { server, logger, callers } = await echoServer();
+    const port = await helloRewritingRelay(server.port, (hello) => delete hello.crc32);
+    const dialer = startClient(cleanup, port, { nodeId: 'node-1' });
+    void dialer.call(Echo, { text: 'x' }, { timeoutMs: 500 }).catch(() => undefined);
+    await waitFor(() =>
+      expect(
+        refusedFor(logger, 'wrong cluster secret or a proof not made for this connection'),
+      ).toBe(true),
+    );
+    expect(callers).toEqual([]);
+  });
+
+  it('a listener that does not bind the offer (an older node) is still dialed', async () => {
+    const { server, callers } = await echoServer();
+    const port = await helloRewritingRelay(server.port, (hello) => delete hello.crc32Bound);
+    const dialer = startClient(cleanup, port, { nodeId: 'node-1' });
+    await expect(dialer.call(Echo, { text: 'x' })).resolves.toMatchObject({ from: 'node-1' });
+    expect(callers).toEqual(['node-1']);
+  });
 });
+
+/**
+ * A relay to the server at `port` that passes the server's first frame (`hello`) on as
+ * `rewrite` leaves it, and every other byte as it is; returns the relay's port.
+ */
+async function helloRewritingRelay(
+  port: number,
+  rewrite: (hello: Record<string, unknown>) => void,
+): Promise<number> {
+  const relay = createTcpServer((dialer) => {
+    dialer.on('error', () => undefined);
+    const upstream = connectTcp({ host: '127.0.0.1', port });
+    upstream.on('error', () => undefined);
+    cleanup(() => {
+      upstream.destroy();
+      dialer.destroy();
+    });
+    dialer.pipe(upstream);
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      if (head.length < 4 || head.length < 4 + head.readUInt32BE(0)) return;
+      upstream.off('data', onData);
+      const end = 4 + head.readUInt32BE(0);
+      const hello = packr.unpack(head.subarray(4, end)) as Record<string, unknown>;
+      rewrite(hello);
+      dialer.write(frame(hello));
+      dialer.write(head.subarray(end));
+      upstream.pipe(dialer);
+    };
+    upstream.on('data', onData);
+  });
+  return listening(relay);
+}
 
 describe('over mutual TLS', () => {
   let tls: RpcTls;

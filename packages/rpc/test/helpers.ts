@@ -80,7 +80,7 @@ export function startClient(
     host: '127.0.0.1',
     port,
     logger: captureLogger(),
-    backoff: { baseMs: 10, maxMs: 100 },
+    backoff: { baseMs: 10, maxMs: 100, jitter: 'full' },
     ...options,
   });
   cleanup(() => client.close());

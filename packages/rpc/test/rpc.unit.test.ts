@@ -172,7 +172,8 @@ describe('malformed frames close that connection only', () => {
     await other.call(Echo, { text: 'x' });
     // Reach into the victim's socket to write bytes the client would never produce.
     const socket = (victim as unknown as { socket: Socket }).socket;
-    socket.write(Buffer.from([0, 0, 0, 1, 0xc1]));
+    // A one-byte frame and a 4-byte trailer (the connection is checksummed): 0xc1 is no msgpack.
+    socket.write(Buffer.from([0, 0, 0, 1, 0xc1, 0, 0, 0, 0]));
     await waitFor(() => expect(victim.stats().connects).toBe(2));
     await expect(other.call(Echo, { text: 'still' })).resolves.toMatchObject({ text: 'still' });
     await expect(victim.call(Echo, { text: 'again' })).resolves.toMatchObject({ text: 'again' });

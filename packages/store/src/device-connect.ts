@@ -135,7 +135,9 @@ export class DeviceConnector {
 /**
  * One statement for many devices: users inserted when new, the device upserted (its
  * `last_active` moved on), a retention tombstone consumed (the device was removed for being away
- * too long: it starts fresh and is told so), each user's latest seq read in the same snapshot
+ * too long: it starts fresh and is told so) or the device's cursor found below the user's
+ * `expired_seq` (events it had not acked were deleted by age: it is told the same, until it
+ * acks past them), each user's latest seq read in the same snapshot
  * as the device's `created_seq`, and the receipt watermarks of the user's chats that moved
  * since the device was last active (what it missed while away). The same device twice in a
  * batch is registered once. Every row it touches is the user's own.
@@ -186,7 +188,8 @@ export async function connectDevices(
     ),
     -- A user inserted just now is not in this statement's snapshot: no events yet, latest 0.
     usr as (
-      select i.user_id, coalesce(${latestSeq(keys)}, 0) as latest
+      select i.user_id, coalesce(${latestSeq(keys)}, 0) as latest,
+        coalesce(u.expired_seq, 0) as expired
       from (select distinct user_id from input) i
       left join users u on u.id = i.user_id${onShard('u.id', keys)}
     ),
@@ -216,12 +219,13 @@ export async function connectDevices(
       order by i.user_id, i.device_id
       on conflict (user_id, device_id) do update set last_active = excluded.last_active,
         receipt_events = excluded.receipt_events
-      returning user_id, device_id, acked_seq, (xmax = 0) as created
+      returning user_id, device_id, acked_seq, created_seq, (xmax = 0) as created
     )
     select dev.user_id, dev.device_id, dev.acked_seq, usr.latest, dev.created,
       exists(
         select 1 from tomb t where t.user_id = dev.user_id and t.device_id = dev.device_id
-      ) as reset,
+      ) or (not dev.created and greatest(dev.acked_seq, dev.created_seq) < usr.expired)
+        as reset,
       coalesce((
         select jsonb_agg(jsonb_build_object('chatId', r.chat_id, 'reader', r.reader,
             'delivered', r.delivered_upto::text, 'read', r.read_upto::text)

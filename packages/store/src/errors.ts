@@ -22,6 +22,15 @@ const NETWORK_ERRNO = new Set([
   'EAI_AGAIN',
 ]);
 
+/**
+ * Citus raises these as internal errors (XX000) although they mean a server went away. The
+ * coordinator's postmaster died while the backend waited on a worker: the connection is gone,
+ * and the statement may have committed on the worker.
+ */
+const CITUS_COORDINATOR_GONE = /postmaster was shut down/i;
+/** A worker connection the transaction needed (a reference table write, say) failed. */
+const CITUS_WORKER_LOST = /failure on connection marked as essential/i;
+
 /** pg and pg-pool raise these as plain Errors, without a code. */
 const DRIVER_UNAVAILABLE =
   /connection terminated|connection timeout|timeout exceeded when trying to connect|query read timeout|not queryable|connection error|cannot use a pool after calling end|driver has already been destroyed|server closed the connection/i;
@@ -32,13 +41,22 @@ const DRIVER_UNAVAILABLE =
  * at once. The primary key refuses the second; its step is retried and numbers anew.
  */
 function isSeqRace(err: unknown): boolean {
-  if (sqlState(err) !== '23505') return false;
-  // Citus passes a worker's error on with its SQLSTATE and message but not the constraint
-  // field, so the constraint is also read from the message.
+  const code = sqlState(err);
+  // Citus passes a worker's error on without the constraint field, so the constraint is also
+  // read from the message. And a user step Citus does not delegate to the worker (as while its
+  // shard moves) inserts through the coordinator, which raises the worker's refusal as XX000.
+  if (code !== '23505' && code !== 'XX000') return false;
   const constraint =
     (err as { constraint?: unknown }).constraint ??
-    /unique constraint "([^"]+)"/.exec(err instanceof Error ? err.message : '')?.[1];
+    /^duplicate key value violates unique constraint "([^"]+)"/.exec(
+      err instanceof Error ? err.message : '',
+    )?.[1];
   return typeof constraint === 'string' && /^inbox_pk(_\d+)?$/.test(constraint);
+}
+
+/** A Citus internal error (XX000) whose message matches `pattern`. */
+function isCitusError(err: unknown, pattern: RegExp): boolean {
+  return sqlState(err) === 'XX000' && err instanceof Error && pattern.test(err.message);
 }
 
 function sqlState(err: unknown): string | undefined {
@@ -54,6 +72,8 @@ export function isUnavailableError(err: unknown): boolean {
     if (NETWORK_ERRNO.has(code)) return true;
     if (/^[0-9A-Z]{5}$/.test(code)) {
       return (
+        isCitusError(err, CITUS_COORDINATOR_GONE) ||
+        isCitusError(err, CITUS_WORKER_LOST) ||
         code.startsWith('08') || // connection exception
         code.startsWith('53') || // insufficient resources (too many connections, disk full)
         code.startsWith('57P') || // admin/crash shutdown, cannot connect now
@@ -71,7 +91,11 @@ export function isUnavailableError(err: unknown): boolean {
 export function isConnectionError(err: unknown): boolean {
   const code = sqlState(err);
   const isSqlState = code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !NETWORK_ERRNO.has(code);
-  if (isSqlState) return code.startsWith('08') || code.startsWith('57P');
+  if (isSqlState) {
+    return (
+      code.startsWith('08') || code.startsWith('57P') || isCitusError(err, CITUS_COORDINATOR_GONE)
+    );
+  }
   return isUnavailableError(err);
 }
 

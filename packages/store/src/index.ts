@@ -39,7 +39,10 @@ export type { LastSeenFacts } from './presence-store';
 export { MAX_BLOCKS_PER_USER, PgPrivacyStore } from './privacy-store';
 export { PgReceiptStore } from './receipt-store';
 export type { DeliveredMark, ReadIntent, ReadBatchResult, ReceiptNotice } from './receipt-store';
+export { MAX_BADGE, PgPushStore } from './push-store';
+export type { ClaimedPush, OutboxStats, PushIntent, PushRecipient } from './push-store';
 export { PgRetentionStore } from './retention-store';
+export { databaseTime } from './database-time';
 export type { ReleasedAttachments } from './attachment-release';
 export type {
   DeliveredBatch,

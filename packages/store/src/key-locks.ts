@@ -26,7 +26,11 @@ const KEY_TABLE = { chat: 'chats', user: 'users' } as const;
  * `onRows` (Citus): the locks are taken by a query on the keys' rows (ids without a row get no
  * lock), so that Citus runs it on the worker holding their shard, where every other holder of
  * those locks runs too, whether the function was handed to the worker or runs on the
- * coordinator.
+ * coordinator. On the coordinator (Citus did not delegate the call: while a shard moves, say)
+ * a plain SELECT inside a function goes to the worker outside any transaction there, so its
+ * locks would be released as soon as it returned and two steps could work on one key at once:
+ * FOR UPDATE makes Citus open the worker transaction first, and the locks last until commit.
+ * A call delegated to the worker takes them in its own transaction, without the row locks.
  */
 export function lockKeysSql(
   space: keyof typeof LOCK_SPACE,
@@ -34,9 +38,14 @@ export function lockKeysSql(
   onRows = false,
 ): string {
   if (onRows) {
-    return `perform pg_advisory_xact_lock(${LOCK_SPACE[space]}, hashtext(t.id))
-    from ${KEY_TABLE[space]} t where t.id = any(${idsExpr})
-    order by hashtext(t.id)`;
+    const lock = `perform pg_advisory_xact_lock(${LOCK_SPACE[space]}, hashtext(t.id))
+      from ${KEY_TABLE[space]} t where t.id = any(${idsExpr})
+      order by hashtext(t.id)`;
+    return `if citus_is_coordinator() then
+      ${lock} for update;
+    else
+      ${lock};
+    end if`;
   }
   return `perform pg_advisory_xact_lock(${LOCK_SPACE[space]}, k.h)
     from (select distinct hashtext(u) as h from unnest(${idsExpr}) as t(u)) k

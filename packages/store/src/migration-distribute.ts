@@ -148,25 +148,42 @@ export async function recreateChatStep(db: Kysely<unknown>): Promise<void> {
 }
 
 /**
- * Migration 0010_citus_local_steps: on Citus, the steps as chatStepFunction/userStepFunction
- * now write them: no statement inserts rows it selected in the same statement (Citus planned
- * those CTEs apart and sent their results to every node in a two-phase commit, 1-5 s per call
- * under load), and JIT off. Plain PostgreSQL: nothing changes.
+ * On Citus, both steps and their routed twins as chatStepFunction/userStepFunction now write
+ * them, with their Citus settings (`create or replace` takes them back to the function's own).
+ * Plain PostgreSQL: nothing changes.
+ */
+async function recreateCitusSteps(db: Kysely<unknown>): Promise<void> {
+  if ((await detectEngine(db)) !== 'citus') return;
+  await sql.raw(chatStepFunction(true)).execute(db);
+  await sql.raw(userStepFunction(true)).execute(db);
+  for (const step of ROUTED_STEPS) {
+    await tuneStepForCitus(db, step);
+    await sql
+      .raw(`alter function ${step.name}_at(text, ${argTypes(step.args)}) set jit = off`)
+      .execute(db);
+  }
+}
+
+/**
+ * Migration 0010_citus_local_steps: on Citus, no statement of a step inserts rows it selected
+ * in the same statement (Citus planned those CTEs apart and sent their results to every node
+ * in a two-phase commit, 1-5 s per call under load), and JIT off.
  */
 export const citusLocalStepsMigration: Migration = {
-  async up(db: Kysely<unknown>): Promise<void> {
-    if ((await detectEngine(db)) !== 'citus') return;
-    await sql.raw(chatStepFunction(true)).execute(db);
-    await sql.raw(userStepFunction(true)).execute(db);
-    for (const step of ROUTED_STEPS) {
-      // `create or replace` took the settings back to the function's own.
-      await tuneStepForCitus(db, step);
-      await sql
-        .raw(`alter function ${step.name}_at(text, ${argTypes(step.args)}) set jit = off`)
-        .execute(db);
-    }
-  },
+  up: recreateCitusSteps,
   async down(): Promise<void> {
     // The earlier bodies are equivalent; nothing to undo.
+  },
+};
+
+/**
+ * Migration 0016_citus_coordinator_locks: on Citus, a step that runs on the coordinator (a
+ * call Citus did not delegate) holds its key locks until it commits (key-locks.ts); before,
+ * two such steps could number one user's events alike or append one event twice.
+ */
+export const citusCoordinatorLocksMigration: Migration = {
+  up: recreateCitusSteps,
+  async down(): Promise<void> {
+    // The earlier bodies lacked only the row locks on the coordinator; nothing to undo.
   },
 };

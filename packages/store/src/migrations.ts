@@ -2,6 +2,7 @@
  * Schema migrations, shipped in code (no migration folder to locate at run time), applied with
  * kysely's Migrator. Never edit a migration that has shipped; add a new one.
  */
+import { backoffCeiling } from '@chat/protocol';
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'kysely';
 import { attachmentFetchesMigration } from './attachment-fetches';
@@ -9,9 +10,15 @@ import { mediaMigration } from './attachment-store';
 import { messageContentMigration, retentionMigration } from './retention-store';
 import type { Database } from './schema';
 import { durablePathMigration } from './migration-durable-path';
-import { citusLocalStepsMigration, distributeMigration } from './migration-distribute';
+import {
+  citusCoordinatorLocksMigration,
+  citusLocalStepsMigration,
+  distributeMigration,
+} from './migration-distribute';
 import { blocksMigration } from './migration-blocks';
+import { pushMigration } from './migration-push';
 import { sendBatchMigration } from './migration-send-batch';
+import { expiredSeqMigration } from './migration-expired-seq';
 import { storeEpochMigration } from './store-epoch';
 
 const initial: Migration = {
@@ -149,6 +156,9 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0010_citus_local_steps': citusLocalStepsMigration,
   '0011_blocks': blocksMigration,
   '0012_attachment_fetches': attachmentFetchesMigration,
+  '0014_push': pushMigration,
+  '0015_expired_seq': expiredSeqMigration,
+  '0016_citus_coordinator_locks': citusCoordinatorLocksMigration,
 });
 
 const provider: MigrationProvider = {
@@ -156,7 +166,33 @@ const provider: MigrationProvider = {
 };
 
 /** Arbitrary constant: the advisory lock that serializes migrate() across processes. */
-const MIGRATE_LOCK_ID = 7_310_442_901;
+export const MIGRATE_LOCK_ID = 7_310_442_901;
+/** How long a process waits for another one's migrations (a fresh Citus schema takes a while). */
+const MIGRATE_LOCK_WAIT_MS = 300_000;
+/** Pause between tries for the migration lock: 50 ms, doubling, at most 1 s (no jitter). */
+const MIGRATE_LOCK_POLL = { baseMs: 50, maxMs: 1_000 } as const;
+
+/**
+ * Takes the migration lock, polling with short statements rather than one blocking
+ * pg_advisory_lock: a wait in one statement is cut by the pool's query timeout (10 s by
+ * default), and nodes started together on a fresh database would exit while the first one
+ * still migrates.
+ */
+async function takeMigrateLock(conn: Kysely<Database>): Promise<void> {
+  const deadline = Date.now() + MIGRATE_LOCK_WAIT_MS;
+  for (let attempt = 0; ; attempt++) {
+    const { rows } = await sql<{ locked: boolean }>`
+      select pg_try_advisory_lock(${MIGRATE_LOCK_ID}) as locked`.execute(conn);
+    if (rows[0]?.locked === true) return;
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `another process has held the migration lock for ${MIGRATE_LOCK_WAIT_MS} ms: is a migration stuck?`,
+      );
+    }
+    const delayMs = backoffCeiling(attempt, MIGRATE_LOCK_POLL);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+}
 
 /**
  * Brings the schema up to date. Safe to run from several nodes at once: a session-level
@@ -169,7 +205,7 @@ const MIGRATE_LOCK_ID = 7_310_442_901;
  */
 export async function migrate(db: Kysely<Database>): Promise<MigrationResultSet> {
   return db.connection().execute(async (conn) => {
-    await sql`select pg_advisory_lock(${MIGRATE_LOCK_ID})`.execute(conn);
+    await takeMigrateLock(conn);
     // Migrations may touch every shard on Citus, also on a pool whose connections refuse
     // that (SINGLE_SHARD_SETTINGS); RESET restores the connection's own value afterwards.
     await sql`set citus.multi_task_query_log_level = 'off'`.execute(conn);

@@ -31,6 +31,7 @@ import type { FanoutTicket } from './fanout';
 import { chatChangeEvents, messageEvents } from './fanout-events';
 import type { StoredChatChange } from './fanout-events';
 import { beatMark, dropMark, readMark, staleMarks, sweepNode } from './fanout-marks';
+import type { SweepResult } from './fanout-marks';
 import { silentLogger } from './pool';
 import type { StoreLogger } from './pool';
 import type { Database, InboxKind } from './schema';
@@ -161,6 +162,8 @@ export class PgChatStore implements ChatStore {
   private readonly devices: DeviceConnector;
   private markTimer: NodeJS.Timeout | undefined;
   private marking: Promise<void> | undefined;
+  /** Sweeps of this node's own mark under way: no mark is written meanwhile (sweepOwnUpTo). */
+  private ownSweeps = 0;
   /** Acked events created before this may be deleted (the lowest fan-out mark, last read). */
   private keepFromMs = 0;
   /**
@@ -178,8 +181,6 @@ export class PgChatStore implements ChatStore {
   /** The own fan-out swept again after a new store epoch; no mark is written meanwhile. */
   private restoreSweep: Promise<void> | undefined;
   private restoreSweepAgain = false;
-  /** Counts store epoch changes: a mark begun under an earlier one is not written. */
-  private epochGeneration = 0;
   /** Plain PostgreSQL or Citus, found out on first use. */
   private readonly routers: EngineRouters;
 
@@ -259,10 +260,7 @@ export class PgChatStore implements ChatStore {
 
   /** Appends what is missing of every message this node stored since its mark. */
   private async sweepOwn(): Promise<void> {
-    const swept = await sweepNode(this.db, this.nodeId, this.now(), {
-      claim: false,
-      users: (await this.routers.get()).users,
-    });
+    const swept = await this.sweepOwnUpTo(this.now());
     if (swept.messages > 0) {
       this.options.logger.warn(
         { messages: swept.messages, events: swept.deliveries.length },
@@ -270,6 +268,25 @@ export class PgChatStore implements ChatStore {
       );
     }
     this.emit(swept.deliveries);
+  }
+
+  /**
+   * Appends what is missing of every message this node stored from its mark up to `to`, and
+   * writes no mark meanwhile: a mark written during the sweep would promise the messages it has
+   * not reached yet, their acked events could be deleted (writeCursors) before it gets to them,
+   * and it would append them a second time under new seqs.
+   */
+  private async sweepOwnUpTo(to: number): Promise<SweepResult> {
+    this.ownSweeps++;
+    try {
+      await this.marking; // a mark already under way lands before the sweep reads it
+      return await sweepNode(this.db, this.nodeId, to, {
+        claim: false,
+        users: (await this.routers.get()).users,
+      });
+    } finally {
+      this.ownSweeps--;
+    }
   }
 
   private sweepOwnLater(ticket: FanoutTicket, waitMs: number): void {
@@ -293,7 +310,6 @@ export class PgChatStore implements ChatStore {
    */
   storeEpochChanged(): void {
     if (this.closed) return;
-    this.epochGeneration++;
     // The lowest mark read from the other database says nothing about this one.
     this.keepFromMs = 0;
     this.restoreSweepAgain = true;
@@ -590,24 +606,17 @@ export class PgChatStore implements ChatStore {
 
   /**
    * Writes this node's fan-out mark now (it is written every `markIntervalMs` anyway) and takes
-   * the lowest of all marks: acked events older than that may be deleted.
+   * the lowest of all marks: acked events older than that may be deleted. Not while this node
+   * sweeps its own mark (then the sweep moves it).
    */
   async writeMark(): Promise<void> {
-    if (this.restoreSweep !== undefined) return;
+    if (this.restoreSweep !== undefined || this.ownSweeps > 0) return;
     const n = ++this.marksStarted;
-    const generation = this.epochGeneration;
     try {
-      // Checked again once the connection is in hand: a connection that passed the pool's
-      // epoch check after a restore comes after storeEpochChanged, and a mark begun before it
-      // would otherwise promise, in the restored database, a fan-out that is missing there.
-      const beat = await this.db
-        .connection()
-        .execute(async (conn) =>
-          generation === this.epochGeneration
-            ? beatMark(conn, this.nodeId, this.fanout.upto(), this.now())
-            : null,
-        );
-      if (beat === null) return;
+      // A mark asked for before a restore and written after it would promise, in the restored
+      // database, a fan-out that is missing there: the pool refuses its connection
+      // (DatabaseOptions.storeEpoch).
+      const beat = await beatMark(this.db, this.nodeId, this.fanout.upto(), this.now());
       // A write that started earlier and answered later saw older marks: not taken.
       if (n > this.marksApplied) {
         this.marksApplied = n;
@@ -725,10 +734,7 @@ export class PgChatStore implements ChatStore {
   private async resweep(): Promise<void> {
     const to = this.now();
     try {
-      const swept = await sweepNode(this.db, this.nodeId, to, {
-        claim: false,
-        users: (await this.routers.get()).users,
-      });
+      const swept = await this.sweepOwnUpTo(to);
       this.emit(swept.deliveries);
       for (const [ticket, failedAt] of this.doubtful) {
         if (failedAt < to) {

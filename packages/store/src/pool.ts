@@ -7,6 +7,7 @@ import type { PostgresPool, PostgresPoolClient } from 'kysely';
 import { Pool } from 'pg';
 import { ConnectionBrokenError, isConnectionError } from './errors';
 import type { Database } from './schema';
+import { StoreEpochChangedError } from './store-epoch';
 
 /** The subset of a pino logger the store uses; a pino logger (or child) fits. */
 export interface StoreLogger {
@@ -46,6 +47,14 @@ export interface DatabaseOptions {
    * closed, and the query that asked for it fails with that error.
    */
   readonly checkConnection?: (query: RawQuery) => Promise<void>;
+  /**
+   * The store epoch the caller runs under now (the node's StoreEpochWatch). A connection asked
+   * for under one epoch and handed out under another is refused with StoreEpochChangedError:
+   * a statement that waited in the pool while another connection found a restore began with
+   * what the node knew of the replaced database (a cursor's seqs, a fan-out mark), and its
+   * connection, new or not, would pass `checkConnection` once the change was handled.
+   */
+  readonly storeEpoch?: () => string | undefined;
   readonly logger?: StoreLogger;
 }
 
@@ -85,7 +94,9 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Kyse
   // pool; without a listener that would be an uncaught exception.
   pool.on('error', (err) => logger.warn({ err }, 'idle postgres connection failed'));
   return new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: new GuardedPool(pool, options.checkConnection) }),
+    dialect: new PostgresDialect({
+      pool: new GuardedPool(pool, options.checkConnection, options.storeEpoch),
+    }),
   });
 }
 
@@ -101,6 +112,7 @@ class GuardedPool implements PostgresPool {
   constructor(
     private readonly pool: Pool,
     private readonly check?: (query: RawQuery) => Promise<void>,
+    private readonly storeEpoch?: () => string | undefined,
   ) {}
 
   get options(): object {
@@ -108,6 +120,7 @@ class GuardedPool implements PostgresPool {
   }
 
   async connect(): Promise<PostgresPoolClient> {
+    const askedUnder = this.storeEpoch?.();
     const client = await this.pool.connect();
     let broken = false;
     // pg-pool listens for errors of idle connections only. One the server ends while it is
@@ -129,6 +142,11 @@ class GuardedPool implements PostgresPool {
         throw err;
       }
       this.checked.add(client);
+    }
+    const handedUnder = this.storeEpoch?.();
+    if (askedUnder !== undefined && handedUnder !== askedUnder) {
+      release(false);
+      throw new StoreEpochChangedError(askedUnder, handedUnder ?? 'unknown');
     }
     const guarded: PostgresPoolClient = {
       query: ((...args: Parameters<PostgresPoolClient['query']>) => {

@@ -271,7 +271,8 @@ export class PgRetentionStore implements RetentionStore {
             returning i.user_id, i.seq
           ),
           floors as (
-            update users u set next_seq = greatest(u.next_seq, g.seq + 1)
+            update users u set next_seq = greatest(u.next_seq, g.seq + 1),
+              expired_seq = greatest(u.expired_seq, g.seq)
             from (select user_id, max(seq) as seq from gone group by user_id) g
             where u.id = g.user_id${onShard('u.id', keys)}
           )

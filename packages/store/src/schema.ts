@@ -1,5 +1,5 @@
 /**
- * Kysely table types of the store (DESIGN.md section 8). Times are bigint milliseconds since
+ * Kysely table types of the store (docs/architecture.md "Data model"). Times are bigint ms since
  * the epoch, like every `ts` on the wire. pg returns int8 columns as decimal strings; the store
  * converts them with Number() (sequence numbers and times stay far below 2^53) and keeps
  * message ids as the strings they are on the wire.
@@ -21,6 +21,11 @@ export interface UsersTable {
    * and devices that held the latest seq.
    */
   next_seq: Int8Default;
+  /**
+   * The highest of the user's seqs that retention deleted by age (0: none): a device whose
+   * cursor is below it missed events for good and is told `reset` (migration-expired-seq.ts).
+   */
+  expired_seq: Int8Default;
   last_seen: ColumnType<string | null, number | null | undefined, number | null>;
   /** Who may see last_seen and whether the user is online (issue 16; 'contacts' by default). */
   last_seen_visibility: ColumnType<

@@ -19,8 +19,9 @@ export interface DeviceState {
   /** True when this call created the device row. */
   readonly created: boolean;
   /**
-   * True when the device had been removed by retention (away longer than the retention
-   * period) and starts fresh: events it never got may be gone. Absent otherwise.
+   * True when events this device never got are gone: retention removed the device (away longer
+   * than the retention period) and it starts fresh, or deleted by age events past its cursor
+   * (told on every connect until it acks past them). Absent otherwise.
    */
   readonly reset?: true;
   /** Receipt watermarks that changed in the user's chats while this device was away. */

@@ -9,11 +9,10 @@ import {
   PgGroupStore,
   PgPresenceStore,
   PgPrivacyStore,
-  createDatabase,
   type Database,
   type PgChatStore,
 } from '../src/index';
-import { ON_CITUS, SINGLE_SHARD, sendInput, storeFixture } from './helpers';
+import { sendInput, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
 
 let fx: StoreFixture;
@@ -26,16 +25,12 @@ let presence: PgPresenceStore;
 beforeAll(async () => {
   fx = await storeFixture('blocks');
   store = await fx.store();
-  db = createDatabase(fx.testDb.url, {
-    maxConnections: 4,
-    ...(ON_CITUS ? { sessionSettings: SINGLE_SHARD } : {}),
-  });
+  db = fx.storeDb();
   groups = new PgGroupStore(db, { maxMembersPerChat: 10 }, store);
   privacy = new PgPrivacyStore(db);
   presence = new PgPresenceStore(db);
 });
 afterAll(async () => {
-  await db.destroy();
   await fx.close();
 });
 

@@ -5,8 +5,8 @@
  * than one shard fails, and so does the test.
  */
 import { sql } from 'kysely';
-import { waitFor } from '../../testkit/src/wait';
-import { lockKeys } from '../src/key-locks';
+import { waitFor } from '@chat/testkit';
+import { LOCK_SPACE, lockKeys } from '../src/key-locks';
 import type { PgChatStore } from '../src/index';
 import { expectContiguousSeqs, sendInput, settle, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';
@@ -146,4 +146,53 @@ test('a chat change and a send to the chat take turns: the change holds the chat
   });
   await send;
   expect(sent).toBe(true);
+});
+
+test('a user step that runs on the coordinator holds its user locks on the worker until it commits', async () => {
+  // chat_append_events has no distribution argument: Citus never hands a call of it to a
+  // worker, as it does not for a routed call while the shard moves. Each statement inside goes
+  // to the worker; the lock must last until the step commits, or two steps number one user's
+  // events at once.
+  const user = 'coordinator-step';
+  await sql`insert into users (id) values (${user})`.execute(fx.db);
+  const stepDb = fx.storeDb();
+  let step: Promise<unknown> | undefined;
+  try {
+    await fx.db.transaction().execute(async (tx) => {
+      // Holds seq 1 of the user uncommitted: the step numbers its event 1 (it cannot see this
+      // row) and its insert waits for this transaction, after it took the user's lock.
+      await sql`insert into inbox (user_id, seq, kind, chat_id, message_id, sender_id, body,
+          attachments, created_at)
+        values (${user}, 1, 'message', 'held-chat', 1, 'x', 'held', '[]', 1)`.execute(tx);
+      step = sql`select * from chat_append_events(
+          array[${user}]::text[], array[${user}]::text[], array['message'], array['c'],
+          array[1]::int8[], array['x'], array['hi'], array['[]']::jsonb[], array[null]::jsonb[],
+          array[1]::int8[], array[null]::text[], array[null]::text[], array[null]::text[])`.execute(
+        stepDb,
+      );
+      const onWorkers = async (query: string): Promise<number> => {
+        const { rows } = await sql<{ result: string }>`
+          select result from run_command_on_workers(${query})`.execute(fx.db);
+        return rows.reduce((n, r) => n + Number(r.result), 0);
+      };
+      await waitFor(async () =>
+        expect(
+          await onWorkers(
+            "select count(*) from pg_locks where locktype = 'transactionid' and not granted",
+          ),
+        ).toBeGreaterThan(0),
+      );
+      expect(
+        await onWorkers(
+          `select count(*) from pg_locks where locktype = 'advisory' and granted
+             and classid = ${LOCK_SPACE.user} and objid::int4 = hashtext('${user}')`,
+        ),
+      ).toBe(1);
+      throw new Error('roll back');
+    });
+  } catch (err) {
+    if (!(err instanceof Error) || err.message !== 'roll back') throw err;
+  }
+  // The held row rolled back: the step appends its event as seq 1.
+  await expect(step).resolves.toMatchObject({ rows: [{ i: 1, seq: '1' }] });
 });

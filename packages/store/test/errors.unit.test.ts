@@ -37,6 +37,18 @@ describe('toChatError', () => {
       'a seq taken twice (a Citus worker, constraint only in the message)',
       pgError('23505', 'duplicate key value violates unique constraint "inbox_pk_102027"'),
     ],
+    [
+      'a seq taken twice (a user step run on the Citus coordinator, as while its shard moves)',
+      pgError('XX000', 'duplicate key value violates unique constraint "inbox_pk_102032"'),
+    ],
+    [
+      "Citus: the coordinator's postmaster died while a worker ran the statement",
+      pgError('XX000', 'postmaster was shut down, exiting'),
+    ],
+    [
+      'Citus: a worker connection the transaction needed failed',
+      pgError('XX000', 'failure on connection marked as essential: 127.0.0.1:40429'),
+    ],
   ])('maps %s to UNAVAILABLE', (_name, err) => {
     expect(toChatError(err)).toMatchObject({ name: 'ChatError', code: 'UNAVAILABLE' });
   });
@@ -48,6 +60,11 @@ describe('toChatError', () => {
       Object.assign(pgError('23505'), { constraint: 'inbox_pk_extra' }),
     ],
     ['syntax error', pgError('42601')],
+    ['another Citus internal error', pgError('XX000', 'could not find shard placement')],
+    [
+      'a Citus internal error about another unique key',
+      pgError('XX000', 'duplicate key value violates unique constraint "messages_pk_102008"'),
+    ],
     ['bad encoding', pgError('22021')],
     ['plain error', new Error('bug')],
     ['not an error', 'weird'],
@@ -70,5 +87,12 @@ describe('isConnectionError', () => {
     expect(isConnectionError(Object.assign(new Error('x'), { code: 'EPIPE' }))).toBe(true);
     expect(isConnectionError(pgError('40P01'))).toBe(false);
     expect(isConnectionError(pgError('23505'))).toBe(false);
+  });
+
+  it("takes the Citus coordinator's postmaster death for a dead connection, a lost worker not", () => {
+    expect(isConnectionError(pgError('XX000', 'postmaster was shut down, exiting'))).toBe(true);
+    expect(
+      isConnectionError(pgError('XX000', 'failure on connection marked as essential: 127.0.0.1:1')),
+    ).toBe(false);
   });
 });

@@ -4,7 +4,7 @@
  * and wakes up, each event is still appended exactly once.
  */
 import { sql } from 'kysely';
-import { holdKeyLocks } from '../../testkit/src/hold-locks';
+import { holdKeyLocks } from '@chat/testkit';
 import { LOCK_SPACE } from '../src/index';
 import type { Delivery, PgChatStore } from '../src/index';
 import { ON_CITUS, inboxOf, sendInput, storeFixture } from './helpers';
@@ -28,16 +28,16 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise
 }
 
 /** Sessions waiting for a lock in this test's database: on Citus, on the workers too. */
-async function waitingForLocks(): Promise<number> {
+async function waitingForLocks(f: StoreFixture = fx): Promise<number> {
   const { rows } = await sql<{ n: string }>`
     select count(*) as n from pg_stat_activity
-    where datname = current_database() and wait_event_type = 'Lock'`.execute(fx.db);
+    where datname = current_database() and wait_event_type = 'Lock'`.execute(f.db);
   let waiting = Number(rows[0]!.n);
   if (ON_CITUS) {
     const { rows: onWorkers } = await sql<{ result: string }>`
       select result from run_command_on_workers($$
         select count(*) from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'$$)`.execute(fx.db);
+        where datname = current_database() and wait_event_type = 'Lock'$$)`.execute(f.db);
     for (const r of onWorkers) waiting += Number(r.result);
   }
   return waiting;
@@ -53,8 +53,8 @@ async function userStepsFor(users: readonly string[]): Promise<number> {
 }
 
 /** Holds the users' locks (user steps wait for them) until released. */
-function lockUsers(users: readonly string[]): Promise<() => Promise<void>> {
-  return holdKeyLocks(fx.testDb.url, LOCK_SPACE.user, users, ON_CITUS ? 'users' : undefined);
+function lockUsers(users: readonly string[], f: StoreFixture = fx): Promise<() => Promise<void>> {
+  return holdKeyLocks(f.testDb.url, LOCK_SPACE.user, users, ON_CITUS ? 'users' : undefined);
 }
 
 function recorder(store: PgChatStore): Delivery[] {
@@ -122,3 +122,66 @@ test('a stale mark with nothing owed is swept without appending, and dropped onc
     select count(*) as n from fanout_marks where node_id = 'gone'`.execute(fx.db);
   expect(Number(rows[0]!.n)).toBe(0);
 });
+
+test('a node sweeping its own mark writes no mark meanwhile: an acked event is not deleted under the sweep and appended again', async () => {
+  // A send that fails UNAVAILABLE may have committed: the node sweeps its own mark after it.
+  // Marks are written here by hand only, and no other node's mark holds deletes back: a
+  // database of its own.
+  const own = await storeFixture('own-sweep');
+  try {
+    await sweepOwnMarkCase(own);
+  } finally {
+    await own.close();
+  }
+});
+
+async function sweepOwnMarkCase(own: StoreFixture): Promise<void> {
+  const node = await own.store({ markIntervalMs: 3_600_000 }, { queryTimeoutMillis: 1_000 });
+  const { chatId } = await node.createChat('os-a', ['os-b'], null, Date.now());
+  const { chatId: lockedChat } = await node.createChat('os-a', ['os-c'], null, Date.now());
+  await node.connectDevice('os-b', 'phone', Date.now());
+  await node.fanoutIdle();
+  await node.writeMark(); // the mark (and the lowest of all) is before the message below
+  const { messageId, ts } = await node.send(sendInput('os-a', chatId, { body: 'acked' }));
+  await node.fanoutIdle();
+  const [first] = (await inboxOf(own.db, 'os-b')).filter((e) => e.kind === 'message');
+  expect(first).toMatchObject({ messageId });
+
+  const steps = await userStepsFor(['os-b']);
+  const releaseUser = await lockUsers(['os-b'], own);
+  try {
+    const releaseChat = await holdKeyLocks(
+      own.testDb.url,
+      LOCK_SPACE.chat,
+      [lockedChat],
+      ON_CITUS ? 'chats' : undefined,
+    );
+    try {
+      const failed = await node
+        .send(sendInput('os-a', lockedChat, { body: 'times out' }))
+        .catch((err: unknown) => err);
+      expect(failed).toMatchObject({ code: 'UNAVAILABLE' });
+    } finally {
+      await releaseChat();
+    }
+    // The sweep of the node's own mark reaches `acked` and waits for os-b's lock.
+    await until(async () => (await waitingForLocks(own)) === steps);
+    // Meanwhile the node would write its mark past `acked`, and the device acks it: with such a
+    // mark, the cursor write deletes the acked event before the sweep has looked for it.
+    await node.writeMark();
+    await node.writeCursors([{ userId: 'os-b', deviceId: 'phone', seq: first!.seq }], Date.now());
+  } finally {
+    await releaseUser();
+  }
+  // The sweep ends by moving the mark past the failed send.
+  await until(async () => {
+    const { rows } = await sql<{ upto: string }>`
+      select upto from fanout_marks where node_id = ${node.nodeId}`.execute(own.db);
+    return Number(rows[0]?.upto ?? 0) > ts;
+  });
+  const copies = (await inboxOf(own.db, 'os-b')).filter(
+    (e) => e.kind === 'message' && e.messageId === messageId && e.seq !== first!.seq,
+  );
+  expect(copies).toEqual([]);
+  expect(await node.latestSeq('os-b')).toBe(first!.seq);
+}

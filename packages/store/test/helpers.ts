@@ -1,9 +1,8 @@
 /** Shared pieces of the store's integration tests (not a test file itself). */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import { createCitusTestDatabase } from '../../testkit/src/citus';
-import { createTestDatabase } from '../../testkit/src/db';
-import type { TestDatabase } from '../../testkit/src/db';
+import { createCitusTestDatabase, createTestDatabase } from '@chat/testkit';
+import type { TestDatabase } from '@chat/testkit';
 import { createDatabase, migrate, PgChatStore } from '../src/index';
 import type { Database, PgChatStoreOptions, SendInput } from '../src/index';
 import type { DatabaseOptions } from '../src/pool';
@@ -23,6 +22,11 @@ export interface StoreFixture {
    * close().
    */
   store(options?: Partial<PgChatStoreOptions>, dbOptions?: DatabaseOptions): Promise<PgChatStore>;
+  /**
+   * Another connection pool like a store's (on Citus it refuses a statement that reaches more
+   * than one shard), for the other stores a test builds; destroyed by close().
+   */
+  storeDb(): Kysely<Database>;
   close(): Promise<void>;
 }
 
@@ -37,28 +41,34 @@ export async function storeFixture(
   const db = createDatabase(testDb.url, { maxConnections: 2 });
   await migrate(db);
   const stores: PgChatStore[] = [];
+  const pools: Kysely<Database>[] = [];
+  const openPool = (dbOptions: DatabaseOptions = {}): Kysely<Database> =>
+    createDatabase(testDb.url, {
+      maxConnections: 4,
+      ...(ON_CITUS ? { sessionSettings: SINGLE_SHARD } : {}),
+      ...dbOptions,
+    });
   return {
     testDb,
     db,
     store: async (options = {}, dbOptions = {}) => {
-      const store = new PgChatStore(
-        createDatabase(testDb.url, {
-          maxConnections: 4,
-          ...(ON_CITUS ? { sessionSettings: SINGLE_SHARD } : {}),
-          ...dbOptions,
-        }),
-        {
-          maxMembersPerChat: 100,
-          nodeId: `${prefix}-${stores.length + 1}`,
-          ...options,
-        },
-      );
+      const store = new PgChatStore(openPool(dbOptions), {
+        maxMembersPerChat: 100,
+        nodeId: `${prefix}-${stores.length + 1}`,
+        ...options,
+      });
       stores.push(store);
       await store.start();
       return store;
     },
+    storeDb: () => {
+      const pool = openPool();
+      pools.push(pool);
+      return pool;
+    },
     close: async () => {
       await Promise.all(stores.map((s) => s.close()));
+      await Promise.all(pools.map((p) => p.destroy()));
       await db.destroy();
       await testDb.drop();
     },

@@ -1,7 +1,6 @@
 /** Postgres going away for real: a private server for this file, stopped and started again. */
-import { startPostgres } from '../../testkit/src/postgres';
-import type { PostgresHandle } from '../../testkit/src/postgres';
-import { waitFor } from '../../testkit/src/wait';
+import { startPostgres, waitFor } from '@chat/testkit';
+import type { PostgresHandle } from '@chat/testkit';
 import type { PgChatStore } from '../src/index';
 import { expectContiguousSeqs, sendInput, storeFixture } from './helpers';
 import type { StoreFixture } from './helpers';

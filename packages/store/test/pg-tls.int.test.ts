@@ -4,10 +4,8 @@
  * a server whose certificate another CA signed, or that is issued for another name, is refused.
  */
 import { sql } from 'kysely';
-import { createLocalCa, createLocalTls, writePemPair } from '../../testkit/src/index';
-import type { LocalTls } from '../../testkit/src/index';
-import { startPostgres } from '../../testkit/src/postgres';
-import type { PostgresHandle } from '../../testkit/src/postgres';
+import { createLocalCa, createLocalTls, startPostgres, writePemPair } from '@chat/testkit';
+import type { LocalTls, PostgresHandle } from '@chat/testkit';
 import { createDatabase } from '../src/index';
 
 let tls: LocalTls;

@@ -17,9 +17,8 @@
 import { sql } from 'kysely';
 import { Client } from 'pg';
 import { isChatError } from '@chat/protocol';
-import { startCitus } from '../../testkit/src/citus';
-import type { CitusHandle, CitusServer } from '../../testkit/src/citus';
-import { waitFor } from '../../testkit/src/wait';
+import { startCitus, waitFor } from '@chat/testkit';
+import type { CitusHandle, CitusServer } from '@chat/testkit';
 import { isUnavailableError } from '../src/index';
 import type { PgChatStore, SendResult, StoreLogger } from '../src/index';
 import { expectContiguousSeqs, SINGLE_SHARD, storeFixture } from './helpers';
@@ -66,7 +65,9 @@ function note(obj: object): void {
   if (isUnavailableError(err) || (isChatError(err) && err.code === 'UNAVAILABLE')) {
     loggedUnavailable++;
   } else {
-    unexpectedLogged.push(err ?? obj);
+    // With the SQLSTATE, which decides the class, in the failure's diff.
+    const code = (err as { code?: unknown } | undefined)?.code;
+    unexpectedLogged.push(err instanceof Error ? `${String(code)}: ${err.message}` : (err ?? obj));
   }
 }
 

@@ -4,8 +4,7 @@
  * pool's connection check; and the fan-out a restore took away, made good by the store.
  */
 import { sql } from 'kysely';
-import { snapshotDatabase } from '../../testkit/src/db-snapshot';
-import { waitFor } from '../../testkit/src/wait';
+import { snapshotDatabase, waitFor } from '@chat/testkit';
 import {
   StoreEpochChangedError,
   createDatabase,
@@ -142,4 +141,61 @@ test('after a new epoch the store appends its own fan-out the database lost', as
       select upto from fanout_marks where node_id = ${store.nodeId}`.execute(fx.db);
     expect(Number(rows[0]?.upto)).toBeGreaterThan(before);
   });
+});
+
+test('a statement that waited for a connection while a new epoch was found is refused', async () => {
+  // Each statement on a new connection of its own, whose check waits while `gate` is shut: the
+  // cursor write is held there while the epoch changes, as a write queued in the pool is while
+  // another connection finds the restore.
+  let gate: Promise<void> = Promise.resolve();
+  let entered: () => void = () => undefined;
+  let epoch = 'before';
+  const applicationName = 'epoch-gated';
+  const store = await fx.store(
+    { markIntervalMs: 3_600_000 },
+    {
+      maxConnections: 1,
+      idleTimeoutMillis: 1,
+      applicationName,
+      checkConnection: async () => {
+        entered();
+        await gate;
+      },
+      storeEpoch: () => epoch,
+    },
+  );
+  await store.createChat('ep-dan', ['ep-eve'], null, Date.now());
+  await store.fanoutIdle();
+  await store.connectDevice('ep-eve', 'd1', Date.now());
+  const cursor = async (): Promise<number> => {
+    const { rows } = await sql<{ acked_seq: string }>`
+      select acked_seq from devices where user_id = 'ep-eve' and device_id = 'd1'`.execute(fx.db);
+    return Number(rows[0]?.acked_seq);
+  };
+  expect({ latest: await store.latestSeq('ep-eve'), cursor: await cursor() }).toEqual({
+    latest: 1,
+    cursor: 0,
+  });
+  // The store's idle connection is gone: its next statement opens one.
+  await waitFor(async () => {
+    const { rows } = await sql<{ n: string }>`
+      select count(*) as n from pg_stat_activity where application_name = ${applicationName}`.execute(
+      fx.db,
+    );
+    expect(Number(rows[0]?.n)).toBe(0);
+  });
+
+  let open: () => void = () => undefined;
+  gate = new Promise((resolve) => (open = resolve));
+  const waiting = new Promise<void>((resolve) => (entered = resolve));
+  const written = store.writeCursors([{ userId: 'ep-eve', deviceId: 'd1', seq: 1 }], Date.now());
+  await waiting;
+  epoch = 'after';
+  open();
+  // Refused: in a restored database it would raise the next seq past events nobody got.
+  await expect(written).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+  expect(await cursor()).toBe(0);
+  // A cursor asked for under the new epoch is written.
+  await store.writeCursors([{ userId: 'ep-eve', deviceId: 'd1', seq: 1 }], Date.now());
+  expect(await cursor()).toBe(1);
 });

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import { ChatError } from '@chat/protocol';
+import { Client } from 'pg';
 import { PgGroupStore, createDatabase, migrate } from '../src/index';
+import { MIGRATE_LOCK_ID } from '../src/migrations';
 import type { PgChatStore } from '../src/index';
 import {
   countRows,
@@ -64,9 +66,34 @@ describe('migrations', () => {
     }
   });
 
+  it("wait for another process's migrations longer than one query may last", async () => {
+    const holder = new Client({ connectionString: fx.testDb.url });
+    await holder.connect();
+    await holder.query('select pg_advisory_lock($1)', [MIGRATE_LOCK_ID]);
+    const db = createDatabase(fx.testDb.url, { maxConnections: 1, queryTimeoutMillis: 300 });
+    try {
+      const started = Date.now();
+      const migrating = migrate(db);
+      // The other process migrates for three query timeouts: a wait in one statement would
+      // have been cut by the timeout.
+      const released = new Promise<void>((resolve) =>
+        setTimeout(() => {
+          void holder
+            .query('select pg_advisory_unlock($1)', [MIGRATE_LOCK_ID])
+            .then(() => resolve());
+        }, 900),
+      );
+      expect((await migrating).error).toBeUndefined();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      await released;
+    } finally {
+      await db.destroy();
+      await holder.end();
+    }
+  });
+
   it('apply from scratch concurrently', async () => {
-    const { createTestDatabase } = await import('../../testkit/src/db');
-    const { createCitusTestDatabase } = await import('../../testkit/src/citus');
+    const { createTestDatabase, createCitusTestDatabase } = await import('@chat/testkit');
     const fresh = ON_CITUS
       ? await createCitusTestDatabase('migrate')
       : await createTestDatabase('migrate');
@@ -87,6 +114,9 @@ describe('migrations', () => {
         '0010_citus_local_steps',
         '0011_blocks',
         '0012_attachment_fetches',
+        '0014_push',
+        '0015_expired_seq',
+        '0016_citus_coordinator_locks',
       ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));

@@ -8,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { chromium } from 'playwright-core';
 import { REPO_ROOT } from './service-process';
 
 const DEFAULT_CHROMIUM = '/usr/bin/chromium';
@@ -43,7 +42,10 @@ function spkiPin(pem: string): string {
  * Starts headless Chromium; close it in the test's teardown. Without a display: `headless` needs
  * none, and the sandbox is off because CI runs as root.
  */
-export function launchBrowser(options: BrowserOptions = {}): Promise<Browser> {
+export async function launchBrowser(options: BrowserOptions = {}): Promise<Browser> {
+  // Loaded here, not at the top: playwright-core takes about 2 s to load, which every test file
+  // importing @chat/testkit would pay, browser test or not.
+  const { chromium } = await import('playwright-core');
   const pins = (options.trustCertificates ?? []).map(spkiPin);
   return chromium.launch({
     executablePath: chromiumPath(),

@@ -12,12 +12,14 @@
  * const citus = await startCitus({ workers: 2 });
  * const db = createDatabase(citus.url); // the coordinator
  * const port = await citus.addWorker(); // a third worker, empty until shards are moved onto it
+ * await citus.crash(citus.workers[0]!); // SIGKILL: the next start() runs crash recovery
+ * await citus.start(citus.workers[0]!);
  * await citus.close();
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -26,6 +28,7 @@ import { Client } from 'pg';
 import { uniqueDatabaseName } from './db';
 import type { TestDatabase } from './db';
 import { freePort } from './free-port';
+import { continueTree, killTreeAndWait, stopTree } from './process-tree';
 
 const run = promisify(execFile);
 
@@ -46,6 +49,20 @@ export interface CitusHandle {
   readonly workers: readonly CitusServer[];
   /** Starts one more worker and adds it to the cluster (no shards until a rebalance). */
   addWorker(): Promise<CitusServer>;
+  /**
+   * SIGKILLs a server's postmaster and waits until its processes are gone: no shutdown
+   * checkpoint, so the next `start()` runs crash recovery. Its connections die without a reply.
+   */
+  crash(server: CitusServer): Promise<void>;
+  /** Starts a crashed server again on its port. */
+  start(server: CitusServer): Promise<void>;
+  /**
+   * SIGSTOPs a server's postmaster and every process it started: connections stay open and
+   * queries hang, new connections are accepted by the kernel but never answered.
+   */
+  freeze(server: CitusServer): Promise<void>;
+  /** Resumes a frozen server (nothing to do when it is not frozen). */
+  thaw(server: CitusServer): Promise<void>;
   /** Stops every server and deletes their data. */
   close(): Promise<void>;
 }
@@ -83,6 +100,14 @@ export async function startCitus(options: CitusOptions = {}): Promise<CitusHandl
     servers.push(server);
     return server;
   };
+  /** The processes freeze() stopped, by data dir. */
+  const frozen = new Map<string, number[]>();
+  /** Data dirs of servers crash() killed and start() has not started again. */
+  const crashed = new Set<string>();
+  const thaw = (server: CitusServer): void => {
+    continueTree(frozen.get(server.dataDir) ?? []);
+    frozen.delete(server.dataDir);
+  };
   try {
     const coordinator = await startServer('coordinator');
     const workers: CitusServer[] = [];
@@ -103,8 +128,25 @@ export async function startCitus(options: CitusOptions = {}): Promise<CitusHandl
         workers.push(w);
         return w;
       },
+      crash: async (server) => {
+        thaw(server);
+        await killTreeAndWait(await postmasterPid(server));
+        crashed.add(server.dataDir);
+      },
+      start: async (server) => {
+        const log = join(server.dataDir, 'log');
+        await pgProgram(owner, 'pg_ctl', ['-D', server.dataDir, '-l', log, '-w', 'start']);
+        crashed.delete(server.dataDir);
+      },
+      freeze: async (server) => {
+        if (!frozen.has(server.dataDir))
+          frozen.set(server.dataDir, stopTree(await postmasterPid(server)));
+      },
+      thaw: async (server) => thaw(server),
       close: async () => {
-        await Promise.all(servers.map((s) => stopServer(s, owner)));
+        for (const server of servers) thaw(server); // a stopped server would not hear the stop
+        const running = servers.filter((s) => !crashed.has(s.dataDir));
+        await Promise.all(running.map((s) => stopServer(s, owner)));
         await rm(root, { recursive: true, force: true });
         watchdog.stdin.end();
       },
@@ -259,6 +301,14 @@ async function initAndStart(
   const server = { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, dataDir };
   await query(server.url, 'create extension if not exists citus');
   return server;
+}
+
+/** The postmaster's pid: the first line of postmaster.pid in its data dir. */
+async function postmasterPid(server: CitusServer): Promise<number> {
+  const text = await readFile(join(server.dataDir, 'postmaster.pid'), 'utf8');
+  const pid = Number(text.split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no postmaster pid in ${server.dataDir}`);
+  return pid;
 }
 
 async function stopServer(server: CitusServer, owner: Owner | null): Promise<void> {

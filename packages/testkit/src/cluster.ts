@@ -3,7 +3,7 @@
  * Postgres, the registry and N chat nodes. Tests can kill, pause, stop and add nodes, change
  * the ring, and stop or pause etcd.
  */
-import { RingConfigStore, createEtcdClient } from '@chat/cluster';
+import { RingConfigStore, clusterKeys, createEtcdClient } from '@chat/cluster';
 import type { EtcdSecurity, RingMember } from '@chat/cluster';
 import { Pool } from 'pg';
 import type { TestDatabase } from './db';
@@ -12,8 +12,8 @@ import type { CitusTopology } from './citus';
 import { createEngineTestDatabase } from './engine-db';
 import { startEdge } from './edge';
 import type { EdgeHandle } from './edge';
-import type { EtcdHandle } from './etcd';
-import { startEtcd } from './etcd';
+import type { EtcdCluster, EtcdHandle } from './etcd';
+import { clusterOfOne, startEtcd, startEtcdCluster } from './etcd';
 import { startSecureEtcd } from './secure-etcd';
 import type { NodeProcess } from './node-process';
 import { TEST_SECRET, startNodeProcess } from './node-process';
@@ -44,6 +44,12 @@ export interface ClusterOptions {
   readonly adminUrl?: string;
   /** A Citus cluster to create the database on instead (`npm start -- --citus`). */
   readonly citus?: CitusTopology;
+  /**
+   * `host:port` the nodes reach the database server through instead of its own address: a
+   * fault proxy in front of it. The test's own connections (`sql`, creating and dropping the
+   * database) go to the server directly.
+   */
+  readonly databaseProxy?: string;
   readonly prefix?: string;
   /** Secret that device tokens are signed with (default the test secret). */
   readonly authSecret?: string;
@@ -69,6 +75,11 @@ export interface ClusterOptions {
    */
   readonly secureEtcd?: boolean;
   /**
+   * etcd members (default 1). With more, every process is given all their client URLs and
+   * `cluster.etcdCluster.members` stops and starts them one by one (quorum tests).
+   */
+  readonly etcdMembers?: number;
+  /**
    * Clients through the TLS edge (needs `tls`): nginx on a free port (`cluster.edge`), and the
    * registry and nodes told its URL (CHAT_EDGE_URL), so routes name `wss://<edge>/n/<node>/ws`.
    */
@@ -82,17 +93,30 @@ export interface RouteAnswer {
   readonly epoch: number;
 }
 
+/** The registry's `/v1/ring`: the ring's epoch and every node it knows. */
+export interface RegistryRing {
+  readonly epoch: number;
+  readonly nodes: ReadonlyArray<{
+    readonly id: string;
+    readonly live: boolean;
+    readonly member: boolean;
+  }>;
+}
+
 export class TestCluster {
   readonly nodes = new Map<string, NodeProcess>();
   private readonly ringStore: RingConfigStore;
   /** The object storage nodes use, when the cluster was started with the `s3` option. */
   s3: S3Handle | undefined;
   private ownsS3 = false;
+  /** Ids usersOn() has handed out. */
+  private readonly usersHandedOut = new Set<string>();
   /** The TLS edge, when the cluster was started with the `edge` option. */
   edge: EdgeHandle | undefined;
 
   private constructor(
-    readonly etcd: EtcdHandle,
+    /** Every etcd member (one unless the `etcdMembers` option asked for more). */
+    readonly etcdCluster: EtcdCluster,
     private readonly etcdClient: ReturnType<typeof createEtcdClient>,
     readonly db: TestDatabase,
     readonly sql: Pool,
@@ -113,7 +137,7 @@ export class TestCluster {
     const prefix = options.prefix ?? '/chat';
     const { etcd, access: etcdAccess } = await startClusterEtcd(options, prefix);
     const etcdClient = createEtcdClient({
-      endpoints: etcd.endpoint,
+      endpoints: etcd.endpoints,
       security: etcdAccess.security,
     });
     const db =
@@ -168,7 +192,7 @@ export class TestCluster {
           tls: options.tls!,
           port: Number(new URL(edgeUrl).port),
           registryUrl: cluster.registryUrl,
-          etcdEndpoint: etcd.endpoint,
+          etcdEndpoint: etcd.endpoints,
           etcdSecurity: etcdAccess.security,
           prefix,
         });
@@ -180,6 +204,15 @@ export class TestCluster {
       throw err;
     }
     return cluster;
+  }
+
+  /** The cluster's etcd when it has a single member (the default). */
+  get etcd(): EtcdHandle {
+    const { members } = this.etcdCluster;
+    if (members.length !== 1 || members[0] === undefined) {
+      throw new Error(`this cluster's etcd has ${members.length} members: use etcdCluster`);
+    }
+    return members[0];
   }
 
   get registryUrl(): string {
@@ -214,6 +247,15 @@ export class TestCluster {
     return node;
   }
 
+  /** The database as the nodes reach it: through the `databaseProxy` when there is one. */
+  private get nodeDatabaseUrl(): string {
+    const proxy = this.options.databaseProxy;
+    if (proxy === undefined) return this.db.url;
+    const url = new URL(this.db.url);
+    url.host = proxy;
+    return url.toString();
+  }
+
   /** Starts (or restarts) a node process; it registers itself but is a member only if configured. */
   async startNode(
     nodeId: string,
@@ -223,7 +265,7 @@ export class TestCluster {
     const rpcTls =
       this.options.tls === undefined ? undefined : await issueRpcTls(this.options.tls, nodeId);
     const node = await startNodeProcess({
-      databaseUrl: this.db.url,
+      databaseUrl: this.nodeDatabaseUrl,
       nodeId,
       ...(rpcTls === undefined ? {} : { rpcTls }),
       env: {
@@ -277,14 +319,57 @@ export class TestCluster {
     await waitFor(async () => {
       const routed = await Promise.all(users.map(async (u) => (await this.route(u)).node));
       for (const node of this.nodes.values()) {
-        const res = await fetch(`${node.internalUrl}/v1/owners?users=${users.join(',')}`);
-        const { owners } = (await res.json()) as { owners: Record<string, string | null> };
+        const { owners } = await this.ownersAt(node.nodeId, users);
         const differ = users.filter((u, i) => owners[u] !== routed[i]);
         if (differ.length > 0) {
           throw new Error(`${node.nodeId} places ${differ.length} sample users elsewhere`);
         }
       }
     }, timeoutMs);
+  }
+
+  /** Where a running node places `users` (its `/v1/owners`), and the ring epoch it uses. */
+  async ownersAt(
+    nodeId: string,
+    users: readonly string[],
+  ): Promise<{ epoch: number; owners: Record<string, string | null> }> {
+    const res = await fetch(`${this.node(nodeId).internalUrl}/v1/owners?users=${users.join(',')}`);
+    if (res.status !== 200) throw new Error(`${nodeId} answered ${res.status} for /v1/owners`);
+    return (await res.json()) as { epoch: number; owners: Record<string, string | null> };
+  }
+
+  /**
+   * `count` fresh user ids (`<prefix>0`, `<prefix>1`, ...) that the registry places on `nodeId`;
+   * an id handed out once is not handed out again by this cluster.
+   */
+  async usersOn(nodeId: string, count: number, prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    for (let i = 0; out.length < count && i < 10_000; i++) {
+      const id = `${prefix}${i}`;
+      if (this.usersHandedOut.has(id)) continue;
+      if ((await this.route(id)).node === nodeId) {
+        this.usersHandedOut.add(id);
+        out.push(id);
+      }
+    }
+    if (out.length < count) throw new Error(`could not find ${count} users on ${nodeId}`);
+    return out;
+  }
+
+  /** The ring as the registry serves it. */
+  async registryRing(): Promise<RegistryRing> {
+    const res = await fetch(`${this.registryUrl}/v1/ring`);
+    if (res.status !== 200) throw new Error(`registry answered ${res.status} for /v1/ring`);
+    return (await res.json()) as RegistryRing;
+  }
+
+  /** node id -> lease of its registration key, as etcd has it now. */
+  async registrations(): Promise<Record<string, string>> {
+    const { nodesPrefix } = clusterKeys(this.prefix);
+    const res = await this.etcdClient.getAll().prefix(nodesPrefix).exec();
+    const out: Record<string, string> = {};
+    for (const kv of res.kvs) out[kv.key.toString('utf8').slice(nodesPrefix.length)] = kv.lease;
+    return out;
   }
 
   /** Asks the registry where a user belongs. */
@@ -310,7 +395,7 @@ export class TestCluster {
     await Promise.allSettled([...this.nodes.values()].map((n) => n.stop()));
     await this.registry.stop();
     this.etcdClient.close();
-    await this.etcd.close();
+    await this.etcdCluster.close();
     await this.sql.end();
     await this.db.drop();
     if (this.ownsS3) await this.s3?.close();
@@ -326,14 +411,17 @@ export interface EtcdAccess {
 async function startClusterEtcd(
   options: ClusterOptions,
   prefix: string,
-): Promise<{ etcd: EtcdHandle; access: EtcdAccess }> {
+): Promise<{ etcd: EtcdCluster; access: EtcdAccess }> {
+  const members = options.etcdMembers ?? 1;
   if (options.secureEtcd !== true) {
-    const etcd = await startEtcd();
+    const etcd =
+      members === 1 ? clusterOfOne(await startEtcd()) : await startEtcdCluster({ members });
     return { etcd, access: { env: { CHAT_ETCD_ENDPOINTS: etcd.endpoint }, security: {} } };
   }
   if (options.tls === undefined) throw new Error('the secureEtcd option needs the tls option');
+  if (members !== 1) throw new Error('the secureEtcd option runs a single etcd member');
   const { etcd, env, security } = await startSecureEtcd(options.tls, prefix);
-  return { etcd, access: { env, security } };
+  return { etcd: clusterOfOne(etcd), access: { env, security } };
 }
 
 function startRegistryProcess(
@@ -342,6 +430,7 @@ function startRegistryProcess(
   options: ClusterOptions,
   edgeUrl: string | undefined,
 ): Promise<ServiceProcess> {
+  const vapidPublicKey = options.nodeEnv?.['CHAT_PUSH_WEBPUSH_VAPID_PUBLIC_KEY'];
   return startServiceProcess({
     name: 'registry',
     script: 'packages/registry/src/main.ts',
@@ -356,6 +445,10 @@ function startRegistryProcess(
       ...(options.web ? { CHAT_REGISTRY_WEB: '1' } : {}),
       ...(options.operatorToken ? { CHAT_OPERATOR_TOKEN: options.operatorToken } : {}),
       ...(edgeUrl !== undefined ? { CHAT_EDGE_URL: edgeUrl } : {}),
+      // The chat page subscribes with the nodes' VAPID key: the registry serves that one.
+      ...(vapidPublicKey !== undefined
+        ? { CHAT_PUSH_WEBPUSH_VAPID_PUBLIC_KEY: vapidPublicKey }
+        : {}),
     },
   });
 }

@@ -22,8 +22,8 @@ export interface EdgeOptions {
   readonly tls: LocalTls;
   /** The registry's plaintext base URL, for everything that is not a node route. */
   readonly registryUrl: string;
-  /** Where membership is read from. */
-  readonly etcdEndpoint: string;
+  /** Where membership is read from: one etcd client URL, or every member's. */
+  readonly etcdEndpoint: string | readonly string[];
   /** etcd credentials and TLS, when the cluster's etcd wants them (ClusterOptions.secureEtcd). */
   readonly etcdSecurity?: EtcdSecurity;
   readonly prefix: string;

@@ -1,12 +1,13 @@
 /**
- * Starts a private single-member etcd (the real `etcd` binary, Debian's `etcd-server` package)
- * on free loopback ports and controls it for fault injection: stop and start it again on the
- * same ports and data, pause it with SIGSTOP, close it for good.
+ * Starts a private etcd (the real `etcd` binary, Debian's `etcd-server` package) on free
+ * loopback ports, a single member or a cluster of several (`startEtcdCluster`), and controls
+ * each member for fault injection: stop and start it again on the same ports and data, pause it
+ * with SIGSTOP, close it for good.
  *
  * @example
  * const etcd = await startEtcd();
  * const client = new Etcd3({ hosts: etcd.endpoint });
- * await etcd.stop();   // calls now fail
+ * await etcd.stop();   // calls now fail (kill() does the same with SIGKILL)
  * await etcd.start();  // same data, same endpoint
  * await etcd.pause();  // connections stay open but nothing answers
  * await etcd.resume();
@@ -30,6 +31,8 @@ export interface EtcdHandle {
   readonly logFile: string;
   /** Stops etcd (SIGTERM, then SIGKILL after the deadline), keeping its data. */
   stop(): Promise<void>;
+  /** Kills etcd with SIGKILL (a crash: no goodbye to its peers), keeping its data. */
+  kill(): Promise<void>;
   /** Starts a stopped etcd again on the same ports and data, and waits until it is healthy. */
   start(): Promise<void>;
   /** Freezes the process with SIGSTOP: connections stay open, nothing is answered. */
@@ -67,26 +70,119 @@ const STOP_TIMEOUT_MS = 10_000;
 
 /** Starts a fresh etcd on free loopback ports; resolves once it answers `/health`. */
 export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdHandle> {
+  const [clientPort = 0, peerPort = 0] = await freePorts(2);
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  return launchMember(options, {
+    name: 't',
+    clientPort,
+    peerPort,
+    initialCluster: `t=${peerUrl}`,
+    // A single member elects itself after one election timeout: keep it short for fast starts.
+    timing: ['--heartbeat-interval=20', '--election-timeout=200'],
+  });
+}
+
+/** A multi-member etcd: every member is an {@link EtcdHandle} that can be stopped on its own. */
+export interface EtcdCluster {
+  /** Client URLs of every member, in member order. */
+  readonly endpoints: readonly string[];
+  /** The same joined with commas, as CHAT_ETCD_ENDPOINTS takes them. */
+  readonly endpoint: string;
+  readonly members: readonly EtcdHandle[];
+  /** Kills every member and deletes their data. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+export interface EtcdClusterOptions extends Omit<EtcdOptions, 'tls'> {
+  /** How many members (default 3: a majority of 2 survives one loss). */
+  readonly members?: number;
+}
+
+/**
+ * Starts an etcd cluster of `members` processes on free loopback ports, each with its own
+ * temporary data directory; resolves once every member answers `/health` (there is a leader).
+ *
+ * @example
+ * const etcd = await startEtcdCluster({ members: 3 });
+ * await etcd.members[0]!.stop(); // one lost: the other two still have quorum
+ * await etcd.members[1]!.stop(); // quorum lost: writes and linearizable reads fail
+ */
+export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
+  const count = options.members ?? 3;
+  if (!Number.isInteger(count) || count < 1) {
+    throw new RangeError(`members must be a whole number >= 1, got ${count}`);
+  }
+  const ports = await freePorts(2 * count);
+  const specs = Array.from({ length: count }, (_, i) => ({
+    name: `m${i + 1}`,
+    clientPort: ports[2 * i] ?? 0,
+    peerPort: ports[2 * i + 1] ?? 0,
+  }));
+  const initialCluster = specs.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
+  // Members must start together: none is healthy before a majority of them can elect a leader.
+  // Longer timeouts than a single member's, so a busy machine does not cause needless elections.
+  const started = await Promise.allSettled(
+    specs.map((spec) =>
+      launchMember(options, {
+        ...spec,
+        initialCluster,
+        timing: ['--heartbeat-interval=50', '--election-timeout=500'],
+      }),
+    ),
+  );
+  const members = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const close = async (): Promise<void> => {
+    await Promise.all(members.map((m) => m.close()));
+  };
+  if (failed !== undefined) {
+    await close();
+    throw failed.reason;
+  }
+  const endpoints = Object.freeze(members.map((m) => m.endpoint));
+  return { endpoints, endpoint: endpoints.join(','), members, close };
+}
+
+/** A single etcd seen as a cluster of one, for code that handles both. */
+export function clusterOfOne(member: EtcdHandle): EtcdCluster {
+  return {
+    endpoints: Object.freeze([member.endpoint]),
+    endpoint: member.endpoint,
+    members: Object.freeze([member]),
+    close: () => member.close(),
+  };
+}
+
+/** Where one member listens and which cluster it starts in. */
+interface MemberSpec {
+  readonly name: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** `--initial-cluster`: `name=peerUrl` of every member. */
+  readonly initialCluster: string;
+  /** Raft heartbeat and election timeout flags. */
+  readonly timing: readonly string[];
+}
+
+async function launchMember(options: EtcdOptions, member: MemberSpec): Promise<EtcdHandle> {
   const binary = options.binary ?? 'etcd';
   const startTimeoutMs = options.startTimeoutMs ?? 30_000;
-  const [clientPort = 0, peerPort = 0] = await freePorts(2);
+  const { clientPort, peerPort } = member;
   const dir = mkdtempSync(join(tmpdir(), 'chat-etcd-'));
   const logFile = join(dir, 'etcd.log');
   const tls = options.tls;
   const endpoint = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const args = [
-    '--name=t',
+    `--name=${member.name}`,
     `--data-dir=${join(dir, 'data')}`,
     `--listen-client-urls=${endpoint}`,
     `--advertise-client-urls=${endpoint}`,
     `--listen-peer-urls=${peerUrl}`,
     `--initial-advertise-peer-urls=${peerUrl}`,
-    `--initial-cluster=t=${peerUrl}`,
+    `--initial-cluster=${member.initialCluster}`,
     '--initial-cluster-state=new',
-    // A single member elects itself after one election timeout: keep it short for fast starts.
-    '--heartbeat-interval=20',
-    '--election-timeout=200',
+    ...member.timing,
     '--logger=zap',
     '--log-outputs=stderr',
     '--log-level=warn',
@@ -189,6 +285,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdHandle> 
     dir,
     logFile,
     stop: () => stopEtcd('SIGTERM'),
+    kill: () => stopEtcd('SIGKILL'),
     start: spawnEtcd,
     pause: () => signal('SIGSTOP'),
     resume: () => signal('SIGCONT'),

@@ -1,7 +1,10 @@
 /**
  * `npm start`: the whole system on this machine on embedded defaults (etcd, Postgres, an
- * S3-compatible object store, the registry and N chat nodes) on free loopback ports. Prints the READY line of DESIGN.md
- * section 7 when everything is up. Ctrl-C (or SIGTERM) stops everything it started.
+ * S3-compatible object store, the registry and N chat nodes) on free loopback ports. Prints the
+ * READY line (README "Quick start") when everything is up. Ctrl-C (or SIGTERM) stops everything
+ * it started, in order and quietly, and exits 0: the nodes (they drain), the registry, etcd,
+ * Postgres, the object storage. The launcher runs in a process group of its own so that the
+ * terminal's Ctrl-C reaches it alone (local-supervisor.ts).
  *
  * `--citus`: the storage is a Citus coordinator and two workers (PostgreSQL 15 with the citus
  * extension; scripts/start.sh builds it when missing) instead of the embedded PostgreSQL.
@@ -13,8 +16,11 @@
 import { randomBytes } from 'node:crypto';
 import { startCitus, topologyOf } from './citus';
 import type { CitusTopology } from './citus';
-import { DEV_SECRET_NOTICE, parseLocalArgs } from './local-args';
+import { DEV_SECRET_NOTICE, LocalArgsError, parseLocalArgs } from './local-args';
+import type { LocalArgs } from './local-args';
 import { TestCluster } from './cluster';
+import { createLocalPush } from './local-push';
+import { isSupervised, onStopRequest, superviseThisScript } from './local-supervisor';
 import { LOOPBACK_NAMES, createLocalTls } from './local-tls';
 import type { LocalTls } from './local-tls';
 import { startPostgres } from './postgres';
@@ -60,65 +66,107 @@ async function startStorage(citus: boolean, tls: LocalTls | undefined): Promise<
   };
 }
 
+/** What the launcher started, stopped in the reverse order, each step quietly. */
+class StartedPieces {
+  private readonly pieces: { readonly name: string; readonly close: () => Promise<void> }[] = [];
+
+  add(name: string, close: () => Promise<void>): void {
+    this.pieces.push({ name, close });
+  }
+
+  /** Stops every piece, the last started first; false when one failed (said in one line). */
+  async closeAll(): Promise<boolean> {
+    let ok = true;
+    for (const piece of this.pieces.splice(0).reverse()) {
+      try {
+        await piece.close();
+      } catch (err) {
+        ok = false;
+        console.error(`stopping ${piece.name} failed: ${(err as Error).message}`);
+      }
+    }
+    return ok;
+  }
+}
+
 async function main(): Promise<void> {
   const args = parseLocalArgs(process.argv.slice(2));
-  const tls = args.secure ? await createLocalTls() : undefined;
-  if (tls !== undefined) console.log(`--secure: local CA ${tls.caFile}`);
-  const pg = await startStorage(args.citus, tls).catch(async (err: unknown) => {
-    await tls?.close();
-    throw err;
+  const started = new StartedPieces();
+  let ready = false;
+  let stopRequested = false;
+  const stop = async (): Promise<never> => {
+    console.log('\nstopping: nodes (drain), registry, etcd, Postgres, object storage...');
+    const ok = await started.closeAll();
+    console.log(ok ? 'stopped' : 'stopped, with the failures above');
+    process.exit(ok ? 0 : 1);
+  };
+  // A stop asked for while starting waits for the step under way, then stops what started.
+  onStopRequest(() => {
+    stopRequested = true;
+    if (ready) void stop();
   });
-  console.log('starting object storage (s3rver, embedded)...');
-  let s3;
+  const checkpoint = async (): Promise<void> => {
+    if (stopRequested) await stop();
+  };
   try {
-    s3 = await startS3();
+    await run(args, started, checkpoint);
   } catch (err) {
-    await pg.close();
-    await tls?.close();
+    if (stopRequested) await stop();
+    await started.closeAll();
     throw err;
   }
+  ready = true;
+  await checkpoint();
+}
+
+async function run(
+  args: LocalArgs,
+  started: StartedPieces,
+  checkpoint: () => Promise<void>,
+): Promise<void> {
+  const tls = args.secure ? await createLocalTls() : undefined;
+  if (tls !== undefined) {
+    started.add('the local CA', () => tls.close());
+    console.log(`--secure: local CA ${tls.caFile}`);
+  }
+  await checkpoint();
+  console.log('starting object storage (s3rver, embedded)...');
+  const s3 = await startS3();
+  started.add('object storage', () => s3.close());
+  await checkpoint();
+  const pg = await startStorage(args.citus, tls);
+  started.add('Postgres', () => pg.close());
+  await checkpoint();
   console.log(
     `starting etcd, the registry and ${args.nodes} node(s), ${args.members} of them ring members...`,
   );
   const operatorToken = randomBytes(24).toString('base64url');
-  let cluster: TestCluster;
-  try {
-    cluster = await TestCluster.start({
-      nodes: args.nodes,
-      members: args.members,
-      ...pg.where,
-      leaseTtlSec: 10,
-      // Empty: nodes fall back to the dev secret and warn about it; the registry mints dev tokens.
-      authSecret: '',
-      devTokens: true,
-      web: true,
-      // A fresh one per run, printed below in the dashboard's URL: the dashboard is for operators.
-      operatorToken,
-      s3,
-      // --secure: etcd too wants TLS client certificates and a password (secure-etcd.ts).
-      ...(tls !== undefined ? { tls, edge: true, secureEtcd: true } : {}),
-    });
-  } catch (err) {
-    await s3.close();
-    await pg.close();
-    await tls?.close();
-    throw err;
-  }
-
+  // Web Push is on in local runs, with a VAPID key pair made for this run.
+  const push = await createLocalPush();
+  started.add('the Web Push keys', () => push.close());
+  const cluster = await TestCluster.start({
+    nodeEnv: push.nodeEnv,
+    nodes: args.nodes,
+    members: args.members,
+    ...pg.where,
+    leaseTtlSec: 10,
+    // Empty: nodes fall back to the dev secret and warn about it; the registry mints dev tokens.
+    authSecret: '',
+    devTokens: true,
+    web: true,
+    // A fresh one per run, printed below in the dashboard's URL: the dashboard is for operators.
+    operatorToken,
+    s3,
+    // --secure: etcd too wants TLS client certificates and a password (secure-etcd.ts).
+    ...(tls !== undefined ? { tls, edge: true, secureEtcd: true } : {}),
+  });
+  // Nodes first (they drain), then the registry, etcd and the cluster's database.
   let stopping = false;
-  const stopAll = async (): Promise<void> => {
-    if (stopping) return;
+  started.add('the cluster', () => {
     stopping = true;
-    console.log('\nstopping...');
-    await cluster.close();
-    await s3.close();
-    await pg.close();
-    await tls?.close();
-    console.log('stopped');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stopAll());
-  process.on('SIGTERM', () => void stopAll());
+    return cluster.close();
+  });
+  await checkpoint();
   for (const node of cluster.nodes.values()) {
     node.exited.then(
       (code) => {
@@ -160,15 +208,27 @@ async function main(): Promise<void> {
     `dashboard: ${cluster.publicUrl}/dashboard/?token=${operatorToken}   (ring, nodes, drains, live; the token is CHAT_OPERATOR_TOKEN)`,
   );
   console.log(`metrics:  ${cluster.registryInternalUrl}/metrics   (internal listener, loopback)`);
+  console.log(`push:     Web Push on, VAPID public key ${push.vapidPublicKey} (made for this run)`);
+  console.log(
+    `          "Notify me" on the chat page subscribes at the browser's push service (on the internet)`,
+  );
   console.log(
     `READY registry=${cluster.publicUrl} etcd=${cluster.etcd.endpoint} prefix=${cluster.prefix}`,
   );
 }
 
-main().catch((err: unknown) => {
-  console.error('local cluster failed to start:', err);
-  process.exit(1);
-});
+if (isSupervised()) {
+  main().catch((err: unknown) => {
+    if (err instanceof LocalArgsError) {
+      console.error(`npm start: ${err.message}`);
+      process.exit(err.exitCode);
+    }
+    console.error('local cluster failed to start:', err);
+    process.exit(1);
+  });
+} else {
+  superviseThisScript();
+}
 
 /** `NAME=value ...` of the CHAT_ETCD_* settings chatctl needs (credentials too, with --secure). */
 function etcdExports(env: Readonly<Record<string, string>>): string {

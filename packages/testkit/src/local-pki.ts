@@ -6,15 +6,23 @@
  *
  * ECDSA P-256 keys (fast to make, accepted by Node, etcd, nginx and PostgreSQL), written as PEM.
  */
-// @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+/**
+ * @peculiar/x509 loads on first use, not at import: it takes most of a second, which every test
+ * file importing @chat/testkit would pay, TLS test or not.
+ */
+async function loadX509(): Promise<typeof X509> {
+  // Its services resolve through tsyringe, which needs the Reflect metadata API.
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  return x509;
+}
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -58,6 +66,7 @@ function newKeys(): Promise<CryptoKeyPair> {
 
 /** Creates a CA valid for `days` (default 30), named `name`. */
 export async function createLocalCa(name = 'chat local CA', days = 30): Promise<LocalCa> {
+  const x509 = await loadX509();
   const caKeys = await newKeys();
   const notBefore = new Date(Date.now() - 60_000); // a little slack for clocks
   const notAfter = new Date(Date.now() + days * DAY_MS);
@@ -100,7 +109,7 @@ export async function createLocalCa(name = 'chat local CA', days = 30): Promise<
           false,
         ),
         new x509.SubjectAlternativeNameExtension(
-          names.map((n): x509.JsonGeneralName => ({ type: isIP(n) ? 'ip' : 'dns', value: n })),
+          names.map((n): X509.JsonGeneralName => ({ type: isIP(n) ? 'ip' : 'dns', value: n })),
         ),
         await x509.AuthorityKeyIdentifierExtension.create(caCert),
       ],

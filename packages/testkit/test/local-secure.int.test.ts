@@ -6,6 +6,7 @@
  * everything it started, nginx included.
  */
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { ChatClient } from '@chat/client';
 import type { EventFrame } from '@chat/protocol';
 import { Client } from 'pg';
@@ -84,10 +85,56 @@ it('runs the cluster behind a TLS edge: https page, SDK chat over wss, Ctrl-C st
   }
 
   await Promise.all(clients.splice(0).map((c) => c.close()));
-  expect(await run.interrupt()).toBe(0);
-  expect(output()).toMatch(/^stopped$/m);
-  // nginx went with it: nothing answers on the edge's port any more.
+  // Ctrl-C as a terminal sends it, to every process of the group: the launcher stops the nodes,
+  // the registry, etcd, Postgres and the object storage in that order, quietly, exit code 0.
+  const printed = [
+    ...[...output().matchAll(/^(?:registry|postgres|s3|node-\d+):\s+(\S+)/gm)].map((m) => m[1]!),
+    run.readyField('etcd'),
+  ];
+  expect(printed).toHaveLength(6);
+  for (const url of printed)
+    expect({ url, listening: await listening(url) }).toEqual({ url, listening: true });
+  const beforeStop = output().length;
+  const code = await within(run.ctrlC(), STOP_WITHIN_MS, 'stopping');
+  const afterStop = output().slice(beforeStop);
+  expect({ code, afterStop }).toEqual({
+    code: 0,
+    afterStop: expect.stringMatching(/\nstopped\n$/),
+  });
+  expect(afterStop).not.toMatch(/error/i);
+  expect(afterStop).not.toMatch(/\n\s+at /); // a stack frame
+  // Everything went with it, nginx included: nothing answers on any port it printed.
+  for (const url of printed)
+    expect({ url, listening: await listening(url) }).toEqual({ url, listening: false });
   await expect(transport.fetch(`${registry}/chat/`)).rejects.toMatchObject({
     code: 'ECONNREFUSED',
   });
 });
+
+const STOP_WITHIN_MS = 60_000;
+
+/** Whether something accepts TCP connections on the host:port of `url`. */
+function listening(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,11 +1,4 @@
 export { buildWebAssets } from './assets';
+export { PREBUILT_DIR, buildPrebuilt, loadPrebuilt, prebuiltProblem, webAssets } from './prebuilt';
+export type { WebAssetsSource } from './prebuilt';
 export type { WebAsset, WebAssets } from './assets';
-export { DASHBOARD_STREAM_PATH, dashboardStreamUrl } from './dashboard-feed';
-export type {
-  DashboardDrain,
-  DashboardNode,
-  DashboardRing,
-  DashboardState,
-  DashboardTransition,
-  RingArc,
-} from './dashboard-feed';

@@ -1,4 +1,4 @@
-import type { DashboardDrain, DashboardState, RingArc } from '../src/dashboard-feed';
+import type { DashboardDrain, DashboardState, RingArc } from '@chat/protocol/dashboard-feed';
 import { ColourBook, colourAt } from '../src/dashboard/colours';
 import {
   drainSummary,

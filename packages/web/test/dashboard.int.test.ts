@@ -12,15 +12,13 @@
  * who stays. The staying user keeps writing through the drain; the moved page must show that it
  * was moved and reconnected to node-4, and must have every message, in order, once.
  */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { jsonCodec } from '@chat/protocol';
 import { buildRing } from '@chat/ring';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
-  REPO_ROOT,
   RawClient,
   TestCluster,
+  chatctl,
   launchBrowser,
   saveScreenshot,
   startServiceProcess,
@@ -49,25 +47,15 @@ function ringOf(ids: readonly string[]) {
   return buildRing(ids.map((id) => ({ id, weight: 1 })));
 }
 
-/** Runs the real chatctl against the cluster. */
-function chatctl(args: readonly string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'chatctl'), [...args], {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/root',
-      CHAT_ETCD_ENDPOINTS: cluster.etcd.endpoint,
-      CHAT_ETCD_PREFIX: cluster.prefix,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+/** Runs the real chatctl against the cluster; its output in one piece, shown if it fails. */
+async function chatctlOnCluster(
+  args: readonly string[],
+): Promise<{ code: number | null; out: string }> {
+  const { code, stdout, stderr } = await chatctl(args, {
+    CHAT_ETCD_ENDPOINTS: cluster.etcd.endpoint,
+    CHAT_ETCD_PREFIX: cluster.prefix,
   });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
+  return { code, out: stdout + stderr };
 }
 
 /** Connections one raw user may open in the whole test: two moves plus a few drops. */
@@ -349,7 +337,7 @@ test(
     })();
 
     const scaleOutAt = Date.now();
-    const scaleOut = chatctl([
+    const scaleOut = chatctlOnCluster([
       'scale-out',
       'node-4',
       '--rate',
@@ -472,7 +460,7 @@ test(
     );
     // Scale-in: node-4's own bar fills as its users move back, and it leaves the ring.
     const scaleInAt = Date.now();
-    const scaleIn = await chatctl([
+    const scaleIn = await chatctlOnCluster([
       'scale-in',
       'node-4',
       '--rate',

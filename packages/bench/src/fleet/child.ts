@@ -21,6 +21,8 @@ async function run(request: FleetRequest): Promise<unknown> {
       return fleet.createChats(command);
     case 'traffic':
       return fleet.runTraffic(command);
+    case 'churn':
+      return fleet.churn(command);
     case 'setChats':
       fleet.setChats(command.chatIds);
       return {};

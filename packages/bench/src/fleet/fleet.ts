@@ -8,8 +8,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { signToken } from '@chat/protocol';
-import { LeanSocket } from './lean-ws';
+import { LeanSocket } from '@chat/testkit/lean-socket';
+import type { LeanHandlers } from '@chat/testkit/lean-socket';
+import { FLEET_FEATURES } from './fleet-features';
 import type {
+  FleetChurnCommand,
   FleetConnectCommand,
   FleetConnectResult,
   FleetCreateChatsCommand,
@@ -37,6 +40,8 @@ class Traffic {
   readonly ackState: Uint8Array; // 0 none, 1 acked, 2 error/skipped
   readonly got: Uint16Array;
   readonly deliverMs: number[][] = [];
+  /** Beside each `deliverMs` entry: the recipient's device index in this fleet. */
+  readonly deliverTo: number[][] = [];
   readonly ackMs: number[][] = [];
   stopped = false;
 
@@ -93,6 +98,8 @@ class Device {
   readonly sends = new Map<number, number>();
   readonly replies = new Map<number, (f: Frame) => void>();
   attempt = 0;
+  /** performance.now() until which the device stays offline (churn): no reconnect before. */
+  offlineUntil = 0;
   timer: NodeJS.Timeout | undefined;
   stopped = false;
   welcomeWaiter: ((ok: boolean) => void) | undefined;
@@ -228,6 +235,22 @@ export class Fleet {
     this.chatIds = [...chatIds];
   }
 
+  /**
+   * Devices that are connected (and not in the middle of a move) go offline: a clean close, and
+   * a reconnect after `offlineMs` and up to 1 s of jitter, which syncs what they missed.
+   */
+  churn(command: FleetChurnCommand): { closed: number } {
+    let closed = 0;
+    for (const i of command.devices) {
+      const d = this.devices[i];
+      if (d === undefined || !d.welcomed || d.leaving !== undefined) continue;
+      d.offlineUntil = performance.now() + command.offlineMs + Math.random() * 1000;
+      d.socket.close(1000);
+      closed++;
+    }
+    return { closed };
+  }
+
   stopTraffic(): void {
     const t = this.traffic;
     if (t !== null && !t.stopped) {
@@ -301,6 +324,7 @@ export class Fleet {
       lost,
       lostDeliveries,
       deliverMs: t.deliverMs,
+      deliverTo: t.deliverTo,
       ackMs: t.ackMs,
       welcomes: this.welcomes,
       closes: this.closes,
@@ -353,11 +377,16 @@ export class Fleet {
 
   /** A connection of the device; its events are told apart from those of the one it replaces. */
   private newSocket(d: Device): LeanSocket {
-    const socket: LeanSocket = new LeanSocket(this.handlers(d, () => socket));
+    const socket: LeanSocket = new LeanSocket(
+      this.handlers(d, () => socket),
+      {
+        features: FLEET_FEATURES,
+      },
+    );
     return socket;
   }
 
-  private handlers(d: Device, own: () => LeanSocket): ConstructorParameters<typeof LeanSocket>[0] {
+  private handlers(d: Device, own: () => LeanSocket): LeanHandlers {
     const leaving = (): boolean => d.leaving !== undefined && own() === d.leaving;
     return {
       onRefused: (status, retryAfterSec) => {
@@ -400,7 +429,8 @@ export class Fleet {
       d.welcomeWaiter?.(false);
       return;
     }
-    const delay = delayMs ?? Math.random() * Math.min(2000, 100 * 2 ** d.attempt++);
+    const backoff = delayMs ?? Math.random() * Math.min(2000, 100 * 2 ** d.attempt++);
+    const delay = Math.max(backoff, d.offlineUntil - performance.now());
     clearTimeout(d.timer);
     d.timer = setTimeout(() => {
       if (d.stopped) return;
@@ -452,6 +482,9 @@ export class Fleet {
           d.nextAckAt = performance.now() + Math.random() * 50;
           d.welcomeWaiter!(true);
           d.welcomeWaiter = undefined;
+        } else if (d.leavingServes && d.ahead.size === 0 && d.contig >= Number(f.seq ?? 0)) {
+          // An overlapping move, caught up on the old connection: nothing to sync (as the SDK).
+          this.finishOverlap(d);
         } else {
           this.sync(d);
         }
@@ -595,6 +628,7 @@ export class Fleet {
     t.got[k]!++;
     t.deliveries++;
     t.bucket(t.deliverMs, k).push(Math.round((performance.now() - t.scheduledAt(k)) * 10) / 10);
+    t.bucket(t.deliverTo, k).push(d.index);
   }
 
   private markDirty(d: Device): void {

@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { REPO_ROOT } from '@chat/testkit';
 import type {
+  FleetChurnCommand,
   FleetCommand,
   FleetConnectCommand,
   FleetConnectResult,
@@ -28,6 +29,8 @@ export interface FleetHandle {
   connect(c: Omit<FleetConnectCommand, 'cmd'>): Promise<FleetConnectResult>;
   createChats(c: Omit<FleetCreateChatsCommand, 'cmd'>): Promise<{ chats: number; seconds: number }>;
   traffic(c: Omit<FleetTrafficCommand, 'cmd'>): Promise<FleetTrafficResult>;
+  /** Closes these devices' connections; they reconnect after `offlineMs`. */
+  churn(c: Omit<FleetChurnCommand, 'cmd'>): Promise<{ closed: number }>;
   /** The bare server's chats: topics g0..g(n-1). */
   createChatsBare(groups: number): Promise<void>;
   status(): Promise<FleetStatus>;
@@ -89,6 +92,8 @@ export function startFleet(): Promise<FleetHandle> {
     connect: (c) => call({ cmd: 'connect', ...c }, c.timeoutMs + SLACK_MS),
     createChats: (c) => call({ cmd: 'createChats', ...c }, c.timeoutMs + SLACK_MS),
     traffic: (c) => call({ cmd: 'traffic', ...c }, c.durationMs + c.drainTimeoutMs + SLACK_MS),
+    // Generous: a fleet busy with traffic on a starved machine answers late (10 s was missed).
+    churn: (c) => call({ cmd: 'churn', ...c }, 30_000),
     createChatsBare: async (groups) => {
       await call(
         { cmd: 'setChats', chatIds: Array.from({ length: groups }, (_, g) => `g${g}`) },

@@ -38,8 +38,20 @@ export interface FleetTrafficCommand {
   readonly drainTimeoutMs: number;
 }
 
+/**
+ * Churn: the given devices close their connections as a user going offline would (close frame
+ * 1000) and reconnect `offlineMs` later (plus up to 1 s of jitter) through the registry.
+ */
+export interface FleetChurnCommand {
+  readonly cmd: 'churn';
+  /** Device indices (into this fleet's users). */
+  readonly devices: readonly number[];
+  readonly offlineMs: number;
+}
+
 export type FleetCommand =
   | FleetConnectCommand
+  | FleetChurnCommand
   | FleetCreateChatsCommand
   | FleetTrafficCommand
   | { readonly cmd: 'setChats'; readonly chatIds: readonly string[] }
@@ -90,6 +102,8 @@ export interface FleetTrafficResult {
   readonly lostDeliveries: number;
   /** Per second of the schedule: send→deliver latencies (ms) of messages scheduled in it. */
   readonly deliverMs: readonly (readonly number[])[];
+  /** Beside each `deliverMs` entry: the recipient's device index in the fleet. */
+  readonly deliverTo: readonly (readonly number[])[];
   /** Per second of the schedule: send→ok latencies (ms). */
   readonly ackMs: readonly (readonly number[])[];
   readonly welcomes: readonly WelcomeRecord[];

@@ -1,4 +1,4 @@
-/** Pieces the cluster workloads share: Postgres, clusters, owners, percentiles, result tables. */
+/** Pieces the cluster workloads share: Postgres, clusters, owners, result tables. */
 import { execFileSync } from 'node:child_process';
 import { Client } from 'pg';
 import { startPostgres, TestCluster } from '@chat/testkit';
@@ -50,8 +50,11 @@ export function profilingEnv(): Record<string, string> {
 }
 
 /** Durable Postgres for one workload, closed afterwards. */
-export async function withDurablePostgres<T>(fn: (pg: PostgresHandle) => Promise<T>): Promise<T> {
-  const pg = await startPostgres();
+export async function withDurablePostgres<T>(
+  fn: (pg: PostgresHandle) => Promise<T>,
+  settings: Readonly<Record<string, string>> = {},
+): Promise<T> {
+  const pg = await startPostgres({ settings });
   try {
     return await fn(pg);
   } finally {
@@ -121,13 +124,6 @@ export function cpuOf(pids: readonly number[]): number {
 
 export function rssOf(pids: readonly number[]): number {
   return pids.reduce((s, pid) => s + (rssBytes(pid) ?? 0), 0);
-}
-
-/** The p-th percentile (nearest rank) of a list of values; NaN for none. */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 /** Latencies of the per-second buckets [from, to). */

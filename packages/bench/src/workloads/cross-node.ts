@@ -4,7 +4,7 @@
  * the latency the RPC hop adds; beside it raw msgpack-over-TCP echo (and the product's RPC echo)
  * between two processes, per CPU second (src/rpc-echo.ts).
  */
-import { TEST_SECRET } from '@chat/testkit';
+import { percentile, TEST_SECRET } from '@chat/testkit';
 import { startFleet } from '../fleet/handle';
 import type { FleetTrafficResult } from '../fleet/messages';
 import { echoBench } from '../rpc-echo';
@@ -15,7 +15,6 @@ import {
   fmt,
   LOCAL_ADDRESSES,
   ownersOf,
-  percentile,
   startBenchCluster,
   withDurablePostgres,
 } from './common';

@@ -3,8 +3,9 @@
  * (welcomed on another node), p99 send→deliver around it, acked-but-lost (must be 0); beside it
  * the budget, lease TTL + 5 s.
  */
+import { percentile } from '@chat/testkit';
 import type { Log, WorkloadOutput } from './common';
-import { fmt, ownersOf, percentile, sleep, startBenchCluster, withDurablePostgres } from './common';
+import { fmt, ownersOf, sleep, startBenchCluster, withDurablePostgres } from './common';
 import { connectPairs, events, latenciesBetween, startTraffic, stopTraffic } from './moving-users';
 
 export interface FailoverOptions {

@@ -4,7 +4,7 @@
  * uWS server (src/bare-uws.ts) publishing the same fan-out to the same clients, per server CPU
  * second.
  */
-import { startServiceProcess, TEST_SECRET } from '@chat/testkit';
+import { percentile, startServiceProcess, TEST_SECRET } from '@chat/testkit';
 import { startFleet } from '../fleet/handle';
 import type { FleetHandle } from '../fleet/handle';
 import type { Log, WorkloadOutput } from './common';
@@ -14,7 +14,6 @@ import {
   fmt,
   LOCAL_ADDRESSES,
   ownersOf,
-  percentile,
   startBenchCluster,
   withDurablePostgres,
 } from './common';

@@ -96,19 +96,33 @@ export async function stopTraffic(pop: Population): Promise<void> {
   await Promise.all(pop.fleets.map((f) => f.fleet.stopTraffic()));
 }
 
-/** Latencies (ms) of messages scheduled between two wall-clock times, over every fleet. */
+/**
+ * Latencies (ms) of messages scheduled between two wall-clock times, over every fleet; with
+ * `recipients`, only deliveries to those devices (global indices, as in `events`).
+ */
 export function latenciesBetween(
   results: readonly FleetTrafficResult[],
   fromMs: number,
   toMs: number,
+  recipients?: { readonly pop: Population; readonly devices: ReadonlySet<number> },
 ): number[] {
   const out: number[] = [];
-  for (const r of results) {
+  results.forEach((r, i) => {
+    const offset = recipients?.pop.fleets[i]!.offset ?? 0;
     const from = Math.floor((fromMs - r.startedAt) / 1000);
     const to = Math.ceil((toMs - r.startedAt) / 1000);
-    for (let s = Math.max(0, from); s < Math.min(to, r.deliverMs.length); s++)
-      out.push(...(r.deliverMs[s] ?? []));
-  }
+    for (let s = Math.max(0, from); s < Math.min(to, r.deliverMs.length); s++) {
+      const latencies = r.deliverMs[s] ?? [];
+      if (recipients === undefined) {
+        out.push(...latencies);
+        continue;
+      }
+      const recipientOf = r.deliverTo[s] ?? [];
+      latencies.forEach((ms, j) => {
+        if (recipients.devices.has(recipientOf[j]! + offset)) out.push(ms);
+      });
+    }
+  });
   return out;
 }
 
@@ -124,8 +138,11 @@ export function events(pop: Population, results: readonly FleetTrafficResult[]) 
   return { welcomes, closes };
 }
 
-/** Highest count in any one-second bucket, per key. */
-export function peakPerSecond(
+/**
+ * Highest count in any one-second bucket, per key: buckets fixed from `from` (testkit's
+ * `peakPerSecond` slides its window instead).
+ */
+export function peakPerSecondBuckets(
   items: readonly { key: string; at: number }[],
   from: number,
 ): Map<string, number> {

@@ -1,9 +1,9 @@
 /** Cluster settings of a chat node; absent CHAT_ETCD_ENDPOINTS means a single node without etcd. */
 import type { EtcdSecurity } from '@chat/cluster';
-import { describeEtcdSecurity, etcdSecurityFromEnv, parseEdgeUrl } from '@chat/cluster';
+import { describeEtcdSecurity, edgeOriginFrom, etcdSecurityFromEnv } from '@chat/cluster';
 import type { RpcTls } from '@chat/rpc';
-import type { Env } from '../env';
-import { ConfigError, EnvReader, checkProductionSecret } from '../env';
+import type { Env } from '@chat/cluster';
+import { ConfigError, EnvReader, checkProductionSecret } from '@chat/cluster';
 import { rpcTransportFromEnv } from './rpc-tls-config';
 
 export interface ClusterConfig {
@@ -66,12 +66,7 @@ export function clusterConfigFromEnv(
       throw new ConfigError('CHAT_CLUSTER_SECRET is required when NODE_ENV=production');
     checkProductionSecret('CHAT_CLUSTER_SECRET', secret);
   }
-  const prefix = r.string('CHAT_ETCD_PREFIX', '/chat');
-  if (!prefix.startsWith('/') || prefix.replace(/\/+$/, '') === '') {
-    throw new ConfigError(
-      `CHAT_ETCD_PREFIX must start with / and name something, got ${JSON.stringify(prefix)}`,
-    );
-  }
+  const prefix = r.etcdPrefix();
   const transport = rpcTransportFromEnv(r, production);
   const config: ClusterConfig = {
     etcdEndpoints: Object.freeze(endpoints),
@@ -98,16 +93,6 @@ export function clusterConfigFromEnv(
 function etcdSecurityFrom(env: Env, endpoints: readonly string[]): EtcdSecurity {
   try {
     return etcdSecurityFromEnv(env, endpoints);
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
-}
-
-function edgeOriginFrom(r: EnvReader): string | undefined {
-  const raw = r.optionalString('CHAT_EDGE_URL');
-  if (raw === undefined) return undefined;
-  try {
-    return parseEdgeUrl(raw, 'CHAT_EDGE_URL');
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }

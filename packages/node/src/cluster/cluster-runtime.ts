@@ -272,7 +272,7 @@ export class ClusterRuntime {
   }
 
   /** Ring, RPC peer and drain figures for `/metrics`. */
-  metricSources(): Required<Omit<MetricSources, 'local'>> {
+  metricSources(): Required<Omit<MetricSources, 'local' | 'push'>> {
     return {
       ring: () => ({
         epoch: this.ownership.epoch(),
@@ -314,8 +314,6 @@ export class ClusterRuntime {
   }
 
   private publishDrain(key: string, progress: DrainProgress): void {
-    this.registration?.putUnderLease(key, JSON.stringify(progress)).catch((err: unknown) => {
-      this.log.debug({ err }, 'could not publish drain progress');
-    });
+    this.registration?.publishUnderLease(key, JSON.stringify(progress));
   }
 }

@@ -4,6 +4,7 @@
  * ring change never makes every client reconnect at once. Progress is published for operators
  * and for the node that closes the transition. A ring change mid-drain recomputes who moves.
  */
+import { peakPerSecond } from '@chat/cluster';
 import type { DrainProgress } from '@chat/cluster';
 import type { Clock } from '../clock';
 
@@ -68,17 +69,6 @@ export class MoveBudget {
   refund(): void {
     this.tokens += 1;
   }
-}
-
-/** Most moves within any one-second window, from their timestamps (ascending). */
-export function peakPerSecond(times: readonly number[]): number {
-  let peak = 0;
-  let start = 0;
-  for (let end = 0; end < times.length; end++) {
-    while (times[end]! - times[start]! >= 1000) start++;
-    peak = Math.max(peak, end - start + 1);
-  }
-  return peak;
 }
 
 export class DrainController {

@@ -13,8 +13,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { RpcTls } from '@chat/rpc';
-import { ConfigError } from '../env';
-import type { EnvReader } from '../env';
+import { ConfigError } from '@chat/cluster';
+import type { EnvReader } from '@chat/cluster';
 
 const VARS = ['CHAT_RPC_TLS_CA', 'CHAT_RPC_TLS_CERT', 'CHAT_RPC_TLS_KEY'] as const;
 export const ALLOW_PLAINTEXT_VAR = 'CHAT_RPC_ALLOW_PLAINTEXT';

@@ -1,17 +1,21 @@
 /**
  * etcd is the source of membership, not a dependency of chat: while it is down (15 s here,
  * several lease TTLs) nodes keep chatting over the last ring they saw, sends and cross-node
- * deliveries keep working, nothing crashes, and when etcd returns every node registers again.
+ * deliveries keep working, nothing crashes, and when etcd returns every node is still registered
+ * under the lease it had (etcd extends leases on its return; the node never gave it up).
  * And a node cut off from etcd alone (a proxy between them) while the membership changes and
  * etcd compacts the history it would resume its watch from converges on the current ring once
  * the link is back.
  */
-import { clusterKeys, createEtcdClient } from '@chat/cluster';
+import { createEtcdClient } from '@chat/cluster';
 import {
   TestCluster,
   createChats,
   deliveryProblems,
+  expectAgreement,
+  expectOnOwners,
   prng,
+  recordExits,
   runLoad,
   sdkUser,
   seqLag,
@@ -22,67 +26,12 @@ import type { EtcdProxy, SdkUser } from '@chat/testkit';
 
 const LEASE_TTL_SEC = 3;
 const OUTAGE_MS = 15_000;
-const PREFIX = '/chat';
 
 let cluster: TestCluster;
 let etcd: ReturnType<typeof createEtcdClient>;
 let proxy: EtcdProxy | undefined;
 const users: SdkUser[] = [];
 const exited: string[] = [];
-
-interface Ring {
-  epoch: number;
-  nodes: Array<{ id: string; live: boolean; member: boolean }>;
-}
-
-async function ring(): Promise<Ring> {
-  return (await (await fetch(`${cluster.registryUrl}/v1/ring`)).json()) as Ring;
-}
-
-async function ownersAt(
-  node: string,
-  ids: readonly string[],
-): Promise<{ epoch: number; owners: Record<string, string | null> }> {
-  const res = await fetch(`${cluster.node(node).internalUrl}/v1/owners?users=${ids.join(',')}`);
-  return (await res.json()) as { epoch: number; owners: Record<string, string | null> };
-}
-
-/** Every node routes every given user as the registry does, on the registry's epoch. */
-async function expectAgreement(ids: readonly string[]): Promise<void> {
-  const { epoch } = await ring();
-  const routes = await Promise.all(ids.map((id) => cluster.route(id)));
-  for (const node of cluster.nodes.keys()) {
-    const view = await ownersAt(node, ids);
-    expect({ node, epoch: view.epoch }).toEqual({ node, epoch });
-    for (const r of routes)
-      expect({ node, user: r.user, owner: view.owners[r.user] }).toEqual({
-        node,
-        user: r.user,
-        owner: r.node,
-      });
-  }
-}
-
-async function expectOnOwners(all: readonly SdkUser[]): Promise<void> {
-  for (const u of all) {
-    const owner = (await cluster.route(u.id)).node;
-    expect({ user: u.id, ...u.client.state }).toEqual({ user: u.id, status: 'ready', node: owner });
-  }
-}
-
-/** node id -> lease of its registration key, as etcd has it now. */
-async function registrations(): Promise<Record<string, string>> {
-  const keys = clusterKeys(PREFIX);
-  const res = await etcd.getAll().prefix(keys.nodesPrefix).exec();
-  const out: Record<string, string> = {};
-  for (const kv of res.kvs) out[kv.key.toString('utf8').slice(keys.nodesPrefix.length)] = kv.lease;
-  return out;
-}
-
-function watchExits(): void {
-  for (const p of [cluster.registry, ...cluster.nodes.values()])
-    void p.exited.then((code) => exited.push(`${p.name} exited (${code})`));
-}
 
 beforeAll(async () => {
   cluster = await TestCluster.start({
@@ -91,7 +40,7 @@ beforeAll(async () => {
     nodeEnv: { CHAT_HEARTBEAT_MS: '1000', CHAT_HEARTBEAT_TIMEOUT_MS: '1000' },
   });
   etcd = createEtcdClient({ endpoints: cluster.etcd.endpoint });
-  watchExits();
+  recordExits(cluster, exited);
 });
 afterAll(async () => {
   await Promise.all(users.map((u) => u.client.close()));
@@ -103,11 +52,11 @@ afterAll(async () => {
 it('keeps chatting over the last ring while etcd is down, and re-registers every node when it is back', async () => {
   users.push(...Array.from({ length: 30 }, (_, i) => sdkUser(cluster.registryUrl, `eo-${i}`)));
   await Promise.all(users.map((u) => u.client.connect()));
-  await expectOnOwners(users);
+  await expectOnOwners(cluster, users);
   const chats = await createChats(users, { pairs: 15, groups: 4, groupSize: 5 }, prng(21));
-  const before = await registrations();
+  const before = await cluster.registrations();
   expect(Object.keys(before).sort()).toEqual(['node-1', 'node-2', 'node-3']);
-  const epoch = (await ring()).epoch;
+  const epoch = (await cluster.registryRing()).epoch;
 
   const stoppedAt = Date.now();
   await cluster.etcd.stop();
@@ -146,16 +95,17 @@ it('keeps chatting over the last ring while etcd is down, and re-registers every
 
   await cluster.etcd.start();
   const startedAt = Date.now();
-  // Every node is registered again, under a new live lease, and the registry sees it.
+  // Every node is still registered under the lease it had before the outage (etcd extends every
+  // lease when it comes back, and the node kept renewing it), and the registry sees it live.
   await waitFor(async () => {
-    const now = await registrations();
+    const now = await cluster.registrations();
     expect(Object.keys(now).sort()).toEqual(['node-1', 'node-2', 'node-3']);
     for (const [node, lease] of Object.entries(now)) {
-      expect({ node, renewed: lease !== before[node] }).toEqual({ node, renewed: true });
+      expect({ node, lease }).toEqual({ node, lease: before[node] });
       const ttl = await etcd.leaseClient.leaseTimeToLive({ ID: lease });
       expect(Number(ttl.TTL)).toBeGreaterThan(0);
     }
-    const r = await ring();
+    const r = await cluster.registryRing();
     expect(r.epoch).toBe(epoch);
     expect(r.nodes.map((n) => `${n.id}:${n.live}:${n.member}`)).toEqual([
       'node-1:true:true',
@@ -163,8 +113,17 @@ it('keeps chatting over the last ring while etcd is down, and re-registers every
       'node-3:true:true',
     ]);
   }, 20_000);
-  console.log(`etcd back: all nodes registered again within ${Date.now() - startedAt} ms`);
-  await waitFor(() => expectAgreement(users.map((u) => u.id)), 10_000);
+  console.log(
+    `etcd back: all nodes live under their old leases within ${Date.now() - startedAt} ms`,
+  );
+  await waitFor(
+    () =>
+      expectAgreement(
+        cluster,
+        users.map((u) => u.id),
+      ),
+    10_000,
+  );
 
   const after = await runLoad({
     chats: [...chats, lateChat],
@@ -175,7 +134,7 @@ it('keeps chatting over the last ring while etcd is down, and re-registers every
     tag: 'after',
   }).done;
   expect(after.failed).toEqual([]);
-  await waitFor(() => expectOnOwners(users), 10_000);
+  await waitFor(() => expectOnOwners(cluster, users), 10_000);
   await waitFor(
     () => expect(deliveryProblems([...during.acked, ...after.acked], users)).toEqual([]),
     10_000,
@@ -195,8 +154,8 @@ it('brings a node cut off from etcd back onto the current ring after membership 
   const ids = Array.from({ length: 300 }, (_, i) => `cut-${i}`);
   const e1 = await cluster.setMembers(['node-1', 'node-2', 'node-3', 'node-4']);
   await waitFor(async () => {
-    expect((await ring()).epoch).toBe(e1);
-    await expectAgreement(ids);
+    expect((await cluster.registryRing()).epoch).toBe(e1);
+    await expectAgreement(cluster, ids);
   }, 15_000);
 
   proxy.cut();
@@ -204,22 +163,24 @@ it('brings a node cut off from etcd back onto the current ring after membership 
   const e3 = await cluster.setMembers(['node-1', 'node-2', 'node-4'], { 'node-4': 3 });
   const { header } = await etcd.get('compaction-marker').exec();
   await etcd.kv.compact({ revision: header.revision, physical: true });
-  await waitFor(async () => expect((await ring()).epoch).toBe(e3), 10_000);
+  await waitFor(async () => expect((await cluster.registryRing()).epoch).toBe(e3), 10_000);
   // Cut off, node-4 still routes by the ring it saw last.
-  expect((await ownersAt('node-4', ids)).epoch).toBe(e1);
-  expect((await ring()).nodes.find((n) => n.id === 'node-4')).toMatchObject({ live: true });
+  expect((await cluster.ownersAt('node-4', ids)).epoch).toBe(e1);
+  expect((await cluster.registryRing()).nodes.find((n) => n.id === 'node-4')).toMatchObject({
+    live: true,
+  });
 
   const restoredAt = Date.now();
   proxy.restore();
   await waitFor(
-    () => expect(ownersAt('node-4', ['x'])).resolves.toMatchObject({ epoch: e3 }),
+    () => expect(cluster.ownersAt('node-4', ['x'])).resolves.toMatchObject({ epoch: e3 }),
     20_000,
   );
   console.log(
     `cut node converged on epoch ${e3} ${Date.now() - restoredAt} ms after the link came back`,
   );
-  await waitFor(() => expectAgreement(ids), 10_000);
-  const owners = new Set(Object.values((await ownersAt('node-4', ids)).owners));
+  await waitFor(() => expectAgreement(cluster, ids), 10_000);
+  const owners = new Set(Object.values((await cluster.ownersAt('node-4', ids)).owners));
   expect([...owners].sort()).toEqual(['node-1', 'node-2', 'node-4']);
   expect(exited).toEqual([]);
 });

@@ -13,6 +13,7 @@ import {
   TestCluster,
   createChats,
   deliveryProblems,
+  expectOnOwners,
   prng,
   readyElsewhereAt,
   readyOnAt,
@@ -45,21 +46,10 @@ afterAll(async () => {
   await cluster?.close();
 });
 
-async function expectOnOwners(all: readonly SdkUser[]): Promise<void> {
-  for (const u of all) {
-    const owner = (await cluster.route(u.id)).node;
-    expect({ user: u.id, ...u.client.state }).toEqual({
-      user: u.id,
-      status: 'ready',
-      node: owner,
-    });
-  }
-}
-
 it('loses nothing when a node is killed under traffic, and takes its users back when it returns', async () => {
   users = Array.from({ length: 60 }, (_, i) => sdkUser(cluster.registryUrl, `fo-${i}`));
   await Promise.all(users.map((u) => u.client.connect()));
-  await expectOnOwners(users);
+  await expectOnOwners(cluster, users);
   const victims = users.filter((u) => u.client.state.node === VICTIM);
   expect(victims.length).toBeGreaterThanOrEqual(5);
 
@@ -102,7 +92,7 @@ it('loses nothing when a node is killed under traffic, and takes its users back 
   expect(ackedAfterKill).toBeGreaterThan(200);
   const survivors = new Set(['node-1', 'node-3']);
   await waitFor(async () => {
-    await expectOnOwners(users);
+    await expectOnOwners(cluster, users);
     for (const u of users) expect(survivors.has(u.client.state.node!)).toBe(true);
   }, 10_000);
   await waitFor(() => expect(deliveryProblems(acked, users)).toEqual([]), 20_000);
@@ -136,7 +126,7 @@ it('loses nothing when a node is killed under traffic, and takes its users back 
   expect(result2.failed).toEqual([]);
   acked.push(...result2.acked);
 
-  await waitFor(() => expectOnOwners(users), 10_000);
+  await waitFor(() => expectOnOwners(cluster, users), 10_000);
   for (const u of victims) expect(u.client.state.node).toBe(VICTIM);
   await waitFor(() => expect(deliveryProblems(acked, users)).toEqual([]), 20_000);
   await waitFor(async () => expect(await seqLag(cluster.sql, users)).toEqual([]), 10_000);

@@ -25,8 +25,11 @@ import {
   sdkUser,
   seqLag,
   waitFor,
+  chatctl,
+  percentile,
+  ringDiff,
+  ringOf,
 } from '@chat/testkit';
-import { chatctl, percentile, ringDiff, ringOf } from './rebalance-kit';
 
 const OLD = ['node-1', 'node-2'];
 const NEW = ['node-1', 'node-2', 'node-3'];
@@ -35,7 +38,12 @@ const STREAM_INTERVAL_MS = 50;
 /** The SDK's spread before it connects to the new owner: long, so a dark window would show. */
 const JITTER_MS = 800;
 /** How long the old node keeps a moved connection of an `overlap-moves` client open. */
-const OVERLAP_MS = 4000;
+const OVERLAP_MS = 6000;
+/**
+ * How much longer than in steady traffic a mover's longest silence may be: the machine's own
+ * stalls (CI shares it) without a dark window, and below the jitter a reconnect would add.
+ */
+const SILENCE_MARGIN_MS = 400;
 
 let cluster: TestCluster;
 let env: Record<string, string>;
@@ -154,7 +162,7 @@ describe('SDK moves overlap', () => {
 
   /**
    * Every overlapping mover moved as expectOverlapMove says, and the longest silence between
-   * two of its events around the move stays within 250 ms of the longest one in the steady
+   * two of its events around the move stays within SILENCE_MARGIN_MS of the longest one in the steady
    * traffic before `since` (without the overlap it is at least the jitter plus connect,
    * welcome and sync). A move longer than three stream intervals saw events on the old
    * connection while it lasted.
@@ -183,9 +191,15 @@ describe('SDK moves overlap', () => {
         silence: expect.any(Number) as number,
         eventsWhileMoving: true,
       });
-      expect({ user: w.user.id, silence, ok: silence <= steady + 250 }).toEqual({
+      expect({
         user: w.user.id,
         silence,
+        steady,
+        ok: silence <= steady + SILENCE_MARGIN_MS,
+      }).toEqual({
+        user: w.user.id,
+        silence,
+        steady,
         ok: true,
       });
     }
@@ -227,6 +241,7 @@ describe('SDK moves overlap', () => {
     const result = await chatctl(
       ['scale-out', 'node-3', '--rate', '20', '--wait', '--timeout', '60'],
       env,
+      { lowPriority: true },
     );
     expect({ code: result.code, stderr: result.stderr }).toEqual({
       code: 0,
@@ -303,6 +318,18 @@ describe('the protocol during an overlap', () => {
     const [user, oldStyle] = candidates.filter((u) => moves.has(u));
     const peer = candidates.find((u) => !moves.has(u))!;
     const from = moves.get(user!)!.from;
+    // A second mover from the same node, whose client ends its overlap itself, and a user who
+    // stays there and disconnects: the end of an overlap is not a disconnect.
+    const leaver = candidates.find(
+      (u) => u !== user && u !== oldStyle && moves.get(u)?.from === from,
+    )!;
+    // A third mover from there, whose connection drops during the overlap: a disconnect.
+    const dropper = candidates.find(
+      (u) => u !== user && u !== oldStyle && u !== leaver && moves.get(u)?.from === from,
+    )!;
+    const stayer = candidates.find(
+      (u) => u !== peer && !moves.has(u) && ringOf(before).owner(u) === from,
+    )!;
     const codec = jsonCodec;
     const overlap = ['no-echo', 'receipt-marks', 'overlap-moves'];
     const open: RawClient[] = [];
@@ -326,10 +353,25 @@ describe('the protocol during an overlap', () => {
         cluster.node(moves.get(oldStyle!)!.from).url,
         [],
       );
+      const leaverOld = await connect(leaver, 'd1', cluster.node(from).url);
+      const dropperOld = await connect(dropper, 'd1', cluster.node(from).url);
+      const stayerDevice = await connect(stayer, 'd1', cluster.node(from).url);
       const sender = await connect(peer, 'd1', cluster.node(ringOf(before).owner(peer)!).url);
       const { chatId } = (await sender.ok({ t: 'createChat', members: [user] })) as {
         chatId: string;
       };
+
+      const lastSeen = async (u: string): Promise<number | null> => {
+        const { rows } = await cluster.sql.query<{ last_seen: string | null }>(
+          'select last_seen::text from users where id = $1',
+          [u],
+        );
+        return rows[0]?.last_seen == null ? null : Number(rows[0].last_seen);
+      };
+      // The leaver's welcome on the old node is written (coalesced, a little later) before the
+      // move: a write of the leaver's last seen after this is the new owner's or a close's.
+      await waitFor(async () => expect(await lastSeen(leaver)).not.toBeNull());
+      await waitFor(async () => expect(await lastSeen(dropper)).not.toBeNull());
 
       await cluster.setMembers(['node-1', 'node-2', 'node-3', 'node-4']);
       const movedFrames = await Promise.all(
@@ -345,7 +387,40 @@ describe('the protocol during an overlap', () => {
           connections: number;
           movingOut: number;
         };
-      expect((await stats()).movingOut).toBe(3);
+      await leaverOld.next<MovedFrame>((f) => f.t === 'moved', 15_000);
+      const leaverMovedAt = Date.now();
+      await dropperOld.next<MovedFrame>((f) => f.t === 'moved', 15_000);
+      expect((await stats()).movingOut).toBe(5);
+
+      // The dropper's connection drops (no close frame: 1006) before it reached its new owner:
+      // the old node takes it for a disconnect and writes its last seen.
+      const droppedAt = Date.now();
+      dropperOld.ws.terminate();
+      await waitFor(async () => expect(await lastSeen(dropper)).toBeGreaterThanOrEqual(droppedAt));
+      await waitFor(async () => expect((await stats()).movingOut).toBe(4));
+
+      // The leaver is welcomed on node-4 (which writes its last seen), then closes its old
+      // connection itself: the user is still online, so the old node writes no last seen. The
+      // stayer's disconnect right after is written by the same node (coalesced), so once it
+      // shows, a write for the leaver would show too.
+      const arriving = Date.now();
+      await connect(leaver, 'd1', cluster.node('node-4').url);
+      await waitFor(async () => expect(await lastSeen(leaver)).toBeGreaterThanOrEqual(arriving));
+      const welcomedSeen = await lastSeen(leaver);
+      const leftAt = Date.now();
+      leaverOld.ws.close(1000);
+      // Closed by the client before the overlap's deadline (which is a disconnect): on a
+      // machine stalled for seconds the deadline could come first, and this says so.
+      expect({ code: (await leaverOld.closed).code, beforeDeadline: true }).toEqual({
+        code: 1000,
+        beforeDeadline: leftAt - leaverMovedAt < OVERLAP_MS - 500,
+      });
+      await waitFor(async () => expect((await stats()).movingOut).toBe(3));
+      stayerDevice.ws.close(1000);
+      await stayerDevice.closed;
+      await waitFor(async () => expect(await lastSeen(stayer)).toBeGreaterThanOrEqual(leftAt));
+      expect(await lastSeen(leaver)).toBe(welcomedSeen);
+
       // Without the feature: `moved` without closeInMs, and the close at once.
       const legacyMoved = await legacyDevice.next<MovedFrame>((f) => f.t === 'moved', 15_000);
       expect(legacyMoved.closeInMs).toBeUndefined();

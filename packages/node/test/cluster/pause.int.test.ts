@@ -17,6 +17,8 @@ import {
   TestCluster,
   createChats,
   deliveryProblems,
+  expectAgreement,
+  expectOnOwners,
   prng,
   readyElsewhereAt,
   readyOnAt,
@@ -36,46 +38,6 @@ let cluster: TestCluster;
 let proxy: HoldProxy;
 let users: SdkUser[] = [];
 
-interface Ring {
-  epoch: number;
-  nodes: Array<{ id: string; live: boolean; member: boolean }>;
-}
-
-async function ring(): Promise<Ring> {
-  return (await (await fetch(`${cluster.registryUrl}/v1/ring`)).json()) as Ring;
-}
-
-async function ownersAt(
-  node: string,
-  ids: readonly string[],
-): Promise<{ epoch: number; owners: Record<string, string | null> }> {
-  const res = await fetch(`${cluster.node(node).internalUrl}/v1/owners?users=${ids.join(',')}`);
-  return (await res.json()) as { epoch: number; owners: Record<string, string | null> };
-}
-
-/** Every node routes every given user as the registry does, on the registry's epoch. */
-async function expectAgreement(ids: readonly string[]): Promise<void> {
-  const { epoch } = await ring();
-  const routes = await Promise.all(ids.map((id) => cluster.route(id)));
-  for (const node of cluster.nodes.keys()) {
-    const view = await ownersAt(node, ids);
-    expect({ node, epoch: view.epoch }).toEqual({ node, epoch });
-    for (const r of routes)
-      expect({ node, user: r.user, owner: view.owners[r.user] }).toEqual({
-        node,
-        user: r.user,
-        owner: r.node,
-      });
-  }
-}
-
-async function expectOnOwners(all: readonly SdkUser[]): Promise<void> {
-  for (const u of all) {
-    const owner = (await cluster.route(u.id)).node;
-    expect({ user: u.id, ...u.client.state }).toEqual({ user: u.id, status: 'ready', node: owner });
-  }
-}
-
 beforeAll(async () => {
   cluster = await TestCluster.start({
     nodes: 2,
@@ -89,7 +51,7 @@ beforeAll(async () => {
   proxy = await startHoldProxy(cluster.etcd.endpoint);
   await cluster.setMembers(['node-1', 'node-2', VICTIM]);
   await cluster.startNode(VICTIM, { CHAT_ETCD_ENDPOINTS: proxy.endpoint });
-  await waitFor(async () => expectAgreement(['a', 'b', 'c']), 15_000);
+  await waitFor(async () => expectAgreement(cluster, ['a', 'b', 'c']), 15_000);
 });
 afterAll(async () => {
   proxy?.release();
@@ -101,7 +63,7 @@ afterAll(async () => {
 it('drops a frozen node from the ring, refuses its old users after the thaw, then rejoins with nothing lost', async () => {
   users = Array.from({ length: 45 }, (_, i) => sdkUser(cluster.registryUrl, `pz-${i}`));
   await Promise.all(users.map((u) => u.client.connect()));
-  await expectOnOwners(users);
+  await expectOnOwners(cluster, users);
   const victims = users.filter((u) => u.client.state.node === VICTIM);
   expect(victims.length).toBeGreaterThanOrEqual(5);
   const chats = await createChats(users, { pairs: 23, groups: 5, groupSize: 6 }, prng(3));
@@ -120,7 +82,8 @@ it('drops a frozen node from the ring, refuses its old users after the thaw, the
   const pausedAt = Date.now();
   victim.signal('SIGSTOP');
   await waitFor(
-    async () => expect((await ring()).nodes.find((n) => n.id === VICTIM)?.live).toBe(false),
+    async () =>
+      expect((await cluster.registryRing()).nodes.find((n) => n.id === VICTIM)?.live).toBe(false),
     (LEASE_TTL_SEC + 5) * 1000,
     50,
   );
@@ -148,7 +111,7 @@ it('drops a frozen node from the ring, refuses its old users after the thaw, the
   victim.signal('SIGCONT');
   const victimIds = victims.map((u) => u.id);
   await waitFor(async () => {
-    const view = await ownersAt(VICTIM, victimIds);
+    const view = await cluster.ownersAt(VICTIM, victimIds);
     for (const id of victimIds)
       expect({ id, owner: view.owners[id] }).not.toEqual({ id, owner: VICTIM });
   }, 10_000);
@@ -165,17 +128,25 @@ it('drops a frozen node from the ring, refuses its old users after the thaw, the
     expect((await probe.closed).code).toBe(4001);
     expect(probe.frames.some((f) => f.t === 'welcome')).toBe(false);
   }
-  expect((await ring()).nodes.find((n) => n.id === VICTIM)?.live).toBe(false);
+  expect((await cluster.registryRing()).nodes.find((n) => n.id === VICTIM)?.live).toBe(false);
   console.log(`PAUSED_MS=${resumedAt - pausedAt} (SIGSTOP to SIGCONT of ${VICTIM})`);
 
   // Let it talk to etcd again: it registers anew and its users come back to it.
   proxy.release();
   await waitFor(
-    async () => expect((await ring()).nodes.find((n) => n.id === VICTIM)?.live).toBe(true),
+    async () =>
+      expect((await cluster.registryRing()).nodes.find((n) => n.id === VICTIM)?.live).toBe(true),
     15_000,
     50,
   );
-  await waitFor(() => expectAgreement(users.map((u) => u.id)), 10_000);
+  await waitFor(
+    () =>
+      expectAgreement(
+        cluster,
+        users.map((u) => u.id),
+      ),
+    10_000,
+  );
   await waitFor(
     () => {
       for (const u of victims) expect(readyOnAt(u, resumedAt, VICTIM)).toBeDefined();
@@ -191,7 +162,7 @@ it('drops a frozen node from the ring, refuses its old users after the thaw, the
   load.stop();
   const result = await load.done;
   expect(result.failed).toEqual([]);
-  await waitFor(() => expectOnOwners(users), 10_000);
+  await waitFor(() => expectOnOwners(cluster, users), 10_000);
   await waitFor(() => expect(deliveryProblems(result.acked, users)).toEqual([]), 20_000);
   await waitFor(async () => expect(await seqLag(cluster.sql, users)).toEqual([]), 10_000);
   for (const node of cluster.nodes.values()) expect(() => process.kill(node.pid, 0)).not.toThrow();

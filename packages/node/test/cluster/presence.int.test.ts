@@ -342,8 +342,7 @@ describe('load', () => {
     const pairs = await Promise.all(s.map((c, i) => createChat(c, [receivers[i]!])));
     const receivedAt = new Map<string, number>();
     for (const c of r) {
-      c.ws.on('message', (data: Buffer) => {
-        const frame = JSON.parse(data.toString('utf8')) as Frame;
+      c.onFrame((frame) => {
         if (frame.t === 'evt' && frame.kind === 'message' && typeof frame.body === 'string')
           receivedAt.set(frame.body, Date.now());
       });

@@ -12,8 +12,11 @@
  *
  * Prints the moves per node and the send-to-deliver latency to moving users.
  */
-import { TestCluster, prng, runLoad, waitFor } from '@chat/testkit';
 import {
+  TestCluster,
+  prng,
+  runLoad,
+  waitFor,
   AT_CONNECT,
   Population,
   chatctl,
@@ -27,7 +30,7 @@ import {
   pickMix,
   ringDiff,
   ringOf,
-} from './rebalance-kit';
+} from '@chat/testkit';
 
 const START = ['node-1', 'node-2', 'node-3'];
 const MID = [...START, 'node-4'];

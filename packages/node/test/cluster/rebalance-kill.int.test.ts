@@ -7,8 +7,11 @@
  * nothing acked is lost; and users of the other nodes that were not movers are not disturbed.
  * Four node processes, the first three members; 1,200 lean users and 60 SDK users.
  */
-import { TestCluster, prng, runLoad, waitFor } from '@chat/testkit';
 import {
+  TestCluster,
+  prng,
+  runLoad,
+  waitFor,
   AT_CONNECT,
   Population,
   chatctl,
@@ -20,7 +23,7 @@ import {
   pickMix,
   ringDiff,
   ringOf,
-} from './rebalance-kit';
+} from '@chat/testkit';
 
 const START = ['node-1', 'node-2', 'node-3'];
 const NEXT = [...START, 'node-4'];

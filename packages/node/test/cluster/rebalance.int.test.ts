@@ -15,9 +15,11 @@
  * Prints REBALANCE_P99_BEFORE_MS=, REBALANCE_P99_DURING_MS=, the drain time against the
  * expected users / R, and the peak reconnects per second per node.
  */
-import { TestCluster, prng, runLoad, waitFor } from '@chat/testkit';
-import type { DeliverySample } from './rebalance-kit';
 import {
+  TestCluster,
+  prng,
+  runLoad,
+  waitFor,
   Population,
   chatctl,
   chatctlStatus,
@@ -31,7 +33,8 @@ import {
   pickMix,
   registryOwners,
   ringDiff,
-} from './rebalance-kit';
+} from '@chat/testkit';
+import type { DeliverySample } from '@chat/testkit';
 
 const OLD = ['node-1', 'node-2', 'node-3'];
 const NEW = ['node-1', 'node-2', 'node-3', 'node-4'];

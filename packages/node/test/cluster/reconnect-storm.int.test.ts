@@ -5,15 +5,13 @@
  * inside the token bucket's envelope (burst + rate * t), 99 % of users are back within the time
  * the rate implies plus the retry jitter, and Postgres connections stay bounded by the pools.
  *
- * The clients are lean hand-made WebSocket connections (the SDK's or `ws`'s per-connection cost
- * would make the test process the bottleneck); like the SDK they honour Retry-After, add jitter,
- * and back off with full jitter. Accepted connects are counted on the client side, by upgrade
- * and by `welcome`, per node and per second.
+ * The clients are testkit's lean users (the SDK's or `ws`'s per-connection cost would make the
+ * test process the bottleneck); like the SDK they honour Retry-After, add jitter, and back off
+ * with full jitter. Accepted connects are counted on the client side, by upgrade and by
+ * `welcome`, per node and per second.
  */
-import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
-import { TestCluster, testToken, waitFor } from '@chat/testkit';
+import { LeanUser, TestCluster, lagMonitor, waitFor } from '@chat/testkit';
+import type { OpenSeen } from '@chat/testkit';
 
 const USERS = 5000;
 const NODES = 3;
@@ -22,8 +20,10 @@ const ADMIT_BURST = 500;
 const PG_POOL_MAX = 5;
 /** First reconnect delay after a drop: uniform in [0, this), as the SDK's backoff base. */
 const DROP_JITTER_MS = 250;
-/** Extra delay after a 503, uniform in [0, this), on top of Retry-After. */
+/** Extra delay after a 503, uniform in [0, this), on top of Retry-After (the lean user's). */
 const RETRY_JITTER_MS = 1000;
+/** The backoff after a failure: full jitter up to 100 ms, doubling, at most 2 s. */
+const BACKOFF = { baseMs: 100, maxMs: 2000 };
 
 let cluster: TestCluster;
 /** Node id by WebSocket port, to attribute upgrades. */
@@ -50,161 +50,6 @@ interface Welcome {
   readonly at: number;
 }
 
-/**
- * One device on a bare TCP socket doing the WebSocket upgrade by hand (a `ws` client costs
- * several times more CPU, and at 5,000 devices the test process would be what is measured).
- * Records upgrades and `welcome`s, answers pings, follows `moved`; after a 503 waits
- * Retry-After plus jitter, after any other failure backs off with full jitter.
- */
-class LeanClient {
-  readonly welcomes: Welcome[] = [];
-  /** Upgrades accepted (the node admitted the connection). */
-  readonly opens: Welcome[] = [];
-  refusals = 0;
-  private socket: Socket | undefined;
-  private attempt = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private welcomed = false;
-
-  constructor(
-    readonly user: string,
-    private url: string,
-    private readonly token: string,
-  ) {}
-
-  get connected(): boolean {
-    return this.welcomed;
-  }
-
-  open(): void {
-    if (this.stopped) return;
-    this.welcomed = false;
-    const url = new URL(this.url);
-    const socket = connect({ host: url.hostname, port: Number(url.port) });
-    this.socket = socket;
-    let buffered: Buffer = Buffer.alloc(0);
-    let upgraded = false;
-    let retryAfterMs: number | undefined;
-    socket.setNoDelay(true);
-    socket.on('connect', () =>
-      socket.write(
-        `GET ${url.pathname}?token=${this.token} HTTP/1.1\r\nHost: ${url.host}\r\n` +
-          `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
-          `Sec-WebSocket-Protocol: chat.v1.json\r\n\r\n`,
-      ),
-    );
-    socket.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      if (!upgraded) {
-        const end = buffered.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buffered.subarray(0, end).toString('latin1');
-        buffered = buffered.subarray(end + 4);
-        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
-        if (status !== 101) {
-          this.refusals++;
-          const retryAfter = Number(/\r\nretry-after:\s*(\d+)/i.exec(head)?.[1]);
-          if (status === 503 && retryAfter > 0) retryAfterMs = retryAfter * 1000;
-          socket.destroy();
-          return;
-        }
-        upgraded = true;
-        this.opens.push({ node: nodeOfPort.get(Number(url.port)) ?? '?', at: Date.now() });
-      }
-      for (;;) {
-        const frame = readFrame(buffered);
-        if (frame === undefined) return;
-        buffered = buffered.subarray(frame.size);
-        if (frame.opcode === 0x8) {
-          socket.destroy();
-          return;
-        }
-        if (frame.opcode !== 0x1) continue;
-        this.onFrame(socket, JSON.parse(frame.payload.toString('utf8')) as Record<string, unknown>);
-      }
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      if (this.socket !== socket || this.stopped) return;
-      this.welcomed = false;
-      const delay =
-        retryAfterMs !== undefined
-          ? retryAfterMs + Math.random() * RETRY_JITTER_MS
-          : Math.random() * Math.min(2000, 100 * 2 ** this.attempt++);
-      this.schedule(delay);
-    });
-  }
-
-  /** The connection drops (as when a node or the network loses it); the device reconnects. */
-  drop(): void {
-    const socket = this.socket;
-    this.socket = undefined;
-    this.welcomed = false;
-    socket?.destroy();
-    this.schedule(Math.random() * DROP_JITTER_MS);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.socket?.destroy();
-  }
-
-  private onFrame(socket: Socket, frame: Record<string, unknown>): void {
-    if (frame.t === 'welcome') {
-      this.welcomed = true;
-      this.attempt = 0;
-      this.welcomes.push({ node: frame.node as string, at: Date.now() });
-    } else if (frame.t === 'ping') {
-      socket.write(maskedTextFrame(JSON.stringify({ t: 'pong', seq: frame.seq })));
-    } else if (frame.t === 'moved') {
-      this.url = frame.url as string;
-    }
-  }
-
-  private schedule(delayMs: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.open(), delayMs);
-  }
-}
-
-/** One complete server frame at the start of `buf` (servers do not mask), or undefined. */
-function readFrame(buf: Buffer): { opcode: number; payload: Buffer; size: number } | undefined {
-  if (buf.length < 2) return undefined;
-  let length = buf[1]! & 0x7f;
-  let offset = 2;
-  if (length === 126) {
-    if (buf.length < 4) return undefined;
-    length = buf.readUInt16BE(2);
-    offset = 4;
-  } else if (length === 127) {
-    if (buf.length < 10) return undefined;
-    length = Number(buf.readBigUInt64BE(2));
-    offset = 10;
-  }
-  if (buf.length < offset + length) return undefined;
-  return {
-    opcode: buf[0]! & 0x0f,
-    payload: buf.subarray(offset, offset + length),
-    size: offset + length,
-  };
-}
-
-/** A client text frame (masked, as clients must); payloads under 126 bytes only. */
-function maskedTextFrame(text: string): Buffer {
-  const payload = Buffer.from(text);
-  if (payload.length >= 126) throw new RangeError('frame too long for this lean client');
-  const mask = randomBytes(4);
-  const frame = Buffer.alloc(6 + payload.length);
-  frame[0] = 0x81;
-  frame[1] = 0x80 | payload.length;
-  mask.copy(frame, 2);
-  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i]! ^ mask[i % 4]!;
-  return frame;
-}
-
 async function ownersOf(users: readonly string[]): Promise<Map<string, string>> {
   const owners = new Map<string, string>();
   const internalUrl = cluster.node('node-1').internalUrl;
@@ -219,6 +64,11 @@ async function ownersOf(users: readonly string[]): Promise<Map<string, string>> 
     }
   }
   return owners;
+}
+
+/** An accepted upgrade, attributed to the node by its WebSocket port. */
+function openOnNode(open: OpenSeen): Welcome {
+  return { node: nodeOfPort.get(Number(new URL(open.url).port)) ?? '?', at: open.at };
 }
 
 /** Counts per node per second since `start`. */
@@ -249,14 +99,12 @@ it('smooths a reconnect storm of 5,000 users to the admission rate, with bounded
   expect([...perNode.keys()].sort()).toEqual(['node-1', 'node-2', 'node-3']);
   console.log(`STORM_USERS_PER_NODE=${JSON.stringify(Object.fromEntries(perNode))}`);
 
-  const clients = ids.map(
-    (id) => new LeanClient(id, cluster.node(owners.get(id)!).url, testToken(id, 'd1')),
-  );
-  const connectedCount = (): number => clients.filter((c) => c.connected).length;
+  const clients = ids.map((id) => new LeanUser(id, { backoff: BACKOFF }));
+  const connectedCount = (): number => clients.filter((c) => c.connectedTo !== null).length;
   try {
     // Open them at a bounded rate: 100 every 100 ms.
     for (let i = 0; i < clients.length; i += 100) {
-      for (const c of clients.slice(i, i + 100)) c.open();
+      for (const c of clients.slice(i, i + 100)) c.start(cluster.node(owners.get(c.user)!).url);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await waitFor(() => expect(connectedCount()).toBe(USERS), 30_000, 100);
@@ -265,16 +113,10 @@ it('smooths a reconnect storm of 5,000 users to the admission rate, with bounded
 
     // The storm: everyone dropped at once, everyone reconnecting.
     const stormStart = Date.now();
-    for (const c of clients) c.drop();
+    for (const c of clients) c.drop(Math.random() * DROP_JITTER_MS);
 
     // The test process's own event-loop lag, which delays the client-side timestamps.
-    let lagMax = 0;
-    let lagPrev = Date.now();
-    const lagTimer = setInterval(() => {
-      const now = Date.now();
-      lagMax = Math.max(lagMax, now - lagPrev - 100);
-      lagPrev = now;
-    }, 100);
+    const lag = lagMonitor();
     let pgPeak = await pgConnections();
     let sampling = true;
     const sampler = (async () => {
@@ -287,12 +129,14 @@ it('smooths a reconnect storm of 5,000 users to the admission rate, with bounded
       await waitFor(() => expect(connectedCount()).toBe(USERS), 40_000, 50);
     } finally {
       sampling = false;
-      clearInterval(lagTimer);
+      lag.stop();
       await sampler;
     }
 
     // The storm's accepted connects: upgrades (when the node admitted them) and welcomes.
-    const stormOpens = clients.flatMap((c) => c.opens.filter((o) => o.at >= stormStart));
+    const stormOpens = clients.flatMap((c) =>
+      c.opens.filter((o) => o.at >= stormStart).map(openOnNode),
+    );
     const stormWelcomes = clients.map((c) => c.welcomes.filter((w) => w.at >= stormStart).at(-1)!);
     const times = stormWelcomes.map((w) => w.at - stormStart).sort((a, b) => a - b);
     const timeTo99 = times[Math.ceil(USERS * 0.99) - 1]!;
@@ -346,7 +190,7 @@ it('smooths a reconnect storm of 5,000 users to the admission rate, with bounded
         `STORM_ENVELOPE_FILL_MAX=${fill.toFixed(3)}`,
         `STORM_REFUSALS_503=${refusals}`,
         `STORM_PG_CONNECTIONS_PEAK=${pgPeak} (bound ${NODES * PG_POOL_MAX + 5})`,
-        `STORM_CLIENT_EVENT_LOOP_LAG_MAX_MS=${lagMax}`,
+        `STORM_CLIENT_EVENT_LOOP_LAG_MAX_MS=${lag.max()}`,
         `STORM_WELCOMES_PER_NODE_PER_SEC=${JSON.stringify(Object.fromEntries(welcomesPerSec))}`,
         `STORM_UPGRADES_PER_NODE_PER_SEC=${JSON.stringify(Object.fromEntries(opensPerSec))}`,
       ].join('\n'),

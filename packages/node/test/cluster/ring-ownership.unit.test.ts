@@ -6,7 +6,7 @@
  */
 import type { ClusterSnapshot, NodeInfo, RingConfig } from '@chat/cluster';
 import { RingOwnership } from '../../src/cluster/ring-ownership';
-import { ringOf } from './rebalance-kit';
+import { ringOf } from '@chat/testkit';
 
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `node-${i + 1}`);
 const members = (list: readonly string[]) => list.map((id) => ({ id, weight: 1 }));

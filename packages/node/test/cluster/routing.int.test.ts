@@ -6,7 +6,7 @@
 import { ChatClient } from '@chat/client';
 import type { EventFrame, ServerFrame } from '@chat/protocol';
 import { jsonCodec } from '@chat/protocol';
-import { RawClient, TestCluster, prng, testToken, waitFor } from '@chat/testkit';
+import { RawClient, TestCluster, prng, registryOwners, testToken, waitFor } from '@chat/testkit';
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -37,32 +37,15 @@ function sdkUser(id: string): User {
   return user;
 }
 
-async function ownersAt(
-  url: string,
-  users: readonly string[],
-): Promise<{ epoch: number; owners: Record<string, string | null> }> {
-  const res = await fetch(`${url}/v1/owners?users=${users.join(',')}`);
-  return (await res.json()) as { epoch: number; owners: Record<string, string | null> };
-}
-
-async function registryOwners(users: readonly string[]): Promise<Record<string, string>> {
-  const owners: Record<string, string> = {};
-  for (let i = 0; i < users.length; i += 50) {
-    const slice = users.slice(i, i + 50);
-    const answers = await Promise.all(slice.map((u) => cluster.route(u)));
-    for (const a of answers) owners[a.user] = a.node;
-  }
-  return owners;
-}
-
+/** Every node places `users` where the registry routes them, on `epoch` (1,000 users a query). */
 async function expectAgreement(users: readonly string[], epoch: number): Promise<void> {
-  const fromRegistry = await registryOwners(users);
-  for (const node of cluster.nodes.values()) {
+  const fromRegistry = await registryOwners(cluster.registryUrl, users);
+  for (const node of cluster.nodes.keys()) {
     for (let i = 0; i < users.length; i += 1000) {
       const slice = users.slice(i, i + 1000);
-      const view = await ownersAt(node.internalUrl, slice);
+      const view = await cluster.ownersAt(node, slice);
       expect(view.epoch).toBe(epoch);
-      for (const u of slice) expect(view.owners[u]).toBe(fromRegistry[u]);
+      for (const u of slice) expect(view.owners[u]).toBe(fromRegistry.get(u));
     }
   }
 }
@@ -70,8 +53,11 @@ async function expectAgreement(users: readonly string[], epoch: number): Promise
 it('spreads 300 users over three nodes and delivers every acked message, across nodes', async () => {
   const users = Array.from({ length: 300 }, (_, i) => sdkUser(`u${i}`));
   await Promise.all(users.map((u) => u.client.connect()));
-  const routes = await registryOwners(users.map((u) => u.id));
-  for (const u of users) expect(u.node).toBe(routes[u.id]);
+  const routes = await registryOwners(
+    cluster.registryUrl,
+    users.map((u) => u.id),
+  );
+  for (const u of users) expect(u.node).toBe(routes.get(u.id));
   const perNode = new Map<string, number>();
   for (const u of users) perNode.set(u.node!, (perNode.get(u.node!) ?? 0) + 1);
   expect([...perNode.keys()].sort()).toEqual(['node-1', 'node-2', 'node-3']);
@@ -124,21 +110,18 @@ it('spreads 300 users over three nodes and delivers every acked message, across 
 
 it('has the registry and every node agree on the owner of 10,000 users, also after a membership change', async () => {
   const ids = Array.from({ length: 10_000 }, (_, i) => `agree-${i}`);
-  const epoch = (await (await fetch(`${cluster.registryUrl}/v1/ring`)).json()) as { epoch: number };
-  await expectAgreement(ids, epoch.epoch);
+  const { epoch } = await cluster.registryRing();
+  await expectAgreement(ids, epoch);
 
   const next = await cluster.setMembers(['node-1', 'node-2']);
   await waitFor(async () => {
-    const ring = (await (await fetch(`${cluster.registryUrl}/v1/ring`)).json()) as {
-      epoch: number;
-    };
-    expect(ring.epoch).toBe(next);
-    for (const node of cluster.nodes.values())
-      expect((await ownersAt(node.internalUrl, ['x'])).epoch).toBe(next);
+    expect((await cluster.registryRing()).epoch).toBe(next);
+    for (const node of cluster.nodes.keys())
+      expect((await cluster.ownersAt(node, ['x'])).epoch).toBe(next);
   });
   await expectAgreement(ids, next);
-  const owners = await registryOwners(ids.slice(0, 500));
-  expect(Object.values(owners)).not.toContain('node-3');
+  const owners = await registryOwners(cluster.registryUrl, ids.slice(0, 500));
+  expect([...owners.values()]).not.toContain('node-3');
 
   await cluster.setMembers(['node-1', 'node-2', 'node-3']);
 });
@@ -146,9 +129,7 @@ it('has the registry and every node agree on the owner of 10,000 users, also aft
 it('tells a user on the wrong node where to go, and the SDK follows', async () => {
   const user = 'wanderer';
   await waitFor(async () =>
-    expect((await ownersAt(cluster.node('node-1').internalUrl, [user])).owners[user]).toMatch(
-      /node-[123]/,
-    ),
+    expect((await cluster.ownersAt('node-1', [user])).owners[user]).toMatch(/node-[123]/),
   );
   const owner = (await cluster.route(user)).node;
   const wrong = [...cluster.nodes.values()].find((n) => n.nodeId !== owner)!;

@@ -13,8 +13,8 @@
  *     again within a few seconds (seen by a raw device that never syncs).
  */
 import { randomBytes } from 'node:crypto';
-import { connect, createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import { ChatClient } from '@chat/client';
 import type { EventFrame } from '@chat/protocol';
 import { jsonCodec } from '@chat/protocol';
@@ -30,78 +30,33 @@ import {
   verifyHandshakeProof,
 } from '@chat/rpc';
 import type { RpcLogger } from '@chat/rpc';
-import type { FaultProxy, NodeProcess } from '@chat/testkit';
+import type { FaultProxy, TestCluster } from '@chat/testkit';
+import { RawClient, TEST_CLUSTER_SECRET, testToken, waitFor } from '@chat/testkit';
+import type { LinkChat } from './rpc-link-kit';
 import {
-  RawClient,
-  TEST_CLUSTER_SECRET,
-  TestCluster,
-  startFaultProxy,
-  testToken,
-  waitFor,
-} from '@chat/testkit';
+  LinkTraffic,
+  expectContiguousOnce,
+  linkObserver,
+  linkUser,
+  startProxiedLinkCluster,
+} from './rpc-link-kit';
 
 const HEARTBEAT_MS = 1000;
 const Deliver = defineMethod<{ deliveries: unknown }, { pushed: number }>('deliver');
 
 let cluster: TestCluster;
 let proxy: FaultProxy;
-const exits = new Map<string, number | string>();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function watchExit(node: NodeProcess): void {
-  void node.exited.then((code) => exits.set(node.nodeId, code));
-}
+let exits: Map<string, number | string>;
 
 beforeAll(async () => {
-  const nodeEnv = { CHAT_HEARTBEAT_MS: String(HEARTBEAT_MS) };
-  // Both are ring members; node-2 joins once it registers, reachable only through the proxy.
-  cluster = await TestCluster.start({ nodes: 1, members: 2, nodeEnv });
-  const rpcPort = await freePort();
-  proxy = await startFaultProxy({ target: `127.0.0.1:${rpcPort}` });
-  await cluster.startNode('node-2', {
-    CHAT_RPC_PORT: String(rpcPort),
-    CHAT_RPC_ADVERTISE: proxy.address,
-  });
-  for (const node of cluster.nodes.values()) watchExit(node);
-  await waitFor(async () => {
-    const ring = (await (await fetch(`${cluster.registryUrl}/v1/ring`)).json()) as {
-      nodes: Array<{ id: string; live: boolean; member: boolean }>;
-    };
-    expect(ring.nodes.filter((n) => n.live && n.member).map((n) => n.id)).toEqual([
-      'node-1',
-      'node-2',
-    ]);
-  });
+  ({ cluster, proxy, exits } = await startProxiedLinkCluster({
+    CHAT_HEARTBEAT_MS: String(HEARTBEAT_MS),
+  }));
 }, 60_000);
 afterAll(async () => {
   await cluster?.close();
   await proxy?.close();
 });
-
-// ---- users placed on a given node ----
-
-const taken = new Set<string>();
-/** `count` fresh user ids that the registry places on `node`. */
-async function usersOn(node: string, count: number, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; out.length < count && i < 10_000; i++) {
-    const id = `${prefix}${i}`;
-    if (taken.has(id)) continue;
-    if ((await cluster.route(id)).node === node) {
-      taken.add(id);
-      out.push(id);
-    }
-  }
-  if (out.length < count) throw new Error(`could not find ${count} users on ${node}`);
-  return out;
-}
 
 // ---- a raw RPC peer ----
 
@@ -216,8 +171,8 @@ function rpcAddressOf(nodeId: string): string {
 
 /** A message from a user on one node reaches, by push, a raw device of a user on the other. */
 async function expectCrossNodePush(from: string, to: string): Promise<void> {
-  const [sender] = await usersOn(from, 1, `xs-${from}-`);
-  const [recipient] = await usersOn(to, 1, `xr-${to}-`);
+  const [sender] = await cluster.usersOn(from, 1, `xs-${from}-`);
+  const [recipient] = await cluster.usersOn(to, 1, `xr-${to}-`);
   const raw = await RawClient.ready({
     url: cluster.node(to).url,
     codec: jsonCodec,
@@ -288,7 +243,7 @@ describe('RPC authentication', () => {
       port,
       logger: quietLogger,
       expectedNodeId: 'node-1',
-      backoff: { baseMs: 50, maxMs: 200 },
+      backoff: { baseMs: 50, maxMs: 200, jitter: 'full' },
     });
     try {
       await expect(client.call(Deliver, { deliveries: [] }, { timeoutMs: 1500 })).rejects.toThrow(
@@ -382,48 +337,22 @@ describe('malformed RPC frames', () => {
 });
 
 describe('RPC link faults through the fault proxy', () => {
-  interface User {
-    readonly id: string;
-    readonly client: ChatClient;
-    readonly events: EventFrame[];
-  }
-  interface Chat {
-    readonly chatId: string;
-    readonly members: User[];
-  }
-
-  function sdkUser(id: string): User {
-    const client = new ChatClient({
-      registryUrl: cluster.registryUrl,
-      user: id,
-      token: () => testToken(id, 'd1'),
-      backoffBaseMs: 50,
-      backoffMaxMs: 1000,
-      sendDeadlineMs: 45_000,
-    });
-    const user: User = { id, client, events: [] };
-    client.on('event', (e) => user.events.push(e));
-    return user;
-  }
-
   it('loses no acked message, duplicates none, and recovers the link after delay, resets and a blackhole', async () => {
-    const onNode1 = (await usersOn('node-1', 6, 'lf1-')).map(sdkUser);
-    const onNode2 = (await usersOn('node-2', 6, 'lf2-')).map(sdkUser);
+    const onNode1 = (await cluster.usersOn('node-1', 6, 'lf1-')).map((id) =>
+      linkUser(cluster.registryUrl, id),
+    );
+    const onNode2 = (await cluster.usersOn('node-2', 6, 'lf2-')).map((id) =>
+      linkUser(cluster.registryUrl, id),
+    );
     const users = [...onNode1, ...onNode2];
     await Promise.all(users.map((u) => u.client.connect()));
     for (const u of onNode1) expect(u.client.state.node).toBe('node-1');
     for (const u of onNode2) expect(u.client.state.node).toBe('node-2');
 
     // A raw device of a node-2 user that never syncs: what it gets came over RPC.
-    const [observerId] = await usersOn('node-2', 1, 'lfo-');
-    const observer = await RawClient.ready({
-      url: cluster.node('node-2').url,
-      codec: jsonCodec,
-      user: observerId!,
-      autoAck: true,
-    });
+    const { id: observerId, device: observer } = await linkObserver(cluster, 'node-2', 'lfo-');
 
-    const chats: Chat[] = [];
+    const chats: LinkChat[] = [];
     for (let i = 0; i < onNode1.length; i++) {
       const a = onNode1[i]!;
       const b = onNode2[i]!;
@@ -438,45 +367,15 @@ describe('RPC link faults through the fault proxy', () => {
       chats.push({ chatId, members });
     }
     const probeSender = onNode1[0]!;
-    const { chatId: probeChat } = await probeSender.client.createChat([observerId!]);
+    const { chatId: probeChat } = await probeSender.client.createChat([observerId]);
+    const traffic = new LinkTraffic({ chats, probeSender, probeChat, observer });
 
-    const acked: Array<{ messageId: string; chat: Chat; sender: Chat['members'][number] }> = [];
-    const pending: Array<Promise<void>> = [];
-    let sendFailures = 0;
-    let n = 0;
-    /** Sends one message every `everyMs` for `ms`, alternating senders and chats; bounded. */
-    const traffic = async (ms: number, everyMs = 40): Promise<void> => {
-      const until = Date.now() + ms;
-      for (let k = 0; Date.now() < until && k < 2000; k++) {
-        const i = n++;
-        const chat = chats[i % chats.length]!;
-        const sender = chat.members[Math.floor(i / chats.length) % chat.members.length]!;
-        pending.push(
-          sender.client.send(chat.chatId, `m${i}`).then(
-            ({ messageId }) => void acked.push({ messageId, chat, sender }),
-            () => void sendFailures++,
-          ),
-        );
-        await new Promise((resolve) => setTimeout(resolve, everyMs));
-      }
-    };
-    /** A probe to the observer; resolves with how long it took to be pushed. */
-    const probe = async (label: string, timeoutMs: number): Promise<number> => {
-      const started = Date.now();
-      const { messageId } = await probeSender.client.send(probeChat, label);
-      await observer.next(
-        (f) => f.t === 'evt' && f.kind === 'message' && f.messageId === messageId,
-        timeoutMs,
-      );
-      return Date.now() - started;
-    };
-
-    await traffic(1000);
-    expect(await probe('baseline', 3000)).toBeLessThan(1000);
+    await traffic.run(1000, 40);
+    expect(await traffic.probe('baseline', 3000)).toBeLessThan(1000);
 
     proxy.setDelay(200);
-    await traffic(3000);
-    const delayed = await probe('delayed', 3000);
+    await traffic.run(3000, 40);
+    const delayed = await traffic.probe('delayed', 3000);
     expect(delayed).toBeGreaterThanOrEqual(190);
     proxy.setDelay(0);
 
@@ -487,62 +386,36 @@ describe('RPC link faults through the fault proxy', () => {
         proxy.resetAll();
       }
     })();
-    await traffic(3000);
+    await traffic.run(3000, 40);
     await resetting;
     expect(proxy.stats.resets).toBeGreaterThan(resetsBefore);
     // Reconnected after the resets; the blackhole below then hits a live, established link.
-    await waitFor(() => probe(`after-resets-${Date.now()}`, 1000), 8000, 0);
+    await waitFor(() => traffic.probe(`after-resets-${Date.now()}`, 1000), 8000, 0);
 
     proxy.blackhole(true);
     const droppedBefore = proxy.stats.bytesDropped;
-    await traffic(10_000, 80);
+    await traffic.run(10_000, 80);
     expect(proxy.stats.bytesDropped).toBeGreaterThan(droppedBefore);
     proxy.blackhole(false);
     const healedAt = Date.now();
 
     // The RPC path itself works again: a new message is pushed within a few seconds.
-    await waitFor(() => probe(`healed-${Date.now()}`, 1000), 8000, 0);
+    await waitFor(() => traffic.probe(`healed-${Date.now()}`, 1000), 8000, 0);
     const recoveryMs = Date.now() - healedAt;
     console.log(`RPC_LINK_RECOVERY_MS=${recoveryMs}`);
     expect(recoveryMs).toBeLessThan(8000);
 
-    await traffic(1000);
-    await Promise.all(pending);
-    expect(sendFailures).toBe(0);
+    await traffic.run(1000, 40);
+    expect(await traffic.failed()).toBe(0);
 
     // Lost forwards surface as seq gaps on the next push, which the SDK syncs. Measure what is
-    // still missing now, then send one more message in every chat, which repairs the rest. (The
-    // sending device has its message from the `ok`, not as an event.)
-    const missing = (): number => {
-      let count = 0;
-      for (const s of acked)
-        for (const m of s.chat.members)
-          if (
-            m !== s.sender &&
-            !m.events.some(
-              (e) =>
-                e.kind === 'message' && e.chatId === s.chat.chatId && e.messageId === s.messageId,
-            )
-          )
-            count++;
-      return count;
-    };
+    // still missing now, then send one more message in every chat, which repairs the rest.
     console.log(
-      `RPC_FAULTS_SENT=${n} ACKED=${acked.length} MISSING_AT_HEAL_PLUS_TRAFFIC=${missing()}`,
+      `RPC_FAULTS_SENT=${traffic.sends} ACKED=${traffic.acked.length} MISSING_AT_HEAL_PLUS_TRAFFIC=${traffic.missing()}`,
     );
-    for (const chat of chats) {
-      const { messageId } = await chat.members[0]!.client.send(chat.chatId, 'final');
-      acked.push({ messageId, chat, sender: chat.members[0]! });
-    }
-    await waitFor(() => expect(missing()).toBe(0), 15_000);
-
-    for (const u of users) {
-      const ids = u.events.flatMap((e) =>
-        e.kind === 'message' ? [`${e.chatId}:${e.messageId}`] : [],
-      );
-      expect(new Set(ids).size).toBe(ids.length);
-      expect(u.events.map((e) => e.seq)).toEqual(u.events.map((_, i) => i + 1));
-    }
+    await traffic.sendFinalRound();
+    await waitFor(() => expect(traffic.missing()).toBe(0), 15_000);
+    expectContiguousOnce(users);
     console.log(`RPC_FAULTS_PROXY_STATS=${JSON.stringify(proxy.stats)}`);
     await Promise.all(users.map((u) => u.client.close()));
     await observer.close();
@@ -551,12 +424,12 @@ describe('RPC link faults through the fault proxy', () => {
 });
 
 describe('a forward lost on the link, with an idle recipient', () => {
-  // DESIGN.md §3.6: "Heartbeats carry the user's latest sequence so a device notices a gap within
-  // one heartbeat interval". The owner node reads the latest seqs from the store for its pings,
+  // docs/protocol.md 8.7 "Heartbeats": a ping carries the user's latest seq, so a device notices a
+  // missed push within one heartbeat. The owner node reads the latest seqs from the store for its pings,
   // so a forward lost between nodes is noticed by an idle recipient within a heartbeat or two.
   it('is repaired by the heartbeat, without any further message', async () => {
-    const [senderId] = await usersOn('node-1', 1, 'gap1-');
-    const [recipientId] = await usersOn('node-2', 1, 'gap2-');
+    const [senderId] = await cluster.usersOn('node-1', 1, 'gap1-');
+    const [recipientId] = await cluster.usersOn('node-2', 1, 'gap2-');
     const sender = new ChatClient({
       registryUrl: cluster.registryUrl,
       user: senderId!,

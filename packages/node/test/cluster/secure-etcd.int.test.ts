@@ -7,9 +7,8 @@
 import { createEtcdClient, RingConfigStore } from '@chat/cluster';
 import type { EtcdSecurity } from '@chat/cluster';
 import { jsonCodec } from '@chat/protocol';
-import { createLocalTls, RawClient, TestCluster } from '@chat/testkit';
+import { chatctl, createLocalTls, RawClient, TestCluster } from '@chat/testkit';
 import type { LocalTls } from '@chat/testkit';
-import { chatctl } from '../../../cli/test/chatctl-process';
 
 let tls: LocalTls;
 let cluster: TestCluster;

@@ -43,7 +43,7 @@ const REQUIRED_SECRETS = [
   'CHAT_AUTH_SECRET',
   'CHAT_CLUSTER_SECRET',
   'POSTGRES_PASSWORD',
-  'MINIO_ROOT_PASSWORD',
+  'S3_SECRET_KEY',
 ];
 
 function seconds(duration: string): number {
@@ -80,7 +80,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs the infrastructure, the registry, three nodes (and node-4 on demand) and one-shots', () => {
-    for (const name of ['etcd', 'postgres', 'minio', 'minio-init', 'registry', 'ring-init']) {
+    for (const name of ['etcd', 'postgres', 's3', 'registry', 'ring-init']) {
       expect(services[name]).toBeDefined();
     }
     expect(chatNodes.map(([name]) => name)).toEqual(['node-1', 'node-2', 'node-3', 'node-4']);
@@ -89,7 +89,7 @@ describe('docker-compose.yml', () => {
     expect(services.etcd!.image).toMatch(/coreos\/etcd|bitnami\/etcd/);
     expect(services.etcd!.command?.[0]).toContain('etcd');
     expect(asRecord(compose.volumes)).toEqual(
-      expect.objectContaining({ 'etcd-data': null, 'pg-data': null, 'minio-data': null }),
+      expect.objectContaining({ 'etcd-data': null, 'pg-data': null, 's3-data': null }),
     );
   });
 
@@ -170,7 +170,7 @@ describe('docker-compose.yml', () => {
       expect(vars.CHAT_HOST).toBe('0.0.0.0');
       // Secrets come from the operator's environment, with no default (see the test below).
       for (const secret of ['CHAT_AUTH_SECRET', 'CHAT_CLUSTER_SECRET', 'CHAT_S3_SECRET_KEY']) {
-        expect(vars[secret]).toMatch(/^\$\{[A-Z_]+:\?set [A-Z_]+ to a random /);
+        expect(vars[secret]).toMatch(/^\$\{[A-Z0-9_]+:\?set [A-Z0-9_]+ to a random /);
       }
       expect(vars.NODE_ENV).toBe('production');
       for (const s3 of [
@@ -184,7 +184,7 @@ describe('docker-compose.yml', () => {
       const databaseUrl = vars.DATABASE_URL!.replace(/\$\{POSTGRES_PASSWORD:\?[^}]*\}/, 'pw');
       expect(new URL(databaseUrl).hostname).toBe('postgres');
       expect(new URL(vars.CHAT_ETCD_ENDPOINTS!).hostname).toBe('etcd');
-      expect(new URL(vars.CHAT_S3_ENDPOINT!).hostname).toBe('minio');
+      expect(new URL(vars.CHAT_S3_ENDPOINT!).hostname).toBe('s3');
       // SIGTERM drains: Compose must wait longer than the node's shutdown timeout.
       expect(seconds(node.stop_grace_period!)).toBeGreaterThan(
         Number(vars.CHAT_SHUTDOWN_TIMEOUT_MS) / 1000,
@@ -205,7 +205,7 @@ describe('docker-compose.yml', () => {
     ]);
     expect(sources).toMatch(/app\.get\('\/readyz'/);
     expect(sources).toMatch(/case '\/readyz'/);
-    for (const name of ['etcd', 'postgres', 'minio'])
+    for (const name of ['etcd', 'postgres', 's3'])
       expect(services[name]!.healthcheck).toBeDefined();
   });
 
@@ -217,11 +217,6 @@ describe('docker-compose.yml', () => {
       expect(ringInit.depends_on?.[node]?.condition).toBe('service_healthy');
     // `scale-out` on an empty ring writes the first ring (packages/cli/src/plan.ts).
     expect(repoFile('packages/cli/src/plan.ts')).toContain('writing the first one');
-    expect(services['minio-init']!.entrypoint).toEqual(
-      expect.arrayContaining([expect.stringContaining('mc mb --ignore-existing local/')]),
-    );
-    const bucket = env(chatNodes[0]![1]).CHAT_S3_BUCKET!;
-    expect((services['minio-init']!.entrypoint as string[]).join(' ')).toContain(`local/${bucket}`);
   });
 
   it('ships no secret: each one is required (${VAR:?message}), none has a change-me default', () => {
@@ -242,7 +237,6 @@ describe('docker-compose.yml', () => {
       'CHAT_S3_SECRET_KEY',
       'POSTGRES_PASSWORD',
       'PGPASSWORD',
-      'MINIO_ROOT_PASSWORD',
     ];
     for (const [name, service] of Object.entries(services)) {
       for (const [key, value] of Object.entries(service.environment ?? {})) {
@@ -250,12 +244,68 @@ describe('docker-compose.yml', () => {
         expect({ name, key, value: String(value) }).toEqual({
           name,
           key,
-          value: expect.stringMatching(/^\$\{[A-Z_]+:\?[^}]+\}$/) as unknown,
+          value: expect.stringMatching(/^\$\{[A-Z0-9_]+:\?[^}]+\}$/) as unknown,
         });
       }
     }
     expect(env(chatNodes[0]![1]).DATABASE_URL).toMatch(
       /^postgres:\/\/chat:\$\{POSTGRES_PASSWORD:\?/,
     );
+  });
+});
+
+describe('docker-compose.yml images', () => {
+  const images = (): [string, string][] => {
+    const anchors = [
+      ...repoFile('docker-compose.yml').matchAll(/^x-[a-z-]+: &[a-z-]+ (\S+:\S+)$/gm),
+    ];
+    return [
+      ...Object.entries(services).flatMap(([name, s]): [string, string][] =>
+        typeof s.image === 'string' ? [[name, s.image]] : [],
+      ),
+      ...anchors.map((m): [string, string] => ['(anchor)', m[1]!]),
+    ];
+  };
+
+  it('pins every image to a version tag: none is :latest or untagged', () => {
+    expect(images().length).toBeGreaterThan(5);
+    for (const [name, image] of images()) {
+      if (image === APP_IMAGE) continue; // built here, from deploy/Dockerfile
+      const tag = /^[^@]+:([^/:@]+)(@sha256:[0-9a-f]{64})?$/.exec(image)?.[1];
+      expect({ name, image, tag }).toEqual({ name, image, tag: expect.stringMatching(/\d/) });
+      expect({ name, image, latest: /latest/i.test(tag ?? '') }).toEqual({
+        name,
+        image,
+        latest: false,
+      });
+    }
+  });
+
+  it('names no MinIO image (gone from Docker Hub) and needs no mc: the nodes create the bucket', () => {
+    for (const [name, image] of images())
+      expect({ name, image }).not.toEqual({ name, image: expect.stringMatching(/minio/i) });
+    expect(repoFile('docker-compose.yml')).not.toMatch(/\bmc (mb|alias)\b/);
+    const s3 = services.s3!;
+    expect(s3.image).toMatch(/^chrislusf\/seaweedfs:\d+\.\d+$/);
+    for (const [, node] of chatNodes)
+      expect(node.depends_on?.s3?.condition).toBe('service_healthy');
+    // MediaService.start() makes the bucket through the S3 API (CreateBucket), racing nodes welcome.
+    expect(repoFile('packages/media/src/minio-store.ts')).toMatch(/makeBucket\(this\.bucket/);
+    expect(repoFile('packages/media/src/minio-store.ts')).toContain("'BucketAlreadyOwnedByYou'");
+  });
+
+  it("gives the S3 gateway the nodes' key pair, on the port their endpoint names", () => {
+    const identities = asRecord(asRecord(compose.configs)['s3-identities']).content as string;
+    const node = env(chatNodes[0]![1]);
+    const parsed = JSON.parse(interpolateDefaults(identities)) as {
+      identities: { credentials: { accessKey: string; secretKey: string }[]; actions: string[] }[];
+    };
+    expect(parsed.identities[0]!.credentials[0]!.accessKey).toBe(node.CHAT_S3_ACCESS_KEY);
+    expect(parsed.identities[0]!.actions).toEqual(
+      expect.arrayContaining(['Admin', 'Read', 'Write', 'List']),
+    );
+    expect(identities).toContain('${S3_SECRET_KEY:?');
+    expect(services.s3!.command).toContain(`-s3.port=${portOfUrl(node.CHAT_S3_ENDPOINT!)}`);
+    expect(services.s3!.ports).toContain(`${portOfUrl(node.CHAT_S3_ENDPOINT!)}:9000`);
   });
 });

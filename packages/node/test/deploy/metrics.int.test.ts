@@ -6,7 +6,7 @@
 import { jsonCodec } from '@chat/protocol';
 import { RawClient, TestCluster, waitFor } from '@chat/testkit';
 import type { Scrape } from './prom-text';
-import { has, scrape, total } from './prom-text';
+import { conventionProblems, has, scrape, scrapeText, total } from './prom-text';
 
 let cluster: TestCluster;
 const clients: RawClient[] = [];
@@ -55,6 +55,17 @@ describe('metrics and readiness', () => {
     expect(total(registry, 'chat_registry_live_members')).toBe(2);
     expect(total(registry, 'chat_registry_ring_epoch')).toBeGreaterThan(0);
     expect(has(registry, 'process_cpu_user_seconds_total')).toBe(true);
+    // Prometheus' naming conventions on what is served (prom-text.ts), and the build info.
+    for (const url of [
+      cluster.registryInternalUrl,
+      ...[...cluster.nodes.values()].map((n) => n.internalUrl),
+    ]) {
+      const text = await scrapeText(url);
+      expect({ url, problems: conventionProblems(text) }).toEqual({ url, problems: [] });
+      expect(text).toMatch(
+        /^chat_build_info\{version="[^"]+",node_version="[^"]+",protocol="v1"[,}].* 1$/m,
+      );
+    }
   });
 
   it('count messages, latencies, group commits and RPC per peer under traffic', async () => {
@@ -126,7 +137,7 @@ describe('metrics and readiness', () => {
     await waitFor(
       async () => {
         const now = await scrapeAll();
-        expect(sum(now, 'chat_drain_total')).toBeGreaterThan(0);
+        expect(sum(now, 'chat_drain_users')).toBeGreaterThan(0);
         expect(sum(now, 'chat_drain_remaining')).toBeGreaterThan(0);
         expect(sum(now, 'chat_moved_users_total')).toBeGreaterThan(
           sum(before, 'chat_moved_users_total'),
@@ -143,7 +154,7 @@ describe('metrics and readiness', () => {
         expect({ id, done: total(one, 'chat_drain_done') }).toEqual({ id, done: 1 });
       }
       const moved = sum(after, 'chat_moved_users_total') - sum(before, 'chat_moved_users_total');
-      expect(moved).toBe(sum(after, 'chat_drain_total'));
+      expect(moved).toBe(sum(after, 'chat_drain_users'));
       expect(moved).toBeGreaterThan(0);
       expect(sum(after, 'chat_moved_devices_total') - sum(before, 'chat_moved_devices_total')).toBe(
         moved,

@@ -35,3 +35,34 @@ export async function scrape(httpUrl: string): Promise<Scrape> {
     throw new Error(`/metrics content-type ${res.headers.get('content-type')}`);
   return parsePromText(await res.text());
 }
+
+/**
+ * What breaks Prometheus' naming conventions in a `/metrics` text, by its `# TYPE` lines: a
+ * counter of ours (`chat_*`) not ending in `_total`, a gauge of ours ending in it, any series
+ * with an `instance` label (Prometheus adds `instance`, the scraped target, itself).
+ * prom-client's own `nodejs_active_{handles,requests,resources}_total` gauges are its names, kept
+ * as every Node.js dashboard knows them.
+ */
+export function conventionProblems(text: string): string[] {
+  const problems: string[] = [];
+  for (const line of text.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (type !== null && type[1]!.startsWith('chat_')) {
+      const [, name, kind] = type;
+      if (kind === 'counter' && !name!.endsWith('_total'))
+        problems.push(`counter ${name} does not end in _total`);
+      if (kind === 'gauge' && name!.endsWith('_total'))
+        problems.push(`gauge ${name} ends in _total`);
+    } else if (type === null && !line.startsWith('#') && /[{,]instance="/.test(line)) {
+      problems.push(`series with an instance label: ${line}`);
+    }
+  }
+  return problems;
+}
+
+/** The `/metrics` text of a node's or the registry's internal listener. */
+export async function scrapeText(httpUrl: string): Promise<string> {
+  const res = await fetch(`${httpUrl}/metrics`);
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  return res.text();
+}

@@ -17,6 +17,8 @@ import {
   defaultDevice,
 } from './identity';
 import { ChatModel } from './model';
+import type { PushAccount } from './notify-control';
+import { NotifyControl } from './notify-control';
 import { clearState, loadState, storeState } from './saved-state';
 import type { Dom } from './view';
 import {
@@ -127,6 +129,11 @@ class ChatSession {
       this.deliverSend(msg.chatId, msg.clientMsgId as string, msg.body, [...msg.attachments]);
     }
     await client.connect();
+  }
+
+  /** The SDK's push requests, for the "notify me" button. */
+  get pushAccount(): PushAccount {
+    return this.client;
   }
 
   async close(): Promise<void> {
@@ -392,6 +399,8 @@ class ChatSession {
 function main(): void {
   const dom = findDom(document);
   let session: ChatSession | undefined;
+  const notify = new NotifyControl(dom, () => session?.pushAccount);
+  void notify.offer();
 
   const showSignIn = (error = ''): void => {
     dom.app.hidden = true;
@@ -472,6 +481,7 @@ function main(): void {
     dom.chatList.replaceChildren();
     dom.messages.replaceChildren();
     dom.connLog.replaceChildren();
+    notify.reset();
     for (const text of [dom.chatPresence, dom.chatTyping, dom.composerError, dom.newChatError]) {
       text.textContent = '';
     }

@@ -28,6 +28,11 @@ export interface Dom {
   readonly attach: HTMLInputElement;
   readonly text: HTMLInputElement;
   readonly composerError: HTMLElement;
+  readonly notify: HTMLElement;
+  readonly notifyButton: HTMLButtonElement;
+  readonly notifyPreviewsLabel: HTMLElement;
+  readonly notifyPreviews: HTMLInputElement;
+  readonly notifyStatus: HTMLElement;
 }
 
 export function findDom(doc: Document): Dom {
@@ -56,6 +61,11 @@ export function findDom(doc: Document): Dom {
     attach: get('attach'),
     text: get('text'),
     composerError: get('composer-error'),
+    notify: get('notify'),
+    notifyButton: get('notify-button'),
+    notifyPreviewsLabel: get('notify-previews-label'),
+    notifyPreviews: get('notify-previews'),
+    notifyStatus: get('notify-status'),
   };
 }
 

@@ -4,7 +4,7 @@
  * stream's `retry:` is 1 s), but not after an HTTP error such as a 503 from a registry that is
  * shutting down; then a new one is opened a few seconds later.
  */
-import type { DashboardRing, DashboardState } from '../dashboard-feed';
+import type { DashboardRing, DashboardState } from '@chat/protocol/dashboard-feed';
 
 /** What the connection indicator shows. */
 export type FeedStatus = 'connecting' | 'live' | 'reconnecting';

@@ -1,5 +1,5 @@
 /** How the dashboard writes numbers and sentences. Pure, so it is unit-tested without a browser. */
-import type { DashboardState } from '../dashboard-feed';
+import type { DashboardState } from '@chat/protocol/dashboard-feed';
 
 /** En dash for "unknown" (a node that did not answer, or no second reading yet). */
 export const UNKNOWN = '–';

@@ -3,7 +3,7 @@
  * the registry's event stream drawn as a ring, a table of nodes and drain progress bars. See
  * packages/web/README.md.
  */
-import { dashboardStreamUrl } from '../dashboard-feed';
+import { dashboardStreamUrl } from '@chat/protocol/dashboard-feed';
 import { ColourBook } from './colours';
 import { openFeed } from './feed';
 import { DashboardView } from './view';

@@ -2,7 +2,7 @@
  * SVG geometry of the ring: 0 is 12 o'clock, fractions grow clockwise (SVG's y axis points
  * down, so sweep flag 1 is clockwise on screen). Pure: strings in, strings out.
  */
-import type { RingArc } from '../dashboard-feed';
+import type { RingArc } from '@chat/protocol/dashboard-feed';
 
 export interface Circle {
   readonly cx: number;

@@ -9,7 +9,7 @@ import type {
   DashboardNode,
   DashboardRing,
   DashboardState,
-} from '../dashboard-feed';
+} from '@chat/protocol/dashboard-feed';
 import type { ColourBook } from './colours';
 import { compareIds } from '@chat/protocol';
 import type { FeedStatus } from './feed';

@@ -1,0 +1,13 @@
+export type { PushKind, PushNotification, PushProvider, PushResult, PushTarget } from './provider';
+export { parsePushConfig, describePushConfig, PushConfigError } from './config';
+export type { PushConfig } from './config';
+export { createPushProviders } from './providers';
+export type { PushProviders } from './providers';
+export { createApnsProvider, APNS_URLS } from './apns-provider';
+export type { ApnsProviderOptions } from './apns-provider';
+export { createFcmProvider, FCM_URL, GOOGLE_TOKEN_URL, FCM_SCOPE } from './fcm-provider';
+export type { FcmProviderOptions, FcmServiceAccount } from './fcm-provider';
+export { createWebPushProvider, generateVapidKeys } from './webpush-provider';
+export type { VapidKeys, WebPushProviderOptions } from './webpush-provider';
+export { parseRetryAfter } from './retry-after';
+export { pushData } from './payload';
