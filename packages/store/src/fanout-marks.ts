@@ -29,28 +29,42 @@ export interface MarkBeat {
   readonly sweptUpto: number | null;
 }
 
-/** Writes this node's mark and reads the lowest of all. */
+/**
+ * Writes this node's mark and reads the lowest of all (its own, as written, included). While a sweeper's claim is under way
+ * (`swept_upto` above `upto`) only the heartbeat moves: the node's own fan-out skips what the
+ * claim covers, so its promise says nothing about those messages, and a mark moved past them
+ * would let their acked events be deleted before the claim's sweep looks for them (it would
+ * append them again). The claim's sweep moves the mark when it is through.
+ */
 export async function beatMark(
   db: Kysely<Database>,
   nodeId: string,
   upto: number,
   now: number,
 ): Promise<MarkBeat> {
-  const { rows } = await sql<{ swept_upto: string | null; keep_from: string | null }>`
+  const { rows } = await sql<{
+    upto: string | null;
+    swept_upto: string | null;
+    keep_from: string | null;
+  }>`
     with beat as (
       insert into fanout_marks (node_id, upto, heartbeat_at) values (${nodeId}, ${upto}, ${now})
-      on conflict (node_id) do update set upto = excluded.upto, heartbeat_at = excluded.heartbeat_at
-      returning swept_upto
+      on conflict (node_id) do update set
+        upto = case when fanout_marks.swept_upto > fanout_marks.upto then fanout_marks.upto
+          else excluded.upto end,
+        heartbeat_at = excluded.heartbeat_at
+      returning upto, swept_upto
     )
     -- Citus takes no subquery inside an INSERT: the other marks are read beside it.
-    select (select swept_upto from beat) as swept_upto,
+    select (select upto from beat) as upto, (select swept_upto from beat) as swept_upto,
       (select min(m.upto) from fanout_marks m where m.node_id <> ${nodeId}) as keep_from`.execute(
     db,
   );
   const row = rows[0];
+  const written = row?.upto === null || row?.upto === undefined ? upto : Number(row.upto);
   const others = row?.keep_from;
   return {
-    keepFrom: others === null || others === undefined ? upto : Math.min(upto, Number(others)),
+    keepFrom: others === null || others === undefined ? written : Math.min(written, Number(others)),
     sweptUpto: row?.swept_upto === null || row === undefined ? null : Number(row.swept_upto),
   };
 }
@@ -107,8 +121,14 @@ export interface SweepResult {
 
 export interface SweepOptions {
   /**
-   * Take the node's fan-out over below `to` (default true): its own late appends are skipped.
-   * A node sweeping its own mark passes false: its running fan-out must go on.
+   * Take the node's fan-out over below `to` (default true): its own late appends are skipped,
+   * and the mark moves to `to` once the sweep is through.
+   *
+   * A node sweeping its own mark passes false: its running fan-out must go on, so the sweep
+   * leaves the mark alone (the node writes it from what it still owes: messages whose chat step
+   * commits after the sweep read its page, or whose events wait for a retry, are below `to`; a
+   * mark moved past them would promise a fan-out not done: lost if the node died, appended twice
+   * if acked events were deleted first). It starts at a claim under way, which covers the rest.
    */
   readonly claim?: boolean;
   /** Drop the mark afterwards if its node has not written it since (gone for good). */
@@ -119,8 +139,8 @@ export interface SweepOptions {
 
 /**
  * Finishes the fan-out of every message `nodeId` stored from its mark up to `to` (exclusive),
- * then moves the mark to `to`. Appends what is missing only: any number of sweeps, and the
- * node itself, may run over the same messages.
+ * then (a claim) moves the mark to `to`. Appends what is missing only: any number of sweeps, and
+ * the node itself, may run over the same messages.
  */
 export async function sweepNode(
   db: Kysely<Database>,
@@ -128,11 +148,12 @@ export async function sweepNode(
   to: number,
   options: SweepOptions = {},
 ): Promise<SweepResult> {
-  const { rows: claimed } =
-    options.claim === false
-      ? await sql<{ upto: string }>`
-          select upto from fanout_marks where node_id = ${nodeId}`.execute(db)
-      : await sql<{ upto: string }>`
+  const own = options.claim === false;
+  const { rows: claimed } = own
+    ? await sql<{ upto: string }>`
+          select greatest(upto, coalesce(swept_upto, 0)) as upto
+          from fanout_marks where node_id = ${nodeId}`.execute(db)
+    : await sql<{ upto: string }>`
           update fanout_marks set swept_upto = greatest(coalesce(swept_upto, 0), ${to}::int8)
           where node_id = ${nodeId}
           returning upto`.execute(db);
@@ -186,10 +207,12 @@ export async function sweepNode(
     if (last === undefined || page.length < SWEEP_PAGE) break;
     after = { createdAt: Number(last.created_at), chatId: last.chat_id, id: last.id };
   }
-  await sql`
-    update fanout_marks set upto = greatest(upto, ${to}::int8) where node_id = ${nodeId}`.execute(
-    db,
-  );
+  if (!own) {
+    await sql`
+      update fanout_marks set upto = greatest(upto, ${to}::int8) where node_id = ${nodeId}`.execute(
+      db,
+    );
+  }
   if (options.deleteIfHeartbeatBefore !== undefined) {
     await sql`
       delete from fanout_marks

@@ -63,6 +63,13 @@ function recorder(store: PgChatStore): Delivery[] {
   return seen;
 }
 
+/** The `upto` of a node's fan-out mark as the database has it. */
+async function markOf(f: StoreFixture, nodeId: string): Promise<number> {
+  const { rows } = await sql<{ upto: string }>`
+    select upto from fanout_marks where node_id = ${nodeId}`.execute(f.db);
+  return Number(rows[0]?.upto ?? 0);
+}
+
 const messageUsers = (deliveries: readonly Delivery[], messageId: string): string[] =>
   deliveries
     .filter((d) => d.event.kind === 'message' && d.event.messageId === messageId)
@@ -173,11 +180,10 @@ async function sweepOwnMarkCase(own: StoreFixture): Promise<void> {
   } finally {
     await releaseUser();
   }
-  // The sweep ends by moving the mark past the failed send.
+  // Once the sweep is through, the node's mark moves past the failed send.
   await until(async () => {
-    const { rows } = await sql<{ upto: string }>`
-      select upto from fanout_marks where node_id = ${node.nodeId}`.execute(own.db);
-    return Number(rows[0]?.upto ?? 0) > ts;
+    await node.writeMark();
+    return (await markOf(own, node.nodeId)) > ts;
   });
   const copies = (await inboxOf(own.db, 'os-b')).filter(
     (e) => e.kind === 'message' && e.messageId === messageId && e.seq !== first!.seq,
@@ -185,3 +191,86 @@ async function sweepOwnMarkCase(own: StoreFixture): Promise<void> {
   expect(copies).toEqual([]);
   expect(await node.latestSeq('os-b')).toBe(first!.seq);
 }
+
+test('a node woken while a sweeper finishes its fan-out moves no mark past the claim: an acked event is not deleted under the claim and appended again', async () => {
+  const woken = await fx.store({ markIntervalMs: 3_600_000 });
+  const { chatId } = await woken.createChat('wk-a', ['wk-b'], null, Date.now());
+  await woken.connectDevice('wk-b', 'phone', Date.now());
+  await woken.fanoutIdle();
+  await woken.writeMark(); // its last promise before it "froze": before the message below
+  const { messageId, ts } = await woken.send(sendInput('wk-a', chatId, { body: 'delivered' }));
+  await woken.fanoutIdle();
+  const [first] = (await inboxOf(fx.db, 'wk-b')).filter((e) => e.kind === 'message');
+  expect(first).toMatchObject({ messageId });
+  const sweeper = await fx.store(); // its own mark is after the message
+
+  const steps = await userStepsFor(['wk-b']);
+  const release = await lockUsers(['wk-b']);
+  let sweep: Promise<{ nodes: number; messages: number; events: number }> | undefined;
+  try {
+    // A minute later the woken node's mark is stale by the sweeper's clock: the claim's sweep
+    // reaches the message and waits for wk-b's lock.
+    sweep = sweeper.sweepStale(Date.now() + 60_000, 15_000, DAY_MS);
+    await until(async () => (await waitingForLocks()) === steps);
+    const before = await markOf(fx, woken.nodeId);
+    // The node wakes up: it owes nothing, and its mark would say "now". The device acks.
+    await woken.writeMark();
+    expect(await markOf(fx, woken.nodeId)).toBe(before);
+    await woken.writeCursors([{ userId: 'wk-b', deviceId: 'phone', seq: first!.seq }], Date.now());
+  } finally {
+    await release();
+  }
+  await sweep!;
+  const copies = (await inboxOf(fx.db, 'wk-b')).filter(
+    (e) => e.kind === 'message' && e.messageId === messageId && e.seq !== first!.seq,
+  );
+  expect(copies).toEqual([]);
+  expect(await woken.latestSeq('wk-b')).toBe(first!.seq);
+  // The claim's sweep moved the mark when it was through; the node's own beats move it again.
+  await woken.writeMark();
+  expect(await markOf(fx, woken.nodeId)).toBeGreaterThan(ts);
+});
+
+test('a node sweeping its own mark leaves the mark below a message whose chat step is still running', async () => {
+  // After a restore (a new store epoch) the node sweeps its own messages again. A message whose
+  // chat step commits after the sweep read its page is not swept: a mark moved past it would
+  // promise its fan-out before it is done (lost if the node died then).
+  const node = await fx.store({ markIntervalMs: 3_600_000 });
+  const { chatId: running } = await node.createChat('ow-a', ['ow-b'], null, Date.now());
+  const { chatId: restored } = await node.createChat('ow-a', ['ow-c'], null, Date.now());
+  await node.fanoutIdle();
+  await node.writeMark();
+  // A message whose event the restore lost: the sweep appends it again.
+  const lost = await node.send(sendInput('ow-a', restored, { body: 'lost in the restore' }));
+  await node.fanoutIdle();
+  await sql`delete from inbox where user_id = 'ow-c' and message_id = ${lost.messageId}::int8`.execute(
+    fx.db,
+  );
+  const seen = recorder(node); // from here: what the sweep appends
+
+  const releaseChat = await holdKeyLocks(
+    fx.testDb.url,
+    LOCK_SPACE.chat,
+    [running],
+    ON_CITUS ? 'chats' : undefined,
+  );
+  let sending: ReturnType<PgChatStore['send']> | undefined;
+  const sentAt = Date.now();
+  try {
+    sending = node.send(sendInput('ow-a', running, { body: 'still storing', now: sentAt }));
+    await until(async () => (await waitingForLocks()) >= 1);
+    node.storeEpochChanged();
+    await until(async () => messageUsers(seen, lost.messageId).includes('ow-c'));
+    // The sweep is through (it appended the lost event): the mark is still below the message
+    // whose chat step waits.
+    expect(await markOf(fx, node.nodeId)).toBeLessThanOrEqual(sentAt);
+  } finally {
+    await releaseChat();
+  }
+  const sent = await sending!;
+  await node.fanoutIdle();
+  await node.writeMark();
+  expect(await markOf(fx, node.nodeId)).toBeGreaterThan(sentAt);
+  const events = (await inboxOf(fx.db, 'ow-b')).filter((e) => e.kind === 'message');
+  expect(events.map((e) => e.messageId)).toEqual([sent.messageId]);
+});
