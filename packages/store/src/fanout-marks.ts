@@ -23,6 +23,8 @@ import type { KeyRouter } from './shard-router';
 import type { FanoutEvent } from './user-step';
 
 export interface MarkBeat {
+  /** This node's `upto` as written: held back while a sweeper's claim is under way. */
+  readonly upto: number;
   /** The lowest `upto` of every node's mark: acked events older than this may be deleted. */
   readonly keepFrom: number;
   /** Set when a sweeper took over this node's fan-out below it. */
@@ -64,6 +66,7 @@ export async function beatMark(
   const written = row?.upto === null || row?.upto === undefined ? upto : Number(row.upto);
   const others = row?.keep_from;
   return {
+    upto: written,
     keepFrom: others === null || others === undefined ? written : Math.min(written, Number(others)),
     sweptUpto: row?.swept_upto === null || row === undefined ? null : Number(row.swept_upto),
   };

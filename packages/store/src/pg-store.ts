@@ -31,7 +31,7 @@ import type { FanoutTicket } from './fanout';
 import { chatChangeEvents, messageEvents } from './fanout-events';
 import type { StoredChatChange } from './fanout-events';
 import { beatMark, dropMark, readMark, staleMarks, sweepNode } from './fanout-marks';
-import type { SweepResult } from './fanout-marks';
+import type { MarkBeat, SweepResult } from './fanout-marks';
 import { silentLogger } from './pool';
 import type { StoreLogger } from './pool';
 import type { Database, InboxKind } from './schema';
@@ -87,6 +87,12 @@ export interface PgChatStoreOptions {
    * since its last heartbeat; another node's sweeper must wait longer than this too.
    */
   readonly orphanWindowMs?: number;
+  /**
+   * How long a sweeper's claim on this node's mark may stay unfinished before this node finishes
+   * it itself (default 300 000 ms): the claimer died mid-sweep, and this node's mark, which does
+   * not move during a claim, would otherwise hold every node's acked events back for good.
+   */
+  readonly claimTakeoverMs?: number;
   /** Milliseconds since the epoch; Date.now by default. */
   readonly now?: () => number;
   readonly logger?: StoreLogger;
@@ -130,6 +136,8 @@ interface SyncRow {
 
 /** See PgChatStoreOptions.orphanWindowMs. */
 export const DEFAULT_ORPHAN_WINDOW_MS = 12_000;
+/** See PgChatStoreOptions.claimTakeoverMs. */
+const DEFAULT_CLAIM_TAKEOVER_MS = 300_000;
 /** How long close() waits for owed fan-out before leaving it to the next start or a sweeper. */
 const CLOSE_FANOUT_WAIT_MS = 10_000;
 /** First delay before this node sweeps its own mark after a chat step with an unknown outcome. */
@@ -181,6 +189,8 @@ export class PgChatStore implements ChatStore {
   /** The own fan-out swept again after a new store epoch; no mark is written meanwhile. */
   private restoreSweep: Promise<void> | undefined;
   private restoreSweepAgain = false;
+  /** Since when this node's beats have found a sweeper's claim on its mark unfinished. */
+  private claimSeenSince: number | undefined;
   /** Plain PostgreSQL or Citus, found out on first use. */
   private readonly routers: EngineRouters;
 
@@ -202,6 +212,7 @@ export class PgChatStore implements ChatStore {
       markIntervalMs: options.markIntervalMs ?? 1000,
       lingerMs: options.lingerMs ?? 3,
       orphanWindowMs: options.orphanWindowMs ?? DEFAULT_ORPHAN_WINDOW_MS,
+      claimTakeoverMs: options.claimTakeoverMs ?? DEFAULT_CLAIM_TAKEOVER_MS,
       logger: options.logger ?? silentLogger,
     });
     this.onBatch = options.onBatch;
@@ -623,9 +634,33 @@ export class PgChatStore implements ChatStore {
         this.keepFromMs = beat.keepFrom;
       }
       await this.deleteKeptAcked();
+      await this.finishStaleClaim(beat);
     } catch (err) {
       throw toChatError(err);
     }
+  }
+
+  /**
+   * A sweeper's claim on this node's mark that stays unfinished for `claimTakeoverMs` lost its
+   * sweeper: this node runs the claim's sweep itself (the claimed messages are no longer its own
+   * fan-out's to append), which moves the mark on.
+   */
+  private async finishStaleClaim(beat: MarkBeat): Promise<void> {
+    if (beat.sweptUpto === null || beat.sweptUpto <= beat.upto) {
+      this.claimSeenSince = undefined;
+      return;
+    }
+    this.claimSeenSince ??= this.now();
+    if (this.now() - this.claimSeenSince < this.options.claimTakeoverMs) return;
+    const swept = await sweepNode(this.db, this.nodeId, beat.sweptUpto, {
+      users: (await this.routers.get()).users,
+    });
+    this.claimSeenSince = undefined;
+    this.options.logger.warn(
+      { messages: swept.messages, events: swept.deliveries.length },
+      'finished a sweeper’s unfinished claim on this node’s fan-out',
+    );
+    this.emit(swept.deliveries);
   }
 
   /** Deletes the acked events kept back by a mark that has moved past them since. */

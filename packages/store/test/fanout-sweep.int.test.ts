@@ -274,3 +274,30 @@ test('a node sweeping its own mark leaves the mark below a message whose chat st
   const events = (await inboxOf(fx.db, 'ow-b')).filter((e) => e.kind === 'message');
   expect(events.map((e) => e.messageId)).toEqual([sent.messageId]);
 });
+
+test('a claim whose sweeper died is finished by the claimed node itself', async () => {
+  const node = await fx.store({ markIntervalMs: 3_600_000, claimTakeoverMs: 0 });
+  const { chatId } = await node.createChat('cl-a', ['cl-b'], null, Date.now());
+  await node.fanoutIdle();
+  await node.writeMark();
+  const release = await lockUsers(['cl-b']);
+  let sent: Awaited<ReturnType<PgChatStore['send']>>;
+  let claimedUpto: number;
+  try {
+    // The message's user step waits; meanwhile a sweeper claims the node's mark past it, and
+    // dies before its sweep: the node's own fan-out leaves the message to the claim.
+    sent = await node.send(sendInput('cl-a', chatId, { body: 'claimed' }));
+    claimedUpto = Date.now() + 1;
+    await sql`update fanout_marks set swept_upto = ${claimedUpto}::int8
+      where node_id = ${node.nodeId}`.execute(fx.db);
+  } finally {
+    await release();
+  }
+  await node.fanoutIdle();
+  expect((await inboxOf(fx.db, 'cl-b')).filter((e) => e.kind === 'message')).toEqual([]);
+
+  await node.writeMark(); // the claim unfinished past claimTakeoverMs: the node sweeps it
+  const events = (await inboxOf(fx.db, 'cl-b')).filter((e) => e.kind === 'message');
+  expect(events.map((e) => e.messageId)).toEqual([sent.messageId]);
+  expect(await markOf(fx, node.nodeId)).toBe(claimedUpto);
+});
