@@ -4,7 +4,8 @@
  * inboxes. A node that stops writing (crashed, frozen, cut off) leaves its last promise behind;
  * the sweeper appends the events of every message that node stored from there on, using the
  * same idempotent user step, and moves the mark on. A node starting up sweeps what its
- * previous run left the same way before it writes a new mark.
+ * previous run left the same way before it writes a new mark (its own sweeps leave the mark to
+ * its next beat: see SweepOptions.claim).
  *
  * Before sweeping, the sweeper sets `swept_upto`: a node that wakes up then leaves those
  * messages alone (the user step checks it after taking the user's lock, so one of the two
@@ -36,7 +37,9 @@ export interface MarkBeat {
  * (`swept_upto` above `upto`) only the heartbeat moves: the node's own fan-out skips what the
  * claim covers, so its promise says nothing about those messages, and a mark moved past them
  * would let their acked events be deleted before the claim's sweep looks for them (it would
- * append them again). The claim's sweep moves the mark when it is through.
+ * append them again). The claim's sweep moves the mark when it is through, and the node's
+ * beats never take it back below the claim: what lies below is the claim's (a node with
+ * fan-out still owed from before would otherwise step back and look claimed again).
  */
 export async function beatMark(
   db: Kysely<Database>,
@@ -53,7 +56,7 @@ export async function beatMark(
       insert into fanout_marks (node_id, upto, heartbeat_at) values (${nodeId}, ${upto}, ${now})
       on conflict (node_id) do update set
         upto = case when fanout_marks.swept_upto > fanout_marks.upto then fanout_marks.upto
-          else excluded.upto end,
+          else greatest(excluded.upto, coalesce(fanout_marks.swept_upto, 0)) end,
         heartbeat_at = excluded.heartbeat_at
       returning upto, swept_upto
     )
@@ -85,9 +88,15 @@ export async function readMark(
     : { upto: Number(row.upto), heartbeatAt: Number(row.heartbeat_at) };
 }
 
-/** Removes a node's mark: it owes nothing (a clean stop). */
+/**
+ * Removes a node's mark: it owes nothing (a clean stop). Not while a sweeper's claim on it is
+ * under way: the mark holds acked events back until the claim's sweep has looked for them (the
+ * mark then stays, goes stale, and is dropped once swept and forgotten).
+ */
 export async function dropMark(db: Kysely<Database>, nodeId: string): Promise<void> {
-  await sql`delete from fanout_marks where node_id = ${nodeId}`.execute(db);
+  await sql`
+    delete from fanout_marks
+    where node_id = ${nodeId} and (swept_upto is null or swept_upto <= upto)`.execute(db);
 }
 
 /** A mark whose node has not written it since `heartbeatBefore`. */
@@ -131,7 +140,10 @@ export interface SweepOptions {
    * leaves the mark alone (the node writes it from what it still owes: messages whose chat step
    * commits after the sweep read its page, or whose events wait for a retry, are below `to`; a
    * mark moved past them would promise a fan-out not done: lost if the node died, appended twice
-   * if acked events were deleted first). It starts at a claim under way, which covers the rest.
+   * if acked events were deleted first). It starts where a claim under way ends: two sweeps over
+   * one range could append an event twice (the first one through moves the mark, acked events
+   * are deleted, the second one finds them gone); a claim whose sweeper died is finished by the
+   * node after a while (PgChatStore's claimTakeoverMs).
    */
   readonly claim?: boolean;
   /** Drop the mark afterwards if its node has not written it since (gone for good). */

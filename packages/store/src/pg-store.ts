@@ -191,6 +191,8 @@ export class PgChatStore implements ChatStore {
   private restoreSweepAgain = false;
   /** Since when this node's beats have found a sweeper's claim on its mark unfinished. */
   private claimSeenSince: number | undefined;
+  /** This node finishing such a claim itself (finishStaleClaim). */
+  private claimTakeover: Promise<void> | undefined;
   /** Plain PostgreSQL or Citus, found out on first use. */
   private readonly routers: EngineRouters;
 
@@ -584,6 +586,7 @@ export class PgChatStore implements ChatStore {
       clearTimeout(timer);
       clearInterval(this.markTimer);
       await this.marking;
+      await this.claimTakeover;
       // Nothing owed: the mark goes, so that it holds nobody's acked events back. Something
       // owed (Postgres away): a last mark leaves it to a sweeper or to this node's next start.
       const owed = this.fanout.backlog > 0 || this.doubtful.size > 0;
@@ -618,7 +621,7 @@ export class PgChatStore implements ChatStore {
   /**
    * Writes this node's fan-out mark now (it is written every `markIntervalMs` anyway) and takes
    * the lowest of all marks: acked events older than that may be deleted. Not while this node
-   * sweeps its own mark (then the sweep moves it).
+   * sweeps its own mark (the mark written once it is through says what is still owed).
    */
   async writeMark(): Promise<void> {
     if (this.restoreSweep !== undefined || this.ownSweeps > 0) return;
@@ -634,7 +637,7 @@ export class PgChatStore implements ChatStore {
         this.keepFromMs = beat.keepFrom;
       }
       await this.deleteKeptAcked();
-      await this.finishStaleClaim(beat);
+      this.finishStaleClaim(beat);
     } catch (err) {
       throw toChatError(err);
     }
@@ -643,24 +646,32 @@ export class PgChatStore implements ChatStore {
   /**
    * A sweeper's claim on this node's mark that stays unfinished for `claimTakeoverMs` lost its
    * sweeper: this node runs the claim's sweep itself (the claimed messages are no longer its own
-   * fan-out's to append), which moves the mark on.
+   * fan-out's to append), which moves the mark on. Beside the beats, not inside one: a long
+   * sweep must not stop the heartbeat (a silent mark would be claimed again).
    */
-  private async finishStaleClaim(beat: MarkBeat): Promise<void> {
+  private finishStaleClaim(beat: MarkBeat): void {
     if (beat.sweptUpto === null || beat.sweptUpto <= beat.upto) {
       this.claimSeenSince = undefined;
       return;
     }
     this.claimSeenSince ??= this.now();
     if (this.now() - this.claimSeenSince < this.options.claimTakeoverMs) return;
-    const swept = await sweepNode(this.db, this.nodeId, beat.sweptUpto, {
-      users: (await this.routers.get()).users,
-    });
-    this.claimSeenSince = undefined;
-    this.options.logger.warn(
-      { messages: swept.messages, events: swept.deliveries.length },
-      'finished a sweeper’s unfinished claim on this node’s fan-out',
-    );
-    this.emit(swept.deliveries);
+    const to = beat.sweptUpto;
+    this.claimTakeover ??= (async () => {
+      const swept = await sweepNode(this.db, this.nodeId, to, {
+        users: (await this.routers.get()).users,
+      });
+      this.claimSeenSince = undefined;
+      this.options.logger.warn(
+        { messages: swept.messages, events: swept.deliveries.length },
+        'finished a sweeper’s unfinished claim on this node’s fan-out',
+      );
+      this.emit(swept.deliveries);
+    })()
+      .catch((err: unknown) =>
+        this.options.logger.warn({ err }, 'unfinished claim not swept; retrying at a later beat'),
+      )
+      .finally(() => (this.claimTakeover = undefined));
   }
 
   /** Deletes the acked events kept back by a mark that has moved past them since. */

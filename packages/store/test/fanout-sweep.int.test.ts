@@ -70,6 +70,13 @@ async function markOf(f: StoreFixture, nodeId: string): Promise<number> {
   return Number(rows[0]?.upto ?? 0);
 }
 
+/** The `swept_upto` of a node's mark: set while (and after) a sweeper claimed it. */
+async function claimOf(nodeId: string): Promise<number | null> {
+  const { rows } = await sql<{ swept_upto: string | null }>`
+    select swept_upto from fanout_marks where node_id = ${nodeId}`.execute(fx.db);
+  return rows[0]?.swept_upto == null ? null : Number(rows[0].swept_upto);
+}
+
 const messageUsers = (deliveries: readonly Delivery[], messageId: string): string[] =>
   deliveries
     .filter((d) => d.event.kind === 'message' && d.event.messageId === messageId)
@@ -211,7 +218,11 @@ test('a node woken while a sweeper finishes its fan-out moves no mark past the c
     // A minute later the woken node's mark is stale by the sweeper's clock: the claim's sweep
     // reaches the message and waits for wk-b's lock.
     sweep = sweeper.sweepStale(Date.now() + 60_000, 15_000, DAY_MS);
-    await until(async () => (await waitingForLocks()) === steps);
+    // The claim is made (on Citus the other stores' beats to the reference table can wait on a
+    // lock too, so the count of waiters alone does not tell).
+    await until(
+      async () => (await claimOf(woken.nodeId)) !== null && (await waitingForLocks()) >= steps,
+    );
     const before = await markOf(fx, woken.nodeId);
     // The node wakes up: it owes nothing, and its mark would say "now". The device acks.
     await woken.writeMark();
@@ -262,7 +273,9 @@ test('a node sweeping its own mark leaves the mark below a message whose chat st
     node.storeEpochChanged();
     await until(async () => messageUsers(seen, lost.messageId).includes('ow-c'));
     // The sweep is through (it appended the lost event): the mark is still below the message
-    // whose chat step waits.
+    // whose chat step waits, and so is the one the node writes next.
+    expect(await markOf(fx, node.nodeId)).toBeLessThanOrEqual(sentAt);
+    await node.writeMark();
     expect(await markOf(fx, node.nodeId)).toBeLessThanOrEqual(sentAt);
   } finally {
     await releaseChat();
@@ -296,8 +309,47 @@ test('a claim whose sweeper died is finished by the claimed node itself', async 
   await node.fanoutIdle();
   expect((await inboxOf(fx.db, 'cl-b')).filter((e) => e.kind === 'message')).toEqual([]);
 
-  await node.writeMark(); // the claim unfinished past claimTakeoverMs: the node sweeps it
+  // The claim unfinished past claimTakeoverMs: the node sweeps it beside its beats.
+  await node.writeMark();
+  await until(async () => (await markOf(fx, node.nodeId)) === claimedUpto);
   const events = (await inboxOf(fx.db, 'cl-b')).filter((e) => e.kind === 'message');
   expect(events.map((e) => e.messageId)).toEqual([sent.messageId]);
-  expect(await markOf(fx, node.nodeId)).toBe(claimedUpto);
+});
+
+test('a claim just made is left to its sweeper, and a clean stop keeps the claimed mark', async () => {
+  const node = await fx.store({ markIntervalMs: 3_600_000 }); // claimTakeoverMs: 5 min
+  await node.createChat('cs-a', ['cs-b'], null, Date.now());
+  await node.fanoutIdle();
+  await node.writeMark();
+  const upto = await markOf(fx, node.nodeId);
+  // A sweeper claims the mark and is still sweeping.
+  await sql`update fanout_marks set swept_upto = ${Date.now() + 1}::int8
+    where node_id = ${node.nodeId}`.execute(fx.db);
+  await node.writeMark();
+  expect(await markOf(fx, node.nodeId)).toBe(upto);
+  // The node owes nothing, but its mark stays: it holds acked events back for the claim's sweep.
+  await node.close();
+  expect(await markOf(fx, node.nodeId)).toBe(upto);
+});
+
+test('once a claim is through, the node never writes its mark back below it', async () => {
+  const node = await fx.store({ markIntervalMs: 3_600_000 });
+  const { chatId } = await node.createChat('bk-a', ['bk-b'], null, Date.now());
+  await node.fanoutIdle();
+  const release = await lockUsers(['bk-b']);
+  try {
+    // Fan-out still owed from before the claim (its user step waits)...
+    const { ts } = await node.send(sendInput('bk-a', chatId, { body: 'owed' }));
+    // ... when a sweeper's claim past it is through (the mark as such a claim leaves it; the
+    // node's own user step will find the message claimed and skip it).
+    const claimed = Date.now() + 1;
+    await sql`update fanout_marks set swept_upto = ${claimed}::int8, upto = ${claimed}::int8
+      where node_id = ${node.nodeId}`.execute(fx.db);
+    await node.writeMark();
+    // Back at the owed message (old code), the mark would look claimed again and stay there.
+    expect(await markOf(fx, node.nodeId)).toBe(claimed);
+    expect(ts).toBeLessThan(claimed);
+  } finally {
+    await release();
+  }
 });
