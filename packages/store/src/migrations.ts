@@ -19,7 +19,6 @@ import { blocksMigration } from './migration-blocks';
 import { pushMigration } from './migration-push';
 import { sendBatchMigration } from './migration-send-batch';
 import { expiredSeqMigration } from './migration-expired-seq';
-import { inboxAutovacuumMigration } from './migration-inbox-autovacuum';
 import { storeEpochMigration } from './store-epoch';
 
 const initial: Migration = {
@@ -160,7 +159,6 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0014_push': pushMigration,
   '0015_expired_seq': expiredSeqMigration,
   '0016_citus_coordinator_locks': citusCoordinatorLocksMigration,
-  '0017_inbox_autovacuum': inboxAutovacuumMigration,
 });
 
 const provider: MigrationProvider = {

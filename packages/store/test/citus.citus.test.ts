@@ -66,22 +66,6 @@ test('tables are distributed by user and by chat, co-located, small ones replica
   expect(byTable.get('fanout_marks')?.citus_table_type).toBe('reference');
 });
 
-test('every inbox shard carries the inbox autovacuum settings (migration 0017)', async () => {
-  const { rows } = await sql<{ result: string }>`
-    select result from run_command_on_shards('inbox',
-      $$select array_to_string(reloptions, ',') from pg_class where oid = '%s'::regclass$$)`.execute(
-    fx.db,
-  );
-  expect(rows.length).toBeGreaterThan(1);
-  for (const r of rows) {
-    expect(r.result.split(',').sort()).toEqual([
-      'autovacuum_vacuum_cost_delay=0',
-      'autovacuum_vacuum_scale_factor=0',
-      'autovacuum_vacuum_threshold=500',
-    ]);
-  }
-});
-
 test('sends from two nodes to chats on many shards: stored once, in every inbox once, seqs contiguous', async () => {
   const pairs = Array.from({ length: 24 }, (_, i) => [`cs-a${i}`, `cs-b${i}`] as const);
   const chats: { chatId: string; members: readonly [string, string] }[] = [];

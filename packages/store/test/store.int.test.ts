@@ -117,7 +117,6 @@ describe('migrations', () => {
         '0014_push',
         '0015_expired_seq',
         '0016_citus_coordinator_locks',
-        '0017_inbox_autovacuum',
       ]);
     } finally {
       await Promise.all(dbs.map((db) => db.destroy()));
