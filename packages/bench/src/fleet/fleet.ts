@@ -25,6 +25,9 @@ import type {
 type Frame = Record<string, unknown>;
 
 /** State of the traffic being sent. */
+/** How often the traffic timer sends what is due. */
+const SEND_TICK_MS = 2;
+
 class Traffic {
   readonly total: number;
   readonly startAt: number;
@@ -43,6 +46,13 @@ class Traffic {
   /** Beside each `deliverMs` entry: the recipient's device index in this fleet. */
   readonly deliverTo: number[][] = [];
   readonly ackMs: number[][] = [];
+  /**
+   * Per second of the schedule: the longest this process's event loop kept the 2 ms send timer
+   * waiting (ms). A late timer delays the deliveries it records as well: what of a latency
+   * figure is the load generator's own delay rather than the cluster's.
+   */
+  readonly loopLagMs: number[] = [];
+  private lastTickAt = 0;
   stopped = false;
 
   constructor(
@@ -60,6 +70,16 @@ class Traffic {
 
   scheduledAt(k: number): number {
     return this.startAt + (k * 1000) / this.command.rate;
+  }
+
+  /** Called by the send timer: records how late this tick came. */
+  tick(now: number, intervalMs: number): void {
+    if (this.lastTickAt > 0) {
+      const s = Math.max(0, Math.floor((now - this.startAt) / 1000));
+      const lag = Math.max(0, now - this.lastTickAt - intervalMs);
+      this.loopLagMs[s] = Math.max(this.loopLagMs[s] ?? 0, Math.round(lag * 10) / 10);
+    }
+    this.lastTickAt = now;
   }
 
   bucket(arr: number[][], k: number): number[] {
@@ -272,6 +292,7 @@ export class Fleet {
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
         const now = performance.now();
+        t.tick(now, SEND_TICK_MS);
         if (now < t.stopAt) {
           this.sendDue(t, now);
           return;
@@ -297,7 +318,7 @@ export class Fleet {
           clearInterval(timer);
           resolve();
         }
-      }, 2);
+      }, SEND_TICK_MS);
     });
     const end = performance.now();
     this.traffic = null;
@@ -326,6 +347,7 @@ export class Fleet {
       deliverMs: t.deliverMs,
       deliverTo: t.deliverTo,
       ackMs: t.ackMs,
+      loopLagMs: Array.from(t.loopLagMs, (x) => x ?? 0),
       welcomes: this.welcomes,
       closes: this.closes,
       closeCodes: Object.fromEntries(this.closeCodes),

@@ -106,6 +106,8 @@ export interface FleetTrafficResult {
   readonly deliverTo: readonly (readonly number[])[];
   /** Per second of the schedule: send→ok latencies (ms). */
   readonly ackMs: readonly (readonly number[])[];
+  /** Per second of the schedule: the fleet process's longest event-loop delay (ms). */
+  readonly loopLagMs: readonly number[];
   readonly welcomes: readonly WelcomeRecord[];
   /** Connections the nodes closed during traffic: device, node it was on, close code, Date.now(). */
   readonly closes: readonly (readonly [number, string, number, number])[];

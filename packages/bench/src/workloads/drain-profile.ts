@@ -40,11 +40,36 @@ export interface DrainProfile {
   readonly commitsPerSecDuring: number;
 }
 
+/** One node's second: its longest event-loop delay and the time its garbage collector took. */
+export interface NodeSecond {
+  readonly at: number;
+  readonly node: string;
+  readonly loopLagMaxMs: number;
+  readonly gcMs: number;
+}
+
+/** A metric's value (summed over its label sets) in a Prometheus text page; NaN when absent. */
+export function promValue(page: string, name: string): number {
+  let sum = Number.NaN;
+  for (const line of page.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    const value = Number(rest.slice(rest.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sum = (Number.isNaN(sum) ? 0 : sum) + value;
+  }
+  return sum;
+}
+
 export class DrainProfiler {
   private waits = new Map<string, number>();
   private samples = 0;
   private sampling = false;
   private readonly timer: NodeJS.Timeout;
+  /** Each node's /metrics once a second: event-loop delay (reset by each scrape) and GC time. */
+  private readonly secondsTimer: NodeJS.Timeout;
+  private readonly gcTotals = new Map<string, number>();
+  readonly seconds: NodeSecond[] = [];
 
   private constructor(
     private readonly cluster: TestCluster,
@@ -53,6 +78,42 @@ export class DrainProfiler {
     private readonly postmasterPid: number,
   ) {
     this.timer = setInterval(() => void this.sampleWaits(), 100);
+    this.secondsTimer = setInterval(() => void this.sampleNodes(), 1000);
+  }
+
+  private async sampleNodes(): Promise<void> {
+    await Promise.all(
+      [...this.cluster.nodes].map(async ([id, node]) => {
+        try {
+          const res = await fetch(`${node.internalUrl}/metrics`, {
+            signal: AbortSignal.timeout(900),
+          });
+          const page = await res.text();
+          const gcTotal = promValue(page, 'nodejs_gc_duration_seconds_sum') * 1000;
+          const previous = this.gcTotals.get(id);
+          this.gcTotals.set(id, gcTotal);
+          if (previous === undefined) return;
+          this.seconds.push({
+            at: Date.now(),
+            node: id,
+            loopLagMaxMs: Math.round(promValue(page, 'nodejs_eventloop_lag_max_seconds') * 1000),
+            gcMs: Math.round(gcTotal - previous),
+          });
+        } catch {
+          // a node too busy to answer within the second shows as a gap
+        }
+      }),
+    );
+  }
+
+  /** Per node, `second:lagMax/gc` (ms) of the samples in [from, to), seconds counted from `zero`. */
+  nodeTimeline(from: number, to: number, zero: number): Record<string, string> {
+    const out: Record<string, string[]> = {};
+    for (const x of this.seconds) {
+      if (x.at < from || x.at >= to) continue;
+      (out[x.node] ??= []).push(`${Math.round((x.at - zero) / 1000)}s:${x.loopLagMaxMs}/${x.gcMs}`);
+    }
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.join(' ')]));
   }
 
   static async start(cluster: TestCluster, postmasterPid: number): Promise<DrainProfiler> {
@@ -148,6 +209,7 @@ export class DrainProfiler {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.secondsTimer);
     await this.admin.end().catch(() => undefined);
   }
 }

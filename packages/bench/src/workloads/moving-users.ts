@@ -100,6 +100,21 @@ export async function stopTraffic(pop: Population): Promise<void> {
  * Latencies (ms) of messages scheduled between two wall-clock times, over every fleet; with
  * `recipients`, only deliveries to those devices (global indices, as in `events`).
  */
+/** The fleets' longest event-loop delay (ms) in the seconds of their schedules that overlap [from, to). */
+export function fleetLagBetween(
+  results: readonly FleetTrafficResult[],
+  fromMs: number,
+  toMs: number,
+): number {
+  let worst = 0;
+  for (const r of results) {
+    const from = Math.max(0, Math.floor((fromMs - r.startedAt) / 1000));
+    const to = Math.min(r.loopLagMs.length, Math.ceil((toMs - r.startedAt) / 1000));
+    for (let s = from; s < to; s++) worst = Math.max(worst, r.loopLagMs[s] ?? 0);
+  }
+  return worst;
+}
+
 export function latenciesBetween(
   results: readonly FleetTrafficResult[],
   fromMs: number,

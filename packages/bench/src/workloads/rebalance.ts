@@ -20,6 +20,7 @@ import { DrainProfiler, logDrainProfile } from './drain-profile';
 import {
   connectPairs,
   events,
+  fleetLagBetween,
   latenciesBetween,
   peakPerSecondBuckets,
   startTraffic,
@@ -143,6 +144,11 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
               profiler === undefined
                 ? undefined
                 : DrainProfiler.compare(steadyMark!, scaleMark!, await profiler.mark());
+            const nodeSeconds = profiler?.nodeTimeline(
+              scaleStart - 4000,
+              scaleEnd + 2000,
+              scaleStart,
+            );
             await profiler?.close();
             await sleep(3000);
             await stopTraffic(pop);
@@ -170,11 +176,12 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
             const duringLat = latenciesBetween(results, scaleStart, scaleEnd);
             const toMovers = { pop, devices: movers };
             const timeline: string[] = [];
+            const fleetLag: string[] = [];
             for (let t = scaleStart - 4000; t < scaleEnd + 2000; t += 1000) {
               const lat = latenciesBetween(results, t, t + 1000);
-              timeline.push(
-                `${Math.round((t - scaleStart) / 1000)}s:${percentile(lat, 50)}/${percentile(lat, 99)}`,
-              );
+              const second = `${Math.round((t - scaleStart) / 1000)}s`;
+              timeline.push(`${second}:${percentile(lat, 50)}/${percentile(lat, 99)}`);
+              fleetLag.push(`${second}:${fleetLagBetween(results, t, t + 1000)}`);
             }
             const moversBeforeLat = latenciesBetween(results, 0, scaleStart, toMovers);
             const moversDuringLat = latenciesBetween(results, scaleStart, scaleEnd, toMovers);
@@ -213,6 +220,9 @@ export async function runRebalance(options: RebalanceOptions): Promise<WorkloadO
                 `welcomes/s ${JSON.stringify(run.peakWelcomesPerNode)}, non-movers disconnected ${run.nonMoversDisconnected}, lost ${run.lost}, skipped ${run.skipped}, errors ${run.errors}`,
             );
             log(`    p50/p99 ms by second from the scale-out: ${timeline.join(' ')}`);
+            log(`    the fleet's longest event-loop delay, ms by second: ${fleetLag.join(' ')}`);
+            for (const [node, line] of Object.entries(nodeSeconds ?? {}))
+              log(`    ${node} event-loop delay max / GC ms by second: ${line}`);
             if (profile !== undefined) logDrainProfile(log, profile);
           } finally {
             await pop.close();
