@@ -280,6 +280,7 @@ export class ChatNode {
     try {
       const state = await this.store.connectDevice(session.user, session.device, this.clock.now(), {
         receiptEvents: !session.features.has('receipt-marks'),
+        moving: this.ownership.movingHere(session.user),
       });
       this.sessions.noteSeq(session.user, state.latestSeq);
       reset = state.reset === true;

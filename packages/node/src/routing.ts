@@ -12,6 +12,11 @@ export interface Ownership {
   epoch(): number;
   /** The owner's node id as this node sees it; undefined when there is no ring (serve here). */
   ownerOf(user: string): string | undefined;
+  /**
+   * The user came to this node with a ring change still open: its devices may be connected to
+   * their previous owner meanwhile (a move overlaps), and are registered there.
+   */
+  movingHere(user: string): boolean;
 }
 
 /**
@@ -39,6 +44,7 @@ export const singleNodeOwnership: Ownership = Object.freeze({
   redirectFor: () => undefined,
   epoch: () => 0,
   ownerOf: () => undefined,
+  movingHere: () => false,
 });
 
 export function localFabric(local: LocalDeliverer): DeliveryFabric {

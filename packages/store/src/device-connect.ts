@@ -43,6 +43,13 @@ export interface DeviceConnect {
   readonly receiptEvents: boolean;
 }
 
+/**
+ * A moving device's registration is only read when it was active this recently (a day): its
+ * `last_active`, which retention judges, is then not moved on by the move, and a device that
+ * only idled, connected, for most of the retention period gets registered as usual.
+ */
+export const MOVING_FRESH_MS = 24 * 3600 * 1000;
+
 interface Pending extends DeviceConnect {
   readonly resolve: (state: DeviceState) => void;
   readonly reject: (err: ChatError) => void;
@@ -53,6 +60,8 @@ export interface DeviceConnectStats {
   readonly connects: number;
   readonly statements: number;
   readonly largestBatch: number;
+  /** Moving devices whose state was read without registering them again. */
+  readonly movesRead: number;
 }
 
 const keyOf = (userId: string, deviceId: string): string => `${userId}\u0000${deviceId}`;
@@ -64,13 +73,19 @@ const keyOf = (userId: string, deviceId: string): string => `${userId}\u0000${de
  */
 export class DeviceConnector {
   private readonly queue: BatchQueue<Pending>;
-  private counters = { connects: 0, statements: 0, largestBatch: 0 };
+  /** Moving devices, read without a write first (readMovingDevices); misses go to `queue`. */
+  private readonly moving: BatchQueue<Pending>;
+  private counters = { connects: 0, statements: 0, largestBatch: 0, movesRead: 0 };
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly options: DeviceConnectorOptions = {},
   ) {
     this.queue = new BatchQueue((batch) => this.run(batch), {
+      maxBatchSize: options.maxBatchSize ?? 500,
+      maxConcurrent: options.maxConcurrent ?? 2,
+    });
+    this.moving = new BatchQueue((batch) => this.readMoving(batch), {
       maxBatchSize: options.maxBatchSize ?? 500,
       maxConcurrent: options.maxConcurrent ?? 2,
     });
@@ -93,13 +108,62 @@ export class DeviceConnector {
     this.counters.connects++;
     const receiptEvents = options.receiptEvents ?? true;
     return new Promise<DeviceState>((resolve, reject) => {
-      this.queue.push({ userId, deviceId, now, receiptEvents, resolve, reject });
+      (options.moving === true ? this.moving : this.queue).push({
+        userId,
+        deviceId,
+        now,
+        receiptEvents,
+        resolve,
+        reject,
+      });
     });
   }
 
   /** Resolves once nothing is queued or running. */
-  idle(): Promise<void> {
-    return this.queue.idle();
+  async idle(): Promise<void> {
+    await this.moving.idle();
+    await this.queue.idle();
+  }
+
+  /**
+   * Moving devices: a read, no write. A move comes for every device of a user whose owner
+   * changed, at the drain rate; registering each (an upsert of the device, a commit waiting for
+   * its WAL flush) made the drain's registrations the largest cost beside the traffic, and the
+   * sends' commits queued behind them (`npm run bench -- rebalance --profile`). The device is
+   * connected to the old owner meanwhile, so nothing of its registration is new.
+   */
+  private async readMoving(batch: readonly Pending[]): Promise<void> {
+    this.counters.statements++;
+    let states: ReadonlyMap<string, DeviceState>;
+    const started = performance.now();
+    try {
+      states = await readMovingDevices(this.db, batch, await this.options.users?.());
+      this.options.onBatch?.({
+        kind: 'connect',
+        size: batch.length,
+        durationMs: performance.now() - started,
+        committed: true,
+      });
+    } catch {
+      // Registered as usual instead: its own failure, if any, is the one the caller sees. The
+      // metrics count the failed read (kind `connect`, not committed).
+      this.options.onBatch?.({
+        kind: 'connect',
+        size: batch.length,
+        durationMs: performance.now() - started,
+        committed: false,
+      });
+      states = new Map();
+    }
+    for (const pending of batch) {
+      const state = states.get(keyOf(pending.userId, pending.deviceId));
+      if (state === undefined) {
+        this.queue.push(pending);
+      } else {
+        this.counters.movesRead++;
+        pending.resolve(state);
+      }
+    }
   }
 
   /** Registers a batch and settles its promises; never rejects. */
@@ -246,12 +310,73 @@ export async function connectDevices(
       ackedSeq: Number(s.acked_seq),
       created: s.created,
       ...(s.reset ? { reset: true as const } : {}),
-      receipts: s.receipts.map((r): ReceiptMark => ({
-        chatId: r.chatId,
-        reader: r.reader,
-        delivered: r.delivered === '0' ? null : r.delivered,
-        read: r.read === '0' ? null : r.read,
-      })),
+      receipts: s.receipts.map(toReceiptMark),
+    });
+  }
+  return result;
+}
+
+/**
+ * The state of moving devices, read in one statement (per shard on Citus), writing nothing: the
+ * same answer as connectDevices for each device that is registered, was active within
+ * MOVING_FRESH_MS, has no retention tombstone, is not behind the user's expired seq (it would
+ * be told `reset`) and takes receipts as it did. The others are left out of the map, to be
+ * registered as usual.
+ */
+export async function readMovingDevices(
+  db: Kysely<Database>,
+  connects: readonly DeviceConnect[],
+  router: KeyRouter = WHOLE_BATCH,
+): Promise<Map<string, DeviceState>> {
+  const rows = await perShard(
+    router,
+    connects,
+    (c) => c.userId,
+    async (group, keys) => {
+      const { rows: found } = await sql<{
+        user_id: string;
+        device_id: string;
+        acked_seq: string;
+        latest: string;
+        receipts: { chatId: string; reader: string; delivered: string; read: string }[];
+      }>`
+    with input as (
+      select * from unnest(
+        ${group.map((r) => r.userId)}::text[],
+        ${group.map((r) => r.deviceId)}::text[],
+        ${group.map((r) => r.now)}::bigint[],
+        ${group.map((r) => r.receiptEvents)}::boolean[]
+      ) as t(user_id, device_id, now, receipt_events)
+    )
+    select d.user_id, d.device_id, d.acked_seq, coalesce(${latestSeq(keys)}, 0) as latest,
+      coalesce((
+        select jsonb_agg(jsonb_build_object('chatId', r.chat_id, 'reader', r.reader,
+            'delivered', r.delivered_upto::text, 'read', r.read_upto::text)
+          order by r.chat_id, r.reader)
+        from receipt_marks r
+        where r.user_id = d.user_id${onShard('r.user_id', keys)}
+          and r.updated_at > d.last_active
+      ), '[]'::jsonb) as receipts
+    from input i
+    join devices d on d.user_id = i.user_id and d.device_id = i.device_id
+    join users u on u.id = i.user_id${onShard('u.id', keys)}
+    where d.last_active >= i.now - ${MOVING_FRESH_MS}::int8
+      and d.receipt_events = i.receipt_events
+      and greatest(d.acked_seq, d.created_seq) >= coalesce(u.expired_seq, 0)
+      and not exists (
+        select 1 from expired_devices e
+        where e.user_id = i.user_id and e.device_id = i.device_id${onShard('e.user_id', keys)})
+      ${onShard('d.user_id', keys)}`.execute(db);
+      return found;
+    },
+  );
+  const result = new Map<string, DeviceState>();
+  for (const s of rows) {
+    result.set(keyOf(s.user_id, s.device_id), {
+      latestSeq: Number(s.latest),
+      ackedSeq: Number(s.acked_seq),
+      created: false,
+      receipts: s.receipts.map(toReceiptMark),
     });
   }
   return result;
@@ -269,4 +394,18 @@ async function lastActivity(
       as i(user_id, device_id) on i.user_id = d.user_id and i.device_id = d.device_id
     where d.user_id = any(${keys}::text[])`.execute(db);
   return rows;
+}
+
+function toReceiptMark(r: {
+  chatId: string;
+  reader: string;
+  delivered: string;
+  read: string;
+}): ReceiptMark {
+  return {
+    chatId: r.chatId,
+    reader: r.reader,
+    delivered: r.delivered === '0' ? null : r.delivered,
+    read: r.read === '0' ? null : r.read,
+  };
 }

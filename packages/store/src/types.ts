@@ -90,6 +90,12 @@ export interface DeviceOptions {
    * `receipts` frames (feature `receipt-marks`).
    */
   readonly receiptEvents?: boolean;
+  /**
+   * The device is connected to another node and moving here (an open ring transition): if it
+   * is registered, recently active and unchanged, its state is read without writing anything.
+   * Otherwise it is registered as usual.
+   */
+  readonly moving?: boolean;
 }
 
 export interface ChatStore {

@@ -124,3 +124,45 @@ test('a device that was away gets the receipt watermarks that moved meanwhile', 
   // A brand-new device has no messages to show ticks on: none either.
   expect((await store.connectDevice('rm-alice', 'tablet', 300)).receipts).toEqual([]);
 });
+
+test('a moving device that is registered and active is read without a write; any other is registered', async () => {
+  const { chatId } = await store.createChat('mv-alice', ['mv-bob'], null, 1);
+  await store.send(sendInput('mv-alice', chatId));
+  await store.fanoutIdle();
+  const now = 10 * 24 * 3600 * 1000;
+  await store.connectDevice('mv-bob', 'phone', now);
+  await store.ack('mv-bob', 'phone', 1);
+  await store.connectDevice('mv-bob', 'stale', now - 2 * 24 * 3600 * 1000);
+  await store.connectDevice('mv-bob', 'marks', now, { receiptEvents: false });
+  const lastActive = async (device: string): Promise<number | null> => {
+    const { rows } = await sql<{ last_active: string }>`
+      select last_active from devices where user_id = 'mv-bob' and device_id = ${device}`.execute(
+      fx.db,
+    );
+    return rows[0] === undefined ? null : Number(rows[0].last_active);
+  };
+  const registered = await store.connectDevice('mv-bob', 'phone', now + 1);
+  const phoneActive = await lastActive('phone');
+  const before = store.connectStats;
+
+  const moved = await store.connectDevice('mv-bob', 'phone', now + 500, { moving: true });
+  // The same state as a registration gives, and nothing written.
+  expect(moved).toEqual(registered);
+  expect(await lastActive('phone')).toBe(phoneActive);
+  expect(store.connectStats.movesRead - before.movesRead).toBe(1);
+
+  // Not registered yet, idle for more than a day, or taking receipts another way: registered.
+  const unknown = await store.connectDevice('mv-bob', 'new', now + 500, { moving: true });
+  expect(unknown).toMatchObject({ created: true, latestSeq: registered.latestSeq });
+  expect(await lastActive('new')).toBe(now + 500);
+  await store.connectDevice('mv-bob', 'stale', now + 500, { moving: true });
+  expect(await lastActive('stale')).toBe(now + 500);
+  await store.connectDevice('mv-bob', 'marks', now + 500, { moving: true });
+  expect(await lastActive('marks')).toBe(now + 500);
+  // A device retention removed meanwhile is told to start fresh, as at any connect.
+  await sql`insert into expired_devices (user_id, device_id, expired_at)
+    values ('mv-bob', 'phone', ${now + 600})`.execute(fx.db);
+  const expired = await store.connectDevice('mv-bob', 'phone', now + 700, { moving: true });
+  expect(expired).toMatchObject({ reset: true });
+  expect(store.connectStats.movesRead - before.movesRead).toBe(1);
+});

@@ -113,6 +113,10 @@ export class RingOwnership implements Ownership {
     return owners;
   }
 
+  movingHere(user: string): boolean {
+    return this.previousOwnersOf(user).some((node) => node !== this.selfId);
+  }
+
   ownsLocally(user: string): boolean {
     const owner = this.ownerOf(user);
     return owner === undefined || owner === this.selfId;
