@@ -114,7 +114,10 @@ export class RingOwnership implements Ownership {
   }
 
   movingHere(user: string): boolean {
-    return this.previousOwnersOf(user).some((node) => node !== this.selfId);
+    return (
+      this.ownerOf(user) === this.selfId &&
+      this.previousOwnersOf(user).some((node) => node !== this.selfId)
+    );
   }
 
   ownsLocally(user: string): boolean {

@@ -101,3 +101,21 @@ test('after an unplanned change (a node died), the owner before it, for the grac
   now = 1_001;
   expect(own.previousOwnersOf(orphan)).toEqual([]);
 });
+
+test('a user is moving here while a transition brings it from another node, and only then', () => {
+  const own = new RingOwnership('node-4', { now: () => 0 }, 30_000);
+  own.update(snapshot({ epoch: 1, members: members(ids(3)) }, ids(4), 1));
+  for (const u of users.slice(0, 50)) expect(own.movingHere(u)).toBe(false);
+  own.update(snapshot(transition(2, ids(3), ids(4)), ids(4), 2));
+  const comers = users.filter((u) => r4.owner(u) === 'node-4');
+  expect(comers.length).toBeGreaterThan(500);
+  for (const u of users) expect(own.movingHere(u)).toBe(r4.owner(u) === 'node-4');
+  // The transition closed: nobody is moving any more.
+  own.update(snapshot({ epoch: 3, members: members(ids(4)) }, ids(4), 3));
+  for (const u of comers) expect(own.movingHere(u)).toBe(false);
+  // Seen from an old owner, its own users are never moving here.
+  const old = new RingOwnership('node-1', { now: () => 0 }, 30_000);
+  old.update(snapshot(transition(2, ids(3), ids(4)), ids(4), 2));
+  for (const u of users.filter((x) => r4.owner(x) === 'node-1'))
+    expect(old.movingHere(u)).toBe(false);
+});
