@@ -278,15 +278,17 @@ export class ChatNode {
     let reset = false;
     let missed: readonly ReceiptMark[] = [];
     try {
+      const moving = this.ownership.movingHere(session.user);
       const state = await this.store.connectDevice(session.user, session.device, this.clock.now(), {
         receiptEvents: !session.features.has('receipt-marks'),
-        moving: this.ownership.movingHere(session.user),
+        moving,
       });
       this.sessions.noteSeq(session.user, state.latestSeq);
       reset = state.reset === true;
       missed = state.receipts;
-      // Also on connect, so that a crash of this node does not leave an old time behind.
-      this.social.touchLastSeen(session.user);
+      // Also on connect, so that a crash of this node does not leave an old time behind. A
+      // moving user was touched when it connected to its old owner and is online throughout.
+      if (!moving) this.social.touchLastSeen(session.user);
     } catch (err) {
       this.log.warn({ err, user: session.user }, 'cannot register device');
       this.notReady.delete(session);

@@ -85,9 +85,11 @@ export class DeviceConnector {
       maxBatchSize: options.maxBatchSize ?? 500,
       maxConcurrent: options.maxConcurrent ?? 2,
     });
+    // One read at a time: moves arrive at the drain rate, and those that come while a read runs
+    // share the next one (a drain has no hurry: the old connection delivers meanwhile).
     this.moving = new BatchQueue((batch) => this.readMoving(batch), {
       maxBatchSize: options.maxBatchSize ?? 500,
-      maxConcurrent: options.maxConcurrent ?? 2,
+      maxConcurrent: 1,
     });
   }
 
