@@ -286,9 +286,9 @@ export class ChatNode {
       this.sessions.noteSeq(session.user, state.latestSeq);
       reset = state.reset === true;
       missed = state.receipts;
-      // Also on connect, so that a crash of this node does not leave an old time behind. A
-      // moving user was touched when it connected to its old owner and is online throughout.
-      if (!moving) this.social.touchLastSeen(session.user);
+      // Also on connect, so that a crash of this node does not leave an old time behind (a
+      // moving user's too: the old owner writes no last seen when the overlap ends).
+      this.social.touchLastSeen(session.user);
     } catch (err) {
       this.log.warn({ err, user: session.user }, 'cannot register device');
       this.notReady.delete(session);

@@ -8,6 +8,7 @@ import './runtime-guard';
 import pino from 'pino';
 import {
   DEFAULT_ORPHAN_WINDOW_MS,
+  MOVING_FRESH_MS,
   PgChatStore,
   PgGroupStore,
   PgPresenceStore,
@@ -143,6 +144,8 @@ async function main(): Promise<void> {
     maxQueuedSends: loaded.queues.maxQueuedSends,
     maxQueuedConnects: loaded.queues.maxQueuedConnects,
     markIntervalMs: config.fanoutMarkMs,
+    // A moving device read instead of registered keeps its last_active: well inside retention.
+    movingFreshMs: Math.min(MOVING_FRESH_MS, loaded.retention.retentionMs / 4),
     now: () => clock.now(),
     logger: log.child({ component: 'store' }),
     onBatch: (batch) => metrics.observeBatch(batch),

@@ -28,7 +28,13 @@ export interface DeviceConnectorOptions {
    * Postgres does not pile up connects in memory.
    */
   readonly maxQueued?: number;
-  /** Called after each statement, for metrics (kind `connect`). */
+  /**
+   * A moving device is read instead of registered only if it was active within this long
+   * (default MOVING_FRESH_MS): its `last_active`, which retention judges, is not moved on by
+   * the read, so keep it well below the device retention period.
+   */
+  readonly movingFreshMs?: number;
+  /** Called after each statement, for metrics (kind `connect`, or `connect-read` for moves). */
   readonly onBatch?: (batch: BatchInfo) => void;
   /** Splits a batch by shard on Citus (shard-router.ts). */
   readonly users?: () => Promise<KeyRouter>;
@@ -44,9 +50,8 @@ export interface DeviceConnect {
 }
 
 /**
- * A moving device's registration is only read when it was active this recently (a day): its
- * `last_active`, which retention judges, is then not moved on by the move, and a device that
- * only idled, connected, for most of the retention period gets registered as usual.
+ * A moving device's registration is only read when it was active this recently (default a
+ * day; see DeviceConnectorOptions.movingFreshMs).
  */
 export const MOVING_FRESH_MS = 24 * 3600 * 1000;
 
@@ -104,7 +109,7 @@ export class DeviceConnector {
     now: number,
     options: DeviceOptions = {},
   ): Promise<DeviceState> {
-    if (this.queue.queued >= (this.options.maxQueued ?? 5000)) {
+    if (this.queue.queued + this.moving.queued >= (this.options.maxQueued ?? 5000)) {
       return Promise.reject(new ChatError('UNAVAILABLE', 'too many connects waiting for storage'));
     }
     this.counters.connects++;
@@ -139,18 +144,23 @@ export class DeviceConnector {
     let states: ReadonlyMap<string, DeviceState>;
     const started = performance.now();
     try {
-      states = await readMovingDevices(this.db, batch, await this.options.users?.());
+      states = await readMovingDevices(
+        this.db,
+        batch,
+        this.options.movingFreshMs ?? MOVING_FRESH_MS,
+        await this.options.users?.(),
+      );
       this.options.onBatch?.({
-        kind: 'connect',
+        kind: 'connect-read',
         size: batch.length,
         durationMs: performance.now() - started,
         committed: true,
       });
     } catch {
       // Registered as usual instead: its own failure, if any, is the one the caller sees. The
-      // metrics count the failed read (kind `connect`, not committed).
+      // metrics count the failed read (kind `connect-read`, not committed).
       this.options.onBatch?.({
-        kind: 'connect',
+        kind: 'connect-read',
         size: batch.length,
         durationMs: performance.now() - started,
         committed: false,
@@ -321,13 +331,14 @@ export async function connectDevices(
 /**
  * The state of moving devices, read in one statement (per shard on Citus), writing nothing: the
  * same answer as connectDevices for each device that is registered, was active within
- * MOVING_FRESH_MS, has no retention tombstone, is not behind the user's expired seq (it would
+ * `freshMs`, has no retention tombstone, is not behind the user's expired seq (it would
  * be told `reset`) and takes receipts as it did. The others are left out of the map, to be
  * registered as usual.
  */
 export async function readMovingDevices(
   db: Kysely<Database>,
   connects: readonly DeviceConnect[],
+  freshMs: number = MOVING_FRESH_MS,
   router: KeyRouter = WHOLE_BATCH,
 ): Promise<Map<string, DeviceState>> {
   const rows = await perShard(
@@ -362,7 +373,7 @@ export async function readMovingDevices(
     from input i
     join devices d on d.user_id = i.user_id and d.device_id = i.device_id
     join users u on u.id = i.user_id${onShard('u.id', keys)}
-    where d.last_active >= i.now - ${MOVING_FRESH_MS}::int8
+    where d.last_active >= i.now - ${freshMs}::int8
       and d.receipt_events = i.receipt_events
       and greatest(d.acked_seq, d.created_seq) >= coalesce(u.expired_seq, 0)
       and not exists (

@@ -1,6 +1,7 @@
 export { DEFAULT_ORPHAN_WINDOW_MS, PgChatStore } from './pg-store';
 export type { PgChatStoreOptions, SendBatchInfo, SendStats } from './pg-store';
 export type { DeviceConnectStats } from './device-connect';
+export { MOVING_FRESH_MS } from './device-connect';
 export { LOCK_SPACE } from './key-locks';
 export { SINGLE_SHARD_SETTINGS } from './shard-router';
 export { detectEngine, userShardCount } from './citus';

@@ -93,6 +93,12 @@ export interface PgChatStoreOptions {
    * not move during a claim, would otherwise hold every node's acked events back for good.
    */
   readonly claimTakeoverMs?: number;
+  /**
+   * A device moving here (connectDevice's `moving`) is read instead of registered only if it
+   * was active within this long (default a day); keep it well below the device retention
+   * period, since the read does not move its `last_active` on.
+   */
+  readonly movingFreshMs?: number;
   /** Milliseconds since the epoch; Date.now by default. */
   readonly now?: () => number;
   readonly logger?: StoreLogger;
@@ -157,7 +163,7 @@ const CHANGE_FANOUT_WAIT_MS = 5000;
 export class PgChatStore implements ChatStore {
   readonly nodeId: string;
   private readonly options: Readonly<
-    Required<Omit<PgChatStoreOptions, 'onBatch' | 'nodeId' | 'now'>>
+    Required<Omit<PgChatStoreOptions, 'onBatch' | 'nodeId' | 'now' | 'movingFreshMs'>>
   >;
   private readonly onBatch: ((batch: BatchInfo) => void) | undefined;
   private readonly now: () => number;
@@ -220,6 +226,7 @@ export class PgChatStore implements ChatStore {
     this.onBatch = options.onBatch;
     this.devices = new DeviceConnector(db, {
       maxQueued: this.options.maxQueuedConnects,
+      ...(options.movingFreshMs === undefined ? {} : { movingFreshMs: options.movingFreshMs }),
       users: async () => (await this.routers.get()).users,
       ...(options.onBatch ? { onBatch: options.onBatch } : {}),
     });

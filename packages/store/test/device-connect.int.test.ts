@@ -165,4 +165,11 @@ test('a moving device that is registered and active is read without a write; any
   const expired = await store.connectDevice('mv-bob', 'phone', now + 700, { moving: true });
   expect(expired).toMatchObject({ reset: true });
   expect(store.connectStats.movesRead - before.movesRead).toBe(1);
+
+  // With a shorter retention the node asks for a shorter window: active 2 s ago is too long.
+  const strict = await fx.store({ movingFreshMs: 1000 });
+  await strict.connectDevice('mv-bob', 'tablet', now);
+  await strict.connectDevice('mv-bob', 'tablet', now + 2000, { moving: true });
+  expect(await lastActive('tablet')).toBe(now + 2000);
+  expect(strict.connectStats.movesRead).toBe(0);
 });
