@@ -6,7 +6,7 @@
  * while earlier statements run are registered together in ONE statement (see BatchQueue).
  */
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { Kysely, RawBuilder } from 'kysely';
 import { ChatError } from '@chat/protocol';
 import { BatchQueue } from './batch-queue';
 import type { BatchInfo } from './batch-queue';
@@ -249,14 +249,7 @@ export async function connectDevices(
         reset: boolean;
         receipts: { chatId: string; reader: string; delivered: string; read: string }[];
       }>`
-    with input as (
-      select * from unnest(
-        ${rows.map((r) => r.userId)}::text[],
-        ${rows.map((r) => r.deviceId)}::text[],
-        ${rows.map((r) => r.now)}::bigint[],
-        ${rows.map((r) => r.receiptEvents)}::boolean[]
-      ) as t(user_id, device_id, now, receipt_events)
-    ),
+    with input as (${connectInput(rows)}),
     new_users as (
       insert into users (id)
       select distinct user_id from input where true${onShard('user_id', keys)} order by user_id
@@ -302,30 +295,13 @@ export async function connectDevices(
         select 1 from tomb t where t.user_id = dev.user_id and t.device_id = dev.device_id
       ) or (not dev.created and greatest(dev.acked_seq, dev.created_seq) < usr.expired)
         as reset,
-      coalesce((
-        select jsonb_agg(jsonb_build_object('chatId', r.chat_id, 'reader', r.reader,
-            'delivered', r.delivered_upto::text, 'read', r.read_upto::text)
-          order by r.chat_id, r.reader)
-        from receipt_marks r
-        where r.user_id = dev.user_id${onShard('r.user_id', keys)}
-          and r.updated_at > old.last_active
-      ), '[]'::jsonb) as receipts
+      ${receiptsSince('dev.user_id', 'old.last_active', keys)} as receipts
     from dev join usr on usr.user_id = dev.user_id
     left join old on old.user_id = dev.user_id and old.device_id = dev.device_id`.execute(db);
       return found;
     },
   );
-  const result = new Map<string, DeviceState>();
-  for (const s of states) {
-    result.set(keyOf(s.user_id, s.device_id), {
-      latestSeq: Number(s.latest),
-      ackedSeq: Number(s.acked_seq),
-      created: s.created,
-      ...(s.reset ? { reset: true as const } : {}),
-      receipts: s.receipts.map(toReceiptMark),
-    });
-  }
-  return result;
+  return new Map(states.map((s) => [keyOf(s.user_id, s.device_id), toDeviceState(s)]));
 }
 
 /**
@@ -353,23 +329,9 @@ export async function readMovingDevices(
         latest: string;
         receipts: { chatId: string; reader: string; delivered: string; read: string }[];
       }>`
-    with input as (
-      select * from unnest(
-        ${group.map((r) => r.userId)}::text[],
-        ${group.map((r) => r.deviceId)}::text[],
-        ${group.map((r) => r.now)}::bigint[],
-        ${group.map((r) => r.receiptEvents)}::boolean[]
-      ) as t(user_id, device_id, now, receipt_events)
-    )
+    with input as (${connectInput(group)})
     select d.user_id, d.device_id, d.acked_seq, coalesce(${latestSeq(keys)}, 0) as latest,
-      coalesce((
-        select jsonb_agg(jsonb_build_object('chatId', r.chat_id, 'reader', r.reader,
-            'delivered', r.delivered_upto::text, 'read', r.read_upto::text)
-          order by r.chat_id, r.reader)
-        from receipt_marks r
-        where r.user_id = d.user_id${onShard('r.user_id', keys)}
-          and r.updated_at > d.last_active
-      ), '[]'::jsonb) as receipts
+      ${receiptsSince('d.user_id', 'd.last_active', keys)} as receipts
     from input i
     join devices d on d.user_id = i.user_id and d.device_id = i.device_id
     join users u on u.id = i.user_id${onShard('u.id', keys)}
@@ -383,16 +345,9 @@ export async function readMovingDevices(
       return found;
     },
   );
-  const result = new Map<string, DeviceState>();
-  for (const s of rows) {
-    result.set(keyOf(s.user_id, s.device_id), {
-      latestSeq: Number(s.latest),
-      ackedSeq: Number(s.acked_seq),
-      created: false,
-      receipts: s.receipts.map(toReceiptMark),
-    });
-  }
-  return result;
+  return new Map(
+    rows.map((s) => [keyOf(s.user_id, s.device_id), toDeviceState({ ...s, created: false })]),
+  );
 }
 
 /** When each of the devices that exist was last active (one shard's devices, Citus only). */
@@ -407,6 +362,52 @@ async function lastActivity(
       as i(user_id, device_id) on i.user_id = d.user_id and i.device_id = d.device_id
     where d.user_id = any(${keys}::text[])`.execute(db);
   return rows;
+}
+
+/** The connects as rows (user_id, device_id, now, receipt_events). */
+function connectInput(connects: readonly DeviceConnect[]): RawBuilder<unknown> {
+  return sql`select * from unnest(
+    ${connects.map((r) => r.userId)}::text[],
+    ${connects.map((r) => r.deviceId)}::text[],
+    ${connects.map((r) => r.now)}::bigint[],
+    ${connects.map((r) => r.receiptEvents)}::boolean[]
+  ) as t(user_id, device_id, now, receipt_events)`;
+}
+
+/**
+ * The receipt watermarks of the user's chats that moved after `since` (what a device missed
+ * while away), as a JSON array.
+ */
+function receiptsSince(
+  userColumn: string,
+  sinceColumn: string,
+  keys: readonly string[] | null,
+): RawBuilder<unknown> {
+  return sql`coalesce((
+    select jsonb_agg(jsonb_build_object('chatId', r.chat_id, 'reader', r.reader,
+        'delivered', r.delivered_upto::text, 'read', r.read_upto::text)
+      order by r.chat_id, r.reader)
+    from receipt_marks r
+    where r.user_id = ${sql.raw(userColumn)}${onShard('r.user_id', keys)}
+      and r.updated_at > ${sql.raw(sinceColumn)}
+  ), '[]'::jsonb)`;
+}
+
+/** A device's state from the columns both statements return. */
+function toDeviceState(row: {
+  latest: string;
+  acked_seq: string;
+  created: boolean;
+  reset?: boolean;
+  receipts: { chatId: string; reader: string; delivered: string; read: string }[];
+}): DeviceState {
+  return {
+    latestSeq: Number(row.latest),
+    ackedSeq: Number(row.acked_seq),
+    created: row.created,
+    ...(row.reset === true ? { reset: true as const } : {}),
+    receipts: row.receipts.map(toReceiptMark),
+  };
 }
 
 function toReceiptMark(r: {
