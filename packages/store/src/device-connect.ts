@@ -142,7 +142,7 @@ export class DeviceConnector {
   private async readMoving(batch: readonly Pending[]): Promise<void> {
     this.counters.statements++;
     let states: ReadonlyMap<string, DeviceState>;
-    const started = performance.now();
+    const report = this.batchReporter('connect-read', batch.length);
     try {
       states = await readMovingDevices(
         this.db,
@@ -150,21 +150,11 @@ export class DeviceConnector {
         this.options.movingFreshMs ?? MOVING_FRESH_MS,
         await this.options.users?.(),
       );
-      this.options.onBatch?.({
-        kind: 'connect-read',
-        size: batch.length,
-        durationMs: performance.now() - started,
-        committed: true,
-      });
+      report(true);
     } catch {
       // Registered as usual instead: its own failure, if any, is the one the caller sees. The
-      // metrics count the failed read (kind `connect-read`, not committed).
-      this.options.onBatch?.({
-        kind: 'connect-read',
-        size: batch.length,
-        durationMs: performance.now() - started,
-        committed: false,
-      });
+      // metrics count the failed read.
+      report(false);
       states = new Map();
     }
     for (const pending of batch) {
@@ -178,19 +168,19 @@ export class DeviceConnector {
     }
   }
 
+  /** Reports a statement starting now to `onBatch` once it is through (`committed` or not). */
+  private batchReporter(kind: string, size: number): (committed: boolean) => void {
+    const started = performance.now();
+    return (committed) =>
+      this.options.onBatch?.({ kind, size, durationMs: performance.now() - started, committed });
+  }
+
   /** Registers a batch and settles its promises; never rejects. */
   private async run(batch: readonly Pending[]): Promise<void> {
     this.counters.statements++;
     this.counters.largestBatch = Math.max(this.counters.largestBatch, batch.length);
     let states: ReadonlyMap<string, DeviceState>;
-    const started = performance.now();
-    const report = (committed: boolean): void =>
-      this.options.onBatch?.({
-        kind: 'connect',
-        size: batch.length,
-        durationMs: performance.now() - started,
-        committed,
-      });
+    const report = this.batchReporter('connect', batch.length);
     try {
       states = await connectDevices(this.db, batch, await this.options.users?.());
       report(true);

@@ -24,10 +24,10 @@ import type {
 
 type Frame = Record<string, unknown>;
 
-/** State of the traffic being sent. */
 /** How often the traffic timer sends what is due. */
 const SEND_TICK_MS = 2;
 
+/** State of the traffic being sent. */
 class Traffic {
   readonly total: number;
   readonly startAt: number;
@@ -73,10 +73,10 @@ class Traffic {
   }
 
   /** Called by the send timer: records how late this tick came. */
-  tick(now: number, intervalMs: number): void {
+  tick(now: number): void {
     if (this.lastTickAt > 0) {
       const s = Math.max(0, Math.floor((now - this.startAt) / 1000));
-      const lag = Math.max(0, now - this.lastTickAt - intervalMs);
+      const lag = Math.max(0, now - this.lastTickAt - SEND_TICK_MS);
       this.loopLagMs[s] = Math.max(this.loopLagMs[s] ?? 0, Math.round(lag * 10) / 10);
     }
     this.lastTickAt = now;
@@ -292,7 +292,7 @@ export class Fleet {
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
         const now = performance.now();
-        t.tick(now, SEND_TICK_MS);
+        t.tick(now);
         if (now < t.stopAt) {
           this.sendDue(t, now);
           return;

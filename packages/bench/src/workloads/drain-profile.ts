@@ -69,7 +69,7 @@ export class DrainProfiler {
   /** Each node's /metrics once a second: event-loop delay (reset by each scrape) and GC time. */
   private readonly secondsTimer: NodeJS.Timeout;
   private readonly gcTotals = new Map<string, number>();
-  readonly seconds: NodeSecond[] = [];
+  private readonly seconds: NodeSecond[] = [];
 
   private constructor(
     private readonly cluster: TestCluster,

@@ -96,10 +96,6 @@ export async function stopTraffic(pop: Population): Promise<void> {
   await Promise.all(pop.fleets.map((f) => f.fleet.stopTraffic()));
 }
 
-/**
- * Latencies (ms) of messages scheduled between two wall-clock times, over every fleet; with
- * `recipients`, only deliveries to those devices (global indices, as in `events`).
- */
 /** The fleets' longest event-loop delay (ms) in the seconds of their schedules that overlap [from, to). */
 export function fleetLagBetween(
   results: readonly FleetTrafficResult[],
@@ -115,6 +111,10 @@ export function fleetLagBetween(
   return worst;
 }
 
+/**
+ * Latencies (ms) of messages scheduled between two wall-clock times, over every fleet; with
+ * `recipients`, only deliveries to those devices (global indices, as in `events`).
+ */
 export function latenciesBetween(
   results: readonly FleetTrafficResult[],
   fromMs: number,
